@@ -1,0 +1,310 @@
+"""Elementwise kernels: bias + activation, their derivatives, output heads, losses.
+
+Design: each function is one fused pass over contiguous row-major memory; the
+switch on the activation or loss code sits outside the loop so the inner loop
+is branch-free where the function allows. Losses are accumulated in double
+whatever the dtype, and are written from the logits (log-sum-exp, softplus) so
+they stay finite for any finite logit. ``head_loss_grad`` returns the weighted
+*sum* of per-sample losses and writes ``grad_scale * w_i * dloss_i/dz``: the
+caller chooses the normaliser (one batch or the whole data set).
+"""
+import numpy as np
+
+from libc.math cimport (exp, expf, log, log1p, log1pf, tanh, tanhf, erf, erff,
+                        sqrt, fabs, isfinite)
+
+cdef double SQRT1_2 = 0.70710678118654752440
+cdef double INV_SQRT_2PI = 0.39894228040143267794
+cdef double LEAKY_SLOPE = 0.01
+
+ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU,
+               "tanh": TANH, "sigmoid": SIGMOID, "gelu": GELU}
+HEADS = {"softmax": SOFTMAX, "sigmoid": SIGMOID_HEAD, "linear": LINEAR}
+LOSSES = {"cross_entropy": CROSS_ENTROPY, "binary_cross_entropy": BINARY_CROSS_ENTROPY,
+          "squared_error": SQUARED_ERROR, "huber": HUBER}
+
+
+cdef inline floating _exp(floating x) noexcept nogil:
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline floating _sigmoid(floating z) noexcept nogil:
+    cdef floating e
+    if z >= 0:
+        return 1 / (1 + _exp(-z))
+    e = _exp(z)
+    return e / (1 + e)
+
+
+cdef inline floating _tanh(floating z) noexcept nogil:
+    if floating is float:
+        return tanhf(z)
+    else:
+        return tanh(z)
+
+
+cdef inline floating _gelu(floating z) noexcept nogil:
+    if floating is float:
+        return 0.5 * z * (1 + erff(z * <float> SQRT1_2))
+    else:
+        return 0.5 * z * (1 + erf(z * SQRT1_2))
+
+
+cdef inline floating _gelu_grad(floating z) noexcept nogil:
+    # d/dz z*Phi(z) = Phi(z) + z*phi(z)
+    if floating is float:
+        return 0.5 * (1 + erff(z * <float> SQRT1_2)) + z * <float> INV_SQRT_2PI * expf(-0.5 * z * z)
+    else:
+        return 0.5 * (1 + erf(z * SQRT1_2)) + z * INV_SQRT_2PI * exp(-0.5 * z * z)
+
+
+cdef void bias_activation(floating* Z,            # INOUT (n_rows, n_cols): Z += bias
+                          const floating* bias,   # IN    (n_cols,)
+                          floating* A,            # OUT   (n_rows, n_cols): act(Z)
+                          Py_ssize_t n_rows, Py_ssize_t n_cols, int activation) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating z
+    cdef floating* zr
+    cdef floating* ar
+    for i in range(n_rows):
+        zr = Z + i * n_cols
+        ar = A + i * n_cols
+        if activation == RELU:
+            for j in range(n_cols):
+                z = zr[j] + bias[j]
+                zr[j] = z
+                ar[j] = z if z > 0 else 0
+        elif activation == LEAKY_RELU:
+            for j in range(n_cols):
+                z = zr[j] + bias[j]
+                zr[j] = z
+                ar[j] = z if z > 0 else <floating> LEAKY_SLOPE * z
+        elif activation == TANH:
+            for j in range(n_cols):
+                z = zr[j] + bias[j]
+                zr[j] = z
+                ar[j] = _tanh(z)
+        elif activation == SIGMOID:
+            for j in range(n_cols):
+                z = zr[j] + bias[j]
+                zr[j] = z
+                ar[j] = _sigmoid(z)
+        elif activation == GELU:
+            for j in range(n_cols):
+                z = zr[j] + bias[j]
+                zr[j] = z
+                ar[j] = _gelu(z)
+        else:
+            for j in range(n_cols):
+                z = zr[j] + bias[j]
+                zr[j] = z
+                ar[j] = z
+
+
+cdef void activation_backward(floating* D,          # INOUT dL/dA in, dL/dZ out
+                              const floating* Z,    # IN pre-activation
+                              const floating* A,    # IN activation
+                              Py_ssize_t size, int activation) noexcept nogil:
+    cdef Py_ssize_t i
+    if activation == RELU:
+        for i in range(size):
+            D[i] = D[i] if Z[i] > 0 else 0
+    elif activation == LEAKY_RELU:
+        for i in range(size):
+            D[i] = D[i] if Z[i] > 0 else <floating> LEAKY_SLOPE * D[i]
+    elif activation == TANH:
+        for i in range(size):
+            D[i] = D[i] * (1 - A[i] * A[i])
+    elif activation == SIGMOID:
+        for i in range(size):
+            D[i] = D[i] * A[i] * (1 - A[i])
+    elif activation == GELU:
+        for i in range(size):
+            D[i] = D[i] * _gelu_grad(Z[i])
+
+
+cdef void add_bias(floating* Z, const floating* bias,
+                   Py_ssize_t n_rows, Py_ssize_t n_cols) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating* zr
+    for i in range(n_rows):
+        zr = Z + i * n_cols
+        for j in range(n_cols):
+            zr[j] += bias[j]
+
+
+cdef void column_sums(const floating* D, floating* out, Py_ssize_t n_rows,
+                      Py_ssize_t n_cols, bint accumulate) noexcept nogil:
+    """out (+)= D.sum(axis=0): the bias gradient."""
+    cdef Py_ssize_t i, j
+    cdef const floating* dr
+    if not accumulate:
+        for j in range(n_cols):
+            out[j] = 0
+    for i in range(n_rows):
+        dr = D + i * n_cols
+        for j in range(n_cols):
+            out[j] += dr[j]
+
+
+cdef void multiply(floating* x, const floating* y, Py_ssize_t size) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(size):
+        x[i] *= y[i]
+
+
+cdef void head_output(const floating* Z,   # IN  logits (n_rows, n_cols)
+                      floating* P,         # OUT probabilities or values; may alias Z
+                      Py_ssize_t n_rows, Py_ssize_t n_cols, int head) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating m, s
+    cdef const floating* zr
+    cdef floating* pr
+    for i in range(n_rows):
+        zr = Z + i * n_cols
+        pr = P + i * n_cols
+        if head == SOFTMAX:
+            m = zr[0]
+            for j in range(1, n_cols):
+                if zr[j] > m:
+                    m = zr[j]
+            s = 0
+            for j in range(n_cols):
+                pr[j] = _exp(zr[j] - m)
+                s += pr[j]
+            s = 1 / s
+            for j in range(n_cols):
+                pr[j] *= s
+        elif head == SIGMOID_HEAD:
+            for j in range(n_cols):
+                pr[j] = _sigmoid(zr[j])
+        elif pr != zr:
+            for j in range(n_cols):
+                pr[j] = zr[j]
+
+
+cdef double head_loss_grad(const floating* Z,        # IN  logits (n_rows, n_cols)
+                           Py_ssize_t n_rows, Py_ssize_t n_cols, int loss,
+                           const int* labels,        # IN  class index per row (cross-entropy)
+                           const floating* targets,  # IN  (n_rows, n_cols) other losses
+                           const floating* weights,  # IN  (n_rows,) or NULL for all ones
+                           floating* D,              # OUT dloss/dZ * w_i * grad_scale, or NULL
+                           double grad_scale, double huber_delta) noexcept nogil:
+    """Weighted sum over rows of the per-row loss (summed over outputs)."""
+    cdef Py_ssize_t i, j
+    cdef double total = 0, row, w, m, s, z, y, r, lse
+    cdef floating g
+    cdef const floating* zr
+    cdef const floating* tr
+    cdef floating* dr
+    for i in range(n_rows):
+        zr = Z + i * n_cols
+        w = weights[i] if weights != NULL else 1.0
+        dr = D + i * n_cols if D != NULL else NULL
+        row = 0
+        if loss == CROSS_ENTROPY:
+            m = zr[0]
+            for j in range(1, n_cols):
+                if zr[j] > m:
+                    m = zr[j]
+            s = 0
+            for j in range(n_cols):
+                s += exp(zr[j] - m)
+            lse = m + log(s)
+            row = lse - zr[labels[i]]
+            if dr != NULL:
+                g = <floating> (w * grad_scale)
+                for j in range(n_cols):
+                    dr[j] = <floating> exp(zr[j] - lse) * g
+                dr[labels[i]] -= g
+        else:
+            tr = targets + i * n_cols
+            for j in range(n_cols):
+                z = zr[j]
+                y = tr[j]
+                if loss == BINARY_CROSS_ENTROPY:
+                    # max(z, 0) - z*y + log(1 + exp(-|z|)): finite for any finite z
+                    row += (z if z > 0 else 0) - z * y + log1p(exp(-fabs(z)))
+                    r = _sigmoid(z) - y
+                elif loss == HUBER:
+                    r = z - y
+                    if fabs(r) <= huber_delta:
+                        row += 0.5 * r * r
+                    else:
+                        row += huber_delta * (fabs(r) - 0.5 * huber_delta)
+                        r = huber_delta if r > 0 else -huber_delta
+                else:
+                    r = z - y
+                    row += 0.5 * r * r
+                if dr != NULL:
+                    dr[j] = <floating> (r * w * grad_scale)
+        total += w * row
+    return total
+
+
+cdef bint all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating acc = 0
+    # x - x is 0 for finite x and NaN for inf or NaN; one branch at the end.
+    for i in range(size):
+        acc += x[i] - x[i]
+    return acc == 0
+
+
+# ---- test hooks: thin wrappers so tests can compare each kernel with NumPy ----
+
+def forward_activation(floating[:, ::1] Z, floating[::1] bias, floating[:, ::1] A, str name):
+    """Z += bias; A = activation(Z), in place."""
+    cdef int code = ACTIVATIONS[name]
+    if Z.shape[0] and Z.shape[1]:
+        bias_activation(&Z[0, 0], &bias[0], &A[0, 0], Z.shape[0], Z.shape[1], code)
+
+
+def backward_activation(floating[:, ::1] D, floating[:, ::1] Z, floating[:, ::1] A, str name):
+    """D *= activation'(Z), in place."""
+    cdef int code = ACTIVATIONS[name]
+    if D.shape[0] and D.shape[1]:
+        activation_backward(&D[0, 0], &Z[0, 0], &A[0, 0], D.shape[0] * D.shape[1], code)
+
+
+def output(floating[:, ::1] Z, floating[:, ::1] P, str head):
+    """P = head(Z)."""
+    cdef int code = HEADS[head]
+    if Z.shape[0]:
+        head_output(&Z[0, 0], &P[0, 0], Z.shape[0], Z.shape[1], code)
+
+
+def loss_grad(floating[:, ::1] Z, str loss, labels=None, targets=None, weights=None,
+              floating[:, ::1] D=None, double grad_scale=1.0, double huber_delta=1.0):
+    """Weighted loss sum; fills D with the scaled gradient when given."""
+    cdef int[::1] lab
+    cdef floating[:, ::1] tgt
+    cdef floating[::1] w
+    cdef const int* lab_p = NULL
+    cdef const floating* tgt_p = NULL
+    cdef const floating* w_p = NULL
+    cdef floating* d_p = NULL
+    cdef int code = LOSSES[loss]
+    if labels is not None:
+        lab = labels
+        lab_p = &lab[0]
+    if targets is not None:
+        tgt = targets
+        tgt_p = &tgt[0, 0]
+    if weights is not None:
+        w = weights
+        w_p = &w[0]
+    if D is not None:
+        d_p = &D[0, 0]
+    return head_loss_grad(&Z[0, 0], Z.shape[0], Z.shape[1], code, lab_p, tgt_p,
+                          w_p, d_p, grad_scale, huber_delta)
+
+
+def finite(floating[::1] x):
+    """True when every element is finite."""
+    if x.shape[0] == 0:
+        return True
+    return bool(all_finite(&x[0], x.shape[0]))

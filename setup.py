@@ -1,0 +1,53 @@
+"""Extension modules of archfit; all static metadata lives in pyproject.toml.
+
+Environment switches read at build time:
+
+ARCHFIT_DEBUG=1
+    Cython bounds and initialisation checks on, ``-O0 -g`` instead of ``-O3``.
+"""
+import os
+import sys
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+KERNELS = ["_blas", "_random", "_elementwise", "_optimizers", "_network"]
+
+DEBUG = os.environ.get("ARCHFIT_DEBUG", "0") not in ("", "0")
+
+# One table of per-compiler flags (Thinc's habit): MSVC takes different spellings.
+COMPILE_ARGS = {
+    "msvc": {"release": ["/O2"], "debug": ["/Od", "/Zi"]},
+    "other": {"release": ["-O3"], "debug": ["-O0", "-g"]},
+}
+compiler = "msvc" if sys.platform == "win32" else "other"
+compile_args = COMPILE_ARGS[compiler]["debug" if DEBUG else "release"]
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": False,
+    "initializedcheck": DEBUG,
+    "cdivision": not DEBUG,
+    "embedsignature": True,
+}
+
+extensions = [
+    Extension(
+        f"archfit._kernels.{name}",
+        [f"csrc/archfit/_kernels/{name}.pyx"],
+        extra_compile_args=compile_args,
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    )
+    for name in KERNELS
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        include_path=["csrc"],
+        compiler_directives=directives,
+        # Rebuild when the debug switch flips, even if sources are unchanged.
+        force=DEBUG,
+    )
+)

@@ -1,0 +1,31 @@
+"""archfit: fast CPU training of neural networks, in a statistician's vocabulary.
+
+=================  ======================  =============================================
+idea               object                  holds
+=================  ======================  =============================================
+architecture       :class:`Architecture`   shapes and names; no learned values
+model              :class:`Model`          an architecture, a dtype and its loss: f(x; θ)
+hyperparameters    :class:`Hyperparameters` settings of the fitting algorithm
+fit model          :class:`FitModel`       θ̂ found by :func:`fit` on training data
+=================  ======================  =============================================
+"""
+from archfit.architecture import Architecture, Dense, LayoutEntry
+from archfit.fit_model import FitModel
+from archfit.fitting import DivergenceError, fit, validation_split
+from archfit.hyperparameters import Hyperparameters
+from archfit.model import Model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Architecture",
+    "Dense",
+    "DivergenceError",
+    "FitModel",
+    "Hyperparameters",
+    "LayoutEntry",
+    "Model",
+    "fit",
+    "validation_split",
+    "__version__",
+]

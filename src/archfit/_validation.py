@@ -1,0 +1,112 @@
+"""Checks at the boundary: every array is validated here before a kernel sees it.
+
+Kernels trust their input, so each function below either returns an array a
+kernel can take as is (C-contiguous, the model's dtype, finite) or raises a
+``TypeError``/``ValueError`` that names the argument and the problem.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+# Largest dimension BLAS's 32-bit ``int`` arguments can address.
+MAX_DIMENSION = 2**31 - 1
+
+
+def check_int(value, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return ``value`` as an int, or raise naming ``name``; bools are refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def check_float(value, name: str, *, low: float | None = None, high: float | None = None,
+                low_open: bool = False, high_open: bool = False) -> float:
+    """Return ``value`` as a finite float inside the given interval, or raise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
+    if high is not None and (value >= high if high_open else value > high):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
+    return value
+
+
+def _numeric(array, name: str) -> np.ndarray:
+    """``array`` as an ndarray of a real numeric or bool dtype."""
+    try:
+        arr = np.asarray(array)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"{name} could not be read as an array: {exc}") from None
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise TypeError(f"{name} must be real-valued, got complex dtype {arr.dtype}")
+    if kind not in "biuf":
+        raise TypeError(f"{name} must be numeric (bool, integer or float), got dtype {arr.dtype}")
+    return arr
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name} contains {n_bad} NaN or infinite value(s)")
+
+
+def as_features(X, n_features: int, dtype: np.dtype, name: str = "X") -> np.ndarray:
+    """Validate a design matrix of shape (n_samples, n_features); return it C-contiguous."""
+    arr = _numeric(X, name)
+    if arr.ndim != 2:
+        hint = " (for a single sample use X.reshape(1, -1))" if arr.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-dimensional (n_samples, n_features), "
+                         f"got shape {arr.shape}{hint}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has 0 samples")
+    if arr.shape[1] != n_features:
+        raise ValueError(f"{name} has {arr.shape[1]} features, the architecture expects {n_features}")
+    if arr.shape[0] > MAX_DIMENSION:
+        raise ValueError(f"{name} has more than {MAX_DIMENSION} samples")
+    check_finite(arr, name)
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    # float64 -> float32 can overflow to inf for values beyond float32's range.
+    if out.dtype != arr.dtype and out.dtype.kind == "f" and arr.dtype.kind == "f":
+        check_finite(out, f"{name} (converted to {dtype})")
+    return out
+
+
+def as_parameters(theta, n_parameters: int, dtype: np.dtype, name: str = "theta") -> np.ndarray:
+    """Validate a flat parameter vector: exact dtype, right length, finite."""
+    if not isinstance(theta, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(theta).__name__}")
+    if theta.dtype != dtype:
+        raise TypeError(f"{name} has dtype {theta.dtype}, the model's dtype is {dtype}")
+    if theta.ndim != 1:
+        raise ValueError(f"{name} must be 1-dimensional, got shape {theta.shape}")
+    if theta.shape[0] != n_parameters:
+        raise ValueError(f"{name} has length {theta.shape[0]}, the model has {n_parameters} parameters")
+    check_finite(theta, name)
+    return np.ascontiguousarray(theta)
+
+
+def as_sample_weight(sample_weight, n_samples: int, dtype: np.dtype) -> np.ndarray | None:
+    """Validate sample weights: shape (n_samples,), finite, >= 0, positive sum."""
+    if sample_weight is None:
+        return None
+    w = _numeric(sample_weight, "sample_weight")
+    if w.ndim != 1 or w.shape[0] != n_samples:
+        raise ValueError(f"sample_weight must have shape ({n_samples},), got {w.shape}")
+    check_finite(w, "sample_weight")
+    w = np.ascontiguousarray(w, dtype=dtype)
+    if (w < 0).any():
+        raise ValueError("sample_weight must be non-negative")
+    if not w.sum() > 0:
+        raise ValueError("sample_weight must have a positive sum")
+    return w

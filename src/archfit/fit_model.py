@@ -1,0 +1,159 @@
+"""The fit model: fixed weights θ̂ found by fitting a model to training data."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from archfit._metrics import accuracy, r2
+from archfit._targets import encode
+from archfit._validation import as_features, as_parameters, as_sample_weight
+from archfit.hyperparameters import Hyperparameters
+from archfit.model import Model
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    out = np.array(array, copy=True, order="C")
+    out.flags.writeable = False
+    return out
+
+
+def score_outputs(model: Model, out: np.ndarray, targets, weights=None) -> float:
+    """Accuracy or R² of the model outputs ``out`` against encoded targets."""
+    output = model.architecture.output
+    if output == "softmax":
+        return accuracy(targets.labels, np.argmax(out, axis=1), weights)
+    if output == "sigmoid":
+        return accuracy(targets.values >= 0.5, out >= 0.5, weights)
+    return r2(targets.values, out, weights)
+
+
+class FitModel:
+    """A network with fixed weights: the model, θ̂, and how θ̂ was found.
+
+    Made by :func:`archfit.fit`; immutable. Continuing a fit
+    (``fit(..., init=fitted)``) returns a new FitModel and leaves this one as
+    it was.
+
+    Attributes
+    ----------
+    model : Model
+    parameters : ndarray (read-only)
+        θ̂, flat, in the architecture's layout.
+    hyperparameters : Hyperparameters
+        Those used by the last fit that produced θ̂.
+    history : list of dict
+        One dict per epoch, over every fit in the chain: ``epoch`` (1-based),
+        ``train_loss``, ``learning_rate``, ``seconds`` and, with a validation
+        set, ``validation_loss`` and ``validation_score``.
+    classes : ndarray or None
+        The class labels of a softmax model, in output order.
+    """
+
+    __slots__ = ("_model", "_theta", "_hyperparameters", "_history", "_classes",
+                 "_target_ndim", "_optimizer_state")
+
+    def __init__(self, model: Model, parameters: np.ndarray, hyperparameters: Hyperparameters,
+                 history=(), classes=None, target_ndim: int = 2, optimizer_state=None):
+        if not isinstance(model, Model):
+            raise TypeError(f"model must be a Model, got {type(model).__name__}")
+        if not isinstance(hyperparameters, Hyperparameters):
+            raise TypeError("hyperparameters must be a Hyperparameters")
+        # as_parameters refuses NaN/inf: a FitModel never holds non-finite weights.
+        theta = as_parameters(parameters, model.n_parameters, model.dtype, "parameters")
+        arch = model.architecture
+        if arch.output == "softmax":
+            if classes is None or len(classes) != arch.n_outputs:
+                raise ValueError(f"a softmax FitModel needs {arch.n_outputs} classes")
+            classes = _frozen(np.asarray(classes))
+        else:
+            classes = None
+        if target_ndim not in (1, 2):
+            raise ValueError("target_ndim must be 1 or 2")
+        self._model = model
+        self._theta = _frozen(theta)
+        self._hyperparameters = hyperparameters
+        self._history = tuple(dict(h) for h in history)
+        self._classes = classes
+        self._target_ndim = target_ndim
+        if optimizer_state is not None:
+            m, v, step, name = optimizer_state
+            optimizer_state = (_frozen(m), _frozen(v), int(step), str(name))
+        self._optimizer_state = optimizer_state
+
+    # ---- what it is -------------------------------------------------------------------
+    @property
+    def model(self) -> Model:
+        return self._model
+
+    @property
+    def architecture(self):
+        return self._model.architecture
+
+    @property
+    def parameters(self) -> np.ndarray:
+        """θ̂ (read-only)."""
+        return self._theta
+
+    @property
+    def weights(self) -> dict[str, np.ndarray]:
+        """Read-only views of θ̂ per weight matrix and bias vector."""
+        return self._model.unflatten(self._theta)
+
+    @property
+    def hyperparameters(self) -> Hyperparameters:
+        return self._hyperparameters
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """Per-epoch records (a fresh copy)."""
+        return [dict(h) for h in self._history]
+
+    @property
+    def n_epochs(self) -> int:
+        """Epochs run over the whole chain of fits."""
+        return len(self._history)
+
+    @property
+    def classes(self) -> np.ndarray | None:
+        return self._classes
+
+    # ---- prediction -------------------------------------------------------------------
+    def _outputs(self, X) -> np.ndarray:
+        X = as_features(X, self._model.architecture.n_inputs, self._model.dtype)
+        return self._model._predict(self._theta, X)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities (softmax) or per-label probabilities (sigmoid)."""
+        if self._model.architecture.output == "linear":
+            raise TypeError("predict_proba is for softmax or sigmoid outputs; "
+                            "this model has a linear output: use predict")
+        return self._outputs(X)
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted class labels (softmax), 0/1 indicators (sigmoid) or values (linear)."""
+        out = self._outputs(X)
+        output = self._model.architecture.output
+        if output == "softmax":
+            return self._classes[np.argmax(out, axis=1)]
+        if output == "sigmoid":
+            out = (out >= 0.5).astype(np.int8)
+        if self._target_ndim == 1:
+            return out[:, 0]
+        return out
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy (softmax; subset accuracy for sigmoid) or R² (linear)."""
+        arch = self._model.architecture
+        X = as_features(X, arch.n_inputs, self._model.dtype)
+        targets = encode(y, arch.output, arch.n_outputs, X.shape[0], self._model.dtype,
+                         self._classes)
+        w = as_sample_weight(sample_weight, X.shape[0], np.float64)
+        return self._score(X, targets, w)
+
+    def _score(self, X, targets, weights=None) -> float:
+        return score_outputs(self._model, self._model._predict(self._theta, X), targets, weights)
+
+    def __repr__(self) -> str:
+        return (f"FitModel({self._model!r}, epochs={self.n_epochs}, "
+                f"optimizer={self._hyperparameters.optimizer!r})")

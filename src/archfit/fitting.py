@@ -1,0 +1,286 @@
+"""The fitting algorithm: ``fit(model, X, y, hyperparameters) -> FitModel``."""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from archfit._kernels._network import Status, Trainer
+from archfit._targets import Targets, encode
+from archfit._validation import as_features, as_parameters, as_sample_weight
+from archfit.fit_model import FitModel, score_outputs
+from archfit.hyperparameters import Hyperparameters
+from archfit.model import Model
+from archfit.schedules import LearningRateSchedule
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a non-finite loss or non-finite parameters."""
+
+
+def _divergence(epoch: int, learning_rate: float | None, what: str) -> DivergenceError:
+    hint = (f"; try a smaller learning_rate (this epoch used {learning_rate:g})"
+            if learning_rate is not None else "")
+    return DivergenceError(f"training diverged in epoch {epoch}: {what} became NaN or infinite"
+                           f"{hint}. No fit model was returned and nothing was changed.")
+
+
+def _threads(n_threads: int | None):
+    if n_threads is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=n_threads, user_api="blas")
+
+
+def validation_split(n_samples: int, fraction: float, seed: int,
+                     labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, validation) holding out ``fraction`` of the samples.
+
+    Stratified by ``labels`` when given: each class keeps its share in both
+    parts (a class with a single sample stays in training).
+    """
+    rng = np.random.default_rng([seed, 0x5EED])
+    if labels is None:
+        n_val = int(round(fraction * n_samples))
+        n_val = min(max(n_val, 1), n_samples - 1)
+        perm = rng.permutation(n_samples)
+        val = np.sort(perm[:n_val])
+    else:
+        val_parts = []
+        for c in np.unique(labels):
+            members = np.flatnonzero(labels == c)
+            k = int(round(fraction * len(members)))
+            k = min(k, len(members) - 1)
+            if k > 0:
+                val_parts.append(rng.permutation(members)[:k])
+        if not val_parts:
+            largest = np.bincount(labels).argmax()
+            val_parts.append(rng.permutation(np.flatnonzero(labels == largest))[:1])
+        val = np.sort(np.concatenate(val_parts))
+    if n_samples < 2 or len(val) == 0 or len(val) >= n_samples:
+        raise ValueError(f"cannot hold out a validation set from {n_samples} sample(s); "
+                         "pass validation=(X_val, y_val) or more data")
+    train = np.setdiff1d(np.arange(n_samples), val, assume_unique=True)
+    return train, val
+
+
+def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
+        validation: tuple | None = None, init: FitModel | np.ndarray | None = None,
+        sample_weight=None, classes=None,
+        callback: Callable[[dict[str, Any]], bool | None] | None = None,
+        verbose: bool = False) -> FitModel:
+    """Fit ``model`` to (X, y): find θ̂ by running the fitting algorithm.
+
+    Parameters
+    ----------
+    model : Model
+    X : array-like of shape (n_samples, n_inputs)
+        Bool, integer or float; converted to the model's dtype.
+    y : array-like
+        softmax: class labels (n_samples,) of any sortable type; sigmoid: a 0/1
+        matrix (n_samples, n_outputs); linear: floats (n_samples,) or
+        (n_samples, n_outputs).
+    hyperparameters : Hyperparameters, optional
+        Defaults to ``Hyperparameters()``.
+    validation : tuple (X_val, y_val) or (X_val, y_val, w_val), optional
+        A hold-out set: its loss and score are recorded every epoch and early
+        stopping monitors its loss.
+    init : FitModel or ndarray, optional
+        Start from these parameters instead of a fresh ``model.init(seed)``.
+        From a FitModel, training continues: the epoch count, the schedule,
+        the optimizer's moments (when the optimizer is the same) and the
+        class labels carry over, and a NEW FitModel is returned.
+    sample_weight : array-like of shape (n_samples,), optional
+        Non-negative weights; each batch's loss is the weighted mean.
+    classes : array-like, optional
+        All class labels of a softmax model, when ``y`` may lack some.
+    callback : callable, optional
+        Called after every epoch with that epoch's history record; return
+        True to stop.
+    verbose : bool
+        Print one line per epoch.
+
+    Returns
+    -------
+    FitModel
+
+    Raises
+    ------
+    TypeError, ValueError
+        For invalid input, before any computation.
+    DivergenceError
+        If the loss or the parameters become non-finite; names the epoch.
+    """
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a Model, got {type(model).__name__}")
+    hp = Hyperparameters() if hyperparameters is None else hyperparameters
+    if not isinstance(hp, Hyperparameters):
+        raise TypeError(f"hyperparameters must be a Hyperparameters, got {type(hp).__name__}")
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable")
+    arch, dtype = model.architecture, model.dtype
+
+    # ---- where to start ----------------------------------------------------------------
+    history: list[dict[str, Any]] = []
+    optimizer_state = None
+    if isinstance(init, FitModel):
+        if init.model != model:
+            raise ValueError(f"init was fit with a different model ({init.model!r}); "
+                             f"it cannot initialise {model!r}")
+        history = init.history
+        if init.classes is not None:
+            if classes is not None and not np.array_equal(np.sort(np.asarray(classes)), init.classes):
+                raise ValueError("classes differ from the classes of init")
+            classes = init.classes
+        state = init._optimizer_state
+        if state is not None and state[3] == hp.optimizer:
+            optimizer_state = state
+        theta = np.array(init.parameters, copy=True)
+    elif init is not None:
+        theta = np.array(as_parameters(init, model.n_parameters, dtype, "init"), copy=True)
+    else:
+        theta = None
+
+    # ---- data --------------------------------------------------------------------------
+    X = as_features(X, arch.n_inputs, dtype)
+    n = X.shape[0]
+    if classes is not None and arch.output == "softmax":
+        from archfit._targets import class_labels
+        classes = class_labels(classes, "classes")
+        if len(classes) != arch.n_outputs:
+            raise ValueError(f"classes has {len(classes)} labels, the architecture has "
+                             f"{arch.n_outputs} softmax outputs")
+    targets = encode(y, arch.output, arch.n_outputs, n, dtype, classes)
+    weights = as_sample_weight(sample_weight, n, dtype)
+
+    val = None
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) not in (2, 3):
+            raise TypeError("validation must be a tuple (X_val, y_val) or (X_val, y_val, w_val)")
+        Xv = as_features(validation[0], arch.n_inputs, dtype, "validation X")
+        tv = encode(validation[1], arch.output, arch.n_outputs, Xv.shape[0], dtype,
+                    targets.classes, "validation y")
+        wv = (as_sample_weight(validation[2], Xv.shape[0], dtype)
+              if len(validation) == 3 else None)
+        val = (Xv, tv, wv)
+    elif hp.early_stopping:
+        train_idx, val_idx = validation_split(n, hp.validation_fraction, hp.seed, targets.labels)
+        val = (np.ascontiguousarray(X[val_idx]), targets.take(val_idx),
+               None if weights is None else np.ascontiguousarray(weights[val_idx]))
+        X, targets = np.ascontiguousarray(X[train_idx]), targets.take(train_idx)
+        weights = None if weights is None else np.ascontiguousarray(weights[train_idx])
+        if weights is not None and not weights.sum() > 0:
+            raise ValueError("sample_weight: the training part after the validation split "
+                             "has zero total weight")
+
+    if theta is None:
+        theta = model.init(hp.seed)
+
+    run = _fit_lbfgs if hp.optimizer == "lbfgs" else _fit_minibatch
+    with _threads(hp.n_threads):
+        theta, history, optimizer_state = run(model, hp, theta, X, targets, weights, val,
+                                              history, optimizer_state, callback, verbose)
+    return FitModel(model, theta, hp, history, targets.classes, targets.ndim, optimizer_state)
+
+
+def _record(model, theta, epoch, train_loss, learning_rate, seconds, val):
+    record = {"epoch": epoch, "train_loss": float(train_loss), "learning_rate": learning_rate,
+              "seconds": seconds}
+    if val is not None:
+        Xv, tv, wv = val
+        record["validation_loss"] = model._loss(theta, Xv, tv, wv)
+        record["validation_score"] = score_outputs(model, model._predict(theta, Xv), tv, wv)
+    return record
+
+
+def _report(record, verbose, callback) -> bool:
+    """Print and call back; True when the callback asks to stop."""
+    if verbose:
+        line = f"epoch {record['epoch']:4d}  train_loss {record['train_loss']:.5f}"
+        if "validation_loss" in record:
+            line += (f"  validation_loss {record['validation_loss']:.5f}"
+                     f"  validation_score {record['validation_score']:.4f}")
+        print(line + f"  ({record['seconds'] * 1e3:.1f} ms)", flush=True)
+    return callback is not None and bool(callback(dict(record)))
+
+
+def _fit_minibatch(model, hp, theta, X, targets: Targets, weights, val, history,
+                   optimizer_state, callback, verbose):
+    first_epoch = len(history)
+    m, v, step = (optimizer_state[:3] if optimizer_state is not None else (None, None, 0))
+    trainer = Trainer(model._kernel, model.dtype, X.shape[0], hp.batch_size, hp.optimizer,
+                      momentum=hp.momentum, nesterov=hp.nesterov, beta1=hp.beta1,
+                      beta2=hp.beta2, epsilon=hp.epsilon, l2=hp.l2, dropout=hp.dropout,
+                      shuffle=hp.shuffle, seed=hp.seed, m=m, v=v, step=step,
+                      n_targets=0 if targets.values is None else targets.values.shape[1])
+    schedule = LearningRateSchedule(hp, first_epoch)
+    history = list(history)
+    best_loss, best_theta, wait = math.inf, None, 0
+    for epoch in range(first_epoch, first_epoch + hp.epochs):
+        lr = schedule.at(epoch)
+        start = time.perf_counter()
+        loss_sum, weight_sum, status = trainer.epoch(theta, X, targets.labels, targets.values,
+                                                     weights, lr, epoch)
+        seconds = time.perf_counter() - start
+        if status != Status.OK:
+            what = "the loss" if status == Status.NONFINITE_LOSS else "the parameters"
+            raise _divergence(epoch + 1, lr, what)
+        record = _record(model, theta, epoch + 1, loss_sum / weight_sum, lr, seconds, val)
+        history.append(record)
+        monitored = record.get("validation_loss", record["train_loss"])
+        schedule.observe(monitored)
+        stop = _report(record, verbose, callback)
+        if hp.early_stopping:
+            if monitored < best_loss - hp.tolerance:
+                best_loss, wait = monitored, 0
+                if hp.restore_best:
+                    best_theta = theta.copy()
+            else:
+                wait += 1
+                stop = stop or wait >= hp.patience
+        if stop:
+            break
+    state = (trainer.m, trainer.v, trainer.step, hp.optimizer)
+    if best_theta is not None and not np.array_equal(best_theta, theta):
+        # The moments belong to the last epoch's θ, not the restored one.
+        theta, state = best_theta, None
+    return theta, history, state
+
+
+def _fit_lbfgs(model, hp, theta, X, targets: Targets, weights, val, history,
+               optimizer_state, callback, verbose):
+    from scipy.optimize import minimize
+
+    kernel, dtype = model._kernel, model.dtype
+    grad = np.empty_like(theta)
+    history = list(history)
+    first_epoch = len(history)
+    clock = [time.perf_counter()]
+
+    def objective(x):
+        t = np.ascontiguousarray(x, dtype=dtype)
+        loss = kernel.loss_and_grad(t, X, targets.labels, targets.values, weights, grad, hp.l2)
+        if not (math.isfinite(loss) and np.isfinite(grad).all()):
+            return math.inf, np.zeros_like(x)
+        return loss, grad.astype(np.float64)
+
+    def on_iteration(intermediate_result):
+        t = np.ascontiguousarray(intermediate_result.x, dtype=dtype)
+        now = time.perf_counter()
+        epoch = len(history) + 1
+        record = _record(model, t, epoch, intermediate_result.fun, None, now - clock[0], val)
+        history.append(record)
+        clock[0] = now
+        if _report(record, verbose, callback):
+            raise StopIteration
+
+    result = minimize(objective, theta.astype(np.float64), jac=True, method="L-BFGS-B",
+                      callback=on_iteration,
+                      options={"maxiter": hp.epochs, "maxfun": 20 * hp.epochs + 20})
+    theta = np.ascontiguousarray(result.x, dtype=dtype)
+    if not np.isfinite(theta).all() or not math.isfinite(result.fun):
+        raise _divergence(max(len(history), first_epoch + 1), None, "the loss")
+    return theta, history, None

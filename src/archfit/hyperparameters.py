@@ -1,0 +1,173 @@
+"""Hyperparameters: the settings of the fitting algorithm, never weights.
+
+:class:`Hyperparameters` is frozen and validated when it is made, so an
+out-of-range value fails at construction, long before a fit starts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, fields
+from typing import Any
+
+from archfit._validation import check_float, check_int
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "lbfgs")
+SCHEDULES = ("constant", "step", "cosine", "plateau")
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """Settings that control how :func:`archfit.fit` finds θ̂.
+
+    Every field has a default; ``Hyperparameters()`` is a sensible Adam setup.
+
+    Parameters
+    ----------
+    optimizer : {"sgd", "momentum", "adam", "adamw", "lbfgs"}, default "adam"
+        ``momentum`` is heavy-ball SGD (``nesterov=True`` for Nesterov);
+        ``adamw`` applies ``l2`` as decoupled weight decay; ``lbfgs`` runs
+        ``scipy.optimize``'s L-BFGS-B on the full-data objective with
+        ``epochs`` as the iteration limit (``batch_size``, the schedule,
+        ``dropout`` and early stopping do not apply to it).
+    learning_rate : float, default 1e-3
+        Step size, > 0.
+    schedule : {"constant", "step", "cosine", "plateau"}, default "constant"
+        How the learning rate changes between epochs. ``step``: multiply by
+        ``gamma`` every ``step_size`` epochs; ``cosine``: anneal from
+        ``learning_rate`` to ``min_learning_rate`` over the fit's epochs;
+        ``plateau``: multiply by ``gamma`` when the monitored loss (validation
+        loss if there is a validation set, else training loss) has not improved
+        by ``tolerance`` for ``plateau_patience`` epochs, never below
+        ``min_learning_rate``.
+    step_size : int, default 10
+    gamma : float, default 0.1
+        Decay factor of ``step`` and ``plateau``, in (0, 1).
+    plateau_patience : int, default 5
+    min_learning_rate : float, default 0.0
+    momentum : float, default 0.9
+        For ``momentum``, in [0, 1).
+    nesterov : bool, default False
+    beta1, beta2 : float, default 0.9, 0.999
+        Adam's moment decay rates, in [0, 1).
+    epsilon : float, default 1e-8
+        Adam's denominator guard, > 0.
+    batch_size : int, default 128
+        Samples per update; larger than the data means full-batch.
+    epochs : int, default 50
+        Passes over the training data (iterations for ``lbfgs``).
+    l2 : float, default 0.0
+        Penalty ``l2/2 * ||W||^2`` on weights (not biases).
+    dropout : float, default 0.0
+        Probability of zeroing each hidden unit during fitting, in [0, 1).
+        A fitting setting: predictions never drop units.
+    shuffle : bool, default True
+        Reshuffle the samples every epoch.
+    seed : int, default 0
+        Seeds initialisation, shuffling, dropout and the validation split.
+    n_threads : int or None, default None
+        BLAS threads during the fit; None leaves the BLAS default.
+    early_stopping : bool, default False
+        Stop when the validation loss has not improved by ``tolerance`` for
+        ``patience`` epochs. Uses the ``validation`` set given to ``fit``, or
+        else holds out ``validation_fraction`` of the training data.
+    validation_fraction : float, default 0.1
+        In (0, 1); stratified by class for softmax outputs.
+    patience : int, default 10
+    tolerance : float, default 1e-4
+    restore_best : bool, default True
+        With early stopping, return the θ of the best validation loss.
+    """
+
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    schedule: str = "constant"
+    step_size: int = 10
+    gamma: float = 0.1
+    plateau_patience: int = 5
+    min_learning_rate: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = False
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+    batch_size: int = 128
+    epochs: int = 50
+    l2: float = 0.0
+    dropout: float = 0.0
+    shuffle: bool = True
+    seed: int = 0
+    n_threads: int | None = None
+    early_stopping: bool = False
+    validation_fraction: float = 0.1
+    patience: int = 10
+    tolerance: float = 1e-4
+    restore_best: bool = True
+
+    def __post_init__(self):
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        set_("learning_rate", check_float(self.learning_rate, "learning_rate", low=0.0, low_open=True))
+        set_("step_size", check_int(self.step_size, "step_size", minimum=1))
+        set_("gamma", check_float(self.gamma, "gamma", low=0.0, high=1.0, low_open=True, high_open=True))
+        set_("plateau_patience", check_int(self.plateau_patience, "plateau_patience", minimum=1))
+        set_("min_learning_rate", check_float(self.min_learning_rate, "min_learning_rate", low=0.0))
+        if self.min_learning_rate > self.learning_rate:
+            raise ValueError(f"min_learning_rate ({self.min_learning_rate}) must not exceed "
+                             f"learning_rate ({self.learning_rate})")
+        set_("momentum", check_float(self.momentum, "momentum", low=0.0, high=1.0, high_open=True))
+        set_("beta1", check_float(self.beta1, "beta1", low=0.0, high=1.0, high_open=True))
+        set_("beta2", check_float(self.beta2, "beta2", low=0.0, high=1.0, high_open=True))
+        set_("epsilon", check_float(self.epsilon, "epsilon", low=0.0, low_open=True))
+        set_("batch_size", check_int(self.batch_size, "batch_size", minimum=1))
+        set_("epochs", check_int(self.epochs, "epochs", minimum=1))
+        set_("l2", check_float(self.l2, "l2", low=0.0))
+        set_("dropout", check_float(self.dropout, "dropout", low=0.0, high=1.0, high_open=True))
+        set_("seed", check_int(self.seed, "seed", minimum=0, maximum=2**63 - 1))
+        if self.n_threads is not None:
+            set_("n_threads", check_int(self.n_threads, "n_threads", minimum=1))
+        set_("validation_fraction", check_float(self.validation_fraction, "validation_fraction",
+                                                low=0.0, high=1.0, low_open=True, high_open=True))
+        set_("patience", check_int(self.patience, "patience", minimum=1))
+        set_("tolerance", check_float(self.tolerance, "tolerance", low=0.0))
+        for name in ("nesterov", "shuffle", "early_stopping", "restore_best"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be True or False, got {value!r}")
+        if self.optimizer == "lbfgs":
+            if self.dropout > 0:
+                raise ValueError("dropout is not supported with optimizer='lbfgs' "
+                                 "(L-BFGS needs a deterministic objective)")
+            if self.early_stopping:
+                raise ValueError("early_stopping is not supported with optimizer='lbfgs'")
+
+    def replace(self, **changes) -> "Hyperparameters":
+        """A copy with some fields changed, validated again."""
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ValueError(f"unknown hyperparameter(s): {sorted(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Hyperparameters":
+        """Rebuild from :meth:`to_dict`; unknown fields raise ``ValueError``."""
+        if not isinstance(d, dict):
+            raise TypeError(f"Hyperparameters.from_dict needs a dict, got {type(d).__name__}")
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown hyperparameter(s): {sorted(unknown)}")
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Hyperparameters":
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,242 @@
+"""The model: an architecture with every weight a free parameter, f(x; θ).
+
+A :class:`Model` is the family of functions an architecture can represent,
+with a dtype and the loss its output head implies. It evaluates f(X; θ) and
+the loss and gradient for any θ you give it, and never stores a θ itself.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from archfit._kernels._network import Kernel
+from archfit._targets import encode
+from archfit._validation import as_features, as_parameters, as_sample_weight, check_float
+from archfit.architecture import Architecture
+
+DTYPES = ("float32", "float64")
+# Loss implied by each head, and the alternatives a head accepts.
+DEFAULT_LOSS = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy",
+                "linear": "squared_error"}
+ALLOWED_LOSSES = {"softmax": ("cross_entropy",), "sigmoid": ("binary_cross_entropy",),
+                  "linear": ("squared_error", "huber")}
+# Activations whose initial weights follow He (fan-in, variance 2); others Glorot.
+_HE = ("relu", "leaky_relu", "gelu")
+
+
+class Model:
+    """The family f(x; θ): an architecture, a dtype and the loss of its head.
+
+    Parameters
+    ----------
+    architecture : Architecture
+        The shape of the network.
+    dtype : {"float32", "float64"}, default "float32"
+        Dtype of θ and of every computation.
+    loss : str, optional
+        Defaults to what the head implies: ``"cross_entropy"`` for softmax,
+        ``"binary_cross_entropy"`` for sigmoid, ``"squared_error"`` for linear.
+        A linear head also accepts ``"huber"``.
+    huber_delta : float, default 1.0
+        Where the Huber loss turns from quadratic to linear.
+
+    Notes
+    -----
+    The loss of one sample sums over outputs; the loss of a data set is the
+    (weighted) mean over samples. Squared error is ``0.5 * sum((f - y)**2)``;
+    Huber is ``0.5 r**2`` for ``|r| <= delta`` and ``delta (|r| - delta/2)``
+    beyond. With ``l2``, the objective adds ``l2/2`` times the squared norm of
+    every weight matrix (biases are not penalised).
+    """
+
+    __slots__ = ("_architecture", "_dtype", "_loss_name", "_huber_delta", "_kernel")
+
+    def __init__(self, architecture: Architecture, dtype: str = "float32", loss: str | None = None,
+                 huber_delta: float = 1.0):
+        if not isinstance(architecture, Architecture):
+            raise TypeError(f"architecture must be an Architecture, got {type(architecture).__name__}")
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}") from None
+        if dt.name not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        output = architecture.output
+        loss = DEFAULT_LOSS[output] if loss is None else loss
+        if loss not in ALLOWED_LOSSES[output]:
+            raise ValueError(f"loss {loss!r} does not fit a {output!r} output; "
+                             f"choose one of {ALLOWED_LOSSES[output]}")
+        self._architecture = architecture
+        self._dtype = dt
+        self._loss_name = loss
+        self._huber_delta = check_float(huber_delta, "huber_delta", low=0.0, low_open=True)
+        self._kernel = Kernel(architecture.sizes, architecture.activations, output, loss,
+                              self._huber_delta)
+
+    @property
+    def architecture(self) -> Architecture:
+        return self._architecture
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    @property
+    def loss(self) -> str:
+        """Name of the loss the output head implies (or the chosen alternative)."""
+        return self._loss_name
+
+    @property
+    def huber_delta(self) -> float:
+        return self._huber_delta
+
+    @property
+    def n_parameters(self) -> int:
+        return self._architecture.n_parameters
+
+    # ---- parameters -------------------------------------------------------------------
+    def init(self, seed: int = 0) -> np.ndarray:
+        """A new θ: weights scaled to each layer's activation, biases zero.
+
+        Layers followed by relu, leaky_relu or gelu get He initialisation
+        (normal, standard deviation ``sqrt(2 / fan_in)``); the others Glorot
+        (uniform on ``±sqrt(6 / (fan_in + fan_out))``). Draws are made in
+        float64 with NumPy's PCG64 and rounded, so float32 and float64 models
+        start from the same point.
+
+        Parameters
+        ----------
+        seed : int
+            Seed of the generator; the same seed gives the same θ.
+
+        Returns
+        -------
+        numpy.ndarray
+            C-contiguous, of the model's dtype, length ``n_parameters``.
+        """
+        from archfit._validation import check_int
+        rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
+        theta = np.zeros(self.n_parameters, dtype=np.float64)
+        arch = self._architecture
+        for i, layer in enumerate(arch.layers):
+            entry = arch.layout[2 * i]
+            fan_in, fan_out = entry.shape
+            if layer.activation in _HE:
+                w = rng.normal(0.0, np.sqrt(2.0 / fan_in), size=entry.shape)
+            else:
+                limit = np.sqrt(6.0 / (fan_in + fan_out))
+                w = rng.uniform(-limit, limit, size=entry.shape)
+            theta[entry.start:entry.stop] = w.ravel()
+        return theta.astype(self._dtype)
+
+    def unflatten(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """Views of θ per weight and bias, keyed by layout name; no copies."""
+        theta = self._check_theta(theta)
+        return {e.name: theta[e.start:e.stop].reshape(e.shape) for e in self._architecture.layout}
+
+    def flatten(self, parameters: dict[str, np.ndarray]) -> np.ndarray:
+        """The inverse of :meth:`unflatten`: a new θ from per-layer arrays."""
+        layout = self._architecture.layout
+        names = {e.name for e in layout}
+        if set(parameters) != names:
+            missing, extra = names - set(parameters), set(parameters) - names
+            raise ValueError(f"parameters: missing {sorted(missing)}, unexpected {sorted(extra)}")
+        theta = np.empty(self.n_parameters, dtype=self._dtype)
+        for e in layout:
+            value = np.asarray(parameters[e.name])
+            if value.shape != e.shape:
+                raise ValueError(f"parameters[{e.name!r}] has shape {value.shape}, expected {e.shape}")
+            theta[e.start:e.stop] = value.ravel()
+        return as_parameters(theta, self.n_parameters, self._dtype)
+
+    # ---- evaluation -------------------------------------------------------------------
+    def predict(self, theta: np.ndarray, X) -> np.ndarray:
+        """f(X; θ): class probabilities (softmax, sigmoid) or values (linear).
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples, n_outputs) and the model's dtype.
+        """
+        theta = self._check_theta(theta)
+        X = as_features(X, self._architecture.n_inputs, self._dtype)
+        return self._predict(theta, X)
+
+    def _predict(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
+        out = np.empty((X.shape[0], self._architecture.n_outputs), dtype=self._dtype)
+        self._kernel.predict(theta, X, out)
+        return out
+
+    def loss_and_grad(self, theta: np.ndarray, X, y, *, sample_weight=None,
+                      l2: float = 0.0) -> tuple[float, np.ndarray]:
+        """Mean loss of θ on (X, y) and its gradient, in θ's layout.
+
+        Parameters
+        ----------
+        theta : ndarray of the model's dtype, shape (n_parameters,)
+        X : array-like of shape (n_samples, n_inputs)
+        y : array-like
+            softmax: class indices in ``range(n_outputs)``; sigmoid: a 0/1
+            matrix (n_samples, n_outputs); linear: floats (n_samples,) or
+            (n_samples, n_outputs).
+        sample_weight : array-like of shape (n_samples,), optional
+            The loss is the weighted mean ``sum(w_i l_i) / sum(w_i)``.
+        l2 : float, default 0
+            Adds ``l2/2 * sum(W**2)`` over weight matrices to the loss.
+
+        Returns
+        -------
+        loss : float
+        grad : ndarray, same dtype and layout as θ
+        """
+        theta = self._check_theta(theta)
+        arch = self._architecture
+        X = as_features(X, arch.n_inputs, self._dtype)
+        classes = np.arange(arch.n_outputs) if arch.output == "softmax" else None
+        targets = encode(y, arch.output, arch.n_outputs, X.shape[0], self._dtype, classes)
+        w = as_sample_weight(sample_weight, X.shape[0], self._dtype)
+        l2 = check_float(l2, "l2", low=0.0)
+        grad = np.empty_like(theta)
+        loss = self._kernel.loss_and_grad(theta, X, targets.labels, targets.values, w, grad, l2)
+        return float(loss), grad
+
+    def _loss(self, theta, X, targets, weights) -> float:
+        """Mean loss of validated inputs, without a gradient."""
+        return float(self._kernel.loss_and_grad(theta, X, targets.labels, targets.values,
+                                                weights, np.empty(0, self._dtype), 0.0, False))
+
+    def _check_theta(self, theta) -> np.ndarray:
+        return as_parameters(theta, self.n_parameters, self._dtype)
+
+    # ---- identity -----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = {"architecture": self._architecture.to_dict(), "dtype": self._dtype.name,
+             "loss": self._loss_name}
+        if self._loss_name == "huber":
+            d["huber_delta"] = self._huber_delta
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Model":
+        if not isinstance(d, dict) or not {"architecture", "dtype", "loss"} <= set(d):
+            raise ValueError("model dict must have the keys 'architecture', 'dtype' and 'loss'")
+        return cls(Architecture.from_dict(d["architecture"]), d["dtype"], d["loss"],
+                   d.get("huber_delta", 1.0))
+
+    def _key(self):
+        return (self._architecture, self._dtype.name, self._loss_name, self._huber_delta)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Model):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        extra = f", loss={self._loss_name!r}" if self._loss_name != DEFAULT_LOSS[self._architecture.output] else ""
+        return f"Model({self._architecture!r}, dtype={self._dtype.name!r}{extra})"
+
+    def __reduce__(self):
+        return (Model.from_dict, (self.to_dict(),))
