@@ -102,7 +102,8 @@ def encode(y, output: str, n_outputs: int, n_samples: int, dtype: np.dtype,
     if arr.shape[0] != n_samples:
         raise ValueError(f"{name} has {arr.shape[0]} rows, X has {n_samples} samples")
     check_finite(arr, name)
-    values = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):  # reported below, with the argument's name
+        values = np.ascontiguousarray(arr, dtype=dtype)
     check_finite(values, f"{name} (converted to {np.dtype(dtype)})")
     if output == "sigmoid" and ((values < 0).any() or (values > 1).any()):
         raise ValueError(f"{name} must hold 0/1 indicators (or probabilities in [0, 1]) "

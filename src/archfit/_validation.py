@@ -75,7 +75,8 @@ def as_features(X, n_features: int, dtype: np.dtype, name: str = "X") -> np.ndar
     if arr.shape[0] > MAX_DIMENSION:
         raise ValueError(f"{name} has more than {MAX_DIMENSION} samples")
     check_finite(arr, name)
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):  # reported below, with the argument's name
+        out = np.ascontiguousarray(arr, dtype=dtype)
     # float64 -> float32 can overflow to inf for values beyond float32's range.
     if out.dtype != arr.dtype and out.dtype.kind == "f" and arr.dtype.kind == "f":
         check_finite(out, f"{name} (converted to {dtype})")
@@ -104,7 +105,9 @@ def as_sample_weight(sample_weight, n_samples: int, dtype: np.dtype) -> np.ndarr
     if w.ndim != 1 or w.shape[0] != n_samples:
         raise ValueError(f"sample_weight must have shape ({n_samples},), got {w.shape}")
     check_finite(w, "sample_weight")
-    w = np.ascontiguousarray(w, dtype=dtype)
+    with np.errstate(over="ignore"):
+        w = np.ascontiguousarray(w, dtype=dtype)
+    check_finite(w, f"sample_weight (converted to {np.dtype(dtype)})")
     if (w < 0).any():
         raise ValueError("sample_weight must be non-negative")
     if not w.sum() > 0:

@@ -4,8 +4,12 @@ Design: every matrix in archfit is C-contiguous (row-major). Fortran BLAS is
 column-major, and a row-major ``C = op(A) op(B)`` is the column-major
 ``C^T = op(B)^T op(A)^T``; so we call BLAS with the operands swapped and the
 dimensions exchanged, and no data is ever transposed or copied.
+
+A product with a single output row or column (one sample at prediction time, a
+one-unit output layer) goes to GEMV instead: OpenBLAS's GEMM is several times
+slower than its GEMV on such shapes.
 """
-from scipy.linalg.cython_blas cimport sgemm, dgemm
+from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 
 
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
@@ -18,12 +22,40 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
     cdef char tb = b't' if trans_b else b'n'
     if m == 0 or n == 0:
         return
+    if m == 1 and k > 0:
+        # C[0, :] = alpha * op(B)^T op(A)[0, :] + beta * C[0, :]
+        _gemv(trans_b, k, n, alpha, B, ldb, A, lda if trans_a else 1, beta, C, 1)
+        return
+    if n == 1 and k > 0:
+        # C[:, 0] = alpha * op(A) op(B)[:, 0] + beta * C[:, 0]
+        _gemv(not trans_a, k, m, alpha, A, lda, B, 1 if trans_b else ldb, beta, C, ldc)
+        return
     if floating is float:
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*> B, &ldb, <float*> A, &lda,
               &beta, C, &ldc)
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*> B, &ldb, <double*> A, &lda,
               &beta, C, &ldc)
+
+
+cdef inline void _gemv(bint row_major_transposed, int k, int n, floating alpha,
+                       const floating* M, int ldm, const floating* x, int incx,
+                       floating beta, floating* y, int incy) noexcept nogil:
+    """y (n) := alpha * op(M) x (k) + beta * y for a row-major block M.
+
+    ``row_major_transposed`` False: M is (k, n) row-major and y = M^T x, which
+    is column-major GEMV 'n' on the (n, k) view. True: M is (n, k) row-major
+    and y = M x, column-major GEMV 't' on the (k, n) view.
+    """
+    cdef char trans = b't' if row_major_transposed else b'n'
+    cdef int rows = k if row_major_transposed else n
+    cdef int cols = n if row_major_transposed else k
+    if floating is float:
+        sgemv(&trans, &rows, &cols, &alpha, <float*> M, &ldm, <float*> x, &incx,
+              &beta, y, &incy)
+    else:
+        dgemv(&trans, &rows, &cols, &alpha, <double*> M, &ldm, <double*> x, &incx,
+              &beta, y, &incy)
 
 
 def gemm_py(floating[:, ::1] A, floating[:, ::1] B, floating[:, ::1] C,

@@ -1,0 +1,26 @@
+import numpy as np
+import pytest
+
+import archfit as af
+
+DTYPES = ["float32", "float64"]
+# Agreement expected between a kernel and the float64 NumPy reference.
+RTOL = {"float32": 2e-5, "float64": 1e-12}
+ATOL = {"float32": 2e-6, "float64": 1e-12}
+
+
+@pytest.fixture(params=DTYPES)
+def dtype(request):
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from archfit.datasets import load_digits
+    X, y = load_digits()
+    return X / 16.0, y
+
+
+def assert_close(actual, expected, dtype, scale=1.0):
+    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), expected,
+                               rtol=RTOL[dtype] * scale, atol=ATOL[dtype] * scale)

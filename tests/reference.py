@@ -1,0 +1,163 @@
+"""Plain-NumPy twins of every archfit kernel, written for clarity, not speed.
+
+Everything is computed in float64 from the inputs given; tests compare the
+compiled kernels with these functions for float32 and float64.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import erf, log_softmax, expit
+
+LEAKY_SLOPE = 0.01
+
+
+def activation(name, z):
+    z = np.asarray(z, dtype=np.float64)
+    if name == "identity":
+        return z.copy()
+    if name == "relu":
+        return np.maximum(z, 0)
+    if name == "leaky_relu":
+        return np.where(z > 0, z, LEAKY_SLOPE * z)
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "sigmoid":
+        return expit(z)
+    if name == "gelu":
+        return 0.5 * z * (1 + erf(z / np.sqrt(2)))
+    raise KeyError(name)
+
+
+def activation_grad(name, z):
+    """d activation / dz, elementwise."""
+    z = np.asarray(z, dtype=np.float64)
+    if name == "identity":
+        return np.ones_like(z)
+    if name == "relu":
+        return (z > 0).astype(np.float64)
+    if name == "leaky_relu":
+        return np.where(z > 0, 1.0, LEAKY_SLOPE)
+    if name == "tanh":
+        return 1 - np.tanh(z) ** 2
+    if name == "sigmoid":
+        s = expit(z)
+        return s * (1 - s)
+    if name == "gelu":
+        return 0.5 * (1 + erf(z / np.sqrt(2))) + z * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+    raise KeyError(name)
+
+
+def head(name, z):
+    z = np.asarray(z, dtype=np.float64)
+    if name == "softmax":
+        return np.exp(log_softmax(z, axis=1))
+    if name == "sigmoid":
+        return expit(z)
+    return z.copy()
+
+
+def loss_rows(loss, z, labels=None, targets=None, huber_delta=1.0):
+    """Per-row loss (summed over outputs) and d loss_row / dz."""
+    z = np.asarray(z, dtype=np.float64)
+    if loss == "cross_entropy":
+        logp = log_softmax(z, axis=1)
+        rows = -logp[np.arange(len(z)), labels]
+        grad = np.exp(logp)
+        grad[np.arange(len(z)), labels] -= 1
+        return rows, grad
+    y = np.asarray(targets, dtype=np.float64)
+    if loss == "binary_cross_entropy":
+        rows = (np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).sum(axis=1)
+        return rows, expit(z) - y
+    r = z - y
+    if loss == "squared_error":
+        return 0.5 * (r ** 2).sum(axis=1), r
+    if loss == "huber":
+        small = np.abs(r) <= huber_delta
+        rows = np.where(small, 0.5 * r ** 2, huber_delta * (np.abs(r) - 0.5 * huber_delta)).sum(axis=1)
+        return rows, np.clip(r, -huber_delta, huber_delta)
+    raise KeyError(loss)
+
+
+def unflatten(arch, theta):
+    theta = np.asarray(theta, dtype=np.float64)
+    return [(theta[w.start:w.stop].reshape(w.shape), theta[b.start:b.stop])
+            for w, b in zip(arch.layout[::2], arch.layout[1::2])]
+
+
+def forward(arch, theta, X, masks=None):
+    """Pre-activations Z, activations A (A[0] = X); masks scale hidden outputs."""
+    A, Z = [np.asarray(X, dtype=np.float64)], []
+    layers = unflatten(arch, theta)
+    for l, ((W, b), act) in enumerate(zip(layers, arch.activations)):
+        z = A[-1] @ W + b
+        Z.append(z)
+        a = activation(act, z)
+        if masks is not None and l < len(layers) - 1:
+            a = a * masks[l]
+        A.append(a)
+    return Z, A
+
+
+def loss_and_grad(model, theta, X, labels=None, targets=None, weights=None, l2=0.0, masks=None):
+    """Weighted mean loss + l2/2 ||W||^2 and its gradient, by explicit backpropagation."""
+    arch = model.architecture
+    n = len(X)
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    Z, A = forward(arch, theta, X, masks)
+    rows, dz = loss_rows(model.loss, Z[-1], labels, targets, model.huber_delta)
+    loss = float((w * rows).sum() / w.sum())
+    D = dz * (w / w.sum())[:, None]
+    layers = unflatten(arch, theta)
+    grads = [None] * len(layers)
+    for l in range(len(layers) - 1, -1, -1):
+        W, _ = layers[l]
+        grads[l] = (A[l].T @ D + l2 * W, D.sum(axis=0))
+        if l > 0:
+            dA = D @ W.T
+            if masks is not None:
+                dA = dA * masks[l - 1]
+            D = dA * activation_grad(arch.activations[l - 1], Z[l - 1])
+    loss += 0.5 * l2 * sum((W ** 2).sum() for W, _ in layers)
+    return loss, np.concatenate([np.concatenate([gW.ravel(), gb]) for gW, gb in grads])
+
+
+class Optimizer:
+    """PyTorch's update rules (SGD with dampening 0, Adam, AdamW) on a flat vector."""
+
+    def __init__(self, kind, lr, momentum=0.9, nesterov=False, beta1=0.9, beta2=0.999,
+                 eps=1e-8):
+        self.kind, self.lr, self.mu, self.nesterov = kind, lr, momentum, nesterov
+        self.b1, self.b2, self.eps = beta1, beta2, eps
+        self.m = self.v = None
+        self.t = 0
+
+    def step(self, theta, grad, penalty_mask=None, l2=0.0):
+        """Update theta (float64) in place; ``penalty_mask`` marks weights (not biases)."""
+        theta = theta
+        mask = np.ones_like(theta) if penalty_mask is None else penalty_mask
+        if self.m is None:
+            self.m, self.v = np.zeros_like(theta), np.zeros_like(theta)
+        self.t += 1
+        g = grad + (0.0 if self.kind == "adamw" else l2) * mask * theta
+        if self.kind == "sgd":
+            theta -= self.lr * g
+        elif self.kind == "momentum":
+            self.m = self.mu * self.m + g
+            theta -= self.lr * (g + self.mu * self.m if self.nesterov else self.m)
+        else:
+            if self.kind == "adamw":
+                theta *= 1 - self.lr * l2 * mask
+            self.m = self.b1 * self.m + (1 - self.b1) * g
+            self.v = self.b2 * self.v + (1 - self.b2) * g * g
+            m_hat = self.m / (1 - self.b1 ** self.t)
+            v_hat = self.v / (1 - self.b2 ** self.t)
+            theta -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        return theta
+
+
+def weight_mask(arch):
+    mask = np.zeros(arch.n_parameters)
+    for e in arch.layout[::2]:
+        mask[e.start:e.stop] = 1
+    return mask

@@ -1,0 +1,192 @@
+"""Every compiled kernel against its plain-NumPy twin in reference.py, float32 and float64."""
+import numpy as np
+import pytest
+
+from archfit._kernels import _blas, _elementwise, _optimizers, _random
+from conftest import assert_close
+import reference as ref
+
+ACTIVATIONS = ["identity", "relu", "leaky_relu", "tanh", "sigmoid", "gelu"]
+
+
+def rand(rng, shape, dtype, scale=1.0):
+    return np.ascontiguousarray(rng.normal(0, scale, size=shape), dtype=dtype)
+
+
+# ---- BLAS -------------------------------------------------------------------------------
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("m,n,k", [(7, 5, 3), (1, 5, 3), (7, 1, 3), (1, 1, 4), (4, 6, 1)])
+def test_gemm_matches_numpy(dtype, trans_a, trans_b, m, n, k):
+    # (1, n) and (m, 1) outputs take the GEMV path
+    rng = np.random.default_rng(0)
+    A = rand(rng, (k, m) if trans_a else (m, k), dtype)
+    B = rand(rng, (n, k) if trans_b else (k, n), dtype)
+    C = rand(rng, (m, n), dtype)
+    opA = A.T if trans_a else A
+    opB = B.T if trans_b else B
+    expected = 2.0 * opA.astype(np.float64) @ opB.astype(np.float64) + 0.5 * C.astype(np.float64)
+    out = C.copy()
+    _blas.gemm_py(A, B, out, trans_a, trans_b, 2.0, 0.5)
+    assert_close(out, expected, dtype, scale=10)
+
+
+# ---- activations ------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_bias_activation_forward(dtype, name):
+    rng = np.random.default_rng(1)
+    Z = rand(rng, (6, 9), dtype, 3.0)
+    bias = rand(rng, 9, dtype)
+    z_expected = Z.astype(np.float64) + bias.astype(np.float64)
+    A = np.empty_like(Z)
+    _elementwise.forward_activation(Z, bias, A, name)
+    # the kernel adds in the model's dtype; compare with the rounded sum
+    assert_close(Z, z_expected, dtype, scale=5)
+    assert_close(A, ref.activation(name, Z.astype(np.float64)), dtype, scale=5)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_backward(dtype, name):
+    rng = np.random.default_rng(2)
+    Z = rand(rng, (5, 8), dtype, 3.0)
+    A = ref.activation(name, Z).astype(dtype)
+    D = rand(rng, (5, 8), dtype)
+    expected = D.astype(np.float64) * ref.activation_grad(name, Z.astype(np.float64))
+    _elementwise.backward_activation(D, Z, A, name)
+    # tanh/sigmoid derive from the rounded activation: allow float32 rounding of A
+    assert_close(D, expected, dtype, scale=10)
+
+
+@pytest.mark.parametrize("name", ["softmax", "sigmoid", "linear"])
+def test_heads(dtype, name):
+    rng = np.random.default_rng(3)
+    Z = rand(rng, (6, 4), dtype, 4.0)
+    P = np.empty_like(Z)
+    _elementwise.output(Z, P, name)
+    assert_close(P, ref.head(name, Z), dtype, scale=5)
+
+
+def test_heads_are_finite_for_extreme_logits(dtype):
+    Z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]], dtype=dtype)
+    P = np.empty_like(Z)
+    _elementwise.output(Z, P, "softmax")
+    np.testing.assert_allclose(P, [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3]], rtol=1e-6)
+    _elementwise.output(Z, P, "sigmoid")
+    assert np.isfinite(P).all() and P[0, 0] == 1 and P[0, 1] == 0
+
+
+# ---- losses -----------------------------------------------------------------------------
+LOSS_CASES = [("cross_entropy", 5), ("binary_cross_entropy", 3), ("squared_error", 2),
+              ("huber", 2)]
+
+
+@pytest.mark.parametrize("loss,k", LOSS_CASES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_loss_and_output_gradient(dtype, loss, k, weighted):
+    rng = np.random.default_rng(4)
+    n = 11
+    Z = rand(rng, (n, k), dtype, 2.0)
+    labels = targets = None
+    if loss == "cross_entropy":
+        labels = rng.integers(0, k, n).astype(np.intc)
+    elif loss == "binary_cross_entropy":
+        targets = rng.integers(0, 2, (n, k)).astype(dtype)
+    else:
+        targets = rand(rng, (n, k), dtype, 2.0)
+    w = rng.uniform(0.1, 2.0, n).astype(dtype) if weighted else None
+    D = np.empty_like(Z)
+    scale = 1 / 7.0
+    total = _elementwise.loss_grad(Z, loss, labels, targets, w, D, scale, 0.8)
+    rows, dz = ref.loss_rows(loss, Z, labels, targets, 0.8)
+    w64 = np.ones(n) if w is None else w.astype(np.float64)
+    assert_close(total, (w64 * rows).sum(), dtype, scale=10)
+    assert_close(D, dz * w64[:, None] * scale, dtype, scale=10)
+
+
+def test_losses_finite_for_extreme_logits(dtype):
+    Z = np.array([[1e4, -1e4], [-1e4, 1e4]], dtype=dtype)
+    D = np.empty_like(Z)
+    ce = _elementwise.loss_grad(Z, "cross_entropy", labels=np.array([1, 1], np.intc), D=D)
+    assert ce == pytest.approx(2e4) and np.isfinite(D).all()
+    bce = _elementwise.loss_grad(Z, "binary_cross_entropy", targets=1 - np.eye(2, dtype=dtype), D=D)
+    assert bce == pytest.approx(4e4) and np.isfinite(D).all()
+
+
+def test_all_finite(dtype):
+    x = np.zeros(10, dtype=dtype)
+    assert _elementwise.finite(x)
+    for bad in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y[7] = bad
+        assert not _elementwise.finite(y)
+
+
+# ---- optimizers -------------------------------------------------------------------------
+OPTIMIZER_CASES = [("sgd", {}), ("momentum", {}), ("momentum", {"nesterov": True}),
+                   ("adam", {}), ("adamw", {})]
+
+
+@pytest.mark.parametrize("kind,extra", OPTIMIZER_CASES)
+def test_optimizer_steps_match_reference(dtype, kind, extra):
+    rng = np.random.default_rng(5)
+    P = 13
+    theta = rand(rng, P, dtype)
+    m, v = np.zeros(P, dtype), np.zeros(P, dtype)
+    reference = ref.Optimizer(kind, 0.05, **extra)
+    expected = theta.astype(np.float64)
+    l2 = 0.1
+    for t in range(1, 4):
+        grad = rand(rng, P, dtype)
+        reference.step(expected, grad.astype(np.float64), l2=l2)
+        _optimizers.step(kind, theta, grad, m, v, t, 0.05,
+                         nesterov=extra.get("nesterov", False),
+                         penalty=0.0 if kind == "adamw" else l2,
+                         decay=l2 if kind == "adamw" else 0.0)
+    assert_close(theta, expected, dtype, scale=20)
+
+
+def test_hand_worked_sgd_step():
+    # theta = [1.0, -2.0], grad = [0.5, 0.25], lr = 0.1, L2 penalty 0.2:
+    #   effective gradient = grad + 0.2 * theta = [0.5 + 0.2, 0.25 - 0.4] = [0.7, -0.15]
+    #   theta - 0.1 * [0.7, -0.15] = [1.0 - 0.07, -2.0 + 0.015] = [0.93, -1.985]
+    theta = np.array([1.0, -2.0])
+    grad = np.array([0.5, 0.25])
+    _optimizers.step("sgd", theta, grad, np.zeros(2), np.zeros(2), 1, 0.1, penalty=0.2)
+    np.testing.assert_allclose(theta, [0.93, -1.985], rtol=1e-15)
+
+
+def test_hand_worked_adam_first_step():
+    # Adam's first step moves each coordinate by lr * sign(g) (up to epsilon):
+    #   m = 0.1 g, v = 0.001 g^2; m_hat = g, v_hat = g^2; step = lr * g / (|g| + eps)
+    theta = np.array([0.0, 1.0])
+    grad = np.array([3.0, -0.5])
+    _optimizers.step("adam", theta, grad, np.zeros(2), np.zeros(2), 1, 0.01, epsilon=0.0)
+    np.testing.assert_allclose(theta, [-0.01, 1.01], rtol=1e-14)
+
+
+# ---- random streams -------------------------------------------------------------------------
+def test_permutation_is_a_deterministic_permutation():
+    p = _random.permutation(1000, seed=3, epoch=2)
+    assert sorted(p.tolist()) == list(range(1000))
+    assert np.array_equal(p, _random.permutation(1000, seed=3, epoch=2))
+    assert not np.array_equal(p, _random.permutation(1000, seed=3, epoch=3))
+    assert not np.array_equal(p, _random.permutation(1000, seed=4, epoch=2))
+
+
+def test_uniform_stream_looks_uniform():
+    u = _random.uniform(200_000, seed=1)
+    assert 0 <= u.min() and u.max() < 1
+    counts = np.histogram(u, bins=20, range=(0, 1))[0]
+    expected = len(u) / 20
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    assert chi2 < 45  # 19 degrees of freedom: p < 0.001 beyond ~43.8
+
+
+def test_dropout_mask(dtype):
+    mask = np.empty(100_000, dtype=dtype)
+    _random.mask(mask, 0.25, seed=0)
+    keep = mask != 0
+    assert abs(keep.mean() - 0.75) < 0.01
+    np.testing.assert_allclose(mask[keep], 1 / 0.75, rtol=1e-6)
+    u = _random.uniform(len(mask), seed=0, stream=1)
+    assert np.array_equal(keep, u >= 0.25)
