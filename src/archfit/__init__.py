@@ -11,7 +11,11 @@ fit model          :class:`FitModel`       θ̂ found by :func:`fit` on training
 """
 from archfit.architecture import Architecture, Dense, LayoutEntry
 from archfit.fit_model import FitModel
-from archfit.fitting import DivergenceError, fit, validation_split
+from archfit.fitting import DivergenceError, fit
+from archfit.folds import kfold, validation_split
+from archfit.estimation import HoldoutEstimate, holdout
+from archfit.selection import Selection, select
+from archfit import distributions
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
 
@@ -22,10 +26,16 @@ __all__ = [
     "Dense",
     "DivergenceError",
     "FitModel",
+    "HoldoutEstimate",
     "Hyperparameters",
     "LayoutEntry",
     "Model",
+    "Selection",
+    "distributions",
     "fit",
+    "holdout",
+    "kfold",
+    "select",
     "validation_split",
     "__version__",
 ]

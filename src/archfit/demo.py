@@ -7,7 +7,8 @@ import numpy as np
 
 from archfit.architecture import Architecture, Dense
 from archfit.datasets import load_digits
-from archfit.fitting import fit, validation_split
+from archfit.fitting import fit
+from archfit.folds import validation_split
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
 

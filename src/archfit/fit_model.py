@@ -151,8 +151,23 @@ class FitModel:
         w = as_sample_weight(sample_weight, X.shape[0], np.float64)
         return self._score(X, targets, w)
 
+    def loss(self, X, y, sample_weight=None) -> float:
+        """Mean loss of θ̂ on (X, y): the model's loss, without any L2 penalty."""
+        arch = self._model.architecture
+        X = as_features(X, arch.n_inputs, self._model.dtype)
+        targets = encode(y, arch.output, arch.n_outputs, X.shape[0], self._model.dtype,
+                         self._classes)
+        w = as_sample_weight(sample_weight, X.shape[0], self._model.dtype)
+        return self._model._loss(self._theta, X, targets, w)
+
     def _score(self, X, targets, weights=None) -> float:
         return score_outputs(self._model, self._model._predict(self._theta, X), targets, weights)
+
+    def __reduce__(self):
+        # Rebuilt through the constructor, which validates and freezes the arrays.
+        return (FitModel, (self._model, np.array(self._theta), self._hyperparameters,
+                           self._history, self._classes, self._target_ndim,
+                           self._optimizer_state))
 
     def __repr__(self) -> str:
         return (f"FitModel({self._model!r}, epochs={self.n_epochs}, "

@@ -12,6 +12,7 @@ from archfit._kernels._network import Status, Trainer
 from archfit._targets import Targets, encode
 from archfit._validation import as_features, as_parameters, as_sample_weight
 from archfit.fit_model import FitModel, score_outputs
+from archfit.folds import validation_split
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
 from archfit.schedules import LearningRateSchedule
@@ -33,38 +34,6 @@ def _threads(n_threads: int | None):
         return contextlib.nullcontext()
     from threadpoolctl import threadpool_limits
     return threadpool_limits(limits=n_threads, user_api="blas")
-
-
-def validation_split(n_samples: int, fraction: float, seed: int,
-                     labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, validation) holding out ``fraction`` of the samples.
-
-    Stratified by ``labels`` when given: each class keeps its share in both
-    parts (a class with a single sample stays in training).
-    """
-    rng = np.random.default_rng([seed, 0x5EED])
-    if labels is None:
-        n_val = int(round(fraction * n_samples))
-        n_val = min(max(n_val, 1), n_samples - 1)
-        perm = rng.permutation(n_samples)
-        val = np.sort(perm[:n_val])
-    else:
-        val_parts = []
-        for c in np.unique(labels):
-            members = np.flatnonzero(labels == c)
-            k = int(round(fraction * len(members)))
-            k = min(k, len(members) - 1)
-            if k > 0:
-                val_parts.append(rng.permutation(members)[:k])
-        if not val_parts:
-            largest = np.bincount(labels).argmax()
-            val_parts.append(rng.permutation(np.flatnonzero(labels == largest))[:1])
-        val = np.sort(np.concatenate(val_parts))
-    if n_samples < 2 or len(val) == 0 or len(val) >= n_samples:
-        raise ValueError(f"cannot hold out a validation set from {n_samples} sample(s); "
-                         "pass validation=(X_val, y_val) or more data")
-    train = np.setdiff1d(np.arange(n_samples), val, assume_unique=True)
-    return train, val
 
 
 def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,

@@ -1,0 +1,179 @@
+"""The estimate of hold-out error: fit on part of the data, score on the rest."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from archfit import _parallel, _scoring
+from archfit._targets import class_labels
+from archfit._validation import as_features, as_sample_weight, check_float, check_int
+from archfit.fit_model import FitModel
+from archfit.fitting import fit
+from archfit.folds import kfold, validation_split
+from archfit.hyperparameters import Hyperparameters
+from archfit.model import Model
+
+
+@dataclass(frozen=True)
+class HoldoutEstimate:
+    """Hold-out scores of one (model, hyperparameters) pair over folds.
+
+    Attributes
+    ----------
+    scores : ndarray
+        One score per fold (higher is better).
+    mean : float
+        The estimate: mean of ``scores``.
+    std : float
+        Sample standard deviation of ``scores`` (0 for a single split).
+    fits : tuple of FitModel
+        The fit model of each fold, trained without that fold.
+    folds : tuple of (train, test) index arrays
+    seconds : tuple of float
+        Wall time of each fold's fit.
+    scoring : str
+    """
+
+    scores: np.ndarray
+    mean: float
+    std: float
+    fits: tuple
+    folds: tuple
+    seconds: tuple
+    scoring: str
+
+    def __repr__(self):
+        return (f"HoldoutEstimate({self.scoring}: {self.mean:.4f} ± {self.std:.4f} "
+                f"over {len(self.scores)} fold(s))")
+
+
+class Data:
+    """Validated data shared by every fold fit: X once, y as given, folds."""
+
+    def __init__(self, models: list[Model], X, y, sample_weight, classes, cv,
+                 validation_fraction, seed):
+        first = models[0].architecture
+        dtype = np.float64 if any(m.dtype == np.float64 for m in models) else np.float32
+        self.X = as_features(X, first.n_inputs, np.dtype(dtype))
+        n = self.X.shape[0]
+        self.y = np.asarray(y)
+        if self.y.shape[:1] != (n,):
+            raise ValueError(f"y has {self.y.shape[:1] or 'no'} rows, X has {n} samples")
+        self.w = as_sample_weight(sample_weight, n, np.dtype(np.float64))
+        self.classes = None
+        labels = None
+        if first.output == "softmax":
+            self.classes = class_labels(self.y if classes is None else classes,
+                                        "y" if classes is None else "classes")
+            labels = self.y
+        # Validate y fully once (shape, NaN, unknown labels) before any fit.
+        from archfit._targets import encode
+        encode(self.y, first.output, first.n_outputs, n, np.dtype(dtype), self.classes)
+        if validation_fraction is not None:
+            if cv is not None:
+                raise ValueError("give either cv or validation_fraction, not both")
+            validation_fraction = check_float(validation_fraction, "validation_fraction",
+                                              low=0.0, high=1.0, low_open=True, high_open=True)
+            self.folds = [validation_split(n, validation_fraction, seed, labels)]
+        else:
+            if isinstance(cv, (bool, np.bool_)):
+                raise TypeError("cv must be an integer number of folds")
+            cv = 5 if cv is None else cv
+            self.folds = kfold(n, check_int(cv, "cv", minimum=2), seed, labels)
+
+    def subset(self, index):
+        return (self.X[index], self.y[index], None if self.w is None else self.w[index])
+
+
+class FoldFitter:
+    """Fits one (model, hyperparameters) on one fold and scores it on the rest.
+
+    A callable object rather than a closure so that process-based joblib
+    backends (dask, ray) can pickle it.
+    """
+
+    def __init__(self, data: Data, scorer):
+        self.data, self.scorer = data, scorer
+
+    def __call__(self, task) -> tuple[Any, FitModel, float, float]:
+        key, model, hp, init, fold = task
+        train, test = self.data.folds[fold]
+        X, y, w = self.data.subset(train)
+        start = time.perf_counter()
+        fitted = fit(model, X, y, hp, sample_weight=w, classes=self.data.classes, init=init)
+        seconds = time.perf_counter() - start
+        Xt, yt, wt = self.data.subset(test)
+        return key, fitted, self.scorer(fitted, Xt, yt, wt), seconds
+
+
+def check_models(candidates) -> list[Model]:
+    models = [candidates] if isinstance(candidates, Model) else candidates
+    if not isinstance(models, (list, tuple)) or not models:
+        raise TypeError("candidates must be a Model or a non-empty list of Models")
+    for i, m in enumerate(models):
+        if not isinstance(m, Model):
+            raise TypeError(f"candidates[{i}] must be a Model, got {type(m).__name__}")
+    first = models[0].architecture
+    for i, m in enumerate(models[1:], 1):
+        a = m.architecture
+        if (a.n_inputs, a.output, a.n_outputs) != (first.n_inputs, first.output, first.n_outputs):
+            raise ValueError(f"candidates[{i}] has a different input size, output head or "
+                             "number of outputs; candidate models must all fit the same data")
+    return list(models)
+
+
+def holdout(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *, cv=None,
+            validation_fraction: float | None = None, scoring=None, n_jobs: int | None = None,
+            sample_weight=None, classes=None, seed: int | None = None) -> HoldoutEstimate:
+    """Estimate the hold-out score of fitting ``model`` with ``hyperparameters``.
+
+    Parameters
+    ----------
+    model : Model
+    X, y : the data, as for :func:`archfit.fit`
+    hyperparameters : Hyperparameters, optional
+    cv : int, optional
+        Number of folds (5 unless ``validation_fraction`` is given); stratified by class for softmax outputs, shuffled
+        with ``seed``.
+    validation_fraction : float, optional
+        Instead of folds: one split holding out this fraction.
+    scoring : {"accuracy", "r2", "neg_loss"}, callable or None
+        None: accuracy for softmax/sigmoid, R² for linear outputs. A callable
+        is called as ``scoring(fitted, X_test, y_test)``.
+    n_jobs : int, optional
+        Folds fitted in parallel (threads; or the active joblib backend).
+        Each fit is limited to one BLAS thread.
+    sample_weight : array-like, optional
+        Used in fitting and in scoring.
+    classes : array-like, optional
+        All class labels, for softmax outputs.
+    seed : int, optional
+        Seed of the folds; defaults to the hyperparameters' seed.
+
+    Returns
+    -------
+    HoldoutEstimate
+    """
+    models = check_models(model)
+    hp = Hyperparameters() if hyperparameters is None else hyperparameters
+    if not isinstance(hp, Hyperparameters):
+        raise TypeError("hyperparameters must be a Hyperparameters")
+    seed = hp.seed if seed is None else check_int(seed, "seed", minimum=0)
+    name, scorer = _scoring.resolve(scoring, models[0].architecture.output)
+    n_jobs = _parallel.effective_n_jobs(n_jobs)
+    data = Data(models, X, y, sample_weight, classes, cv, validation_fraction, seed)
+    tasks = [(fold, models[0], hp, None, fold) for fold in range(len(data.folds))]
+    worker = _parallel.with_blas_threads(FoldFitter(data, scorer), 1)
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1, user_api="blas"):
+        results = _parallel.parallel_map(worker, tasks, n_jobs)
+    results.sort(key=lambda r: r[0])
+    scores = np.array([r[2] for r in results])
+    return HoldoutEstimate(
+        scores=scores, mean=float(scores.mean()),
+        std=float(scores.std(ddof=1)) if len(scores) > 1 else 0.0,
+        fits=tuple(r[1] for r in results), folds=tuple(data.folds),
+        seconds=tuple(r[3] for r in results), scoring=name)
