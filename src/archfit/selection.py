@@ -75,19 +75,30 @@ class Selection:
         FigureCanvasAgg(fig)
         means = np.array([row["mean_score"] for row in self.table])
         stds = np.array([row["std_score"] for row in self.table])
+        model_of = np.array([row["model"] for row in self.table])
+        model_names = ["-".join(map(str, m.architecture.sizes)) for m in self.models]
         for i, name in enumerate(axes_names):
             ax = fig.add_subplot(1, len(axes_names), i + 1)
-            values = [row["params"].get(name, row.get(name)) for row in self.table]
-            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-            if numeric:
-                x = np.array(values, dtype=float)
-                if (x > 0).all() and x.max() / x.min() >= 100:
-                    ax.set_xscale("log")
+            if name == "model":
+                x = model_of.astype(float)
+                ax.set_xticks(range(len(model_names)), model_names, rotation=20)
+            elif name == "candidate":
+                x = np.arange(len(self.table), dtype=float)
             else:
-                labels = sorted({repr(v) for v in values})
-                x = np.array([labels.index(repr(v)) for v in values], dtype=float)
-                ax.set_xticks(range(len(labels)), labels, rotation=30)
-            ax.errorbar(x, means, yerr=stds, fmt="o", alpha=0.7, capsize=3)
+                values = [row["params"][name] for row in self.table]
+                if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                    x = np.array(values, dtype=float)
+                    if (x > 0).all() and x.max() / x.min() >= 10:
+                        ax.set_xscale("log")
+                else:
+                    labels = sorted({repr(v) for v in values})
+                    x = np.array([labels.index(repr(v)) for v in values], dtype=float)
+                    ax.set_xticks(range(len(labels)), labels, rotation=20)
+            for m in np.unique(model_of):
+                sel = model_of == m
+                label = model_names[m] if len(self.models) > 1 else None
+                ax.errorbar(x[sel], means[sel], yerr=stds[sel], fmt="o", alpha=0.75,
+                            capsize=3, label=label)
             best = self.best_index
             ax.plot([x[best]], [means[best]], "r*", markersize=14, label="best")
             ax.set_xlabel(name)
