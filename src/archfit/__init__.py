@@ -18,6 +18,7 @@ from archfit.selection import Selection, select
 from archfit import distributions
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
+from archfit.persistence import FileFormatError, load
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,7 @@ __all__ = [
     "Architecture",
     "Dense",
     "DivergenceError",
+    "FileFormatError",
     "FitModel",
     "HoldoutEstimate",
     "Hyperparameters",
@@ -35,6 +37,7 @@ __all__ = [
     "fit",
     "holdout",
     "kfold",
+    "load",
     "select",
     "validation_split",
     "__version__",

@@ -51,10 +51,11 @@ class FitModel:
     """
 
     __slots__ = ("_model", "_theta", "_hyperparameters", "_history", "_classes",
-                 "_target_ndim", "_optimizer_state")
+                 "_target_ndim", "_optimizer_state", "_training_data")
 
     def __init__(self, model: Model, parameters: np.ndarray, hyperparameters: Hyperparameters,
-                 history=(), classes=None, target_ndim: int = 2, optimizer_state=None):
+                 history=(), classes=None, target_ndim: int = 2, optimizer_state=None,
+                 training_data: dict | None = None):
         if not isinstance(model, Model):
             raise TypeError(f"model must be a Model, got {type(model).__name__}")
         if not isinstance(hyperparameters, Hyperparameters):
@@ -80,6 +81,9 @@ class FitModel:
             m, v, step, name = optimizer_state
             optimizer_state = (_frozen(m), _frozen(v), int(step), str(name))
         self._optimizer_state = optimizer_state
+        if training_data is not None and not isinstance(training_data, dict):
+            raise TypeError("training_data must be a dict or None")
+        self._training_data = None if training_data is None else dict(training_data)
 
     # ---- what it is -------------------------------------------------------------------
     @property
@@ -117,6 +121,33 @@ class FitModel:
     @property
     def classes(self) -> np.ndarray | None:
         return self._classes
+
+    @property
+    def training_data(self) -> dict | None:
+        """Fingerprint of the data of the last fit: ``n_samples``, ``n_features``,
+        ``dtype`` and a BLAKE2b ``hash`` of X and y as fitted (None if unknown)."""
+        return None if self._training_data is None else dict(self._training_data)
+
+    # ---- files ------------------------------------------------------------------------
+    def save(self, path, *, optimizer_state: bool = True):
+        """Write to ``path`` atomically in archfit's safe format; see :func:`archfit.load`.
+
+        ``optimizer_state=False`` omits the optimizer's moments (a smaller
+        file; continuing training from it restarts the moments).
+        """
+        from archfit.persistence import save
+        return save(self, path, optimizer_state=optimizer_state)
+
+    def to_bytes(self, *, optimizer_state: bool = True) -> bytes:
+        """The contents :meth:`save` writes."""
+        from archfit.persistence import to_bytes
+        return to_bytes(self, optimizer_state=optimizer_state)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "FitModel":
+        """Inverse of :meth:`to_bytes`; validates everything."""
+        from archfit.persistence import from_bytes
+        return from_bytes(data)
 
     # ---- prediction -------------------------------------------------------------------
     def _outputs(self, X) -> np.ndarray:
@@ -164,10 +195,8 @@ class FitModel:
         return score_outputs(self._model, self._model._predict(self._theta, X), targets, weights)
 
     def __reduce__(self):
-        # Rebuilt through the constructor, which validates and freezes the arrays.
-        return (FitModel, (self._model, np.array(self._theta), self._hyperparameters,
-                           self._history, self._classes, self._target_ndim,
-                           self._optimizer_state))
+        # Pickling (joblib, multiprocessing) delegates to the safe file format.
+        return (FitModel.from_bytes, (self.to_bytes(),))
 
     def __repr__(self) -> str:
         return (f"FitModel({self._model!r}, epochs={self.n_epochs}, "

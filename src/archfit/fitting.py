@@ -147,12 +147,26 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
 
     if theta is None:
         theta = model.init(hp.seed)
+    fingerprint = _fingerprint(X, targets)
 
     run = _fit_lbfgs if hp.optimizer == "lbfgs" else _fit_minibatch
     with _threads(hp.n_threads):
         theta, history, optimizer_state = run(model, hp, theta, X, targets, weights, val,
                                               history, optimizer_state, callback, verbose)
-    return FitModel(model, theta, hp, history, targets.classes, targets.ndim, optimizer_state)
+    return FitModel(model, theta, hp, history, targets.classes, targets.ndim, optimizer_state,
+                    fingerprint)
+
+
+def _fingerprint(X: np.ndarray, targets: Targets) -> dict[str, Any]:
+    """Shape, dtype and a hash of the data as fitted (after any validation split)."""
+    import hashlib
+    h = hashlib.blake2b(digest_size=16)
+    h.update(memoryview(X).cast("B"))
+    for part in (targets.labels, targets.values):
+        if part is not None:
+            h.update(np.ascontiguousarray(part).tobytes())
+    return {"n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
+            "dtype": X.dtype.name, "hash": "blake2b:" + h.hexdigest()}
 
 
 def _record(model, theta, epoch, train_loss, learning_rate, seconds, val):
