@@ -143,6 +143,14 @@ class FitModel:
         from archfit.persistence import to_bytes
         return to_bytes(self, optimizer_state=optimizer_state)
 
+    def to_onnx(self, path=None):
+        """Export as a standard ONNX graph (needs ``onnx``); see :mod:`archfit.onnx_export`.
+
+        Returns the ``onnx.ModelProto`` and writes it to ``path`` when given.
+        """
+        from archfit.onnx_export import to_onnx
+        return to_onnx(self, path)
+
     @classmethod
     def from_bytes(cls, data: bytes) -> "FitModel":
         """Inverse of :meth:`to_bytes`; validates everything."""
