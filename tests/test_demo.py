@@ -30,6 +30,6 @@ def test_demo_command_reaches_the_promised_accuracy():
 def test_command_line_errors_are_one_line():
     result = subprocess.run([sys.executable, "-m", "archfit", "demo", "--epochs", "0"],
                             capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert result.stderr.strip().startswith("archfit: error:") and "epochs" in result.stderr
     assert "Traceback" not in result.stderr
