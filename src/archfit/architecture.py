@@ -47,6 +47,7 @@ class Dense:
         object.__setattr__(self, "units", int(self.units))
 
     def to_dict(self) -> dict[str, Any]:
+        """``{"units": ..., "activation": ...}``; ``Dense(**d)`` rebuilds the layer."""
         return {"units": self.units, "activation": self.activation}
 
 

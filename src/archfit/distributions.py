@@ -13,6 +13,7 @@ class Distribution:
     """Something a random search can draw a value from."""
 
     def sample(self, rng: np.random.Generator) -> Any:
+        """One draw, using the generator ``rng``."""
         raise NotImplementedError
 
     def __eq__(self, other):
@@ -33,6 +34,7 @@ class Uniform(Distribution):
             raise ValueError(f"Uniform needs low < high, got {low} and {high}")
 
     def sample(self, rng):
+        """One draw, using the generator ``rng``."""
         return float(rng.uniform(self.low, self.high))
 
 
@@ -46,6 +48,7 @@ class LogUniform(Distribution):
             raise ValueError(f"LogUniform needs low < high, got {low} and {high}")
 
     def sample(self, rng):
+        """One draw, using the generator ``rng``."""
         return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
 
 
@@ -59,6 +62,7 @@ class IntUniform(Distribution):
             raise ValueError(f"IntUniform needs low <= high, got {low} and {high}")
 
     def sample(self, rng):
+        """One draw, using the generator ``rng``."""
         return int(rng.integers(self.low, self.high + 1))
 
 
@@ -71,5 +75,6 @@ class Choice(Distribution):
         self.values = list(values)
 
     def sample(self, rng):
+        """One draw, using the generator ``rng``."""
         value = self.values[int(rng.integers(len(self.values)))]
         return value.item() if isinstance(value, np.generic) else value

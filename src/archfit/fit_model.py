@@ -88,10 +88,12 @@ class FitModel:
     # ---- what it is -------------------------------------------------------------------
     @property
     def model(self) -> Model:
+        """The model f(x; θ) that was fitted."""
         return self._model
 
     @property
     def architecture(self):
+        """The model's architecture (shortcut for ``model.architecture``)."""
         return self._model.architecture
 
     @property
@@ -106,6 +108,7 @@ class FitModel:
 
     @property
     def hyperparameters(self) -> Hyperparameters:
+        """The hyperparameters of the fit that produced θ̂."""
         return self._hyperparameters
 
     @property
@@ -120,6 +123,7 @@ class FitModel:
 
     @property
     def classes(self) -> np.ndarray | None:
+        """Class labels in output order (softmax), or None."""
         return self._classes
 
     @property

@@ -166,8 +166,10 @@ class Hyperparameters:
         return cls(**d)
 
     def to_json(self) -> str:
+        """:meth:`to_dict` as a JSON string."""
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "Hyperparameters":
+        """Rebuild from :meth:`to_json`'s output."""
         return cls.from_dict(json.loads(text))

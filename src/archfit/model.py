@@ -76,10 +76,12 @@ class Model:
 
     @property
     def architecture(self) -> Architecture:
+        """The shape of the network."""
         return self._architecture
 
     @property
     def dtype(self) -> np.dtype:
+        """Dtype of θ and of every computation."""
         return self._dtype
 
     @property
@@ -89,10 +91,12 @@ class Model:
 
     @property
     def huber_delta(self) -> float:
+        """Threshold of the Huber loss (used only when ``loss == "huber"``)."""
         return self._huber_delta
 
     @property
     def n_parameters(self) -> int:
+        """Length of θ."""
         return self._architecture.n_parameters
 
     # ---- parameters -------------------------------------------------------------------
@@ -210,6 +214,7 @@ class Model:
 
     # ---- identity -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict: architecture, dtype, loss (and Huber threshold)."""
         d = {"architecture": self._architecture.to_dict(), "dtype": self._dtype.name,
              "loss": self._loss_name}
         if self._loss_name == "huber":
@@ -218,6 +223,7 @@ class Model:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Model":
+        """Rebuild from :meth:`to_dict`'s output."""
         if not isinstance(d, dict) or not {"architecture", "dtype", "loss"} <= set(d):
             raise ValueError("model dict must have the keys 'architecture', 'dtype' and 'loss'")
         return cls(Architecture.from_dict(d["architecture"]), d["dtype"], d["loss"],

@@ -1,0 +1,55 @@
+"""The public surface: names from DESIGN.md, documented, typed, versioned."""
+import inspect
+from importlib import resources
+
+import archfit as af
+from archfit import distributions
+
+DESIGN_NAMES = ["Architecture", "Dense", "Model", "Hyperparameters", "FitModel", "fit", "select",
+                "load", "holdout"]
+
+
+def test_design_names_are_exported():
+    for name in DESIGN_NAMES:
+        assert name in af.__all__ and hasattr(af, name), name
+    assert isinstance(af.__version__, str) and af.__version__.count(".") == 2
+
+
+def _public_members(obj):
+    for name, member in vars(obj).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(member, property):
+            yield name, member.fget
+        elif isinstance(member, (classmethod, staticmethod)):
+            yield name, member.__func__
+        elif callable(member):
+            yield name, member
+
+
+def test_every_public_name_has_a_docstring():
+    from archfit import sklearn as adapters
+    objects = [getattr(af, n) for n in af.__all__ if n != "__version__"]
+    objects += [adapters.MLPClassifier, adapters.MLPRegressor]
+    objects += [getattr(distributions, n) for n in ("Uniform", "LogUniform", "IntUniform", "Choice")]
+    missing = []
+    for obj in objects:
+        if not (inspect.getdoc(obj) or "").strip():
+            missing.append(getattr(obj, "__name__", repr(obj)))
+        if inspect.isclass(obj):
+            for name, member in _public_members(obj):
+                if not (inspect.getdoc(member) or "").strip():
+                    missing.append(f"{obj.__name__}.{name}")
+    assert missing == []
+
+
+def test_package_is_typed():
+    assert resources.files("archfit").joinpath("py.typed").is_file()
+    hints = inspect.get_annotations(af.fit)
+    assert "return" in hints and "model" in hints
+
+
+def test_cython_interface_ships():
+    kernels = resources.files("archfit._kernels")
+    for name in ("_blas", "_elementwise", "_optimizers", "_random", "_network"):
+        assert kernels.joinpath(f"{name}.pxd").is_file(), name
