@@ -4,6 +4,11 @@ Environment switches read at build time:
 
 ARCHFIT_DEBUG=1
     Cython bounds and initialisation checks on, ``-O0 -g`` instead of ``-O3``.
+ARCHFIT_SANITIZE=1
+    The debug build plus AddressSanitizer and UndefinedBehaviorSanitizer
+    (``-fsanitize=address,undefined``), where the compiler supports them. Run
+    Python with the sanitizer runtime preloaded, e.g.
+    ``LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0``.
 """
 import os
 import sys
@@ -13,7 +18,8 @@ from setuptools import Extension, setup
 
 KERNELS = ["_blas", "_random", "_elementwise", "_optimizers", "_network"]
 
-DEBUG = os.environ.get("ARCHFIT_DEBUG", "0") not in ("", "0")
+SANITIZE = os.environ.get("ARCHFIT_SANITIZE", "0") not in ("", "0")
+DEBUG = SANITIZE or os.environ.get("ARCHFIT_DEBUG", "0") not in ("", "0")
 
 # One table of per-compiler flags (Thinc's habit): MSVC takes different spellings.
 COMPILE_ARGS = {
@@ -22,6 +28,12 @@ COMPILE_ARGS = {
 }
 compiler = "msvc" if sys.platform == "win32" else "other"
 compile_args = COMPILE_ARGS[compiler]["debug" if DEBUG else "release"]
+link_args = []
+if SANITIZE and compiler == "other":
+    sanitizers = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+                  "-fno-sanitize-recover=undefined"]
+    compile_args = ["-O1", "-g"] + sanitizers
+    link_args = sanitizers
 
 directives = {
     "language_level": 3,
@@ -37,6 +49,7 @@ extensions = [
         f"archfit._kernels.{name}",
         [f"csrc/archfit/_kernels/{name}.pyx"],
         extra_compile_args=compile_args,
+        extra_link_args=link_args,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
     for name in KERNELS

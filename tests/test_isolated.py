@@ -1,0 +1,98 @@
+"""Suites that exercise compiled code directly run in a subprocess: a crash there
+fails one test here instead of taking the runner down. The kernel suite also runs
+against a build with AddressSanitizer and UndefinedBehaviorSanitizer."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+ROOT = TESTS.parent
+
+
+def run_suite(path, env_extra=None, timeout=900):
+    env = dict(os.environ, ARCHFIT_ISOLATED="1", **(env_extra or {}))
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             "-x", str(path)], capture_output=True, text=True, timeout=timeout,
+                            cwd=ROOT, env=env)
+    tail = (result.stdout[-3000:] + "\n" + result.stderr[-3000:]).strip()
+    assert result.returncode >= 0, f"the suite crashed with signal {-result.returncode}:\n{tail}"
+    assert result.returncode == 0, tail
+    assert " passed" in result.stdout.splitlines()[-1], tail
+    return result.stdout
+
+
+def test_kernel_suite():
+    run_suite(TESTS / "kernels")
+
+
+def test_hostile_input_suite():
+    pytest.importorskip("hypothesis")
+    run_suite(TESTS / "hostile")
+
+
+# ---- the sanitised build -----------------------------------------------------------------------
+def _sanitizer_runtime():
+    cc = shutil.which("gcc")
+    if cc is None or sys.platform != "linux":
+        return None
+    libs = []
+    for name in ("libasan.so", "libubsan.so"):
+        found = subprocess.run([cc, f"-print-file-name={name}"], capture_output=True,
+                               text=True).stdout.strip()
+        if not os.path.isabs(found) or not os.path.exists(found):
+            return None
+        libs.append(found)
+    return " ".join(libs)
+
+
+@pytest.fixture(scope="module")
+def sanitized_site(tmp_path_factory):
+    """archfit with its kernels built by ``ARCHFIT_SANITIZE=1``, in a folder of its own."""
+    runtime = _sanitizer_runtime()
+    if runtime is None:
+        pytest.skip("gcc with AddressSanitizer and UndefinedBehaviorSanitizer is not available")
+    if not (ROOT / "setup.py").exists():
+        pytest.skip("the sanitised build needs the source tree")
+    pytest.importorskip("Cython")
+    work = tmp_path_factory.mktemp("sanitized")
+    shutil.copy(ROOT / "setup.py", work)
+    shutil.copy(ROOT / "pyproject.toml", work)
+    shutil.copytree(ROOT / "csrc", work / "csrc",
+                    ignore=shutil.ignore_patterns("*.c", "*.so", "__pycache__"))
+    env = dict(os.environ, ARCHFIT_SANITIZE="1")
+    build = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--parallel", "2",
+                            "--build-lib", str(work / "lib"), "--build-temp", str(work / "tmp")],
+                           cwd=work, env=env, capture_output=True, text=True, timeout=1200)
+    assert build.returncode == 0, build.stderr[-3000:]
+    site = work / "site"
+    shutil.copytree(ROOT / "src" / "archfit", site / "archfit",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(work / "lib" / "archfit" / "_kernels", site / "archfit" / "_kernels",
+                    dirs_exist_ok=True)
+    shutil.copy(ROOT / "csrc" / "archfit" / "_kernels" / "__init__.py",
+                site / "archfit" / "_kernels" / "__init__.py")
+    return {"PYTHONPATH": str(site), "LD_PRELOAD": runtime,
+            "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0",
+            "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
+
+
+def test_sanitized_build_catches_an_out_of_bounds_read(sanitized_site):
+    # The control: bypass validation and hand a kernel a bias shorter than the rows
+    # (sizes above numpy's small-buffer cache, so the read runs past a malloc block).
+    probe = ("import numpy as np, archfit, archfit._kernels._elementwise as e\n"
+             "assert archfit.__file__.startswith(%r), archfit.__file__\n"
+             "Z = np.zeros((2, 2000)); A = np.zeros((2, 2000))\n"
+             "e.forward_activation(Z, np.zeros(1500), A, 'relu')\n"
+             % sanitized_site["PYTHONPATH"])
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env=dict(os.environ, **sanitized_site), timeout=300)
+    assert result.returncode != 0 and "AddressSanitizer" in result.stderr, result.stderr[-2000:]
+
+
+def test_kernel_suite_under_sanitizers(sanitized_site):
+    output = run_suite(TESTS / "kernels", sanitized_site)
+    assert "passed" in output

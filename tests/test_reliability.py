@@ -1,0 +1,172 @@
+"""Reliability: concurrency, reproducibility across processes, leaks, numerics."""
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import archfit as af
+
+
+def digits():
+    from archfit.datasets import load_digits
+    X, y = load_digits()
+    return X / 16.0, y
+
+
+# ---- concurrency -----------------------------------------------------------------------------
+def test_eight_threads_predicting_with_one_fit_model():
+    X, y = digits()
+    model = af.Model(af.Architecture(64, [af.Dense(48, "tanh"), af.Dense(10)], "softmax"))
+    fitted = af.fit(model, X, y, af.Hyperparameters(epochs=2))
+    chunks = [X[i::8] for i in range(8)]
+    serial = [fitted.predict_proba(c) for c in chunks]
+    results = [None] * 8
+    barrier = threading.Barrier(8)
+
+    def work(i):
+        barrier.wait()
+        for _ in range(20):
+            out = fitted.predict_proba(chunks[i])
+        results[i] = out
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(serial, results):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_four_threads_fitting_different_models():
+    X, y = digits()
+    jobs = [(af.Model(af.Architecture(64, [af.Dense(w, act), af.Dense(10)], "softmax"), dt),
+             af.Hyperparameters(epochs=3, seed=s, dropout=0.1, optimizer=opt))
+            for w, act, dt, s, opt in [(16, "relu", "float32", 0, "adam"),
+                                       (32, "gelu", "float64", 1, "momentum"),
+                                       (24, "tanh", "float32", 2, "adamw"),
+                                       (8, "sigmoid", "float64", 3, "sgd")]]
+    serial = [af.fit(m, X, y, hp).parameters for m, hp in jobs]
+    results = [None] * 4
+    barrier = threading.Barrier(4)
+
+    def work(i):
+        barrier.wait()
+        results[i] = af.fit(jobs[i][0], X, y, jobs[i][1]).parameters
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(serial, results):
+        assert a.tobytes() == b.tobytes()
+
+
+# ---- reproducibility ---------------------------------------------------------------------------
+FIT_IN_A_FRESH_PROCESS = """
+import hashlib, numpy as np, archfit as af
+from archfit.datasets import load_digits
+X, y = load_digits()
+model = af.Model(af.Architecture(64, [af.Dense(32, "relu"), af.Dense(10)], "softmax"))
+hp = af.Hyperparameters(epochs=3, dropout=0.2, seed=5, n_threads=1)
+print(hashlib.sha256(af.fit(model, X / 16, y, hp).parameters.tobytes()).hexdigest())
+"""
+
+
+def test_same_seed_same_parameters_across_fresh_processes():
+    import hashlib
+    digests = [subprocess.run([sys.executable, "-c", FIT_IN_A_FRESH_PROCESS], capture_output=True,
+                              text=True, timeout=300, check=True).stdout.strip()
+               for _ in range(2)]
+    X, y = digits()
+    model = af.Model(af.Architecture(64, [af.Dense(32, "relu"), af.Dense(10)], "softmax"))
+    here = af.fit(model, X, y, af.Hyperparameters(epochs=3, dropout=0.2, seed=5, n_threads=1))
+    assert digests[0] == digests[1] == hashlib.sha256(here.parameters.tobytes()).hexdigest()
+
+
+# ---- leaks --------------------------------------------------------------------------------------
+def _rss_bytes():
+    try:
+        with open("/proc/self/statm") as f:
+            import os
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        pytest.skip("resident memory is read from /proc (Linux)")
+
+
+def test_memory_settles_over_many_fits_and_predictions():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, 32))
+    y = rng.integers(0, 4, 256)
+    model = af.Model(af.Architecture(32, [af.Dense(64, "relu"), af.Dense(4)], "softmax"))
+    hp = af.Hyperparameters(epochs=1, batch_size=64)
+
+    def fits(n):
+        for _ in range(n):
+            fitted = af.fit(model, X, y, hp)
+        return fitted
+
+    fitted = fits(100)                       # warm up allocator and caches
+    before = _rss_bytes()
+    fitted = fits(1000)
+    after_fits = _rss_bytes()
+    row = X[:1]
+    for _ in range(100_000):
+        fitted.predict_proba(row)
+    after_predicts = _rss_bytes()
+    # A leaked batch buffer (64 x 64 doubles = 32 KiB) per fit would add 32 MiB;
+    # a leaked 1-row scratch buffer per prediction, several MiB.
+    assert after_fits - before < 8 * 2**20
+    assert after_predicts - after_fits < 4 * 2**20
+
+
+# ---- numerics -------------------------------------------------------------------------------------
+def _network_with_logits(output, value):
+    model = af.Model(af.Architecture(1, [af.Dense(2)], output), "float32")
+    theta = model.flatten({"dense0.weight": np.array([[value, -value]]),
+                           "dense0.bias": np.zeros(2)})
+    return model, theta
+
+
+@pytest.mark.parametrize("value", [1e4, -1e4])
+def test_softmax_and_cross_entropy_stay_finite(value):
+    model, theta = _network_with_logits("softmax", value)
+    P = model.predict(theta, [[1.0]])
+    assert np.isfinite(P).all() and P.sum() == pytest.approx(1)
+    loss, grad = model.loss_and_grad(theta, [[1.0]], [1 if value > 0 else 0])
+    assert loss == pytest.approx(2e4, rel=1e-6) and np.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("value", [1e3, -1e3])
+def test_sigmoid_and_binary_cross_entropy_stay_finite(value):
+    model, theta = _network_with_logits("sigmoid", value)
+    P = model.predict(theta, [[1.0]])
+    assert np.isfinite(P).all()
+    loss, grad = model.loss_and_grad(theta, [[1.0]], [[0, 1]] if value > 0 else [[1, 0]])
+    assert np.isfinite(loss) and loss == pytest.approx(2e3, rel=1e-6) and np.isfinite(grad).all()
+
+
+def test_float32_training_of_w2_matches_float64_accuracy():
+    # W2 (784-256-128-10) on the digits, upsampled from 8x8 to 28x28
+    X, y = digits()
+    images = np.kron(X.reshape(-1, 8, 8), np.ones((1, 3, 3)))         # 24x24
+    X784 = np.pad(images, ((0, 0), (2, 2), (2, 2))).reshape(len(X), 784)
+    train, test = af.validation_split(len(y), 0.25, seed=0, labels=y)
+    arch = af.Architecture(784, [af.Dense(256, "relu"), af.Dense(128, "relu"), af.Dense(10)],
+                           "softmax")
+    hp = af.Hyperparameters(epochs=8, batch_size=64, learning_rate=1e-3, seed=0)
+    scores = {dt: af.fit(af.Model(arch, dt), X784[train], y[train], hp).score(X784[test], y[test])
+              for dt in ("float32", "float64")}
+    assert scores["float64"] > 0.95
+    assert abs(scores["float32"] - scores["float64"]) <= 0.01
+
+
+def test_divergence_with_a_huge_learning_rate_names_the_epoch():
+    X, y = digits()
+    model = af.Model(af.Architecture(64, [af.Dense(32, "relu"), af.Dense(10)], "softmax"))
+    with pytest.raises(af.DivergenceError, match=r"epoch \d+"):
+        af.fit(model, X * 1e6, y, af.Hyperparameters(optimizer="sgd", learning_rate=1e6,
+                                                     epochs=20))
