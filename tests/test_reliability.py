@@ -170,3 +170,15 @@ def test_divergence_with_a_huge_learning_rate_names_the_epoch():
     with pytest.raises(af.DivergenceError, match=r"epoch \d+"):
         af.fit(model, X * 1e6, y, af.Hyperparameters(optimizer="sgd", learning_rate=1e6,
                                                      epochs=20))
+
+
+def test_impossible_sizes_raise_memory_error_before_allocating():
+    from archfit._memory import available_bytes
+    if available_bytes() is None:
+        pytest.skip("available memory is unknown on this platform")
+    huge = af.Model(af.Architecture(2**30, [af.Dense(64)], "linear"), "float32")   # 256 GiB
+    with pytest.raises(MemoryError, match="not enough memory for the parameters"):
+        huge.init(0)
+    wide = af.Model(af.Architecture(2, [af.Dense(2**31 - 1), af.Dense(1)], "linear"), "float64")
+    with pytest.raises(MemoryError, match="not enough memory"):
+        wide.init(0)

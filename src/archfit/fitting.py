@@ -9,6 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from archfit._kernels._network import Status, Trainer
+from archfit._memory import reserve
 from archfit._targets import Targets, encode
 from archfit._validation import as_features, as_parameters, as_sample_weight
 from archfit.fit_model import FitModel, score_outputs
@@ -194,11 +195,16 @@ def _fit_minibatch(model, hp, theta, X, targets: Targets, weights, val, history,
                    optimizer_state, callback, verbose):
     first_epoch = len(history)
     m, v, step = (optimizer_state[:3] if optimizer_state is not None else (None, None, 0))
+    n_targets = 0 if targets.values is None else targets.values.shape[1]
+    rows = min(hp.batch_size, X.shape[0])
+    reserve((3 * model.n_parameters + model._kernel.scratch_size(
+        rows, hp.dropout > 0, hp.shuffle, n_targets)) * model.dtype.itemsize,
+        "the training state (gradient, optimizer moments, batch buffers)")
     trainer = Trainer(model._kernel, model.dtype, X.shape[0], hp.batch_size, hp.optimizer,
                       momentum=hp.momentum, nesterov=hp.nesterov, beta1=hp.beta1,
                       beta2=hp.beta2, epsilon=hp.epsilon, l2=hp.l2, dropout=hp.dropout,
                       shuffle=hp.shuffle, seed=hp.seed, m=m, v=v, step=step,
-                      n_targets=0 if targets.values is None else targets.values.shape[1])
+                      n_targets=n_targets)
     schedule = LearningRateSchedule(hp, first_epoch)
     history = list(history)
     best_loss, best_theta, wait = math.inf, None, 0

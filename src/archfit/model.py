@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from archfit._kernels._network import Kernel
+from archfit._memory import reserve
 from archfit._targets import encode
 from archfit._validation import as_features, as_parameters, as_sample_weight, check_float
 from archfit.architecture import Architecture
@@ -121,8 +122,11 @@ class Model:
         """
         from archfit._validation import check_int
         rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
-        theta = np.zeros(self.n_parameters, dtype=np.float64)
         arch = self._architecture
+        largest = max(e.stop - e.start for e in arch.layout)
+        reserve(self.n_parameters * self._dtype.itemsize + 8 * largest,
+                f"the parameters of this model ({self.n_parameters:,})")
+        theta = np.zeros(self.n_parameters, dtype=self._dtype)
         for i, layer in enumerate(arch.layers):
             entry = arch.layout[2 * i]
             fan_in, fan_out = entry.shape
@@ -131,8 +135,8 @@ class Model:
             else:
                 limit = np.sqrt(6.0 / (fan_in + fan_out))
                 w = rng.uniform(-limit, limit, size=entry.shape)
-            theta[entry.start:entry.stop] = w.ravel()
-        return theta.astype(self._dtype)
+            theta[entry.start:entry.stop] = w.ravel()   # drawn in float64, then rounded
+        return theta
 
     def unflatten(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Views of θ per weight and bias, keyed by layout name; no copies."""
@@ -167,9 +171,15 @@ class Model:
         return self._predict(theta, X)
 
     def _predict(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
+        self._reserve_scratch(X.shape[0])
         out = np.empty((X.shape[0], self._architecture.n_outputs), dtype=self._dtype)
         self._kernel.predict(theta, X, out)
         return out
+
+    def _reserve_scratch(self, n_rows: int, extra: int = 0) -> None:
+        rows = min(n_rows, 1024)   # kernels work in chunks of at most 1024 rows
+        reserve((self._kernel.scratch_size(rows) + extra + n_rows * self._architecture.n_outputs)
+                * self._dtype.itemsize, "the scratch memory of this computation")
 
     def loss_and_grad(self, theta: np.ndarray, X, y, *, sample_weight=None,
                       l2: float = 0.0) -> tuple[float, np.ndarray]:
@@ -200,6 +210,7 @@ class Model:
         targets = encode(y, arch.output, arch.n_outputs, X.shape[0], self._dtype, classes)
         w = as_sample_weight(sample_weight, X.shape[0], self._dtype)
         l2 = check_float(l2, "l2", low=0.0)
+        self._reserve_scratch(X.shape[0], extra=self.n_parameters)
         grad = np.empty_like(theta)
         loss = self._kernel.loss_and_grad(theta, X, targets.labels, targets.values, w, grad, l2)
         return float(loss), grad

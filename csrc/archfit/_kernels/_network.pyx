@@ -290,6 +290,12 @@ cdef class Kernel:
     def n_parameters(self):
         return self.net.n_parameters
 
+    def scratch_size(self, Py_ssize_t rows, bint dropout=False, bint gather=False,
+                     Py_ssize_t n_targets=0):
+        """Elements of scratch memory a computation over `rows` rows needs."""
+        cdef Workspace ws
+        return plan(&self.net, &ws, rows, dropout, gather, n_targets)
+
     def predict(self, const floating[::1] theta, const floating[:, ::1] X, floating[:, ::1] out):
         """out = head(f(X; θ)), in chunks, without the GIL."""
         cdef Workspace ws

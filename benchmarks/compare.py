@@ -1,0 +1,305 @@
+"""archfit side by side with the CPU peers a Python user can install.
+
+    python benchmarks/compare.py            # the full table (a few minutes)
+    python benchmarks/compare.py --quick    # smaller samples, under 2 minutes
+
+Every measurement runs in its own process, one at a time: warm-up first, then
+the median of at least three repeats. Same architecture, batch size, Adam with
+lr 1e-3, float32 (unless said), synthetic data with a fixed seed, and the same
+number of samples for every peer. Training = forward + backward + Adam update
+over every sample once (an epoch); samples per second = samples / epoch time.
+Threads: 2 for every peer (BLAS, PyTorch intra-op). Peers that are not
+installed are reported as missing.
+
+Peers: archfit; a plain-NumPy trainer (benchmarks/numpy_mlp.py); scikit-learn's
+MLPClassifier/MLPRegressor (solver adam, one partial_fit = one epoch); PyTorch
+eager with torch.optim.Adam (default foreach) and with Adam(fused=True).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+WORKLOADS = {
+    # name: (sizes, batch, output, dtype, samples, quick samples)
+    "W1": ((64, 32, 10), 32, "softmax", "float32", 32768, 8192),
+    "W2": ((784, 256, 128, 10), 128, "softmax", "float32", 16384, 4096),
+    "W3": ((1024, 2048, 2048, 10), 256, "softmax", "float32", 2048, 512),
+    "W4": ((8, 64, 64, 1), 64, "linear", "float32", 32768, 8192),
+    "W2-float64": ((784, 256, 128, 10), 128, "softmax", "float64", 8192, 2048),
+}
+PEERS = ["archfit", "numpy", "sklearn", "torch", "torch-fused"]
+TRAIN_PEERS = {"W1": PEERS, "W2": PEERS, "W3": PEERS, "W4": PEERS,
+               "W2-float64": ["archfit", "sklearn", "torch", "torch-fused"]}
+THREADS = 2
+
+
+# ---- data -------------------------------------------------------------------------------------
+def data(sizes, output, dtype, n):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, sizes[0])).astype(dtype)
+    if output == "softmax":
+        y = rng.integers(0, sizes[-1], n)
+    else:
+        y = rng.normal(size=(n, sizes[-1])).astype(dtype)
+    return X, y
+
+
+# ---- one peer, one workload (runs in a child process) -------------------------------------------
+def train_rate(peer, sizes, batch, output, dtype, n, repeats):
+    import numpy as np
+    X, y = data(sizes, output, dtype, n)
+    times = []
+    if peer == "archfit":
+        import archfit as af
+        layers = [af.Dense(s, "relu") for s in sizes[1:-1]] + [af.Dense(sizes[-1])]
+        model = af.Model(af.Architecture(sizes[0], layers, output), dtype)
+        hp = af.Hyperparameters(batch_size=batch, epochs=repeats + 1, learning_rate=1e-3,
+                                n_threads=THREADS)
+        fitted = af.fit(model, X, y, hp)
+        times = [h["seconds"] for h in fitted.history[1:]]     # the first epoch warms up
+    elif peer == "numpy":
+        from threadpoolctl import threadpool_limits
+        sys.path.insert(0, HERE)
+        from numpy_mlp import NumpyMLP
+        net = NumpyMLP(sizes, batch, output, np.dtype(dtype).type)
+        rng = np.random.default_rng(0)
+        with threadpool_limits(THREADS):
+            for r in range(repeats + 1):
+                start = time.perf_counter()
+                net.epoch(X, y, rng)
+                if r:
+                    times.append(time.perf_counter() - start)
+    elif peer == "sklearn":
+        import warnings
+        from threadpoolctl import threadpool_limits
+        from sklearn.neural_network import MLPClassifier, MLPRegressor
+        Est = MLPClassifier if output == "softmax" else MLPRegressor
+        est = Est(hidden_layer_sizes=sizes[1:-1], solver="adam", batch_size=batch, alpha=0.0,
+                  learning_rate_init=1e-3, random_state=0)
+        kwargs = {"classes": np.arange(sizes[-1])} if output == "softmax" else {}
+        yy = y if output == "softmax" else y.ravel()
+        with threadpool_limits(THREADS), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for r in range(repeats + 1):
+                start = time.perf_counter()
+                est.partial_fit(X, yy, **kwargs)
+                kwargs = {}
+                if r:
+                    times.append(time.perf_counter() - start)
+    else:
+        import torch
+        torch.set_num_threads(THREADS)
+        torch.manual_seed(0)
+        tdtype = torch.float32 if dtype == "float32" else torch.float64
+        layers = []
+        for a, b in zip(sizes[:-2], sizes[1:-1]):
+            layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+        layers.append(torch.nn.Linear(sizes[-2], sizes[-1]))
+        net = torch.nn.Sequential(*layers).to(tdtype)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=(peer == "torch-fused"))
+        Xt = torch.from_numpy(X)
+        yt = torch.from_numpy(y)
+        loss_fn = torch.nn.CrossEntropyLoss() if output == "softmax" else torch.nn.MSELoss()
+        g = torch.Generator().manual_seed(0)
+        for r in range(repeats + 1):
+            start = time.perf_counter()
+            order = torch.randperm(n, generator=g)
+            for s in range(0, n, batch):
+                idx = order[s:s + batch]
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(net(Xt[idx]), yt[idx])
+                loss.backward()
+                opt.step()
+            if r:
+                times.append(time.perf_counter() - start)
+    return n / statistics.median(times)
+
+
+def inference(peer, mode, repeats):
+    """W2 inference: 1-sample latency (µs) or batch-4096 throughput (samples/s)."""
+    import numpy as np
+    sizes = (784, 256, 128, 10)
+    rows = 1 if mode == "latency" else 4096
+    X, _ = data(sizes, "softmax", "float32", rows)
+    calls = 3000 if rows == 1 else 20
+    if peer == "archfit":
+        import archfit as af
+        from threadpoolctl import threadpool_limits
+        layers = [af.Dense(s, "relu") for s in sizes[1:-1]] + [af.Dense(10)]
+        model = af.Model(af.Architecture(784, layers, "softmax"), "float32")
+        fitted = af.FitModel(model, model.init(0), af.Hyperparameters(), classes=np.arange(10))
+        call = lambda: fitted.predict_proba(X)  # noqa: E731
+        ctx = threadpool_limits(THREADS)
+    else:
+        import torch
+        torch.set_num_threads(THREADS)
+        net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(),
+                                  torch.nn.Linear(256, 128), torch.nn.ReLU(),
+                                  torch.nn.Linear(128, 10))
+        Xt = torch.from_numpy(X)
+
+        def call():
+            return torch.softmax(net(Xt), dim=1)
+        ctx = torch.inference_mode()
+    with ctx:
+        for _ in range(calls // 10 + 1):
+            call()
+        samples = []
+        for _ in range(max(repeats, 5)):
+            start = time.perf_counter()
+            for _ in range(calls):
+                call()
+            samples.append((time.perf_counter() - start) / calls)
+    per_call = statistics.median(samples)
+    return per_call * 1e6 if rows == 1 else rows / per_call
+
+
+def many_fits(threads, quick):
+    """64 independent W1 fits: wall seconds with `threads` parallel fits."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threadpoolctl import threadpool_limits
+    import archfit as af
+    X, y = data((64, 32, 10), "softmax", "float32", 1024 if quick else 4096)
+    model = af.Model(af.Architecture(64, [af.Dense(32, "relu"), af.Dense(10)], "softmax"))
+    hps = [af.Hyperparameters(batch_size=32, epochs=2, seed=s) for s in range(64)]
+    with threadpool_limits(1):
+        af.fit(model, X, y, hps[0])
+        runs = []
+        for _ in range(3):
+            start = time.perf_counter()
+            if threads == 1:
+                for hp in hps:
+                    af.fit(model, X, y, hp)
+            else:
+                with ThreadPoolExecutor(threads) as pool:
+                    list(pool.map(lambda hp: af.fit(model, X, y, hp), hps))
+            runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
+def gemm_rate():
+    """The machine's float32 GEMM rate (GFLOP/s) at W3's largest shape, 2 threads."""
+    import numpy as np
+    from scipy.linalg.blas import sgemm
+    from threadpoolctl import threadpool_limits
+    rng = np.random.default_rng(0)
+    A = np.asfortranarray(rng.normal(size=(256, 2048)).astype(np.float32))
+    B = np.asfortranarray(rng.normal(size=(2048, 2048)).astype(np.float32))
+    with threadpool_limits(THREADS):
+        sgemm(1.0, A, B)
+        runs = []
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(20):
+                sgemm(1.0, A, B)
+            runs.append((time.perf_counter() - start) / 20)
+    return 2 * 256 * 2048 * 2048 / statistics.median(runs) / 1e9
+
+
+def worker(args):
+    kind = args.worker
+    try:
+        if kind == "train":
+            sizes, batch, output, dtype, n, n_quick = WORKLOADS[args.workload]
+            value = train_rate(args.peer, sizes, batch, output, dtype,
+                               n_quick if args.quick else n, 3 if args.quick else 5)
+        elif kind == "inference":
+            value = inference(args.peer, args.workload, 3 if args.quick else 7)
+        elif kind == "fits":
+            value = many_fits(int(args.workload), args.quick)
+        else:
+            value = gemm_rate()
+    except ImportError as exc:
+        print(json.dumps({"missing": str(exc)}))
+        return
+    print(json.dumps({"value": value}))
+
+
+# ---- the parent: run every measurement in its own process -----------------------------------------
+def measure(kind, peer, workload, quick):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--peer", peer,
+           "--workload", workload] + (["--quick"] if quick else [])
+    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS))
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    if result.returncode != 0:
+        raise RuntimeError(f"{peer} on {workload} failed:\n{result.stderr[-2000:]}")
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    return out.get("value")   # None when the peer is missing
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small samples (under 2 minutes)")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--peer", help=argparse.SUPPRESS)
+    parser.add_argument("--workload", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return worker(args)
+
+    import platform
+    print(f"archfit compare{' --quick' if args.quick else ''}: {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, {THREADS} threads for every peer, Python {platform.python_version()}")
+    results = {"quick": args.quick, "train": {}, "inference": {}}
+    fmt = lambda v: "missing" if v is None else f"{v:,.0f}"  # noqa: E731
+    print(f"\ntraining, samples/s (forward + backward + Adam), median of "
+          f"{3 if args.quick else 5} epochs")
+    header = f"{'workload':<36}" + "".join(f"{p:>13}" for p in PEERS) + "   archfit ÷ each peer"
+    print(header)
+    for name, (sizes, batch, output, dtype, n, nq) in WORKLOADS.items():
+        row = {}
+        for peer in PEERS:
+            row[peer] = measure("train", peer, name, args.quick) if peer in TRAIN_PEERS[name] else None
+        results["train"][name] = row
+        label = f"{name} {'-'.join(map(str, sizes))} b{batch} {dtype}"
+        cells = "".join(f"{fmt(row[p]) if p in TRAIN_PEERS[name] else 'n/a':>13}" for p in PEERS)
+        ratios = "  ".join(f"{p} {row['archfit'] / row[p]:.2f}x" for p in PEERS[1:]
+                           if row.get(p) and row.get("archfit"))
+        print(f"{label:<36}{cells}   {ratios}", flush=True)
+
+    print("\ninference on W2 (784-256-128-10, float32), softmax probabilities")
+    for mode, unit in (("latency", "µs per 1-sample call"), ("batch", "samples/s at batch 4096")):
+        row = {p: measure("inference", p, mode, args.quick) for p in ("archfit", "torch")}
+        results["inference"][mode] = row
+        if row["torch"] and row["archfit"]:
+            ratio = (row["torch"] / row["archfit"] if mode == "latency"
+                     else row["archfit"] / row["torch"])
+            extra = f"  archfit {ratio:.2f}x {'faster' if ratio >= 1 else 'slower'} than torch"
+        else:
+            extra = ""
+        prec = (lambda v: "missing" if v is None else f"{v:,.1f}") if mode == "latency" else fmt
+        print(f"  {unit:<26} archfit {prec(row['archfit'])}   torch (inference_mode) "
+              f"{prec(row['torch'])}{extra}", flush=True)
+
+    one, two = measure("fits", "archfit", "1", args.quick), measure("fits", "archfit", "2", args.quick)
+    results["many_fits"] = {"1": one, "2": two}
+    print(f"\n64 independent W1 fits: 1 thread {one:.2f} s, 2 threads {two:.2f} s, "
+          f"speed-up {one / two:.2f}x")
+
+    rate = measure("gemm", "archfit", "-", args.quick)
+    w3 = results["train"]["W3"]["archfit"]
+    sizes = WORKLOADS["W3"][0]
+    flops = 3 * sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    achieved = w3 * flops / 1e9
+    results["gemm_gflops"], results["w3_gflops"] = rate, achieved
+    print(f"machine float32 GEMM rate (256x2048 @ 2048x2048, {THREADS} threads): {rate:.1f} GFLOP/s;"
+          f" archfit W3 training: {achieved:.1f} GFLOP/s = {100 * achieved / rate:.0f}% of it")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
