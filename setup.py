@@ -24,7 +24,8 @@ DEBUG = SANITIZE or os.environ.get("ARCHFIT_DEBUG", "0") not in ("", "0")
 # One table of per-compiler flags (Thinc's habit): MSVC takes different spellings.
 COMPILE_ARGS = {
     "msvc": {"release": ["/O2"], "debug": ["/Od", "/Zi"]},
-    "other": {"release": ["-O3"], "debug": ["-O0", "-g"]},
+    # -fno-math-errno: sqrt need not set errno, so loops calling it can vectorise.
+    "other": {"release": ["-O3", "-fno-math-errno"], "debug": ["-O0", "-g"]},
 }
 compiler = "msvc" if sys.platform == "win32" else "other"
 compile_args = COMPILE_ARGS[compiler]["debug" if DEBUG else "release"]

@@ -29,11 +29,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 WORKLOADS = {
     # name: (sizes, batch, output, dtype, samples, quick samples)
-    "W1": ((64, 32, 10), 32, "softmax", "float32", 32768, 8192),
-    "W2": ((784, 256, 128, 10), 128, "softmax", "float32", 16384, 4096),
+    "W1": ((64, 32, 10), 32, "softmax", "float32", 32768, 4096),
+    "W2": ((784, 256, 128, 10), 128, "softmax", "float32", 16384, 2048),
     "W3": ((1024, 2048, 2048, 10), 256, "softmax", "float32", 2048, 512),
-    "W4": ((8, 64, 64, 1), 64, "linear", "float32", 32768, 8192),
-    "W2-float64": ((784, 256, 128, 10), 128, "softmax", "float64", 8192, 2048),
+    "W4": ((8, 64, 64, 1), 64, "linear", "float32", 32768, 4096),
+    "W2-float64": ((784, 256, 128, 10), 128, "softmax", "float64", 8192, 1024),
 }
 PEERS = ["archfit", "numpy", "sklearn", "torch", "torch-fused"]
 TRAIN_PEERS = {"W1": PEERS, "W2": PEERS, "W3": PEERS, "W4": PEERS,
@@ -124,13 +124,13 @@ def train_rate(peer, sizes, batch, output, dtype, n, repeats):
     return n / statistics.median(times)
 
 
-def inference(peer, mode, repeats):
+def inference(peer, mode, repeats, quick=False):
     """W2 inference: 1-sample latency (µs) or batch-4096 throughput (samples/s)."""
     import numpy as np
     sizes = (784, 256, 128, 10)
     rows = 1 if mode == "latency" else 4096
     X, _ = data(sizes, "softmax", "float32", rows)
-    calls = 3000 if rows == 1 else 20
+    calls = (3000 if rows == 1 else 20) // (3 if quick else 1)
     if peer == "archfit":
         import archfit as af
         from threadpoolctl import threadpool_limits
@@ -154,7 +154,7 @@ def inference(peer, mode, repeats):
         for _ in range(calls // 10 + 1):
             call()
         samples = []
-        for _ in range(max(repeats, 5)):
+        for _ in range(repeats):
             start = time.perf_counter()
             for _ in range(calls):
                 call()
@@ -213,7 +213,7 @@ def worker(args):
             value = train_rate(args.peer, sizes, batch, output, dtype,
                                n_quick if args.quick else n, 3 if args.quick else 5)
         elif kind == "inference":
-            value = inference(args.peer, args.workload, 3 if args.quick else 7)
+            value = inference(args.peer, args.workload, 3 if args.quick else 7, args.quick)
         elif kind == "fits":
             value = many_fits(int(args.workload), args.quick)
         else:

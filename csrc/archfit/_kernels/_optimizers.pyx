@@ -12,9 +12,16 @@ The formulas are PyTorch's (``torch.optim.SGD`` with dampening 0, ``Adam``,
 """
 import numpy as np
 
-from libc.math cimport sqrt, pow
+from libc.math cimport sqrt, sqrtf, pow
 
 OPTIMIZERS = {"sgd": SGD, "momentum": MOMENTUM, "adam": ADAM, "adamw": ADAMW}
+
+
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
 
 
 cdef void update(const OptimizerConfig* config,
@@ -45,19 +52,22 @@ cdef void update(const OptimizerConfig* config,
                 m[i] = mu * m[i] + grad[i] + pen * theta[i]
                 theta[i] -= lr * m[i]
     else:
+        # Straight-line loops (no branch, float sqrt in float32) so the compiler
+        # vectorises them; this loop touches every parameter at every step.
         b1 = <floating> config.beta1
         b2 = <floating> config.beta2
         eps = <floating> config.epsilon
         step_size = <floating> (config.learning_rate / (1.0 - pow(config.beta1, config.step)))
         inv_sqrt_bc2 = <floating> (1.0 / sqrt(1.0 - pow(config.beta2, config.step)))
         shrink = <floating> (1.0 - config.learning_rate * decay)
+        if config.kind == ADAMW and decay != 0.0:
+            for i in range(first, stop):
+                theta[i] *= shrink
         for i in range(first, stop):
             g = grad[i] + pen * theta[i]
             m[i] = b1 * m[i] + (1 - b1) * g
             v[i] = b2 * v[i] + (1 - b2) * g * g
-            if config.kind == ADAMW:
-                theta[i] *= shrink
-            theta[i] -= step_size * m[i] / (sqrt(v[i]) * inv_sqrt_bc2 + eps)
+            theta[i] -= step_size * m[i] / (_sqrt(v[i]) * inv_sqrt_bc2 + eps)
 
 
 def step(str optimizer, floating[::1] theta, floating[::1] grad, floating[::1] m,
