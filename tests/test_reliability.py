@@ -16,6 +16,21 @@ def digits():
 
 
 # ---- concurrency -----------------------------------------------------------------------------
+def run_together(work, n):
+    """Run ``work(i)`` for i in range(n) on n threads released at the same moment."""
+    barrier = threading.Barrier(n)
+
+    def start(i):
+        barrier.wait()
+        work(i)
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def test_eight_threads_predicting_with_one_fit_model():
     X, y = digits()
     model = af.Model(af.Architecture(64, [af.Dense(48, "tanh"), af.Dense(10)], "softmax"))
@@ -23,19 +38,13 @@ def test_eight_threads_predicting_with_one_fit_model():
     chunks = [X[i::8] for i in range(8)]
     serial = [fitted.predict_proba(c) for c in chunks]
     results = [None] * 8
-    barrier = threading.Barrier(8)
 
     def work(i):
-        barrier.wait()
         for _ in range(20):
             out = fitted.predict_proba(chunks[i])
         results[i] = out
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together(work, 8)
     for a, b in zip(serial, results):
         assert a.tobytes() == b.tobytes()
 
@@ -50,17 +59,11 @@ def test_four_threads_fitting_different_models():
                                        (8, "sigmoid", "float64", 3, "sgd")]]
     serial = [af.fit(m, X, y, hp).parameters for m, hp in jobs]
     results = [None] * 4
-    barrier = threading.Barrier(4)
 
     def work(i):
-        barrier.wait()
         results[i] = af.fit(jobs[i][0], X, y, jobs[i][1]).parameters
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together(work, 4)
     for a, b in zip(serial, results):
         assert a.tobytes() == b.tobytes()
 
