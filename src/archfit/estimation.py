@@ -166,10 +166,7 @@ def holdout(model: Model, X, y, hyperparameters: Hyperparameters | None = None, 
     n_jobs = _parallel.effective_n_jobs(n_jobs)
     data = Data(models, X, y, sample_weight, classes, cv, validation_fraction, seed)
     tasks = [(fold, models[0], hp, None, fold) for fold in range(len(data.folds))]
-    worker = _parallel.with_blas_threads(FoldFitter(data, scorer), 1)
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(limits=1, user_api="blas"):
-        results = _parallel.parallel_map(worker, tasks, n_jobs)
+    results = _parallel.fit_in_parallel(FoldFitter(data, scorer), tasks, n_jobs)
     results.sort(key=lambda r: r[0])
     scores = np.array([r[2] for r in results])
     return HoldoutEstimate(

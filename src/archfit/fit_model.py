@@ -187,21 +187,21 @@ class FitModel:
 
     def score(self, X, y, sample_weight=None) -> float:
         """Accuracy (softmax; subset accuracy for sigmoid) or R² (linear)."""
-        arch = self._model.architecture
-        X = as_features(X, arch.n_inputs, self._model.dtype)
-        targets = encode(y, arch.output, arch.n_outputs, X.shape[0], self._model.dtype,
-                         self._classes)
-        w = as_sample_weight(sample_weight, X.shape[0], np.float64)
+        X, targets, w = self._data(X, y, sample_weight, np.float64)
         return self._score(X, targets, w)
 
     def loss(self, X, y, sample_weight=None) -> float:
         """Mean loss of θ̂ on (X, y): the model's loss, without any L2 penalty."""
+        X, targets, w = self._data(X, y, sample_weight, self._model.dtype)
+        return self._model._loss(self._theta, X, targets, w)
+
+    def _data(self, X, y, sample_weight, weight_dtype):
+        """(X, y, sample_weight) validated and encoded against this fit model."""
         arch = self._model.architecture
         X = as_features(X, arch.n_inputs, self._model.dtype)
         targets = encode(y, arch.output, arch.n_outputs, X.shape[0], self._model.dtype,
                          self._classes)
-        w = as_sample_weight(sample_weight, X.shape[0], self._model.dtype)
-        return self._model._loss(self._theta, X, targets, w)
+        return X, targets, as_sample_weight(sample_weight, X.shape[0], weight_dtype)
 
     def _score(self, X, targets, weights=None) -> float:
         return score_outputs(self._model, self._model._predict(self._theta, X), targets, weights)

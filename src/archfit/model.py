@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from archfit._kernels._network import Kernel
+from archfit._kernels._network import CHUNK_ROWS, Kernel
 from archfit._memory import reserve
 from archfit._targets import encode
 from archfit._validation import as_features, as_parameters, as_sample_weight, check_float
@@ -177,7 +177,7 @@ class Model:
         return out
 
     def _reserve_scratch(self, n_rows: int, extra: int = 0) -> None:
-        rows = min(n_rows, 1024)   # kernels work in chunks of at most 1024 rows
+        rows = min(n_rows, CHUNK_ROWS)   # kernels work through the rows in chunks
         reserve((self._kernel.scratch_size(rows) + extra + n_rows * self._architecture.n_outputs)
                 * self._dtype.itemsize, "the scratch memory of this computation")
 

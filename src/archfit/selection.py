@@ -242,13 +242,11 @@ def select(candidates: Model | list[Model], X, y, space: dict[str, Any], *,
     configs = _candidates(space, len(models), search, n_candidates, rng)
     hps = [base.replace(**params) for _, params in configs]
 
-    worker = _parallel.with_blas_threads(FoldFitter(data, scorer), 1)
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(limits=1, user_api="blas"):
-        if search == "halving":
-            rows = _halving(configs, hps, models, data, worker, n_jobs, halving_factor, verbose)
-        else:
-            rows = _evaluate_all(configs, hps, models, data, worker, n_jobs, verbose)
+    fitter = FoldFitter(data, scorer)
+    if search == "halving":
+        rows = _halving(configs, hps, models, data, fitter, n_jobs, halving_factor, verbose)
+    else:
+        rows = _evaluate_all(configs, hps, models, data, fitter, n_jobs, verbose)
     means = np.array([r["mean_score"] for r in rows])
     # rank: halving survivors first (a candidate eliminated early was judged on
     # less training), then by mean score; ties keep the earlier candidate.
@@ -279,7 +277,7 @@ def _say(verbose, index, total, row):
               f"({row['fit_seconds']:.2f} s, {row['epochs']} epochs)", flush=True)
 
 
-def _evaluate_all(configs, hps, models, data, worker, n_jobs, verbose):
+def _evaluate_all(configs, hps, models, data, fitter, n_jobs, verbose):
     n_folds = len(data.folds)
     tasks = [((c, f), models[configs[c][0]], hps[c], None, f)
              for c in range(len(configs)) for f in range(n_folds)]
@@ -295,11 +293,11 @@ def _evaluate_all(configs, hps, models, data, worker, n_jobs, verbose):
                            max(p[3] for p in parts))
             _say(verbose, c, len(configs), rows[c])
 
-    _parallel.parallel_map(worker, tasks, n_jobs, on_result)
+    _parallel.fit_in_parallel(fitter, tasks, n_jobs, on_result)
     return [rows[c] for c in range(len(configs))]
 
 
-def _halving(configs, hps, models, data, worker, n_jobs, factor, verbose):
+def _halving(configs, hps, models, data, fitter, n_jobs, factor, verbose):
     n_folds = len(data.folds)
     full = hps[0].epochs
     n_rounds = 1 + max(0, math.ceil(math.log(len(configs), factor) - 1e-9))
@@ -318,7 +316,7 @@ def _halving(configs, hps, models, data, worker, n_jobs, factor, verbose):
         if extra > 0:
             tasks = [((c, f), models[configs[c][0]], hps[c].replace(epochs=extra),
                       fits[c][f], f) for c in alive for f in range(n_folds)]
-            results = _parallel.parallel_map(worker, tasks, n_jobs)
+            results = _parallel.fit_in_parallel(fitter, tasks, n_jobs)
             scores: dict[int, list] = {c: [None] * n_folds for c in alive}
             for (c, f), fitted, score, secs in results:
                 fits[c][f] = fitted

@@ -117,7 +117,7 @@ def _read_csv(path, target, features, require_target):
 
 def looks_categorical(y: np.ndarray) -> bool:
     """Labels (strings), or integers with few distinct values: classify, not regress."""
-    if y.dtype.kind in "US O":
+    if y.dtype.kind in "USO":
         return True
     values = np.unique(y)
     return bool(np.all(values == np.round(values)) and len(values) <= 20)
