@@ -86,9 +86,7 @@ def _train(args) -> int:
     score = fitted.history[-1]["validation_score"]
     provenance = dict(fitted.training_data, source=str(args.data), target=table.target,
                       feature_names=table.feature_names)
-    fitted = af.FitModel(fitted.model, fitted.parameters, fitted.hyperparameters,
-                         fitted.history, fitted.classes, fitted._target_ndim,
-                         fitted._optimizer_state, provenance)
+    fitted = fitted._with_training_data(provenance)
     fitted.save(args.output_file)
     metric = "accuracy" if output == "softmax" else "R²"
     say(f"\nhold-out {metric}: {score:.4f} on {len(val)} rows")

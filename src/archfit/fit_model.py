@@ -132,6 +132,12 @@ class FitModel:
         ``dtype`` and a BLAKE2b ``hash`` of X and y as fitted (None if unknown)."""
         return None if self._training_data is None else dict(self._training_data)
 
+    def _with_training_data(self, training_data: dict) -> "FitModel":
+        """The same fit model with richer provenance (the command line adds file and
+        column names)."""
+        return FitModel(self._model, self._theta, self._hyperparameters, self._history,
+                        self._classes, self._target_ndim, self._optimizer_state, training_data)
+
     # ---- files ------------------------------------------------------------------------
     def save(self, path, *, optimizer_state: bool = True):
         """Write to ``path`` atomically in archfit's safe format; see :func:`archfit.load`.
