@@ -4,6 +4,9 @@ Environment switches read at build time:
 
 ARCHFIT_DEBUG=1
     Cython bounds and initialisation checks on, ``-O0 -g`` instead of ``-O3``.
+ARCHFIT_NO_OPENMP=1
+    Build without OpenMP: every kernel then runs on one thread (besides
+    BLAS's own). OpenMP is used when the compiler accepts it.
 ARCHFIT_SANITIZE=1
     The debug build plus AddressSanitizer and UndefinedBehaviorSanitizer
     (``-fsanitize=address,undefined``), where the compiler supports them. Run
@@ -11,8 +14,11 @@ ARCHFIT_SANITIZE=1
     ``LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0``.
 """
 import os
+import subprocess
 import sys
+import tempfile
 
+import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
@@ -30,11 +36,37 @@ COMPILE_ARGS = {
 compiler = "msvc" if sys.platform == "win32" else "other"
 compile_args = COMPILE_ARGS[compiler]["debug" if DEBUG else "release"]
 link_args = []
+
+
+def _openmp_flags():
+    """The compiler's OpenMP flag, or None when it has no OpenMP (Apple clang)."""
+    if os.environ.get("ARCHFIT_NO_OPENMP", "0") not in ("", "0"):
+        return None
+    if compiler == "msvc":
+        return "/openmp"
+    cc = os.environ.get("CC", "cc")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "omp.c")
+        with open(src, "w") as f:
+            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n")
+        try:
+            subprocess.run([cc, "-fopenmp", src, "-o", os.path.join(tmp, "omp")],
+                           check=True, capture_output=True)
+        except (OSError, subprocess.CalledProcessError):
+            return None
+    return "-fopenmp"
+
+
+OPENMP = _openmp_flags()
+if OPENMP:
+    compile_args = compile_args + [OPENMP]
+    if compiler != "msvc":
+        link_args = link_args + [OPENMP]
 if SANITIZE and compiler == "other":
     sanitizers = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
                   "-fno-sanitize-recover=undefined"]
-    compile_args = ["-O1", "-g"] + sanitizers
-    link_args = sanitizers
+    compile_args = ["-O1", "-g"] + sanitizers + ([OPENMP] if OPENMP else [])
+    link_args = sanitizers + ([OPENMP] if OPENMP else [])
 
 directives = {
     "language_level": 3,
@@ -52,6 +84,7 @@ extensions = [
         extra_compile_args=compile_args,
         extra_link_args=link_args,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        include_dirs=["csrc/archfit/_kernels", numpy.get_include()],   # vecmat.h, numpy's C API
     )
     for name in KERNELS
 ]

@@ -22,7 +22,20 @@ def data():
 
 
 class ExplodingKernel:
-    """Stands in for the compiled kernel: any call means validation came too late."""
+    """Stands in for the compiled kernel: any call means validation came too late.
+
+    The one exception is ``predict_ready``, the fast path that validates small
+    inputs itself in C: it is reached, and must decline (return None, having
+    computed nothing) so that the Python layer raises its full error.
+    """
+
+    def __init__(self, real=None):
+        self._real = real
+
+    def predict_ready(self, theta, X, n_threads=1):
+        out = self._real.predict_ready(theta, X, n_threads)
+        assert out is None, "predict_ready computed outputs for invalid input"
+        return None
 
     def __getattr__(self, name):
         raise AssertionError(f"kernel.{name} was reached with invalid input")
@@ -31,7 +44,7 @@ class ExplodingKernel:
 @pytest.fixture
 def no_kernel(monkeypatch):
     def guard(model):
-        monkeypatch.setattr(model, "_kernel", ExplodingKernel())
+        monkeypatch.setattr(model, "_kernel", ExplodingKernel(model._kernel))
         monkeypatch.setattr(archfit.fitting, "Trainer", ExplodingKernel)
     return guard
 

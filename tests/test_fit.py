@@ -257,10 +257,37 @@ def test_callback_can_stop_training(digits_split):
     assert seen == [1, 2, 3] and fitted.n_epochs == 3
 
 
-def test_n_threads_limits_blas(digits_split):
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+
+def test_n_threads_bounds_blas_and_archfit_threads_together(digits_split):
     X, y, _, _ = digits_split
-    one = af.fit(small_softmax(), X, y, af.Hyperparameters(epochs=2, n_threads=1))
-    assert one.n_epochs == 2
+    seen = []
+    callback = lambda record: seen.append(_blas_threads())   # noqa: E731  runs inside the fit
+    # a small network: one archfit thread, BLAS gets the budget
+    af.fit(small_softmax(), X, y, af.Hyperparameters(epochs=1, n_threads=1), callback=callback)
+    # a network whose steps are split into shards: archfit's threads, BLAS on one each
+    big = af.Model(af.Architecture(64, [af.Dense(512, "relu"), af.Dense(10)], "softmax"))
+    assert big._kernel.shards(128) == 2
+    af.fit(big, X, y, af.Hyperparameters(epochs=1, batch_size=128, n_threads=2),
+           callback=callback)
+    assert seen == [{1}, {1}]
+
+
+def test_sharded_fit_gives_the_same_bits_on_any_number_of_threads(digits_split, dtype):
+    X, y, Xt, yt = digits_split
+    model = af.Model(af.Architecture(64, [af.Dense(512, "relu"), af.Dense(10)], "softmax"),
+                     dtype)
+    fits = [af.fit(model, X, y, af.Hyperparameters(epochs=2, batch_size=128, dropout=0.1,
+                                                   n_threads=t), validation=(Xt, yt))
+            for t in (1, 2)]
+    assert fits[0].parameters.tobytes() == fits[1].parameters.tobytes()
+    for a, b in zip(fits[0].history, fits[1].history):
+        assert {k: v for k, v in a.items() if k != "seconds"} == \
+            {k: v for k, v in b.items() if k != "seconds"}
+    assert fits[0].score(Xt, yt) > 0.85    # two epochs: it learned
 
 
 def test_divergence_raises_naming_the_epoch():

@@ -169,8 +169,7 @@ class FitModel:
 
     # ---- prediction -------------------------------------------------------------------
     def _outputs(self, X) -> np.ndarray:
-        X = as_features(X, self._model.architecture.n_inputs, self._model.dtype)
-        return self._model._predict(self._theta, X)
+        return self._model._outputs(self._theta, X)
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (softmax) or per-label probabilities (sigmoid)."""

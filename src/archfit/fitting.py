@@ -1,13 +1,13 @@
 """The fitting algorithm: ``fit(model, X, y, hyperparameters) -> FitModel``."""
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from typing import Any, Callable
 
 import numpy as np
 
+from archfit import _threads
 from archfit._kernels._network import Status, Trainer
 from archfit._memory import reserve
 from archfit._targets import Targets, encode
@@ -28,13 +28,6 @@ def _divergence(epoch: int, learning_rate: float | None, what: str) -> Divergenc
             if learning_rate is not None else "")
     return DivergenceError(f"training diverged in epoch {epoch}: {what} became NaN or infinite"
                            f"{hint}. No fit model was returned and nothing was changed.")
-
-
-def _threads(n_threads: int | None):
-    if n_threads is None:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=n_threads, user_api="blas")
 
 
 def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
@@ -151,9 +144,8 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
     fingerprint = _fingerprint(X, targets)
 
     run = _fit_lbfgs if hp.optimizer == "lbfgs" else _fit_minibatch
-    with _threads(hp.n_threads):
-        theta, history, optimizer_state = run(model, hp, theta, X, targets, weights, val,
-                                              history, optimizer_state, callback, verbose)
+    theta, history, optimizer_state = run(model, hp, theta, X, targets, weights, val,
+                                          history, optimizer_state, callback, verbose)
     return FitModel(model, theta, hp, history, targets.classes, targets.ndim, optimizer_state,
                     fingerprint)
 
@@ -170,13 +162,14 @@ def _fingerprint(X: np.ndarray, targets: Targets) -> dict[str, Any]:
             "dtype": X.dtype.name, "hash": "blake2b:" + h.hexdigest()}
 
 
-def _record(model, theta, epoch, train_loss, learning_rate, seconds, val):
+def _record(model, theta, epoch, train_loss, learning_rate, seconds, val, n_threads=None):
     record = {"epoch": epoch, "train_loss": float(train_loss), "learning_rate": learning_rate,
               "seconds": seconds}
     if val is not None:
         Xv, tv, wv = val
         record["validation_loss"] = model._loss(theta, Xv, tv, wv)
-        record["validation_score"] = score_outputs(model, model._predict(theta, Xv), tv, wv)
+        record["validation_score"] = score_outputs(model, model._predict(theta, Xv, n_threads),
+                                                   tv, wv)
     return record
 
 
@@ -197,9 +190,9 @@ def _fit_minibatch(model, hp, theta, X, targets: Targets, weights, val, history,
     m, v, step = (optimizer_state[:3] if optimizer_state is not None else (None, None, 0))
     n_targets = 0 if targets.values is None else targets.values.shape[1]
     rows = min(hp.batch_size, X.shape[0])
-    reserve((3 * model.n_parameters + model._kernel.scratch_size(
-        rows, hp.dropout > 0, hp.shuffle, n_targets)) * model.dtype.itemsize,
-        "the training state (gradient, optimizer moments, batch buffers)")
+    reserve(model._kernel.training_size(rows, hp.dropout > 0, hp.shuffle, n_targets)
+            * model.dtype.itemsize,
+            "the training state (gradients, optimizer moments, batch buffers)")
     trainer = Trainer(model._kernel, model.dtype, X.shape[0], hp.batch_size, hp.optimizer,
                       momentum=hp.momentum, nesterov=hp.nesterov, beta1=hp.beta1,
                       beta2=hp.beta2, epsilon=hp.epsilon, l2=hp.l2, dropout=hp.dropout,
@@ -207,17 +200,28 @@ def _fit_minibatch(model, hp, theta, X, targets: Targets, weights, val, history,
                       n_targets=n_targets)
     schedule = LearningRateSchedule(hp, first_epoch)
     history = list(history)
+    # A step split into shards is shared by archfit's threads (BLAS on one
+    # thread each); a small step runs on one thread with BLAS's own threads.
+    threads, blas = _threads.split(hp.n_threads, model._kernel.shards(rows))
+    with blas:
+        return _epochs(model, hp, theta, X, targets, weights, val, history, callback,
+                       verbose, trainer, schedule, first_epoch, threads)
+
+
+def _epochs(model, hp, theta, X, targets, weights, val, history, callback, verbose,
+            trainer, schedule, first_epoch, threads):
     best_loss, best_theta, wait = math.inf, None, 0
     for epoch in range(first_epoch, first_epoch + hp.epochs):
         lr = schedule.at(epoch)
         start = time.perf_counter()
         loss_sum, weight_sum, status = trainer.epoch(theta, X, targets.labels, targets.values,
-                                                     weights, lr, epoch)
+                                                     weights, lr, epoch, threads)
         seconds = time.perf_counter() - start
         if status != Status.OK:
             what = "the loss" if status == Status.NONFINITE_LOSS else "the parameters"
             raise _divergence(epoch + 1, lr, what)
-        record = _record(model, theta, epoch + 1, loss_sum / weight_sum, lr, seconds, val)
+        record = _record(model, theta, epoch + 1, loss_sum / weight_sum, lr, seconds, val,
+                         threads)
         history.append(record)
         monitored = record.get("validation_loss", record["train_loss"])
         schedule.observe(monitored)
@@ -266,9 +270,10 @@ def _fit_lbfgs(model, hp, theta, X, targets: Targets, weights, val, history,
         if _report(record, verbose, callback):
             raise StopIteration
 
-    result = minimize(objective, theta.astype(np.float64), jac=True, method="L-BFGS-B",
-                      callback=on_iteration,
-                      options={"maxiter": hp.epochs, "maxfun": 20 * hp.epochs + 20})
+    with _threads.blas_limit(hp.n_threads):
+        result = minimize(objective, theta.astype(np.float64), jac=True, method="L-BFGS-B",
+                          callback=on_iteration,
+                          options={"maxiter": hp.epochs, "maxfun": 20 * hp.epochs + 20})
     theta = np.ascontiguousarray(result.x, dtype=dtype)
     if not np.isfinite(theta).all() or not math.isfinite(result.fun):
         raise _divergence(max(len(history), first_epoch + 1), None, "the loss")

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from archfit._kernels._network import CHUNK_ROWS, Kernel
+from archfit import _threads
+from archfit._kernels._network import CHUNK_ROWS, PREDICT_ROWS, Kernel
 from archfit._memory import reserve
 from archfit._targets import encode
 from archfit._validation import as_features, as_parameters, as_sample_weight, check_float
@@ -51,7 +52,8 @@ class Model:
     every weight matrix (biases are not penalised).
     """
 
-    __slots__ = ("_architecture", "_dtype", "_loss_name", "_huber_delta", "_kernel")
+    __slots__ = ("_architecture", "_dtype", "_loss_name", "_huber_delta", "_kernel",
+                 "_splits_rows")
 
     def __init__(self, architecture: Architecture, dtype: str = "float32", loss: str | None = None,
                  huber_delta: float = 1.0):
@@ -74,6 +76,8 @@ class Model:
         self._huber_delta = check_float(huber_delta, "huber_delta", low=0.0, low_open=True)
         self._kernel = Kernel(architecture.sizes, architecture.activations, output, loss,
                               self._huber_delta)
+        # whether one sample's forward pass shares a layer among threads
+        self._splits_rows = self._kernel.splits_rows()
 
     @property
     def architecture(self) -> Architecture:
@@ -167,13 +171,29 @@ class Model:
         numpy.ndarray of shape (n_samples, n_outputs) and the model's dtype.
         """
         theta = self._check_theta(theta)
-        X = as_features(X, self._architecture.n_inputs, self._dtype)
-        return self._predict(theta, X)
+        return self._outputs(theta, X)
 
-    def _predict(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
-        self._reserve_scratch(X.shape[0])
-        out = np.empty((X.shape[0], self._architecture.n_outputs), dtype=self._dtype)
-        self._kernel.predict(theta, X, out)
+    def _outputs(self, theta: np.ndarray, X) -> np.ndarray:
+        """f(X; θ) for a valid θ: small ready arrays straight to the kernel."""
+        out = self._kernel.predict_ready(
+            theta, X, _threads.budget(None) if self._splits_rows else 1)
+        if out is None:
+            out = self._predict(theta, as_features(X, self._architecture.n_inputs, self._dtype))
+        return out
+
+    def _predict(self, theta: np.ndarray, X: np.ndarray, n_threads: int | None = None
+                 ) -> np.ndarray:
+        n = X.shape[0]
+        self._reserve_scratch(n)
+        out = np.empty((n, self._architecture.n_outputs), dtype=self._dtype)
+        if n <= PREDICT_ROWS:
+            # one chunk: one archfit thread; BLAS keeps its own budget
+            with _threads.blas_limit(n_threads):
+                self._kernel.predict(theta, X, out)
+            return out
+        threads, blas = _threads.split(n_threads, -(-n // Kernel.chunk_rows(n)))
+        with blas:
+            self._kernel.predict(theta, X, out, threads)
         return out
 
     def _reserve_scratch(self, n_rows: int, extra: int = 0) -> None:

@@ -31,6 +31,24 @@ def test_gemm_matches_numpy(dtype, trans_a, trans_b, m, n, k):
     assert_close(out, expected, dtype, scale=10)
 
 
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 63, 64, 65, 130, 200])
+@pytest.mark.parametrize("k", [1, 5, 300])
+def test_vecmat_one_row_product_matches_numpy(dtype, n, k):
+    # x @ W for one row (alpha 1, beta 0) takes archfit's vector-matrix kernel:
+    # every block width (64, 8, single columns) and its tails
+    rng = np.random.default_rng(2)
+    x = rand(rng, (1, k), dtype)
+    W = rand(rng, (k, n), dtype)
+    out = np.full((1, n), np.nan, dtype)
+    _blas.gemm_py(x, W, out)
+    assert_close(out, x.astype(np.float64) @ W.astype(np.float64), dtype, scale=10)
+    # the same product through a column slice of a wider W (leading dimension > n)
+    wide = np.concatenate([W, rand(rng, (k, 5), dtype)], axis=1)
+    part = np.full((1, n + 5), np.nan, dtype)
+    _blas.gemm_py(x, wide, part)
+    assert np.array_equal(part[:, :n], out)    # a column's value ignores its neighbours
+
+
 # ---- activations ------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ACTIVATIONS)
 def test_bias_activation_forward(dtype, name):

@@ -2,6 +2,7 @@
 and loss_and_grad against central finite differences."""
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 import archfit as af
 from archfit._kernels import _random
@@ -184,3 +185,132 @@ def test_epoch_reports_nonfinite_loss():
     trainer = Trainer(model._kernel, model.dtype, 4, 2, "sgd", shuffle=False, n_targets=1)
     _, _, status = trainer.epoch(theta, X, None, np.zeros((4, 1)), None, 0.1, 0)
     assert status != Status.OK
+
+
+# ---- steps and predictions shared among threads ------------------------------------------------
+def sharded_model(dtype, output="softmax", k=4, activation="tanh"):
+    """Large enough that a 160-row mini-batch is cut into two shards."""
+    arch = af.Architecture(60, [af.Dense(256, activation), af.Dense(128, "relu"),
+                                af.Dense(k)], output)
+    return af.Model(arch, dtype=dtype)
+
+
+def test_shard_counts_follow_the_work_not_the_threads():
+    assert sharded_model("float32")._kernel.shards(160) == 2
+    assert sharded_model("float32")._kernel.shards(30) == 1     # too few rows to cut
+    assert make_model("softmax")._kernel.shards(4096) == 1      # too little work per row
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_sharded_epoch_matches_reference_training_loop(dtype, optimizer):
+    rng = np.random.default_rng(8)
+    model = sharded_model(dtype)
+    n = 350                                # batches of 160, 160 and 30 rows
+    X = rng.normal(size=(n, 60)).astype(dtype)
+    y = rng.integers(0, 4, n)
+    theta = model.init(0)
+    expected = reference_epoch(model, theta, X.astype(np.float64), y, batch_size=160,
+                               optimizer=optimizer, lr=0.01, l2=0.01, epoch=1, seed=5,
+                               shuffle=True)
+    trainer = Trainer(model._kernel, model.dtype, n, 160, optimizer, l2=0.01, seed=5)
+    with threadpool_limits(1, user_api="blas"):
+        loss_sum, weight_sum, status = trainer.epoch(theta, X, y.astype(np.intc), None, None,
+                                                     0.01, 1, 2)
+    assert status == Status.OK and weight_sum == n and trainer.step == 3
+    assert_close(theta, expected, dtype, scale=2000)
+
+
+def test_sharded_epoch_with_dropout_and_weights_matches_reference(dtype):
+    rng = np.random.default_rng(9)
+    model = sharded_model(dtype, "linear", k=2, activation="relu")
+    n = 330
+    X = rng.normal(size=(n, 60)).astype(dtype)
+    y = rng.normal(size=(n, 2))
+    w = rng.uniform(0.5, 2, n)
+    theta = model.init(0)
+    expected = reference_epoch(model, theta, X.astype(np.float64), y, batch_size=160,
+                               optimizer="sgd", lr=0.01, l2=0.0, epoch=2, seed=3,
+                               shuffle=True, weights=w, dropout=0.25)
+    trainer = Trainer(model._kernel, model.dtype, n, 160, "sgd", dropout=0.25, seed=3,
+                      n_targets=2)
+    with threadpool_limits(1, user_api="blas"):
+        _, _, status = trainer.epoch(theta, X, None, y.astype(dtype), w.astype(dtype),
+                                     0.01, 2, 2)
+    assert status == Status.OK
+    assert_close(theta, expected, dtype, scale=2000)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_epoch_gives_the_same_bits_on_any_number_of_threads(dtype, shuffle):
+    rng = np.random.default_rng(10)
+    model = sharded_model(dtype)
+    X = rng.normal(size=(500, 60)).astype(dtype)
+    y = rng.integers(0, 4, 500).astype(np.intc)
+    results = []
+    with threadpool_limits(1, user_api="blas"):
+        for threads in (1, 2, 3):
+            theta = model.init(0)
+            trainer = Trainer(model._kernel, model.dtype, 500, 160, "adam", shuffle=shuffle,
+                              dropout=0.1, seed=4)
+            losses = [trainer.epoch(theta, X, y, None, None, 1e-3, e, threads)[0]
+                      for e in range(2)]
+            results.append((theta, trainer.m, trainer.v, losses))
+    for theta, m, v, losses in results[1:]:
+        assert np.array_equal(theta, results[0][0])
+        assert np.array_equal(m, results[0][1]) and np.array_equal(v, results[0][2])
+        assert losses == results[0][3]
+
+
+def test_predict_gives_the_same_bits_on_any_number_of_threads(dtype):
+    rng = np.random.default_rng(11)
+    model = sharded_model(dtype)
+    theta = model.init(2)
+    X = rng.normal(size=(1000, 60)).astype(dtype)     # four chunks, the last one short
+    outs = []
+    with threadpool_limits(1, user_api="blas"):
+        for threads in (1, 2, 4):
+            out = np.empty((1000, 4), dtype=dtype)
+            model._kernel.predict(theta, X, out, threads)
+            outs.append(out)
+    assert all(np.array_equal(o, outs[0]) for o in outs[1:])
+    Z, _ = ref.forward(model.architecture, theta, X)
+    assert_close(outs[0], ref.head("softmax", Z[-1]), dtype, scale=200)
+
+
+def test_one_sample_gives_the_same_bits_on_any_number_of_threads(dtype):
+    # 200 x 256 and 256 x 64 layers are large enough to be shared among threads
+    arch = af.Architecture(200, [af.Dense(256, "relu"), af.Dense(64, "tanh"), af.Dense(5)],
+                           "softmax")
+    model = af.Model(arch, dtype=dtype)
+    assert model._kernel.splits_rows()
+    rng = np.random.default_rng(12)
+    theta = model.init(3)
+    X = rng.normal(size=(1, 200)).astype(dtype)
+    outs = []
+    for threads in (1, 2, 3):
+        out = np.empty((1, 5), dtype=dtype)
+        model._kernel.predict(theta, X, out, threads)
+        outs.append(out)
+        assert np.array_equal(model._kernel.predict_ready(theta, X, threads), out)
+    assert all(np.array_equal(o, outs[0]) for o in outs[1:])
+    Z, _ = ref.forward(arch, theta, X)
+    assert_close(outs[0], ref.head("softmax", Z[-1]), dtype, scale=200)
+
+
+def test_predict_ready_takes_only_ready_arrays(dtype):
+    model = make_model("softmax", "relu", dtype)
+    theta = model.init(0)
+    kernel = model._kernel
+    rng = np.random.default_rng(13)
+    X = rng.normal(size=(5, 4)).astype(dtype)
+    other = np.float32 if dtype == "float64" else np.float64
+    Z, _ = ref.forward(model.architecture, theta, X)
+    assert_close(kernel.predict_ready(theta, X), ref.head("softmax", Z[-1]), dtype, scale=20)
+    declined = [X.tolist(), X.astype(other), np.asfortranarray(X), X[:, :3].copy(),
+                X[:0], np.zeros((257, 4), dtype), X.reshape(-1), X[None],
+                np.where(X > 1, np.nan, X), np.where(X > 1, -np.inf, X)]
+    for bad in declined:
+        assert kernel.predict_ready(theta, bad) is None
+    # the path taken (fast, or validated and converted) never changes a prediction
+    assert np.array_equal(model.predict(theta, X), model.predict(theta, X.tolist()))
+    assert np.array_equal(model.predict(theta, X[:1]), model.predict(theta, X[:1].tolist()))

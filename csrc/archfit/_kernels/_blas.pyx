@@ -7,9 +7,20 @@ dimensions exchanged, and no data is ever transposed or copied.
 
 A product with a single output row or column (one sample at prediction time, a
 one-unit output layer) goes to GEMV instead: OpenBLAS's GEMM is several times
-slower than its GEMV on such shapes.
+slower than its GEMV on such shapes. The forward product of one row,
+``x @ W``, goes to archfit's own vector-matrix kernel (``vecmat.h``), which
+skips BLAS's call overhead: at one sample that overhead is most of the time.
 """
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
+
+cdef extern from "vecmat.h" nogil:
+    void archfit_vecmat_f32(Py_ssize_t k, Py_ssize_t n, const float* x, const float* W,
+                            Py_ssize_t ldw, float* y)
+    void archfit_vecmat_f64(Py_ssize_t k, Py_ssize_t n, const double* x, const double* W,
+                            Py_ssize_t ldw, double* y)
+    const char* archfit_vecmat_isa()
+
+VECMAT_ISA = archfit_vecmat_isa().decode()   # also settles the CPU check before any thread runs
 
 
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
@@ -22,6 +33,14 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
     cdef char tb = b't' if trans_b else b'n'
     if m == 0 or n == 0:
         return
+    if m == 1 and k > 0 and not trans_b and alpha == 1 and beta == 0:
+        # C[0, :] = A[0, :] @ B (op(A)'s one row is contiguous or strided by lda)
+        if not trans_a or lda == 1:
+            if floating is float:
+                archfit_vecmat_f32(k, n, A, B, ldb, C)
+            else:
+                archfit_vecmat_f64(k, n, A, B, ldb, C)
+            return
     if m == 1 and k > 0:
         # C[0, :] = alpha * op(B)^T op(A)[0, :] + beta * C[0, :]
         _gemv(trans_b, k, n, alpha, B, ldb, A, lda if trans_a else 1, beta, C, 1)

@@ -192,7 +192,9 @@ cdef double head_loss_grad(const floating* Z,        # IN  logits (n_rows, n_col
                            const floating* targets,  # IN  (n_rows, n_cols) other losses
                            const floating* weights,  # IN  (n_rows,) or NULL for all ones
                            floating* D,              # OUT dloss/dZ * w_i * grad_scale, or NULL
-                           double grad_scale, double huber_delta) noexcept nogil:
+                           double grad_scale, double huber_delta,
+                           double* row_loss=NULL     # OUT (n_rows,) w_i * loss_i, if not NULL
+                           ) noexcept nogil:
     """Weighted sum over rows of the per-row loss (summed over outputs)."""
     cdef Py_ssize_t i, j
     cdef double total = 0, row, w, m, s, z, y, r, lse
@@ -242,6 +244,8 @@ cdef double head_loss_grad(const floating* Z,        # IN  logits (n_rows, n_col
                 if dr != NULL:
                     dr[j] = <floating> (r * w * grad_scale)
         total += w * row
+        if row_loss != NULL:
+            row_loss[i] = w * row
     return total
 
 

@@ -25,7 +25,7 @@ cdef struct Workspace:
     Py_ssize_t a[MAX_LAYERS]        # activation of each hidden layer
     Py_ssize_t mask[MAX_LAYERS]     # dropout mask of each hidden layer (if dropout)
     Py_ssize_t dropped[MAX_LAYERS]  # activation * mask (if dropout)
-    Py_ssize_t delta[2]             # ping-pong buffers for backpropagated errors
+    Py_ssize_t delta[MAX_LAYERS]    # backpropagated error at each layer's pre-activation
     Py_ssize_t x                    # gathered mini-batch inputs (if gathering)
     Py_ssize_t t                    # gathered mini-batch targets (if gathering)
     Py_ssize_t w                    # gathered mini-batch sample weights (if gathering)
@@ -36,8 +36,7 @@ cdef Py_ssize_t plan(const Network* net, Workspace* ws, Py_ssize_t rows, bint dr
                      bint gather, Py_ssize_t n_targets) noexcept nogil
 
 cdef void forward(const Network* net, const Workspace* ws, const floating* theta,
-                  const floating* X, Py_ssize_t n_rows, floating* buf,
-                  double dropout, uint64_t* rng) noexcept nogil
+                  const floating* X, Py_ssize_t lo, Py_ssize_t hi, floating* buf) noexcept nogil
 
 cdef void backward(const Network* net, const Workspace* ws, const floating* theta,
                    const floating* X, Py_ssize_t n_rows, floating* buf,
@@ -47,7 +46,11 @@ cdef int run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* con
                    floating* theta, floating* grad, floating* m, floating* v,
                    const floating* X, Py_ssize_t n_samples,
                    const int* labels, const floating* targets, const floating* weights,
-                   Py_ssize_t* index, int* batch_labels, floating* buf,
-                   Py_ssize_t batch_size, bint shuffle, double l2, bint decoupled,
+                   Py_ssize_t* index, int* batch_labels, floating* buf, double* row_loss,
+                   const Py_ssize_t* blocks, Py_ssize_t n_blocks,
+                   Py_ssize_t batch_size, int n_threads,
+                   bint shuffle, double l2, bint decoupled,
                    double dropout, uint64_t seed, uint64_t epoch,
                    double* loss_sum, double* weight_sum) noexcept nogil
+
+cdef int shards_for(const Network* net, Py_ssize_t rows) noexcept nogil

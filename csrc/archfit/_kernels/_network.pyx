@@ -16,12 +16,21 @@ Design
   ranges are checked by the Python layer before any call here.
 """
 import numpy as np
+cimport numpy as cnp
 
 from libc.math cimport isfinite
 from libc.stdint cimport uint64_t
-from libc.string cimport memcpy
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
+from cython.parallel cimport prange, threadid
 
 from archfit._kernels._blas cimport gemm
+
+cdef extern from "vecmat.h" nogil:
+    void archfit_vecmat_f32(Py_ssize_t k, Py_ssize_t n, const float* x, const float* W,
+                            Py_ssize_t ldw, float* y)
+    void archfit_vecmat_f64(Py_ssize_t k, Py_ssize_t n, const double* x, const double* W,
+                            Py_ssize_t ldw, double* y)
 from archfit._kernels._elementwise cimport (
     bias_activation, activation_backward, add_bias, column_sums, multiply,
     head_output, head_loss_grad, all_finite, IDENTITY)
@@ -30,31 +39,85 @@ from archfit._kernels._random cimport stream_seed, shuffle as shuffle_index, dro
 from archfit._kernels._elementwise import ACTIVATIONS, HEADS, LOSSES
 from archfit._kernels._optimizers import OPTIMIZERS
 
+cnp.import_array()
+
 # Status codes returned by run_epoch.
 cpdef enum Status:
     OK = 0
     NONFINITE_LOSS = 1
     NONFINITE_PARAMETERS = 2
 
-# Rows per chunk when predicting or computing a full-data gradient: large
-# enough for efficient GEMM, small enough to keep scratch memory bounded.
+# Rows per chunk when computing a full-data loss and gradient: large enough
+# for efficient GEMM, small enough to keep scratch memory bounded.
 CHUNK_ROWS = 1024
 
 MAX_DEPTH = MAX_LAYERS
 
+cdef enum:
+    # Predicting n rows: up to PREDICT_CHUNK rows in one chunk, more in chunks
+    # of n/8 rows, between PREDICT_CHUNK and PREDICT_MAX_ROWS (each chunk's GEMM
+    # packs the weights again), shared out among threads. The chunks depend on
+    # n alone, so the result does not depend on the thread count.
+    PREDICT_CHUNK = 256
+    PREDICT_MAX_ROWS = 1024
+    # A mini-batch is cut into shards of rows that threads share, when each
+    # shard keeps at least SHARD_MIN_ROWS rows (GEMM stays efficient) and
+    # SHARD_MIN_FLOPS of work (the two fork/joins per step stay negligible);
+    # at most MAX_SHARDS. BLAS gives different last bits for a row depending
+    # on which rows share its call, so the shards are fixed by the network
+    # and batch size, never by the thread count.
+    SHARD_MIN_ROWS = 64
+    SHARD_MIN_FLOPS = 4000000
+    MAX_SHARDS = 2
+    # Parameters per block of the gradient-and-update phase, fixed by the
+    # network for the same reason; a block's gradient is still in L2 when its
+    # update reads it. Every block's GEMM packs the layer's whole error matrix
+    # again, so a block has at least BLOCK_MIN_ROWS weight rows.
+    UPDATE_BLOCK = 65536
+    BLOCK_MIN_ROWS = 256
+
+    # One sample: a layer with at least this many weights has its columns
+    # shared among threads; each thread's part of W then stays in its own
+    # core's cache from one call to the next.
+    ROW_SPLIT_MIN_WEIGHTS = 32768
+
+PREDICT_ROWS = PREDICT_CHUNK
+
+
+cdef Py_ssize_t predict_rows(Py_ssize_t n) noexcept nogil:
+    """Rows per chunk when predicting n rows."""
+    cdef Py_ssize_t rows = ((n + 7) // 8 + 15) // 16 * 16
+    if n <= PREDICT_CHUNK:
+        return n
+    return max(<Py_ssize_t> PREDICT_CHUNK, min(<Py_ssize_t> PREDICT_MAX_ROWS, rows))
+
+
+cdef int shards_for(const Network* net, Py_ssize_t rows) noexcept nogil:
+    """How many row shards a training step over `rows` rows is cut into."""
+    cdef Py_ssize_t l, weights = 0, by_rows, by_work
+    for l in range(net.n_layers):
+        weights += net.sizes[l] * net.sizes[l + 1]
+    by_rows = rows // SHARD_MIN_ROWS
+    by_work = 6 * weights * rows // SHARD_MIN_FLOPS   # forward 2, backward 4 flops per weight
+    return <int> max(1, min(<Py_ssize_t> MAX_SHARDS, min(by_rows, by_work)))
+
 
 cdef Py_ssize_t plan(const Network* net, Workspace* ws, Py_ssize_t rows, bint dropout,
                      bint gather, Py_ssize_t n_targets) noexcept nogil:
-    """Lay out the scratch buffer for `rows` rows; returns its length."""
-    cdef Py_ssize_t off = 0, widest = 0, l, width
+    """Lay out the scratch buffer for `rows` rows; returns its length.
+
+    Every array is (rows, width) row-major, so a shard of rows [lo, hi) of
+    any of them is contiguous.
+    """
+    cdef Py_ssize_t off = 0, l, width
     cdef int L = net.n_layers
     ws.rows = rows
     ws.dropout = dropout
     for l in range(L):
         width = net.sizes[l + 1]
-        if width > widest:
-            widest = width
         ws.z[l] = off
+        off += rows * width
+        ws.delta[l] = off
         off += rows * width
         if l < L - 1:
             ws.a[l] = off
@@ -64,10 +127,6 @@ cdef Py_ssize_t plan(const Network* net, Workspace* ws, Py_ssize_t rows, bint dr
                 off += rows * width
                 ws.dropped[l] = off
                 off += rows * width
-    ws.delta[0] = off
-    off += rows * widest
-    ws.delta[1] = off
-    off += rows * widest
     ws.x = ws.t = ws.w = off
     if gather:
         off += rows * net.sizes[0]
@@ -79,15 +138,24 @@ cdef Py_ssize_t plan(const Network* net, Workspace* ws, Py_ssize_t rows, bint dr
     return off
 
 
+cdef void draw_masks(const Network* net, const Workspace* ws, Py_ssize_t rows,
+                     floating* buf, double dropout, uint64_t* rng) noexcept nogil:
+    """Dropout masks of every hidden layer for `rows` rows, one stream in order."""
+    cdef int l
+    for l in range(net.n_layers - 1):
+        dropout_mask(buf + ws.mask[l], rows * net.sizes[l + 1], dropout, rng)
+
+
 cdef void forward(const Network* net, const Workspace* ws,
                   const floating* theta,   # IN  parameters
-                  const floating* X,       # IN  (n_rows, sizes[0])
-                  Py_ssize_t n_rows,
-                  floating* buf,           # OUT scratch; logits at buf + ws.z[L-1]
-                  double dropout, uint64_t* rng) noexcept nogil:
+                  const floating* X,       # IN  (ws.rows, sizes[0]); rows [lo, hi) are read
+                  Py_ssize_t lo, Py_ssize_t hi,
+                  floating* buf            # INOUT scratch: rows [lo, hi) written; masks read
+                  ) noexcept nogil:
+    """Forward pass of rows [lo, hi); the logits land in buf + ws.z[L-1]."""
     cdef int l, L = net.n_layers
-    cdef Py_ssize_t i, n_in, n_out
-    cdef const floating* inp = X
+    cdef Py_ssize_t i, n_in, n_out, n = hi - lo
+    cdef const floating* inp = X + lo * net.sizes[0]
     cdef floating* Z
     cdef floating* A
     cdef floating* M
@@ -95,86 +163,182 @@ cdef void forward(const Network* net, const Workspace* ws,
     for l in range(L):
         n_in = net.sizes[l]
         n_out = net.sizes[l + 1]
-        Z = buf + ws.z[l]
-        gemm(False, False, <int> n_rows, <int> n_out, <int> n_in, <floating> 1.0,
+        Z = buf + ws.z[l] + lo * n_out
+        gemm(False, False, <int> n, <int> n_out, <int> n_in, <floating> 1.0,
              inp, <int> n_in, theta + net.w_start[l], <int> n_out,
              <floating> 0.0, Z, <int> n_out)
         if l < L - 1:
-            A = buf + ws.a[l]
-            bias_activation(Z, theta + net.b_start[l], A, n_rows, n_out, net.activation[l])
+            A = buf + ws.a[l] + lo * n_out
+            bias_activation(Z, theta + net.b_start[l], A, n, n_out, net.activation[l])
             if ws.dropout:
-                M = buf + ws.mask[l]
-                AM = buf + ws.dropped[l]
-                dropout_mask(M, n_rows * n_out, dropout, rng)
-                for i in range(n_rows * n_out):
+                M = buf + ws.mask[l] + lo * n_out
+                AM = buf + ws.dropped[l] + lo * n_out
+                for i in range(n * n_out):
                     AM[i] = A[i] * M[i]
                 inp = AM
             else:
                 inp = A
         else:
-            add_bias(Z, theta + net.b_start[l], n_rows, n_out)
+            add_bias(Z, theta + net.b_start[l], n, n_out)
+
+
+cdef void deltas(const Network* net, const Workspace* ws,
+                 const floating* theta,   # IN  parameters
+                 Py_ssize_t lo, Py_ssize_t hi,
+                 floating* buf            # INOUT dloss/dlogits in delta[L-1] in, every delta out
+                 ) noexcept nogil:
+    """Backpropagate the error of rows [lo, hi) to every layer's pre-activation."""
+    cdef int l
+    cdef Py_ssize_t n_in, n_out, n = hi - lo
+    cdef floating* Dprev
+    for l in range(net.n_layers - 1, 0, -1):
+        n_in = net.sizes[l]
+        n_out = net.sizes[l + 1]
+        # error at the previous layer's output: D W^T, then through mask and activation
+        Dprev = buf + ws.delta[l - 1] + lo * n_in
+        gemm(False, True, <int> n, <int> n_in, <int> n_out, <floating> 1.0,
+             buf + ws.delta[l] + lo * n_out, <int> n_out, theta + net.w_start[l], <int> n_out,
+             <floating> 0.0, Dprev, <int> n_in)
+        if ws.dropout:
+            multiply(Dprev, buf + ws.mask[l - 1] + lo * n_in, n * n_in)
+        activation_backward(Dprev, buf + ws.z[l - 1] + lo * n_in, buf + ws.a[l - 1] + lo * n_in,
+                            n * n_in, net.activation[l - 1])
+
+
+cdef void layer_grad(const Network* net, const Workspace* ws,
+                     const floating* X,      # IN  the layer-0 input rows forward saw
+                     Py_ssize_t rows, const floating* buf,
+                     floating* grad,         # OUT (or += when accumulate) θ's layout
+                     int l, Py_ssize_t r0, Py_ssize_t r1, bint accumulate) noexcept nogil:
+    """Gradient of layer l's weight rows [r0, r1), or of its bias when r0 < 0.
+
+    dW[r0:r1] = inp[:, r0:r1]^T D and db = column sums of D, over all rows.
+    """
+    cdef Py_ssize_t n_in = net.sizes[l], n_out = net.sizes[l + 1]
+    cdef const floating* inp
+    cdef const floating* D = buf + ws.delta[l]
+    if r0 < 0:
+        column_sums(D, grad + net.b_start[l], rows, n_out, accumulate)
+        return
+    if l == 0:
+        inp = X
+    elif ws.dropout:
+        inp = buf + ws.dropped[l - 1]
+    else:
+        inp = buf + ws.a[l - 1]
+    gemm(True, False, <int> (r1 - r0), <int> n_out, <int> rows, <floating> 1.0,
+         inp + r0, <int> n_in, D, <int> n_out, <floating> (1.0 if accumulate else 0.0),
+         grad + net.w_start[l] + r0 * n_out, <int> n_out)
 
 
 cdef void backward(const Network* net, const Workspace* ws,
                    const floating* theta,   # IN  parameters
                    const floating* X,       # IN  the same rows forward saw
                    Py_ssize_t n_rows,
-                   floating* buf,           # IN  scratch from forward; dloss/dlogits at delta[0]
+                   floating* buf,           # IN  scratch from forward; dloss/dlogits in delta[L-1]
                    floating* grad,          # OUT (or += when accumulate) gradient, θ's layout
                    bint accumulate) noexcept nogil:
-    cdef int l, L = net.n_layers, cur = 0
-    cdef Py_ssize_t n_in, n_out
-    cdef floating beta = 1.0 if accumulate else 0.0
-    cdef floating* D = buf + ws.delta[0]
-    cdef floating* Dprev
-    cdef const floating* inp
-    for l in range(L - 1, -1, -1):
-        n_in = net.sizes[l]
-        n_out = net.sizes[l + 1]
-        if l == 0:
-            inp = X
-        elif ws.dropout:
-            inp = buf + ws.dropped[l - 1]
-        else:
-            inp = buf + ws.a[l - 1]
-        # dW = inp^T D ; db = column sums of D
-        gemm(True, False, <int> n_in, <int> n_out, <int> n_rows, <floating> 1.0,
-             inp, <int> n_in, D, <int> n_out, beta, grad + net.w_start[l], <int> n_out)
-        column_sums(D, grad + net.b_start[l], n_rows, n_out, accumulate)
-        if l > 0:
-            # error at the previous layer's output: D W^T, then through mask and activation
-            cur = 1 - cur
-            Dprev = buf + ws.delta[cur]
-            gemm(False, True, <int> n_rows, <int> n_in, <int> n_out, <floating> 1.0,
-                 D, <int> n_out, theta + net.w_start[l], <int> n_out,
-                 <floating> 0.0, Dprev, <int> n_in)
-            if ws.dropout:
-                multiply(Dprev, buf + ws.mask[l - 1], n_rows * n_in)
-            activation_backward(Dprev, buf + ws.z[l - 1], buf + ws.a[l - 1],
-                                n_rows * n_in, net.activation[l - 1])
-            D = Dprev
+    cdef int l
+    deltas(net, ws, theta, 0, n_rows, buf)
+    for l in range(net.n_layers):
+        layer_grad(net, ws, X, n_rows, buf, grad, l, 0, net.sizes[l], accumulate)
+        layer_grad(net, ws, X, n_rows, buf, grad, l, -1, -1, accumulate)
+
+
+cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
+                 const floating* X, const Py_ssize_t* order, Py_ssize_t start,
+                 Py_ssize_t lo, Py_ssize_t hi, const int* labels, const floating* targets,
+                 const floating* weights, int* batch_labels, floating* buf,
+                 double scale, double* row_loss) noexcept nogil:
+    """Rows [lo, hi) of the mini-batch at `start` of the epoch order: gather,
+    forward, per-row loss and the error at every layer.
+
+    `order` is the shuffled sample index (NULL: the data's own order).
+    """
+    cdef int L = net.n_layers
+    cdef Py_ssize_t i, r, n_features = net.sizes[0], k = net.sizes[L]
+    cdef const floating* Xb
+    cdef const int* lb = NULL
+    cdef const floating* tb = NULL
+    cdef const floating* wb = NULL
+    if order != NULL:
+        for i in range(lo, hi):
+            r = order[start + i]
+            memcpy(buf + ws.x + i * n_features, X + r * n_features, n_features * sizeof(floating))
+            if labels != NULL:
+                batch_labels[i] = labels[r]
+            if targets != NULL:
+                memcpy(buf + ws.t + i * k, targets + r * k, k * sizeof(floating))
+            if weights != NULL:
+                buf[ws.w + i] = weights[r]
+        Xb = buf + ws.x
+        if labels != NULL:
+            lb = batch_labels
+        if targets != NULL:
+            tb = buf + ws.t
+        if weights != NULL:
+            wb = buf + ws.w
+    else:
+        Xb = X + start * n_features
+        if labels != NULL:
+            lb = labels + start
+        if targets != NULL:
+            tb = targets + start * k
+        if weights != NULL:
+            wb = weights + start
+    forward(net, ws, theta, Xb, lo, hi, buf)
+    head_loss_grad(buf + ws.z[L - 1] + lo * k, hi - lo, k, net.loss,
+                   lb + lo if lb != NULL else NULL, tb + lo * k if tb != NULL else NULL,
+                   wb + lo if wb != NULL else NULL, buf + ws.delta[L - 1] + lo * k,
+                   scale, net.huber_delta, row_loss + lo)
+    deltas(net, ws, theta, lo, hi, buf)
+
+
+cdef void _block(const Network* net, const Workspace* ws, const OptimizerConfig* config,
+                 floating* theta, floating* grad, floating* m, floating* v,
+                 const floating* Xb, Py_ssize_t rows, const floating* buf,
+                 int l, Py_ssize_t r0, Py_ssize_t r1, double penalty, double decay) noexcept nogil:
+    """Gradient of one block of θ, then its update while the block is in cache.
+
+    Weight rows [r0, r1) of layer l get the L2 terms; a bias block (r0 < 0)
+    does not.
+    """
+    cdef Py_ssize_t first, stop
+    layer_grad(net, ws, Xb, rows, buf, grad, l, r0, r1, False)
+    if r0 < 0:
+        first = net.b_start[l]
+        stop = first + net.sizes[l + 1]
+        update(config, theta, grad, m, v, first, stop, 0.0, 0.0)
+    else:
+        first = net.w_start[l] + r0 * net.sizes[l + 1]
+        stop = net.w_start[l] + r1 * net.sizes[l + 1]
+        update(config, theta, grad, m, v, first, stop, penalty, decay)
 
 
 cdef int run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* config,
                    floating* theta, floating* grad, floating* m, floating* v,
                    const floating* X, Py_ssize_t n_samples,
                    const int* labels, const floating* targets, const floating* weights,
-                   Py_ssize_t* index, int* batch_labels, floating* buf,
-                   Py_ssize_t batch_size, bint shuffle, double l2, bint decoupled,
+                   Py_ssize_t* index, int* batch_labels, floating* buf, double* row_loss,
+                   const Py_ssize_t* blocks, Py_ssize_t n_blocks,
+                   Py_ssize_t batch_size, int n_threads,
+                   bint shuffle, double l2, bint decoupled,
                    double dropout, uint64_t seed, uint64_t epoch,
                    double* loss_sum, double* weight_sum) noexcept nogil:
-    """One epoch of mini-batch training; returns OK or a NONFINITE_* code."""
-    cdef int l, L = net.n_layers
-    cdef Py_ssize_t start, b, i, r, n_features = net.sizes[0], k = net.sizes[L]
-    cdef Py_ssize_t row_bytes = n_features * sizeof(floating), target_bytes = k * sizeof(floating)
-    cdef uint64_t shuffle_state, dropout_state
+    """One epoch of mini-batch training; returns OK or a NONFINITE_* code.
+
+    A step has two parallel phases over up to `n_threads` threads: rows (the
+    mini-batch's shards: gather, forward, loss, backpropagated errors), then θ
+    (`blocks`: n_blocks triples (layer, r0, r1), r0 < 0 for a bias; each
+    block's gradient, then its update). Shards, blocks, randomness and the
+    order of the loss sum do not depend on the thread count, so neither does
+    the result.
+    """
+    cdef int L = net.n_layers, S, T
+    cdef Py_ssize_t start, b, i, s, per, c
+    cdef const Py_ssize_t* order = index if shuffle else NULL
     cdef const floating* Xb
-    cdef const int* lb
-    cdef const floating* tb
-    cdef const floating* wb
-    cdef floating* gathered_x = buf + ws.x
-    cdef floating* gathered_t = buf + ws.t
-    cdef floating* gathered_w = buf + ws.w
+    cdef uint64_t shuffle_state, dropout_state
     cdef double wsum, batch_loss
     cdef double penalty = 0.0 if decoupled else l2
     cdef double decay = l2 if decoupled else 0.0
@@ -194,53 +358,146 @@ cdef int run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* con
     while start + batch_size < n_samples:
         start += batch_size
         b = batch_size if start + batch_size <= n_samples else n_samples - start
-        if shuffle:
-            for i in range(b):
-                r = index[start + i]
-                memcpy(gathered_x + i * n_features, X + r * n_features, row_bytes)
-                if labels != NULL:
-                    batch_labels[i] = labels[r]
-                if targets != NULL:
-                    memcpy(gathered_t + i * k, targets + r * k, target_bytes)
-                if weights != NULL:
-                    gathered_w[i] = weights[r]
-            Xb = gathered_x
-            lb = batch_labels if labels != NULL else NULL
-            tb = gathered_t if targets != NULL else NULL
-            wb = gathered_w if weights != NULL else NULL
-        else:
-            Xb = X + start * n_features
-            lb = labels + start if labels != NULL else NULL
-            tb = targets + start * k if targets != NULL else NULL
-            wb = weights + start if weights != NULL else NULL
 
-        if wb != NULL:
+        if weights != NULL:
             wsum = 0.0
             for i in range(b):
-                wsum += wb[i]
+                wsum += weights[index[start + i] if shuffle else start + i]
             if wsum <= 0.0:
                 continue        # a batch of zero weight carries no information
         else:
             wsum = <double> b
+        if ws.dropout:
+            draw_masks(net, ws, b, buf, dropout, &dropout_state)
 
-        forward(net, ws, theta, Xb, b, buf, dropout, &dropout_state)
-        batch_loss = head_loss_grad(buf + ws.z[L - 1], b, k, net.loss, lb, tb, wb,
-                                    buf + ws.delta[0], 1.0 / wsum, net.huber_delta)
+        S = shards_for(net, b)
+        per = (b + S - 1) // S
+        T = min(S, n_threads)
+        if T > 1:
+            for s in prange(S, num_threads=T, schedule="static"):
+                _shard(net, ws, theta, X, order, start, min(b, s * per), min(b, s * per + per),
+                       labels, targets, weights, batch_labels, buf, 1.0 / wsum, row_loss)
+        else:
+            for s in range(S):
+                _shard(net, ws, theta, X, order, start, min(b, s * per), min(b, s * per + per),
+                       labels, targets, weights, batch_labels, buf, 1.0 / wsum, row_loss)
+        batch_loss = 0.0
+        for i in range(b):
+            batch_loss += row_loss[i]
         if not isfinite(batch_loss):
             return NONFINITE_LOSS
         loss_sum[0] += batch_loss
         weight_sum[0] += wsum
-        backward(net, ws, theta, Xb, b, buf, grad, False)
 
+        Xb = buf + ws.x if shuffle else X + start * net.sizes[0]
         config.step += 1
-        for l in range(L):
-            update(config, theta, grad, m, v, net.w_start[l], net.b_start[l], penalty, decay)
-            update(config, theta, grad, m, v, net.b_start[l],
-                   net.b_start[l] + net.sizes[l + 1], 0.0, 0.0)
+        T = n_threads if S > 1 else 1    # small steps stay on one thread
+        if T > 1:
+            for c in prange(n_blocks, num_threads=T, schedule="dynamic"):
+                _block(net, ws, config, theta, grad, m, v, Xb, b, buf,
+                       <int> blocks[3 * c], blocks[3 * c + 1], blocks[3 * c + 2], penalty, decay)
+        else:
+            for c in range(n_blocks):
+                _block(net, ws, config, theta, grad, m, v, Xb, b, buf,
+                       <int> blocks[3 * c], blocks[3 * c + 1], blocks[3 * c + 2], penalty, decay)
 
     if not all_finite(theta, net.n_parameters):
         return NONFINITE_PARAMETERS
     return OK
+
+
+cdef Py_ssize_t update_blocks(const Network* net, Py_ssize_t* blocks) noexcept nogil:
+    """Fill `blocks` (or only count them when NULL) with (layer, r0, r1) triples."""
+    cdef Py_ssize_t n = 0, l, r0, step
+    for l in range(net.n_layers):
+        step = max(BLOCK_MIN_ROWS, UPDATE_BLOCK // net.sizes[l + 1])
+        r0 = 0
+        while r0 < net.sizes[l]:
+            if blocks != NULL:
+                blocks[3 * n] = l
+                blocks[3 * n + 1] = r0
+                blocks[3 * n + 2] = min(net.sizes[l], r0 + step)
+            n += 1
+            r0 += step
+        if blocks != NULL:
+            blocks[3 * n] = l
+            blocks[3 * n + 1] = -1
+            blocks[3 * n + 2] = -1
+        n += 1
+    return n
+
+
+cdef inline void _vecmat(Py_ssize_t k, Py_ssize_t n, const floating* x, const floating* W,
+                         Py_ssize_t ldw, floating* y) noexcept nogil:
+    if floating is float:
+        archfit_vecmat_f32(k, n, x, W, ldw, y)
+    else:
+        archfit_vecmat_f64(k, n, x, W, ldw, y)
+
+
+cdef void _forward_row(const Network* net, const Workspace* ws, const floating* theta,
+                       const floating* x, floating* buf, int n_threads) noexcept nogil:
+    """Forward pass of one sample; large layers' columns shared among threads.
+
+    Every output column is the same FMA chain however the columns are shared,
+    so the result does not depend on `n_threads`.
+    """
+    cdef int l, p, parts, L = net.n_layers
+    cdef Py_ssize_t n_in, n_out, per, c0, c1
+    cdef const floating* inp = x
+    cdef const floating* W
+    cdef floating* Z
+    for l in range(L):
+        n_in = net.sizes[l]
+        n_out = net.sizes[l + 1]
+        W = theta + net.w_start[l]
+        Z = buf + ws.z[l]
+        parts = n_threads if n_in * n_out >= ROW_SPLIT_MIN_WEIGHTS and n_out >= 16 else 1
+        if parts > 1:
+            per = ((n_out + parts - 1) // parts + 7) // 8 * 8
+            for p in prange(parts, num_threads=parts, schedule="static"):
+                c0 = min(n_out, p * per)
+                c1 = min(n_out, c0 + per)
+                _vecmat(n_in, c1 - c0, inp, W + c0, n_out, Z + c0)
+        else:
+            _vecmat(n_in, n_out, inp, W, n_out, Z)
+        if l < L - 1:
+            bias_activation(Z, theta + net.b_start[l], buf + ws.a[l], 1, n_out,
+                            net.activation[l])
+            inp = buf + ws.a[l]
+        else:
+            add_bias(Z, theta + net.b_start[l], 1, n_out)
+
+
+cdef void _predict_chunk(const Network* net, const Workspace* ws, const floating* theta,
+                         const floating* X, floating* out, Py_ssize_t n, Py_ssize_t lo,
+                         floating* buf) noexcept nogil:
+    """Outputs of rows [lo, lo + ws.rows) of X (fewer at the end)."""
+    cdef int L = net.n_layers
+    cdef Py_ssize_t b = min(ws.rows, n - lo)
+    forward(net, ws, theta, X + lo * net.sizes[0], 0, b, buf)
+    head_output(buf + ws.z[L - 1], out + lo * net.sizes[L], b, net.sizes[L], net.head)
+
+
+cdef int _predict_ready(const Network* net, const floating* theta, const floating* X,
+                        Py_ssize_t n, floating* out, int n_threads) noexcept nogil:
+    """Outputs of n <= PREDICT_CHUNK rows; 1 done, 2 X not finite, 0 out of memory."""
+    cdef Workspace ws
+    cdef floating* buf
+    cdef int L = net.n_layers
+    if not all_finite(X, n * net.sizes[0]):
+        return 2
+    plan(net, &ws, n, False, False, 0)
+    buf = <floating*> malloc(ws.size * sizeof(floating))
+    if buf == NULL:
+        return 0
+    if n == 1:
+        _forward_row(net, &ws, theta, X, buf, n_threads)
+    else:
+        forward(net, &ws, theta, X, 0, n, buf)
+    head_output(buf + ws.z[L - 1], out, n, net.sizes[L], net.head)
+    free(buf)
+    return 1
 
 
 cdef inline const int* _labels_ptr(const int[::1] labels):
@@ -296,24 +553,99 @@ cdef class Kernel:
         cdef Workspace ws
         return plan(&self.net, &ws, rows, dropout, gather, n_targets)
 
-    def predict(self, const floating[::1] theta, const floating[:, ::1] X, floating[:, ::1] out):
-        """out = head(f(X; θ)), in chunks, without the GIL."""
+    @staticmethod
+    def chunk_rows(Py_ssize_t n):
+        """Rows per chunk when predicting n rows (threads share the chunks)."""
+        return predict_rows(n)
+
+    def splits_rows(self):
+        """Whether one sample's forward pass shares a layer's columns among threads."""
+        cdef int l
+        for l in range(self.net.n_layers):
+            if (self.net.sizes[l] * self.net.sizes[l + 1] >= ROW_SPLIT_MIN_WEIGHTS
+                    and self.net.sizes[l + 1] >= 16):
+                return True
+        return False
+
+    def shards(self, Py_ssize_t rows):
+        """Row shards a training step over `rows` rows is cut into (1: one thread)."""
+        return shards_for(&self.net, rows)
+
+    def training_size(self, Py_ssize_t rows, bint dropout=False, bint gather=False,
+                      Py_ssize_t n_targets=0):
+        """Elements a Trainer allocates beyond θ: gradient, moments, scratch."""
         cdef Workspace ws
-        cdef Py_ssize_t n = X.shape[0], rows = min(n, CHUNK_ROWS), start, b
-        cdef int L = self.net.n_layers
+        return 3 * self.net.n_parameters + plan(&self.net, &ws, rows, dropout, gather, n_targets)
+
+    def predict(self, const floating[::1] theta, const floating[:, ::1] X, floating[:, ::1] out,
+                int n_threads=1):
+        """out = head(f(X; θ)), in chunks (``chunk_rows``), without the GIL.
+
+        Up to `n_threads` threads share the chunks (the caller keeps BLAS to one
+        thread when it asks for more than one); the result does not depend on it.
+        """
+        cdef Workspace ws
+        cdef Py_ssize_t n = X.shape[0], rows = predict_rows(n), c, n_chunks, lo, b
+        cdef int L = self.net.n_layers, T
+        cdef floating* chunk
         if n == 0:
             return
+        n_chunks = (n + rows - 1) // rows
+        T = <int> max(1, min(<Py_ssize_t> n_threads, n_chunks))
         plan(&self.net, &ws, rows, False, False, 0)
-        scratch = np.empty(ws.size, dtype=np.float32 if floating is float else np.float64)
+        scratch = np.empty(T * ws.size, dtype=np.float32 if floating is float else np.float64)
         cdef floating[::1] buf = scratch
         with nogil:
-            start = -rows
-            while start + rows < n:
-                start += rows
-                b = min(rows, n - start)
-                forward(&self.net, &ws, &theta[0], &X[start, 0], b, &buf[0], 0.0, NULL)
-                head_output(&buf[ws.z[L - 1]], &out[start, 0], b, self.net.sizes[L],
-                            self.net.head)
+            if n == 1:
+                _forward_row(&self.net, &ws, &theta[0], &X[0, 0], &buf[0], n_threads)
+                head_output(&buf[ws.z[L - 1]], &out[0, 0], 1, self.net.sizes[L], self.net.head)
+            elif T == 1:
+                for c in range(n_chunks):
+                    _predict_chunk(&self.net, &ws, &theta[0], &X[0, 0], &out[0, 0], n,
+                                   c * rows, &buf[0])
+            else:
+                for c in prange(n_chunks, num_threads=T, schedule="static"):
+                    _predict_chunk(&self.net, &ws, &theta[0], &X[0, 0], &out[0, 0], n,
+                                   c * rows, &buf[0] + threadid() * ws.size)
+
+    def predict_ready(self, cnp.ndarray theta, X, int n_threads=1):
+        """head(f(X; θ)) for up to PREDICT_ROWS rows, validated here in C; or None.
+
+        The fast path for small predictions (one sample: a few microseconds
+        of overhead). Returns None, having done nothing, unless X is already a
+        C-contiguous (n, n_inputs) array of θ's dtype with 1 <= n <=
+        PREDICT_ROWS and only finite values: the caller then validates and
+        converts X with its full error messages. θ must be valid (the caller's
+        own, already checked).
+        """
+        cdef cnp.ndarray arr
+        cdef Py_ssize_t n, k = self.net.sizes[self.net.n_layers], size
+        cdef int threads = max(1, n_threads)
+        if type(X) is not np.ndarray:
+            return None
+        arr = <cnp.ndarray> X
+        if (cnp.PyArray_NDIM(arr) != 2 or cnp.PyArray_DIM(arr, 1) != self.net.sizes[0]
+                or not cnp.PyArray_IS_C_CONTIGUOUS(arr)
+                or cnp.PyArray_TYPE(arr) != cnp.PyArray_TYPE(theta)
+                or cnp.PyArray_SIZE(theta) != self.net.n_parameters):
+            return None
+        n = cnp.PyArray_DIM(arr, 0)
+        if not 1 <= n <= PREDICT_CHUNK:
+            return None
+        out = np.empty((n, k), dtype=theta.dtype)
+        if cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT32:
+            ok = _predict_ready(&self.net, <const float*> cnp.PyArray_DATA(theta),
+                                <const float*> cnp.PyArray_DATA(arr), n,
+                                <float*> cnp.PyArray_DATA(out), threads)
+        elif cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT64:
+            ok = _predict_ready(&self.net, <const double*> cnp.PyArray_DATA(theta),
+                                <const double*> cnp.PyArray_DATA(arr), n,
+                                <double*> cnp.PyArray_DATA(out), threads)
+        else:
+            return None
+        if ok == 0:
+            raise MemoryError("no memory for a prediction's scratch buffer")
+        return out if ok == 1 else None
 
     def loss_and_grad(self, const floating[::1] theta, const floating[:, ::1] X,
                       const int[::1] labels, const floating[:, ::1] targets,
@@ -346,8 +678,8 @@ cdef class Kernel:
             while start + rows < n:
                 start += rows
                 b = min(rows, n - start)
-                forward(&self.net, &ws, &theta[0], &X[start, 0], b, &buf[0], 0.0, NULL)
-                D = &buf[ws.delta[0]] if compute_grad else NULL
+                forward(&self.net, &ws, &theta[0], &X[start, 0], 0, b, &buf[0])
+                D = &buf[ws.delta[L - 1]] if compute_grad else NULL
                 loss_sum += head_loss_grad(
                     &buf[ws.z[L - 1]], b, k, self.net.loss,
                     lab + start if lab != NULL else NULL,
@@ -375,7 +707,7 @@ cdef class Trainer:
     cdef Kernel kernel
     cdef Workspace ws
     cdef OptimizerConfig config
-    cdef readonly object buffer, index, batch_labels, grad, m, v
+    cdef readonly object buffer, index, batch_labels, grad, m, v, row_loss, blocks
     cdef readonly Py_ssize_t batch_size
     cdef double l2, dropout
     cdef bint decoupled, shuffle
@@ -406,6 +738,10 @@ cdef class Trainer:
         self.buffer = np.zeros(size, dtype=dtype)
         self.index = np.arange(n_samples, dtype=np.intp)
         self.batch_labels = np.zeros(rows, dtype=np.intc)
+        self.row_loss = np.zeros(rows, dtype=np.float64)
+        self.blocks = np.zeros((update_blocks(&kernel.net, NULL), 3), dtype=np.intp)
+        cdef Py_ssize_t[:, ::1] blocks = self.blocks
+        update_blocks(&kernel.net, &blocks[0, 0])
         P = kernel.net.n_parameters
         self.grad = np.zeros(P, dtype=dtype)
         self.m = np.zeros(P, dtype=dtype) if m is None else np.array(m, dtype=dtype, copy=True)
@@ -418,14 +754,21 @@ cdef class Trainer:
 
     def epoch(self, floating[::1] theta, const floating[:, ::1] X, const int[::1] labels,
               const floating[:, ::1] targets, const floating[::1] weights,
-              double learning_rate, uint64_t epoch):
-        """Run one epoch in place on `theta`; returns (loss_sum, weight_sum, status)."""
+              double learning_rate, uint64_t epoch, int n_threads=1):
+        """Run one epoch in place on `theta`; returns (loss_sum, weight_sum, status).
+
+        Up to `n_threads` threads share each step when it is large enough (see
+        ``Kernel.shards``); the caller keeps BLAS to one thread when it asks
+        for more than one here. The result is the same for any `n_threads`.
+        """
         cdef floating[::1] buf = self.buffer
         cdef floating[::1] grad = self.grad
         cdef floating[::1] m = self.m
         cdef floating[::1] v = self.v
         cdef Py_ssize_t[::1] index = self.index
         cdef int[::1] batch_labels = self.batch_labels
+        cdef double[::1] row_loss = self.row_loss
+        cdef Py_ssize_t[:, ::1] blocks = self.blocks
         cdef const int* lab = _labels_ptr(labels)
         cdef const floating* tgt = &targets[0, 0] if targets is not None else NULL
         cdef const floating* wts = &weights[0] if weights is not None else NULL
@@ -436,7 +779,9 @@ cdef class Trainer:
             status = run_epoch(&self.kernel.net, &self.ws, &self.config,
                                &theta[0], &grad[0], &m[0], &v[0],
                                &X[0, 0], X.shape[0], lab, tgt, wts,
-                               &index[0], &batch_labels[0], &buf[0],
-                               self.batch_size, self.shuffle, self.l2, self.decoupled,
+                               &index[0], &batch_labels[0], &buf[0], &row_loss[0],
+                               &blocks[0, 0], blocks.shape[0],
+                               self.batch_size, max(1, n_threads),
+                               self.shuffle, self.l2, self.decoupled,
                                self.dropout, self.seed, epoch, &loss_sum, &weight_sum)
         return loss_sum, weight_sum, status
