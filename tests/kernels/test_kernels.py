@@ -49,6 +49,27 @@ def test_vecmat_one_row_product_matches_numpy(dtype, n, k):
     assert np.array_equal(part[:, :n], out)    # a column's value ignores its neighbours
 
 
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("m,n,k", [(1, 3, 4), (4, 16, 8), (7, 10, 33), (64, 64, 64),
+                                   (9, 17, 1), (5, 40, 3), (66, 2, 70)])
+def test_small_gemm_matches_numpy_and_keeps_rows_independent(dtype, trans_a, trans_b, m, n, k):
+    # alpha 1, beta 0 and small operands take the register-blocked small-GEMM kernel
+    # (rows in blocks of four, columns in blocks of 16 or 8 with masked edges)
+    rng = np.random.default_rng(3)
+    A = rand(rng, (k, m) if trans_a else (m, k), dtype)
+    B = rand(rng, (n, k) if trans_b else (k, n), dtype)
+    opA = A.T if trans_a else A
+    opB = B.T if trans_b else B
+    out = np.full((m, n), np.nan, dtype)
+    _blas.gemm_py(A, B, out, trans_a, trans_b)
+    assert_close(out, opA.astype(np.float64) @ opB.astype(np.float64), dtype, scale=10)
+    for i in (0, m - 1):       # each row alone: the same bits as inside the block
+        row = np.full((1, n), np.nan, dtype)
+        _blas.gemm_py(np.ascontiguousarray(opA[i:i + 1]), B, row, False, trans_b)
+        assert np.array_equal(row[0], out[i])
+
+
 # ---- activations ------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ACTIVATIONS)
 def test_bias_activation_forward(dtype, name):

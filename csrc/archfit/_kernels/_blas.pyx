@@ -10,15 +10,32 @@ one-unit output layer) goes to GEMV instead: OpenBLAS's GEMM is several times
 slower than its GEMV on such shapes. The forward product of one row,
 ``x @ W``, goes to archfit's own vector-matrix kernel (``vecmat.h``), which
 skips BLAS's call overhead: at one sample that overhead is most of the time.
+Small products (``op(B)`` within SMALL_B elements, at most SMALL_FMAS
+multiply-adds) go to ``smallgemm.h``, a register-blocked kernel: for the layers
+of small networks it beats OpenBLAS, whose dispatch and packing cost as much
+as the arithmetic there. Each output row is then computed alone (the same FMA
+chain as ``vecmat``), so its value does not depend on the other rows.
 """
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 
 cdef extern from "vecmat.h" nogil:
-    void archfit_vecmat_f32(Py_ssize_t k, Py_ssize_t n, const float* x, const float* W,
-                            Py_ssize_t ldw, float* y)
-    void archfit_vecmat_f64(Py_ssize_t k, Py_ssize_t n, const double* x, const double* W,
-                            Py_ssize_t ldw, double* y)
+    void archfit_vecmat_f32(Py_ssize_t k, Py_ssize_t n, const float* x, Py_ssize_t incx,
+                            const float* W, Py_ssize_t ldw, float* y)
+    void archfit_vecmat_f64(Py_ssize_t k, Py_ssize_t n, const double* x, Py_ssize_t incx,
+                            const double* W, Py_ssize_t ldw, double* y)
     const char* archfit_vecmat_isa()
+
+cdef extern from "smallgemm.h" nogil:
+    void archfit_small_gemm_f32(int trans_a, int trans_b, Py_ssize_t m, Py_ssize_t n,
+                                Py_ssize_t k, const float* A, Py_ssize_t lda, const float* B,
+                                Py_ssize_t ldb, float* C, Py_ssize_t ldc, float* scratch)
+    void archfit_small_gemm_f64(int trans_a, int trans_b, Py_ssize_t m, Py_ssize_t n,
+                                Py_ssize_t k, const double* A, Py_ssize_t lda, const double* B,
+                                Py_ssize_t ldb, double* C, Py_ssize_t ldc, double* scratch)
+
+cdef enum:
+    SMALL_B = 8192          # op(B) elements: 32 KiB in float32, in L1 across the rows
+    SMALL_FMAS = 524288     # beyond this, OpenBLAS's blocked GEMM wins
 
 VECMAT_ISA = archfit_vecmat_isa().decode()   # also settles the CPU check before any thread runs
 
@@ -33,13 +50,22 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
     cdef char tb = b't' if trans_b else b'n'
     if m == 0 or n == 0:
         return
-    if m == 1 and k > 0 and not trans_b and alpha == 1 and beta == 0:
-        # C[0, :] = A[0, :] @ B (op(A)'s one row is contiguous or strided by lda)
-        if not trans_a or lda == 1:
+    cdef floating scratch[SMALL_B]
+    if k > 0 and alpha == 1 and beta == 0:
+        if m == 1 and not trans_b and (not trans_a or lda == 1):
+            # C[0, :] = op(A)[0, :] @ B with op(A)'s row contiguous
             if floating is float:
-                archfit_vecmat_f32(k, n, A, B, ldb, C)
+                archfit_vecmat_f32(k, n, A, 1, B, ldb, C)
             else:
-                archfit_vecmat_f64(k, n, A, B, ldb, C)
+                archfit_vecmat_f64(k, n, A, 1, B, ldb, C)
+            return
+        if n > 1 and <long> k * n <= SMALL_B and <long> m * n * k <= SMALL_FMAS:
+            if floating is float:
+                archfit_small_gemm_f32(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc,
+                                       scratch)
+            else:
+                archfit_small_gemm_f64(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc,
+                                       scratch)
             return
     if m == 1 and k > 0:
         # C[0, :] = alpha * op(B)^T op(A)[0, :] + beta * C[0, :]

@@ -22,15 +22,19 @@ from libc.math cimport isfinite
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport prange, parallel, threadid
 
 from archfit._kernels._blas cimport gemm
 
+cdef extern from "team.h" nogil:
+    int archfit_team_size()
+    void archfit_barrier()
+
 cdef extern from "vecmat.h" nogil:
-    void archfit_vecmat_f32(Py_ssize_t k, Py_ssize_t n, const float* x, const float* W,
-                            Py_ssize_t ldw, float* y)
-    void archfit_vecmat_f64(Py_ssize_t k, Py_ssize_t n, const double* x, const double* W,
-                            Py_ssize_t ldw, double* y)
+    void archfit_vecmat_f32(Py_ssize_t k, Py_ssize_t n, const float* x, Py_ssize_t incx,
+                            const float* W, Py_ssize_t ldw, float* y)
+    void archfit_vecmat_f64(Py_ssize_t k, Py_ssize_t n, const double* x, Py_ssize_t incx,
+                            const double* W, Py_ssize_t ldw, double* y)
 from archfit._kernels._elementwise cimport (
     bias_activation, activation_backward, add_bias, column_sums, multiply,
     head_output, head_loss_grad, all_finite, IDENTITY)
@@ -256,7 +260,7 @@ cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
     `order` is the shuffled sample index (NULL: the data's own order).
     """
     cdef int L = net.n_layers
-    cdef Py_ssize_t i, r, n_features = net.sizes[0], k = net.sizes[L]
+    cdef Py_ssize_t i, j, r, n_features = net.sizes[0], k = net.sizes[L]
     cdef const floating* Xb
     cdef const int* lb = NULL
     cdef const floating* tb = NULL
@@ -264,7 +268,9 @@ cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
     if order != NULL:
         for i in range(lo, hi):
             r = order[start + i]
-            memcpy(buf + ws.x + i * n_features, X + r * n_features, n_features * sizeof(floating))
+            # a loop, not memcpy: rows are often a few dozen bytes
+            for j in range(n_features):
+                buf[ws.x + i * n_features + j] = X[r * n_features + j]
             if labels != NULL:
                 batch_labels[i] = labels[r]
             if targets != NULL:
@@ -430,43 +436,56 @@ cdef Py_ssize_t update_blocks(const Network* net, Py_ssize_t* blocks) noexcept n
 cdef inline void _vecmat(Py_ssize_t k, Py_ssize_t n, const floating* x, const floating* W,
                          Py_ssize_t ldw, floating* y) noexcept nogil:
     if floating is float:
-        archfit_vecmat_f32(k, n, x, W, ldw, y)
+        archfit_vecmat_f32(k, n, x, 1, W, ldw, y)
     else:
-        archfit_vecmat_f64(k, n, x, W, ldw, y)
+        archfit_vecmat_f64(k, n, x, 1, W, ldw, y)
+
+
+cdef inline bint _splits(const Network* net, int l) noexcept nogil:
+    return (net.sizes[l] * net.sizes[l + 1] >= ROW_SPLIT_MIN_WEIGHTS
+            and net.sizes[l + 1] >= 16)
+
+
+cdef void _row_layer(const Network* net, const Workspace* ws, const floating* theta,
+                     floating* buf, int l, int part, int parts) noexcept nogil:
+    """Columns of part `part` of `parts` of layer l, for one sample."""
+    cdef Py_ssize_t n_in = net.sizes[l], n_out = net.sizes[l + 1]
+    cdef Py_ssize_t per = ((n_out + parts - 1) // parts + 7) // 8 * 8
+    cdef Py_ssize_t c0 = min(n_out, part * per), c1 = min(n_out, c0 + per)
+    cdef const floating* inp = buf + ws.a[l - 1] if l > 0 else buf + ws.x
+    cdef floating* Z = buf + ws.z[l]
+    if c0 >= c1:
+        return
+    _vecmat(n_in, c1 - c0, inp, theta + net.w_start[l] + c0, n_out, Z + c0)
+    if l < net.n_layers - 1:
+        bias_activation(Z + c0, theta + net.b_start[l] + c0, buf + ws.a[l] + c0, 1, c1 - c0,
+                        net.activation[l])
+    else:
+        add_bias(Z + c0, theta + net.b_start[l] + c0, 1, c1 - c0)
 
 
 cdef void _forward_row(const Network* net, const Workspace* ws, const floating* theta,
-                       const floating* x, floating* buf, int n_threads) noexcept nogil:
-    """Forward pass of one sample; large layers' columns shared among threads.
+                       floating* buf, int n_threads) noexcept nogil:
+    """Forward pass of the one sample at buf + ws.x; large layers' columns shared.
 
-    Every output column is the same FMA chain however the columns are shared,
-    so the result does not depend on `n_threads`.
+    One parallel region for the whole pass, a barrier after each layer. Every
+    output column is the same FMA chain however the columns are shared, so
+    the result does not depend on `n_threads`.
     """
-    cdef int l, p, parts, L = net.n_layers
-    cdef Py_ssize_t n_in, n_out, per, c0, c1
-    cdef const floating* inp = x
-    cdef const floating* W
-    cdef floating* Z
-    for l in range(L):
-        n_in = net.sizes[l]
-        n_out = net.sizes[l + 1]
-        W = theta + net.w_start[l]
-        Z = buf + ws.z[l]
-        parts = n_threads if n_in * n_out >= ROW_SPLIT_MIN_WEIGHTS and n_out >= 16 else 1
-        if parts > 1:
-            per = ((n_out + parts - 1) // parts + 7) // 8 * 8
-            for p in prange(parts, num_threads=parts, schedule="static"):
-                c0 = min(n_out, p * per)
-                c1 = min(n_out, c0 + per)
-                _vecmat(n_in, c1 - c0, inp, W + c0, n_out, Z + c0)
-        else:
-            _vecmat(n_in, n_out, inp, W, n_out, Z)
-        if l < L - 1:
-            bias_activation(Z, theta + net.b_start[l], buf + ws.a[l], 1, n_out,
-                            net.activation[l])
-            inp = buf + ws.a[l]
-        else:
-            add_bias(Z, theta + net.b_start[l], 1, n_out)
+    cdef int l, tid, team, L = net.n_layers
+    if n_threads <= 1:
+        for l in range(L):
+            _row_layer(net, ws, theta, buf, l, 0, 1)
+        return
+    with parallel(num_threads=n_threads):
+        tid = threadid()
+        team = archfit_team_size()      # may be smaller than asked for
+        for l in range(L):
+            if _splits(net, l):
+                _row_layer(net, ws, theta, buf, l, tid, team)
+            elif tid == 0:
+                _row_layer(net, ws, theta, buf, l, 0, 1)
+            archfit_barrier()
 
 
 cdef void _predict_chunk(const Network* net, const Workspace* ws, const floating* theta,
@@ -484,15 +503,21 @@ cdef int _predict_ready(const Network* net, const floating* theta, const floatin
     """Outputs of n <= PREDICT_CHUNK rows; 1 done, 2 X not finite, 0 out of memory."""
     cdef Workspace ws
     cdef floating* buf
-    cdef int L = net.n_layers
+    cdef int l, L = net.n_layers
     if not all_finite(X, n * net.sizes[0]):
         return 2
-    plan(net, &ws, n, False, False, 0)
+    plan(net, &ws, n, False, n == 1, 0)
     buf = <floating*> malloc(ws.size * sizeof(floating))
     if buf == NULL:
         return 0
     if n == 1:
-        _forward_row(net, &ws, theta, X, buf, n_threads)
+        memcpy(buf + ws.x, X, net.sizes[0] * sizeof(floating))
+        for l in range(L):
+            if _splits(net, l):
+                break
+        else:
+            n_threads = 1
+        _forward_row(net, &ws, theta, buf, n_threads)
     else:
         forward(net, &ws, theta, X, 0, n, buf)
     head_output(buf + ws.z[L - 1], out, n, net.sizes[L], net.head)
@@ -562,8 +587,7 @@ cdef class Kernel:
         """Whether one sample's forward pass shares a layer's columns among threads."""
         cdef int l
         for l in range(self.net.n_layers):
-            if (self.net.sizes[l] * self.net.sizes[l + 1] >= ROW_SPLIT_MIN_WEIGHTS
-                    and self.net.sizes[l + 1] >= 16):
+            if _splits(&self.net, l):
                 return True
         return False
 
@@ -592,12 +616,14 @@ cdef class Kernel:
             return
         n_chunks = (n + rows - 1) // rows
         T = <int> max(1, min(<Py_ssize_t> n_threads, n_chunks))
-        plan(&self.net, &ws, rows, False, False, 0)
+        cdef int row_threads = n_threads if self.splits_rows() else 1
+        plan(&self.net, &ws, rows, False, n == 1, 0)
         scratch = np.empty(T * ws.size, dtype=np.float32 if floating is float else np.float64)
         cdef floating[::1] buf = scratch
         with nogil:
             if n == 1:
-                _forward_row(&self.net, &ws, &theta[0], &X[0, 0], &buf[0], n_threads)
+                memcpy(&buf[ws.x], &X[0, 0], self.net.sizes[0] * sizeof(floating))
+                _forward_row(&self.net, &ws, &theta[0], &buf[0], row_threads)
                 head_output(&buf[ws.z[L - 1]], &out[0, 0], 1, self.net.sizes[L], self.net.head)
             elif T == 1:
                 for c in range(n_chunks):
