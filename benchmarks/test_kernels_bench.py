@@ -5,7 +5,10 @@ Not part of the test run: speed is reported here, never asserted.
 import numpy as np
 import pytest
 
+from threadpoolctl import threadpool_limits
+
 import archfit as af
+from archfit._kernels._blas import gemm_py
 from archfit._kernels._network import Trainer
 
 WORKLOADS = {
@@ -14,6 +17,12 @@ WORKLOADS = {
     "W4 8-64-64-1 b64": ((8, 64, 64, 1), 64),
 }
 N_SAMPLES = 4096
+
+
+def record(benchmark, key, work):
+    """extra_info[key] = work per second at the median (absent with --benchmark-disable)."""
+    if benchmark.stats is not None:
+        benchmark.extra_info[key] = work / benchmark.stats.stats.median
 
 
 def make(sizes, dtype):
@@ -37,7 +46,7 @@ def test_train_epoch(benchmark, name, dtype):
                       n_targets=0 if targets is None else 1)
     counter = iter(range(10**9))
     benchmark(lambda: trainer.epoch(theta, X, labels, targets, None, 1e-4, next(counter)))
-    benchmark.extra_info["samples_per_second"] = N_SAMPLES / benchmark.stats.stats.median
+    record(benchmark, "samples_per_second", N_SAMPLES)
 
 
 @pytest.mark.parametrize("batch", [1, 4096])
@@ -52,3 +61,44 @@ def test_loss_and_grad_w2(benchmark):
     model, X, labels, _ = make((784, 256, 128, 10), "float32")
     theta = model.init(0)
     benchmark(model.loss_and_grad, theta, X[:1024], labels[:1024])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_train_epoch_w2_threads(benchmark, threads):
+    """W2's step is cut into two shards: archfit's threads share it, BLAS on one each."""
+    model, X, labels, _ = make((784, 256, 128, 10), "float32")
+    theta = model.init(0)
+    trainer = Trainer(model._kernel, model.dtype, N_SAMPLES, 128, "adam")
+    counter = iter(range(10**9))
+    with threadpool_limits(1, user_api="blas"):
+        benchmark(lambda: trainer.epoch(theta, X, labels, None, None, 1e-4, next(counter),
+                                        threads))
+    record(benchmark, "samples_per_second", N_SAMPLES)
+
+
+@pytest.mark.parametrize("kernel", ["archfit", "openblas"])
+@pytest.mark.parametrize("shape", ["64x64x64 NN", "64x64x64 TN", "32x32x64 NN"])
+def test_small_gemm(benchmark, kernel, shape):
+    """archfit's register-blocked small GEMM against OpenBLAS on small networks' shapes.
+
+    alpha 1, beta 0 takes archfit's kernel; an alpha a hair from 1 sends the
+    same product to OpenBLAS."""
+    dims, kind = shape.split()
+    m, n, k = map(int, dims.split("x"))
+    trans_a = kind == "TN"
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(k, m) if trans_a else (m, k)).astype(np.float32)
+    B = rng.normal(size=(k, n)).astype(np.float32)
+    C = np.zeros((m, n), np.float32)
+    alpha = 1.0 if kernel == "archfit" else 1.0000001
+    with threadpool_limits(1, user_api="blas"):
+        benchmark(gemm_py, A, B, C, trans_a, False, alpha, 0.0)
+    record(benchmark, "gflops", 2 * m * n * k / 1e9)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_sample_kernel_w2(benchmark, threads):
+    """The C-validated one-sample path: large layers' columns shared among threads."""
+    model, X, _, _ = make((784, 256, 128, 10), "float32")
+    theta = model.init(0)
+    benchmark(model._kernel.predict_ready, theta, X[:1], threads)

@@ -5,7 +5,9 @@
 
 Synthetic data with a fixed seed; one warm-up epoch, then the median of
 ``--repeats`` timed epochs (each epoch = shuffle + forward + backward + Adam
-update over every sample, in one kernel call).
+update over every sample, in one kernel call). Threads as ``fit`` uses them:
+a step large enough to be cut into shards runs on archfit's threads with BLAS
+on one thread each; a smaller one on one thread with BLAS's threads.
 """
 from __future__ import annotations
 
@@ -17,10 +19,11 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import archfit as af
+from archfit import _threads
 from archfit._kernels._network import Trainer
 
 
-def measure(sizes, batch_size, dtype, n_samples, repeats, activation="relu"):
+def measure(sizes, batch_size, dtype, n_samples, repeats, threads, activation="relu"):
     layers = [af.Dense(s, activation) for s in sizes[1:-1]] + [af.Dense(sizes[-1])]
     model = af.Model(af.Architecture(sizes[0], layers, "softmax"), dtype)
     rng = np.random.default_rng(0)
@@ -28,11 +31,11 @@ def measure(sizes, batch_size, dtype, n_samples, repeats, activation="relu"):
     y = rng.integers(0, sizes[-1], n_samples).astype(np.intc)
     theta = model.init(0)
     trainer = Trainer(model._kernel, model.dtype, n_samples, batch_size, "adam")
-    trainer.epoch(theta, X, y, None, None, 1e-3, 0)  # warm-up
+    trainer.epoch(theta, X, y, None, None, 1e-3, 0, threads)  # warm-up
     times = []
     for epoch in range(1, repeats + 1):
         start = time.perf_counter()
-        trainer.epoch(theta, X, y, None, None, 1e-3, epoch)
+        trainer.epoch(theta, X, y, None, None, 1e-3, epoch, threads)
         times.append(time.perf_counter() - start)
     return n_samples / statistics.median(times), model
 
@@ -45,16 +48,22 @@ def main():
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--samples", type=int, default=16384)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="BLAS threads (default: all)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads, archfit's and BLAS's together (default: all)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    layers = [af.Dense(s) for s in sizes[1:]]
+    shards = af.Model(af.Architecture(sizes[0], layers))._kernel.shards(args.batch_size)
     with threadpool_limits(limits=args.threads, user_api="blas"):
-        rate, model = measure(sizes, args.batch_size, args.dtype, args.samples, args.repeats)
-        blas = [(i["internal_api"], i.get("version"), i["num_threads"]) for i in threadpool_info()
-                if i["user_api"] == "blas"]
+        threads, blas_limit = _threads.split(args.threads, shards)
+        with blas_limit:
+            rate, model = measure(sizes, args.batch_size, args.dtype, args.samples,
+                                  args.repeats, threads)
+            blas = [(i["internal_api"], i.get("version"), i["num_threads"])
+                    for i in threadpool_info() if i["user_api"] == "blas"]
     gflops = rate * 3 * model.architecture.flops_per_sample / 1e9
     print(f"network {'-'.join(map(str, sizes))}  batch {args.batch_size}  {args.dtype}  "
-          f"BLAS {blas}")
+          f"{shards} shard(s) per step on {threads} archfit thread(s), BLAS {blas}")
     print(f"{rate:,.0f} samples/s  (~{gflops:.1f} GFLOP/s counting 3x forward FLOPs per sample)")
 
 

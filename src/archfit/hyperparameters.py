@@ -66,7 +66,11 @@ class Hyperparameters:
     seed : int, default 0
         Seeds initialisation, shuffling, dropout and the validation split.
     n_threads : int or None, default None
-        BLAS threads during the fit; None leaves the BLAS default.
+        Threads during the fit, archfit's and BLAS's together: a step large
+        enough to be shared runs on archfit's threads with BLAS on one each,
+        a smaller one on one thread with BLAS on ``n_threads``. None: as many
+        as BLAS is currently allowed (every core by default). The result does
+        not depend on it for shared steps (see the README, Threads).
     early_stopping : bool, default False
         Stop when the validation loss has not improved by ``tolerance`` for
         ``patience`` epochs. Uses the ``validation`` set given to ``fit``, or

@@ -37,7 +37,7 @@ random_state             ``seed``
 =======================  ==========================================================
 
 ``dtype=None`` fits in float32 when X is float32 and in float64 otherwise, as
-scikit-learn does; ``n_threads`` limits BLAS threads.
+scikit-learn does; ``n_threads`` bounds archfit's and BLAS's threads together.
 """
 from __future__ import annotations
 
