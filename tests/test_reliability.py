@@ -49,6 +49,26 @@ def test_eight_threads_predicting_with_one_fit_model():
         assert a.tobytes() == b.tobytes()
 
 
+def test_threads_predicting_in_chunks_keep_bits_and_leave_blas_as_it_was():
+    # predictions of more than 256 rows hold BLAS at one thread; overlapping ones
+    # on several threads must neither see it change nor leave it changed
+    from archfit import _threads
+    before = _threads.budget(None)
+    model = af.Model(af.Architecture(784, [af.Dense(256, "relu"), af.Dense(10)], "softmax"))
+    fitted = af.FitModel(model, model.init(0), af.Hyperparameters(), classes=np.arange(10))
+    X = np.random.default_rng(0).normal(size=(2000, 784)).astype(np.float32)
+    serial = fitted.predict_proba(X)
+    results = [None] * 4
+
+    def work(i):
+        for _ in range(10):
+            results[i] = fitted.predict_proba(X)
+
+    run_together(work, 4)
+    assert all(r.tobytes() == serial.tobytes() for r in results)
+    assert _threads.budget(None) == before
+
+
 def test_four_threads_fitting_different_models():
     X, y = digits()
     jobs = [(af.Model(af.Architecture(64, [af.Dense(w, act), af.Dense(10)], "softmax"), dt),
@@ -88,6 +108,38 @@ def test_same_seed_same_parameters_across_fresh_processes():
     model = af.Model(af.Architecture(64, [af.Dense(32, "relu"), af.Dense(10)], "softmax"))
     here = af.fit(model, X, y, af.Hyperparameters(epochs=3, dropout=0.2, seed=5, n_threads=1))
     assert digests[0] == digests[1] == hashlib.sha256(here.parameters.tobytes()).hexdigest()
+
+
+FORKED_CHILDREN = """
+import hashlib, multiprocessing as mp, numpy as np, archfit as af
+from archfit.datasets import load_digits
+
+def job(_):
+    X, y = load_digits()
+    model = af.Model(af.Architecture(64, [af.Dense(512, "relu"), af.Dense(10)], "softmax"))
+    assert model._kernel.shards(128) == 2 and model._kernel.splits_rows()
+    fitted = af.fit(model, X / 16, y, af.Hyperparameters(epochs=2, batch_size=128, seed=3))
+    proba = np.concatenate([fitted.predict_proba(X[:1] / 16), fitted.predict_proba(X / 16)])
+    return hashlib.sha256(fitted.parameters.tobytes() + proba.tobytes()).hexdigest()
+
+if __name__ == "__main__":
+    parent = job(0)            # the parent starts OpenMP teams first
+    with mp.get_context("fork").Pool(2) as pool:
+        children = pool.map(job, [1, 2])
+    print(parent, *children)
+"""
+
+
+def test_forked_children_run_on_one_thread_with_the_same_bits(tmp_path):
+    # GNU OpenMP hangs in a fork()ed child whose parent used a team; archfit's
+    # kernels run on one thread there, and (shards being fixed) give the same bits
+    if not hasattr(__import__("os"), "fork"):
+        pytest.skip("no fork() on this platform")
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED_CHILDREN)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=300, check=True).stdout.split()
+    assert len(out) == 3 and out[0] == out[1] == out[2]
 
 
 # ---- leaks --------------------------------------------------------------------------------------

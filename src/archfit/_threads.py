@@ -16,6 +16,18 @@ import threading
 _lock = threading.Lock()
 _blas = None
 _counters = None
+_forked = False
+
+
+def _after_fork_in_child():
+    # GNU OpenMP cannot start a team in a forked child once the parent used
+    # one; the kernels then run on one thread (team.h), and BLAS keeps the budget.
+    global _forked
+    _forked = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _blas_controller():
@@ -30,22 +42,27 @@ def _blas_controller():
     return _blas
 
 
-def _thread_counters():
-    # The libraries' own get-num-threads functions, found once (threadpoolctl's
-    # lookup handles symbol prefixes); calling one then costs ~0.2 µs, which
-    # matters on the one-sample prediction path.
+def _counts_and_setters():
+    # Each BLAS library's own get- and set-num-threads functions, found once
+    # (threadpoolctl's lookup handles symbol prefixes). Calling one costs
+    # ~0.2 µs, which matters on the one-sample prediction path; and setting
+    # directly bypasses threadpoolctl's rule that only one Python thread may
+    # change OpenBLAS's limits, which would silently ignore archfit's fits
+    # and predictions running on other threads.
     global _counters
     if _counters is None:
         counters = []
         for lib in _blas_controller().lib_controllers:
             symbol = getattr(lib, "_get_symbol", None)
-            direct = None
-            if symbol is not None and getattr(lib, "threading_layer", None) != "openmp":
+            get = put = None
+            if (symbol is not None and lib.internal_api == "openblas"
+                    and getattr(lib, "threading_layer", None) != "openmp"):
                 try:
-                    direct = symbol("openblas_get_num_threads")
-                except Exception:       # another BLAS: use threadpoolctl's public call
-                    direct = None
-            counters.append(direct if direct is not None else lib.get_num_threads)
+                    get = symbol("openblas_get_num_threads")
+                    put = symbol("openblas_set_num_threads")
+                except Exception:
+                    get = put = None
+            counters.append((get or lib.get_num_threads, put or lib.set_num_threads))
         _counters = counters
     return _counters
 
@@ -55,7 +72,7 @@ def budget(n_threads: int | None) -> int:
     if n_threads is not None:
         return n_threads
     low = 0
-    for count in _thread_counters():
+    for count, _ in _counts_and_setters():
         c = count()
         if c and (low == 0 or c < low):
             low = c
@@ -66,16 +83,50 @@ def blas_limit(n_threads: int | None):
     """Context limiting BLAS to `n_threads` (no change for None)."""
     if n_threads is None:
         return contextlib.nullcontext()
+    if n_threads == 1:
+        return _one_blas_thread()
     return _blas_controller().limit(limits=n_threads)
+
+
+_one_lock = threading.Lock()
+_one_depth = 0
+_one_saved: list = []
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    # BLAS's thread count is process-wide. Sections that need it at one thread
+    # may overlap on several threads (concurrent predictions and fits): the
+    # first to enter sets it, the last to leave restores it, so none of them
+    # sees it change underneath and it is not left at one afterwards.
+    global _one_depth, _one_saved
+    with _one_lock:
+        if _one_depth == 0:
+            libs = _counts_and_setters()
+            _one_saved = [count() for count, _ in libs]
+            for _, put in libs:
+                put(1)
+        _one_depth += 1
+    try:
+        yield
+    finally:
+        with _one_lock:
+            _one_depth -= 1
+            if _one_depth == 0:
+                for (_, put), n in zip(_counts_and_setters(), _one_saved):
+                    if n:
+                        put(n)
 
 
 def split(n_threads: int | None, parts: int) -> tuple[int, contextlib.AbstractContextManager]:
     """Threads for work cut into `parts` pieces, and the BLAS limit to hold meanwhile.
 
-    With more than one thread, BLAS runs single-threaded inside each; with one,
-    BLAS keeps the budget (or its own default when `n_threads` is None).
+    Work cut into several pieces keeps BLAS on one thread whatever the number
+    of archfit threads (even one: in a child made by fork(), or with a budget
+    of one), so that its bits never depend on the thread count. Work in one
+    piece runs on one archfit thread and BLAS keeps the budget (or its own
+    default when `n_threads` is None).
     """
-    threads = min(budget(n_threads), max(1, parts))
-    if threads > 1:
-        return threads, blas_limit(1)
+    if parts > 1:
+        return (1 if _forked else min(budget(n_threads), parts)), blas_limit(1)
     return 1, blas_limit(n_threads)

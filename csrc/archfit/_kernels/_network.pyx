@@ -29,6 +29,10 @@ from archfit._kernels._blas cimport gemm
 cdef extern from "team.h" nogil:
     int archfit_team_size()
     void archfit_barrier()
+    void archfit_install_fork_guard()
+    int archfit_threads(int asked)
+
+archfit_install_fork_guard()
 
 cdef extern from "vecmat.h" nogil:
     void archfit_vecmat_f32(Py_ssize_t k, Py_ssize_t n, const float* x, Py_ssize_t incx,
@@ -349,6 +353,7 @@ cdef int run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* con
     cdef double penalty = 0.0 if decoupled else l2
     cdef double decay = l2 if decoupled else 0.0
 
+    n_threads = archfit_threads(n_threads)
     loss_sum[0] = 0.0
     weight_sum[0] = 0.0
     if shuffle:
@@ -473,6 +478,7 @@ cdef void _forward_row(const Network* net, const Workspace* ws, const floating* 
     the result does not depend on `n_threads`.
     """
     cdef int l, tid, team, L = net.n_layers
+    n_threads = archfit_threads(n_threads)
     if n_threads <= 1:
         for l in range(L):
             _row_layer(net, ws, theta, buf, l, 0, 1)
@@ -615,7 +621,7 @@ cdef class Kernel:
         if n == 0:
             return
         n_chunks = (n + rows - 1) // rows
-        T = <int> max(1, min(<Py_ssize_t> n_threads, n_chunks))
+        T = <int> max(1, min(<Py_ssize_t> archfit_threads(n_threads), n_chunks))
         cdef int row_threads = n_threads if self.splits_rows() else 1
         plan(&self.net, &ws, rows, False, n == 1, 0)
         scratch = np.empty(T * ws.size, dtype=np.float32 if floating is float else np.float64)

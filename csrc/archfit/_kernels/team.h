@@ -1,7 +1,24 @@
 /* OpenMP team helpers for Cython's parallel blocks, which have no barrier of
- * their own. Without OpenMP a "team" is the calling thread alone. */
+ * their own. Without OpenMP a "team" is the calling thread alone.
+ *
+ * GNU OpenMP cannot start a team in a child made by fork() once the parent
+ * has used one: the child hangs. So a forked child runs every kernel on one
+ * thread (archfit_threads), as PyTorch does; spawned processes are unaffected. */
 #ifndef ARCHFIT_TEAM_H
 #define ARCHFIT_TEAM_H
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+static volatile int archfit_forked = 0;
+static void archfit_mark_forked(void) { archfit_forked = 1; }
+static void archfit_install_fork_guard(void) { pthread_atfork(NULL, NULL, archfit_mark_forked); }
+#else
+static const int archfit_forked = 0;
+static void archfit_install_fork_guard(void) {}
+#endif
+
+/* The threads a kernel may use when `asked` for: 1 in a forked child. */
+static inline int archfit_threads(int asked) { return archfit_forked || asked < 1 ? 1 : asked; }
 
 #ifdef _OPENMP
 #include <omp.h>
