@@ -129,7 +129,7 @@ class FitModel:
     @property
     def training_data(self) -> dict | None:
         """Fingerprint of the data of the last fit: ``n_samples``, ``n_features``,
-        ``dtype`` and a BLAKE2b ``hash`` of X and y as fitted (None if unknown)."""
+        ``dtype`` and a SHA-256 ``hash`` of X and y as fitted (None if unknown)."""
         return None if self._training_data is None else dict(self._training_data)
 
     def _with_training_data(self, training_data: dict) -> "FitModel":
