@@ -49,24 +49,18 @@ def _sanitizer_runtime():
     return " ".join(libs)
 
 
-@pytest.fixture(scope="module")
-def sanitized_site(tmp_path_factory):
-    """archfit with its kernels built by ``ARCHFIT_SANITIZE=1``, in a folder of its own."""
-    runtime = _sanitizer_runtime()
-    if runtime is None:
-        pytest.skip("gcc with AddressSanitizer and UndefinedBehaviorSanitizer is not available")
-    if not (ROOT / "setup.py").exists():
-        pytest.skip("the sanitised build needs the source tree")
+def _build_site(tmp_path_factory, name, build_env):
+    """archfit's Python files plus kernels built with `build_env`, in a folder of its own."""
     pytest.importorskip("Cython")
-    work = tmp_path_factory.mktemp("sanitized")
+    work = tmp_path_factory.mktemp(name)
     shutil.copy(ROOT / "setup.py", work)
     shutil.copy(ROOT / "pyproject.toml", work)
     shutil.copytree(ROOT / "csrc", work / "csrc",
                     ignore=shutil.ignore_patterns("*.c", "*.so", "__pycache__"))
-    env = dict(os.environ, ARCHFIT_SANITIZE="1")
     build = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--parallel", "2",
                             "--build-lib", str(work / "lib"), "--build-temp", str(work / "tmp")],
-                           cwd=work, env=env, capture_output=True, text=True, timeout=1200)
+                           cwd=work, env=dict(os.environ, **build_env), capture_output=True,
+                           text=True, timeout=1200)
     assert build.returncode == 0, build.stderr[-3000:]
     site = work / "site"
     shutil.copytree(ROOT / "src" / "archfit", site / "archfit",
@@ -75,6 +69,18 @@ def sanitized_site(tmp_path_factory):
                     dirs_exist_ok=True)
     shutil.copy(ROOT / "csrc" / "archfit" / "_kernels" / "__init__.py",
                 site / "archfit" / "_kernels" / "__init__.py")
+    return site
+
+
+@pytest.fixture(scope="module")
+def sanitized_site(tmp_path_factory):
+    """archfit with its kernels built by ``ARCHFIT_SANITIZE=1``, in a folder of its own."""
+    runtime = _sanitizer_runtime()
+    if runtime is None:
+        pytest.skip("gcc with AddressSanitizer and UndefinedBehaviorSanitizer is not available")
+    if not (ROOT / "setup.py").exists():
+        pytest.skip("the sanitised build needs the source tree")
+    site = _build_site(tmp_path_factory, "sanitized", {"ARCHFIT_SANITIZE": "1"})
     return {"PYTHONPATH": str(site), "LD_PRELOAD": runtime,
             "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0",
             "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
@@ -96,3 +102,26 @@ def test_sanitized_build_catches_an_out_of_bounds_read(sanitized_site):
 def test_kernel_suite_under_sanitizers(sanitized_site):
     output = run_suite(TESTS / "kernels", sanitized_site)
     assert "passed" in output
+
+
+# ---- the build without OpenMP ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def serial_site(tmp_path_factory):
+    """archfit built with ``ARCHFIT_NO_OPENMP=1``: what a compiler without OpenMP gives."""
+    if not (ROOT / "setup.py").exists():
+        pytest.skip("the serial build needs the source tree")
+    return {"PYTHONPATH": str(_build_site(tmp_path_factory, "serial",
+                                          {"ARCHFIT_NO_OPENMP": "1"}))}
+
+
+def test_serial_build_has_no_openmp_and_passes_the_kernel_suite(serial_site):
+    probe = ("import archfit, archfit._kernels._network\n"
+             "assert archfit.__file__.startswith(%r), archfit.__file__\n"
+             "print(any('libgomp' in line for line in open('/proc/self/maps')))\n"
+             % serial_site["PYTHONPATH"])
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env=dict(os.environ, **serial_site), timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    if os.path.exists("/proc/self/maps"):
+        assert result.stdout.strip() == "False"
+    run_suite(TESTS / "kernels", serial_site)

@@ -26,17 +26,17 @@
     ptrdiff_t n, T* restrict theta, const T* restrict grad, T* restrict m,         \
     T* restrict v, T b1, T b2, T eps, T step_size, T inv_sqrt_bc2, T pen
 
-static void archfit_adam_f32_portable(ARCHFIT_ADAM_ARGS(float)) { ARCHFIT_ADAM_BODY(float, sqrtf) }
-static void archfit_adam_f64_portable(ARCHFIT_ADAM_ARGS(double)) { ARCHFIT_ADAM_BODY(double, sqrt) }
+static inline void archfit_adam_f32_portable(ARCHFIT_ADAM_ARGS(float)) { ARCHFIT_ADAM_BODY(float, sqrtf) }
+static inline void archfit_adam_f64_portable(ARCHFIT_ADAM_ARGS(double)) { ARCHFIT_ADAM_BODY(double, sqrt) }
 
 #ifdef ARCHFIT_X86_DISPATCH
 __attribute__((target("avx2")))
-static void archfit_adam_f32_avx2(ARCHFIT_ADAM_ARGS(float)) { ARCHFIT_ADAM_BODY(float, sqrtf) }
+static inline void archfit_adam_f32_avx2(ARCHFIT_ADAM_ARGS(float)) { ARCHFIT_ADAM_BODY(float, sqrtf) }
 __attribute__((target("avx2")))
-static void archfit_adam_f64_avx2(ARCHFIT_ADAM_ARGS(double)) { ARCHFIT_ADAM_BODY(double, sqrt) }
+static inline void archfit_adam_f64_avx2(ARCHFIT_ADAM_ARGS(double)) { ARCHFIT_ADAM_BODY(double, sqrt) }
 #endif
 
-static void archfit_adam_f32(ARCHFIT_ADAM_ARGS(float)) {
+static inline void archfit_adam_f32(ARCHFIT_ADAM_ARGS(float)) {
 #ifdef ARCHFIT_X86_DISPATCH
     if (archfit_have_avx2()) {
         archfit_adam_f32_avx2(n, theta, grad, m, v, b1, b2, eps, step_size, inv_sqrt_bc2, pen);
@@ -46,7 +46,7 @@ static void archfit_adam_f32(ARCHFIT_ADAM_ARGS(float)) {
     archfit_adam_f32_portable(n, theta, grad, m, v, b1, b2, eps, step_size, inv_sqrt_bc2, pen);
 }
 
-static void archfit_adam_f64(ARCHFIT_ADAM_ARGS(double)) {
+static inline void archfit_adam_f64(ARCHFIT_ADAM_ARGS(double)) {
 #ifdef ARCHFIT_X86_DISPATCH
     if (archfit_have_avx2()) {
         archfit_adam_f64_avx2(n, theta, grad, m, v, b1, b2, eps, step_size, inv_sqrt_bc2, pen);

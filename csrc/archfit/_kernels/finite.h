@@ -16,14 +16,14 @@ typedef uint32_t archfit_bits32;
 typedef uint64_t archfit_bits64;
 #endif
 
-static int archfit_all_finite_f32(const float* x, ptrdiff_t n) {
+static inline int archfit_all_finite_f32(const float* x, ptrdiff_t n) {
     const archfit_bits32* b = (const archfit_bits32*)x;
     uint32_t bad = 0;
     for (ptrdiff_t i = 0; i < n; i++) bad |= (uint32_t)((b[i] & 0x7f800000u) == 0x7f800000u);
     return bad == 0;
 }
 
-static int archfit_all_finite_f64(const double* x, ptrdiff_t n) {
+static inline int archfit_all_finite_f64(const double* x, ptrdiff_t n) {
     const archfit_bits64* b = (const archfit_bits64*)x;
     uint64_t bad = 0;
     for (ptrdiff_t i = 0; i < n; i++)

@@ -18,7 +18,7 @@
 
 #define ARCHFIT_A(i, p) (trans_a ? A[(p) * lda + (i)] : A[(i) * lda + (p)])
 
-static const float* archfit_rows_of_b_f32(int trans_b, ptrdiff_t n, ptrdiff_t k,
+static inline const float* archfit_rows_of_b_f32(int trans_b, ptrdiff_t n, ptrdiff_t k,
                                           const float* B, ptrdiff_t* ldb, float* scratch) {
     if (!trans_b) return B;
     for (ptrdiff_t p = 0; p < k; p++)
@@ -27,7 +27,7 @@ static const float* archfit_rows_of_b_f32(int trans_b, ptrdiff_t n, ptrdiff_t k,
     return scratch;
 }
 
-static const double* archfit_rows_of_b_f64(int trans_b, ptrdiff_t n, ptrdiff_t k,
+static inline const double* archfit_rows_of_b_f64(int trans_b, ptrdiff_t n, ptrdiff_t k,
                                            const double* B, ptrdiff_t* ldb, double* scratch) {
     if (!trans_b) return B;
     for (ptrdiff_t p = 0; p < k; p++)
@@ -36,7 +36,7 @@ static const double* archfit_rows_of_b_f64(int trans_b, ptrdiff_t n, ptrdiff_t k
     return scratch;
 }
 
-static void archfit_small_gemm_f32_portable(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
+static inline void archfit_small_gemm_f32_portable(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
                                             ptrdiff_t k, const float* A, ptrdiff_t lda,
                                             const float* B, ptrdiff_t ldb, float* C,
                                             ptrdiff_t ldc, float* scratch) {
@@ -46,7 +46,7 @@ static void archfit_small_gemm_f32_portable(int trans_a, int trans_b, ptrdiff_t 
                            C + i * ldc);
 }
 
-static void archfit_small_gemm_f64_portable(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
+static inline void archfit_small_gemm_f64_portable(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
                                             ptrdiff_t k, const double* A, ptrdiff_t lda,
                                             const double* B, ptrdiff_t ldb, double* C,
                                             ptrdiff_t ldc, double* scratch) {
@@ -58,7 +58,7 @@ static void archfit_small_gemm_f64_portable(int trans_a, int trans_b, ptrdiff_t 
 
 #ifdef ARCHFIT_X86_DISPATCH
 __attribute__((target("avx2,fma")))
-static void archfit_small_gemm_f32_avx2(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
+static inline void archfit_small_gemm_f32_avx2(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
                                         ptrdiff_t k, const float* A, ptrdiff_t lda,
                                         const float* B, ptrdiff_t ldb, float* C, ptrdiff_t ldc,
                                         float* scratch) {
@@ -106,7 +106,7 @@ static void archfit_small_gemm_f32_avx2(int trans_a, int trans_b, ptrdiff_t m, p
 }
 
 __attribute__((target("avx2,fma")))
-static void archfit_small_gemm_f64_avx2(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
+static inline void archfit_small_gemm_f64_avx2(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
                                         ptrdiff_t k, const double* A, ptrdiff_t lda,
                                         const double* B, ptrdiff_t ldb, double* C,
                                         ptrdiff_t ldc, double* scratch) {
@@ -154,7 +154,7 @@ static void archfit_small_gemm_f64_avx2(int trans_a, int trans_b, ptrdiff_t m, p
 #endif
 
 /* `scratch` holds k * n elements when trans_b (op(B) is copied there). */
-static void archfit_small_gemm_f32(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
+static inline void archfit_small_gemm_f32(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
                                    ptrdiff_t k, const float* A, ptrdiff_t lda, const float* B,
                                    ptrdiff_t ldb, float* C, ptrdiff_t ldc, float* scratch) {
 #ifdef ARCHFIT_X86_DISPATCH
@@ -166,7 +166,7 @@ static void archfit_small_gemm_f32(int trans_a, int trans_b, ptrdiff_t m, ptrdif
     archfit_small_gemm_f32_portable(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, scratch);
 }
 
-static void archfit_small_gemm_f64(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
+static inline void archfit_small_gemm_f64(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
                                    ptrdiff_t k, const double* A, ptrdiff_t lda, const double* B,
                                    ptrdiff_t ldb, double* C, ptrdiff_t ldc, double* scratch) {
 #ifdef ARCHFIT_X86_DISPATCH

@@ -22,7 +22,7 @@
 #include <immintrin.h>
 #endif
 
-static void archfit_vecmat_f32_portable(ptrdiff_t k, ptrdiff_t n, const float* x, ptrdiff_t incx,
+static inline void archfit_vecmat_f32_portable(ptrdiff_t k, ptrdiff_t n, const float* x, ptrdiff_t incx,
                                         const float* W, ptrdiff_t ldw, float* y) {
     for (ptrdiff_t j = 0; j < n; j++) y[j] = 0.0f;
     for (ptrdiff_t i = 0; i < k; i++) {
@@ -32,7 +32,7 @@ static void archfit_vecmat_f32_portable(ptrdiff_t k, ptrdiff_t n, const float* x
     }
 }
 
-static void archfit_vecmat_f64_portable(ptrdiff_t k, ptrdiff_t n, const double* x, ptrdiff_t incx,
+static inline void archfit_vecmat_f64_portable(ptrdiff_t k, ptrdiff_t n, const double* x, ptrdiff_t incx,
                                         const double* W, ptrdiff_t ldw, double* y) {
     for (ptrdiff_t j = 0; j < n; j++) y[j] = 0.0;
     for (ptrdiff_t i = 0; i < k; i++) {
@@ -45,7 +45,7 @@ static void archfit_vecmat_f64_portable(ptrdiff_t k, ptrdiff_t n, const double* 
 #ifdef ARCHFIT_X86_DISPATCH
 /* 8 independent FMA chains (8 registers of outputs) cover the FMA latency. */
 __attribute__((target("avx2,fma")))
-static void archfit_vecmat_f32_avx2(ptrdiff_t k, ptrdiff_t n, const float* x, ptrdiff_t incx,
+static inline void archfit_vecmat_f32_avx2(ptrdiff_t k, ptrdiff_t n, const float* x, ptrdiff_t incx,
                                     const float* W, ptrdiff_t ldw, float* y) {
     ptrdiff_t j = 0;
     for (; j + 64 <= n; j += 64) {
@@ -100,7 +100,7 @@ static void archfit_vecmat_f32_avx2(ptrdiff_t k, ptrdiff_t n, const float* x, pt
 }
 
 __attribute__((target("avx2,fma")))
-static void archfit_vecmat_f64_avx2(ptrdiff_t k, ptrdiff_t n, const double* x, ptrdiff_t incx,
+static inline void archfit_vecmat_f64_avx2(ptrdiff_t k, ptrdiff_t n, const double* x, ptrdiff_t incx,
                                     const double* W, ptrdiff_t ldw, double* y) {
     ptrdiff_t j = 0;
     for (; j + 32 <= n; j += 32) {
@@ -141,7 +141,7 @@ static void archfit_vecmat_f64_avx2(ptrdiff_t k, ptrdiff_t n, const double* x, p
     }
 }
 
-static int archfit_have_avx2(void) {
+static inline int archfit_have_avx2(void) {
     static int have = -1;
     if (have < 0) {
         __builtin_cpu_init();
@@ -151,7 +151,7 @@ static int archfit_have_avx2(void) {
 }
 #endif
 
-static void archfit_vecmat_f32(ptrdiff_t k, ptrdiff_t n, const float* x, ptrdiff_t incx,
+static inline void archfit_vecmat_f32(ptrdiff_t k, ptrdiff_t n, const float* x, ptrdiff_t incx,
                                const float* W,
                                ptrdiff_t ldw, float* y) {
 #ifdef ARCHFIT_X86_DISPATCH
@@ -160,7 +160,7 @@ static void archfit_vecmat_f32(ptrdiff_t k, ptrdiff_t n, const float* x, ptrdiff
     archfit_vecmat_f32_portable(k, n, x, incx, W, ldw, y);
 }
 
-static void archfit_vecmat_f64(ptrdiff_t k, ptrdiff_t n, const double* x, ptrdiff_t incx,
+static inline void archfit_vecmat_f64(ptrdiff_t k, ptrdiff_t n, const double* x, ptrdiff_t incx,
                                const double* W,
                                ptrdiff_t ldw, double* y) {
 #ifdef ARCHFIT_X86_DISPATCH
@@ -170,7 +170,7 @@ static void archfit_vecmat_f64(ptrdiff_t k, ptrdiff_t n, const double* x, ptrdif
 }
 
 /* The instruction set archfit_vecmat_* use on this CPU (for reports). */
-static const char* archfit_vecmat_isa(void) {
+static inline const char* archfit_vecmat_isa(void) {
 #ifdef ARCHFIT_X86_DISPATCH
     if (archfit_have_avx2()) return "avx2+fma";
 #endif
