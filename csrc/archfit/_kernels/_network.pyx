@@ -63,7 +63,7 @@ MAX_DEPTH = MAX_LAYERS
 
 cdef enum:
     # Predicting n rows: up to PREDICT_CHUNK rows in one chunk, more in chunks
-    # of n/8 rows, between PREDICT_CHUNK and PREDICT_MAX_ROWS (each chunk's GEMM
+    # of n/4 rows, between PREDICT_CHUNK and PREDICT_MAX_ROWS (each chunk's GEMM
     # packs the weights again), shared out among threads. The chunks depend on
     # n alone, so the result does not depend on the thread count.
     PREDICT_CHUNK = 256
@@ -94,7 +94,7 @@ PREDICT_ROWS = PREDICT_CHUNK
 
 cdef Py_ssize_t predict_rows(Py_ssize_t n) noexcept nogil:
     """Rows per chunk when predicting n rows."""
-    cdef Py_ssize_t rows = ((n + 7) // 8 + 15) // 16 * 16
+    cdef Py_ssize_t rows = ((n + 3) // 4 + 15) // 16 * 16
     if n <= PREDICT_CHUNK:
         return n
     return max(<Py_ssize_t> PREDICT_CHUNK, min(<Py_ssize_t> PREDICT_MAX_ROWS, rows))
