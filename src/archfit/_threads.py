@@ -21,7 +21,7 @@ _forked = False
 
 def _after_fork_in_child():
     # GNU OpenMP cannot start a team in a forked child once the parent used
-    # one; the kernels then run on one thread (team.h), and BLAS keeps the budget.
+    # one; the kernels then run on one thread there (team.h; see split).
     global _forked
     _forked = True
 

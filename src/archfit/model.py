@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from archfit import _threads
-from archfit._kernels._network import CHUNK_ROWS, PREDICT_ROWS, Kernel
+from archfit._kernels._network import CHUNK_ROWS, Kernel
 from archfit._memory import reserve
 from archfit._targets import encode
 from archfit._validation import as_features, as_parameters, as_sample_weight, check_float
@@ -186,11 +186,7 @@ class Model:
         n = X.shape[0]
         self._reserve_scratch(n)
         out = np.empty((n, self._architecture.n_outputs), dtype=self._dtype)
-        if n <= PREDICT_ROWS:
-            # one chunk: one archfit thread; BLAS keeps its own budget
-            with _threads.blas_limit(n_threads):
-                self._kernel.predict(theta, X, out)
-            return out
+        # one chunk (up to 256 rows): one archfit thread, BLAS keeps its budget
         threads, blas = _threads.split(n_threads, -(-n // Kernel.chunk_rows(n)))
         with blas:
             self._kernel.predict(theta, X, out, threads)

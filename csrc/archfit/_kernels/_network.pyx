@@ -21,7 +21,7 @@ cimport numpy as cnp
 from libc.math cimport isfinite
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy
 from cython.parallel cimport prange, parallel, threadid
 
 from archfit._kernels._blas cimport gemm
@@ -451,6 +451,14 @@ cdef inline bint _splits(const Network* net, int l) noexcept nogil:
             and net.sizes[l + 1] >= 16)
 
 
+cdef bint _any_splits(const Network* net) noexcept nogil:
+    cdef int l
+    for l in range(net.n_layers):
+        if _splits(net, l):
+            return True
+    return False
+
+
 cdef void _row_layer(const Network* net, const Workspace* ws, const floating* theta,
                      floating* buf, int l, int part, int parts) noexcept nogil:
     """Columns of part `part` of `parts` of layer l, for one sample."""
@@ -473,13 +481,14 @@ cdef void _forward_row(const Network* net, const Workspace* ws, const floating* 
                        floating* buf, int n_threads) noexcept nogil:
     """Forward pass of the one sample at buf + ws.x; large layers' columns shared.
 
-    One parallel region for the whole pass, a barrier after each layer. Every
-    output column is the same FMA chain however the columns are shared, so
-    the result does not depend on `n_threads`.
+    One parallel region for the whole pass, a barrier after each layer; no
+    region when no layer is large enough to share. Every output column is the
+    same FMA chain however the columns are shared, so the result does not
+    depend on `n_threads`.
     """
     cdef int l, tid, team, L = net.n_layers
     n_threads = archfit_threads(n_threads)
-    if n_threads <= 1:
+    if n_threads <= 1 or not _any_splits(net):
         for l in range(L):
             _row_layer(net, ws, theta, buf, l, 0, 1)
         return
@@ -492,6 +501,15 @@ cdef void _forward_row(const Network* net, const Workspace* ws, const floating* 
             elif tid == 0:
                 _row_layer(net, ws, theta, buf, l, 0, 1)
             archfit_barrier()
+
+
+cdef void _predict_row(const Network* net, const Workspace* ws, const floating* theta,
+                       const floating* x, floating* out, floating* buf,
+                       int n_threads) noexcept nogil:
+    """Outputs of the one sample x; ws planned for one row with room for x."""
+    memcpy(buf + ws.x, x, net.sizes[0] * sizeof(floating))
+    _forward_row(net, ws, theta, buf, n_threads)
+    head_output(buf + ws.z[net.n_layers - 1], out, 1, net.sizes[net.n_layers], net.head)
 
 
 cdef void _predict_chunk(const Network* net, const Workspace* ws, const floating* theta,
@@ -509,7 +527,7 @@ cdef int _predict_ready(const Network* net, const floating* theta, const floatin
     """Outputs of n <= PREDICT_CHUNK rows; 1 done, 2 X not finite, 0 out of memory."""
     cdef Workspace ws
     cdef floating* buf
-    cdef int l, L = net.n_layers
+    cdef int L = net.n_layers
     if not all_finite(X, n * net.sizes[0]):
         return 2
     plan(net, &ws, n, False, n == 1, 0)
@@ -517,16 +535,10 @@ cdef int _predict_ready(const Network* net, const floating* theta, const floatin
     if buf == NULL:
         return 0
     if n == 1:
-        memcpy(buf + ws.x, X, net.sizes[0] * sizeof(floating))
-        for l in range(L):
-            if _splits(net, l):
-                break
-        else:
-            n_threads = 1
-        _forward_row(net, &ws, theta, buf, n_threads)
+        _predict_row(net, &ws, theta, X, out, buf, n_threads)
     else:
         forward(net, &ws, theta, X, 0, n, buf)
-    head_output(buf + ws.z[L - 1], out, n, net.sizes[L], net.head)
+        head_output(buf + ws.z[L - 1], out, n, net.sizes[L], net.head)
     free(buf)
     return 1
 
@@ -591,11 +603,7 @@ cdef class Kernel:
 
     def splits_rows(self):
         """Whether one sample's forward pass shares a layer's columns among threads."""
-        cdef int l
-        for l in range(self.net.n_layers):
-            if _splits(&self.net, l):
-                return True
-        return False
+        return _any_splits(&self.net)
 
     def shards(self, Py_ssize_t rows):
         """Row shards a training step over `rows` rows is cut into (1: one thread)."""
@@ -615,22 +623,19 @@ cdef class Kernel:
         thread when it asks for more than one); the result does not depend on it.
         """
         cdef Workspace ws
-        cdef Py_ssize_t n = X.shape[0], rows = predict_rows(n), c, n_chunks, lo, b
-        cdef int L = self.net.n_layers, T
-        cdef floating* chunk
+        cdef Py_ssize_t n = X.shape[0], rows = predict_rows(n), c, n_chunks
+        cdef int T
         if n == 0:
             return
         n_chunks = (n + rows - 1) // rows
         T = <int> max(1, min(<Py_ssize_t> archfit_threads(n_threads), n_chunks))
-        cdef int row_threads = n_threads if self.splits_rows() else 1
         plan(&self.net, &ws, rows, False, n == 1, 0)
         scratch = np.empty(T * ws.size, dtype=np.float32 if floating is float else np.float64)
         cdef floating[::1] buf = scratch
         with nogil:
             if n == 1:
-                memcpy(&buf[ws.x], &X[0, 0], self.net.sizes[0] * sizeof(floating))
-                _forward_row(&self.net, &ws, &theta[0], &buf[0], row_threads)
-                head_output(&buf[ws.z[L - 1]], &out[0, 0], 1, self.net.sizes[L], self.net.head)
+                _predict_row(&self.net, &ws, &theta[0], &X[0, 0], &out[0, 0], &buf[0],
+                             n_threads)
             elif T == 1:
                 for c in range(n_chunks):
                     _predict_chunk(&self.net, &ws, &theta[0], &X[0, 0], &out[0, 0], n,
@@ -651,7 +656,7 @@ cdef class Kernel:
         own, already checked).
         """
         cdef cnp.ndarray arr
-        cdef Py_ssize_t n, k = self.net.sizes[self.net.n_layers], size
+        cdef Py_ssize_t n, k = self.net.sizes[self.net.n_layers]
         cdef int threads = max(1, n_threads)
         if type(X) is not np.ndarray:
             return None
