@@ -142,6 +142,42 @@ def test_forked_children_run_on_one_thread_with_the_same_bits(tmp_path):
     assert len(out) == 3 and out[0] == out[1] == out[2]
 
 
+FORK_DURING_ONE_BLAS_THREAD = """
+import os, threading
+from archfit import _threads
+
+inside, leave = threading.Event(), threading.Event()
+
+def hold():
+    with _threads._one_blas_thread():
+        inside.set()
+        leave.wait()
+
+t = threading.Thread(target=hold)
+t.start()
+inside.wait()
+pid = os.fork()                      # another thread is inside a one-BLAS-thread section
+if pid == 0:
+    with _threads._one_blas_thread():    # would wait forever on the inherited lock
+        pass
+    os._exit(0 if _threads._one_depth == 0 else 3)
+_, status = os.waitpid(pid, 0)
+leave.set()
+t.join()
+print(os.waitstatus_to_exitcode(status), _threads._one_depth)
+"""
+
+
+def test_a_fork_inside_another_threads_blas_section_leaves_the_child_free(tmp_path):
+    if not hasattr(__import__("os"), "fork"):
+        pytest.skip("no fork() on this platform")
+    script = tmp_path / "fork_in_section.py"
+    script.write_text(FORK_DURING_ONE_BLAS_THREAD)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.split()
+    assert out == ["0", "0"]
+
+
 # ---- leaks --------------------------------------------------------------------------------------
 def _rss_bytes():
     try:

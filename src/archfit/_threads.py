@@ -22,8 +22,14 @@ _forked = False
 def _after_fork_in_child():
     # GNU OpenMP cannot start a team in a forked child once the parent used
     # one; the kernels then run on one thread there (team.h; see split).
-    global _forked
+    # The child has only the forking thread: a one-BLAS-thread section that
+    # another parent thread was inside is not the child's, so its lock and
+    # depth start afresh (BLAS's limit stays whatever the parent had set).
+    global _forked, _one_lock, _one_depth, _one_saved
     _forked = True
+    _one_lock = threading.Lock()
+    _one_depth = 0
+    _one_saved = []
 
 
 if hasattr(os, "register_at_fork"):

@@ -184,18 +184,26 @@ class Model:
     def _predict(self, theta: np.ndarray, X: np.ndarray, n_threads: int | None = None
                  ) -> np.ndarray:
         n = X.shape[0]
-        self._reserve_scratch(n)
-        out = np.empty((n, self._architecture.n_outputs), dtype=self._dtype)
+        # float32 on an AVX2 CPU: the weights are packed once for all chunks
+        packed = self._dtype == np.float32 and self._kernel.packs(n)
+        rows = Kernel.chunk_rows(n, packed)
         # one chunk (up to 256 rows): one archfit thread, BLAS keeps its budget
-        threads, blas = _threads.split(n_threads, -(-n // Kernel.chunk_rows(n)))
+        threads, blas = _threads.split(n_threads, -(-n // rows))
+        self._reserve_scratch(n, rows=rows, copies=threads,
+                              extra=self._kernel.packed_size() if packed else 0)
+        out = np.empty((n, self._architecture.n_outputs), dtype=self._dtype)
         with blas:
             self._kernel.predict(theta, X, out, threads)
         return out
 
-    def _reserve_scratch(self, n_rows: int, extra: int = 0) -> None:
-        rows = min(n_rows, CHUNK_ROWS)   # kernels work through the rows in chunks
-        reserve((self._kernel.scratch_size(rows) + extra + n_rows * self._architecture.n_outputs)
-                * self._dtype.itemsize, "the scratch memory of this computation")
+    def _reserve_scratch(self, n_rows: int, extra: int = 0, rows: int | None = None,
+                         copies: int = 1) -> None:
+        # Kernels work through the rows in chunks (`rows` each; CHUNK_ROWS
+        # unless told), with one scratch buffer per thread (`copies`).
+        rows = min(n_rows, CHUNK_ROWS if rows is None else rows)
+        scratch = copies * self._kernel.scratch_size(rows, gather=n_rows == 1)
+        reserve((scratch + extra + n_rows * self._architecture.n_outputs) * self._dtype.itemsize,
+                "the scratch memory of this computation")
 
     def loss_and_grad(self, theta: np.ndarray, X, y, *, sample_weight=None,
                       l2: float = 0.0) -> tuple[float, np.ndarray]:

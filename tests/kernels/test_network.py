@@ -240,6 +240,32 @@ def test_sharded_epoch_with_dropout_and_weights_matches_reference(dtype):
     assert_close(theta, expected, dtype, scale=2000)
 
 
+def test_packed_weights_follow_every_update():
+    # float32 sharded steps read weights packed once per step (AVX2); each
+    # block's update re-packs its rows, so after an epoch the packed copies
+    # are exactly θ's weights packed afresh (a stale row would differ)
+    from archfit._kernels import _blas
+    model = sharded_model("float32")
+    kernel = model._kernel
+    if not kernel.trains_packed(160):
+        pytest.skip("packed training needs a CPU with AVX2 and FMA")
+    assert not kernel.trains_packed(30)                  # one shard: BLAS's products
+    assert Trainer(kernel, np.float64, 350, 160, "adam").packed is None
+    rng = np.random.default_rng(14)
+    X = rng.normal(size=(350, 60)).astype(np.float32)
+    y = rng.integers(0, 4, 350).astype(np.intc)
+    theta = model.init(0)
+    trainer = Trainer(kernel, model.dtype, 350, 160, "adam", seed=1)
+    for epoch in range(2):
+        trainer.epoch(theta, X, y, None, None, 1e-2, epoch, 2)
+    W0 = theta[:60 * 256].reshape(60, 256)
+    W1 = theta[60 * 256 + 256:60 * 256 + 256 + 256 * 128].reshape(256, 128)
+    # layer 2 (128 x 4) is too small to pack; layer 0 needs no transposed copy
+    expected = np.concatenate([_blas.pack_py(W0), _blas.pack_py(W1),
+                               _blas.pack_py(np.ascontiguousarray(W1.T))])
+    assert np.array_equal(trainer.packed[:expected.size], expected)
+
+
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_epoch_gives_the_same_bits_on_any_number_of_threads(dtype, shuffle):
     rng = np.random.default_rng(10)
@@ -275,6 +301,36 @@ def test_predict_gives_the_same_bits_on_any_number_of_threads(dtype):
     assert all(np.array_equal(o, outs[0]) for o in outs[1:])
     Z, _ = ref.forward(model.architecture, theta, X)
     assert_close(outs[0], ref.head("softmax", Z[-1]), dtype, scale=200)
+
+
+def test_packed_predictions_do_not_depend_on_the_batch():
+    # float32 chunks read the weights packed once (AVX2): a row's outputs are
+    # the same bits as when it is predicted alone or in another batch
+    arch = af.Architecture(300, [af.Dense(130, "relu"), af.Dense(40, "tanh"), af.Dense(7)],
+                           "softmax")
+    model = af.Model(arch, dtype="float32")
+    if not model._kernel.packs(1000):
+        pytest.skip("the packed GEMM needs a CPU with AVX2 and FMA")
+    assert not model._kernel.packs(256)
+    rng = np.random.default_rng(13)
+    theta = model.init(4)
+    X = rng.normal(size=(1000, 300)).astype(np.float32)
+    with threadpool_limits(1, user_api="blas"):
+        outs = []
+        for threads in (1, 2, 3):
+            out = np.full((1000, 7), np.nan, np.float32)
+            model._kernel.predict(theta, X, out, threads)
+            outs.append(out)
+        assert all(np.array_equal(o, outs[0]) for o in outs[1:])
+        shifted = np.full((600, 7), np.nan, np.float32)
+        model._kernel.predict(theta, X[400:], shifted, 2)
+        assert np.array_equal(shifted, outs[0][400:])
+        for i in (0, 517, 999):
+            alone = np.empty((1, 7), np.float32)
+            model._kernel.predict(theta, X[i:i + 1], alone, 1)
+            assert np.array_equal(alone[0], outs[0][i])
+    Z, _ = ref.forward(arch, theta, X)
+    assert_close(outs[0], ref.head("softmax", Z[-1]), "float32", scale=200)
 
 
 def test_one_sample_gives_the_same_bits_on_any_number_of_threads(dtype):

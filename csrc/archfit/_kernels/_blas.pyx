@@ -16,6 +16,7 @@ of small networks it beats OpenBLAS, whose dispatch and packing cost as much
 as the arithmetic there. Each output row is then computed alone (the same FMA
 chain as ``vecmat``), so its value does not depend on the other rows.
 """
+import numpy as np
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 
 cdef extern from "vecmat.h" nogil:
@@ -32,6 +33,15 @@ cdef extern from "smallgemm.h" nogil:
     void archfit_small_gemm_f64(int trans_a, int trans_b, Py_ssize_t m, Py_ssize_t n,
                                 Py_ssize_t k, const double* A, Py_ssize_t lda, const double* B,
                                 Py_ssize_t ldb, double* C, Py_ssize_t ldc, double* scratch)
+
+cdef extern from "packgemm.h" nogil:
+    Py_ssize_t archfit_packed_size(Py_ssize_t k, Py_ssize_t n)
+    void archfit_pack_f32(Py_ssize_t k, Py_ssize_t n, const float* W, Py_ssize_t ldw, float* P)
+    int archfit_packed_gemm_available()
+    void archfit_packed_gemm_f32(int trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                                 const float* A, Py_ssize_t lda, const float* P, float* C,
+                                 Py_ssize_t ldc, float* work)
+    enum: ARCHFIT_PK_WORK
 
 cdef enum:
     SMALL_B = 8192          # op(B) elements: 32 KiB in float32, in L1 across the rows
@@ -111,3 +121,31 @@ def gemm_py(floating[:, ::1] A, floating[:, ::1] B, floating[:, ::1] C,
     with nogil:
         gemm(trans_a, trans_b, m, n, k, <floating> alpha, &A[0, 0], A.shape[1],
              &B[0, 0], B.shape[1], <floating> beta, &C[0, 0], C.shape[1])
+
+
+PACKED_GEMM = bool(archfit_packed_gemm_available())
+
+
+def pack_py(const float[:, ::1] W):
+    """Test hook: W (k, n) in the packed form ``packed_gemm_py`` reads."""
+    P = np.empty(archfit_packed_size(W.shape[0], W.shape[1]), dtype=np.float32)
+    cdef float[::1] p = P
+    with nogil:
+        archfit_pack_f32(W.shape[0], W.shape[1], &W[0, 0], W.shape[1], &p[0])
+    return P
+
+
+def packed_gemm_py(const float[:, ::1] A, const float[::1] P, float[:, ::1] C,
+                   bint trans_a=False):
+    """Test hook: ``C := op(A) @ W`` with W packed by ``pack_py`` (needs PACKED_GEMM)."""
+    if not PACKED_GEMM:
+        raise RuntimeError("the packed GEMM needs a CPU with AVX2 and FMA")
+    cdef Py_ssize_t m = A.shape[1] if trans_a else A.shape[0]
+    cdef Py_ssize_t k = A.shape[0] if trans_a else A.shape[1]
+    if m != C.shape[0] or k == 0 or P.shape[0] != archfit_packed_size(k, C.shape[1]):
+        raise ValueError("shapes of A, packed W and C do not agree")
+    work = np.empty(ARCHFIT_PK_WORK, dtype=np.float32)
+    cdef float[::1] w = work
+    with nogil:
+        archfit_packed_gemm_f32(trans_a, m, C.shape[1], k, &A[0, 0], A.shape[1], &P[0],
+                                &C[0, 0], C.shape[1], &w[0])

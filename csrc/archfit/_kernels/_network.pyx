@@ -39,6 +39,18 @@ cdef extern from "vecmat.h" nogil:
                             const float* W, Py_ssize_t ldw, float* y)
     void archfit_vecmat_f64(Py_ssize_t k, Py_ssize_t n, const double* x, Py_ssize_t incx,
                             const double* W, Py_ssize_t ldw, double* y)
+cdef extern from "packgemm.h" nogil:
+    Py_ssize_t archfit_packed_size(Py_ssize_t k, Py_ssize_t n)
+    void archfit_pack_f32(Py_ssize_t k, Py_ssize_t n, const float* W, Py_ssize_t ldw, float* P)
+    void archfit_pack_rows_f32(Py_ssize_t k, Py_ssize_t n, const float* W, Py_ssize_t ldw,
+                               Py_ssize_t r0, Py_ssize_t r1, float* P)
+    void archfit_pack_rows_t_f32(Py_ssize_t k, Py_ssize_t n, const float* W, Py_ssize_t ldw,
+                                 Py_ssize_t r0, Py_ssize_t r1, float* PT)
+    int archfit_packed_gemm_available()
+    void archfit_packed_gemm_f32(int trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                                 const float* A, Py_ssize_t lda, const float* P, float* C,
+                                 Py_ssize_t ldc, float* work)
+    enum: ARCHFIT_PK_WORK
 from archfit._kernels._elementwise cimport (
     bias_activation, activation_backward, add_bias, column_sums, multiply,
     head_output, head_loss_grad, all_finite, IDENTITY)
@@ -68,6 +80,18 @@ cdef enum:
     # n alone, so the result does not depend on the thread count.
     PREDICT_CHUNK = 256
     PREDICT_MAX_ROWS = 1024
+    # With the weights packed once (float32, AVX2), chunks cost no re-packing:
+    # small ones (two of packgemm's 96-row blocks) balance the threads' work.
+    PACKED_ROWS = 192
+    # Training in float32 on an AVX2 CPU keeps the weights of every layer with
+    # at least PACK_MIN_WEIGHTS of them packed (for X W) and packed transposed
+    # (for D W^T), refreshed block by block right after each update; the row
+    # shards of a step all read that one copy. Smaller layers take smallgemm.
+    # Only while the copies stay in cache (at most PACK_MAX_FLOATS, 4 MiB):
+    # beyond, rewriting them every step costs more memory traffic than BLAS's
+    # packing per shard (1024-2048-2048-10: 13% slower packed).
+    PACK_MIN_WEIGHTS = 8192
+    PACK_MAX_FLOATS = 1048576
     # A mini-batch is cut into shards of rows that threads share, when each
     # shard keeps at least SHARD_MIN_ROWS rows (GEMM stays efficient) and
     # SHARD_MIN_FLOPS of work (the two fork/joins per step stay negligible);
@@ -92,11 +116,13 @@ cdef enum:
 PREDICT_ROWS = PREDICT_CHUNK
 
 
-cdef Py_ssize_t predict_rows(Py_ssize_t n) noexcept nogil:
-    """Rows per chunk when predicting n rows."""
+cdef Py_ssize_t predict_rows(Py_ssize_t n, bint packed) noexcept nogil:
+    """Rows per chunk when predicting n rows (`packed`: with packed weights)."""
     cdef Py_ssize_t rows = ((n + 3) // 4 + 15) // 16 * 16
     if n <= PREDICT_CHUNK:
         return n
+    if packed:
+        return PACKED_ROWS
     return max(<Py_ssize_t> PREDICT_CHUNK, min(<Py_ssize_t> PREDICT_MAX_ROWS, rows))
 
 
@@ -154,6 +180,68 @@ cdef void draw_masks(const Network* net, const Workspace* ws, Py_ssize_t rows,
         dropout_mask(buf + ws.mask[l], rows * net.sizes[l + 1], dropout, rng)
 
 
+cdef struct Packed:
+    # A training step's packed weights (float32): P[l] for X W, PT[l] (l >= 1)
+    # for D W^T; layer[l] says whether layer l uses them. work: MAX_SHARDS
+    # buffers of ARCHFIT_PK_WORK floats, one per shard.
+    float* P[MAX_LAYERS]
+    float* PT[MAX_LAYERS]
+    bint layer[MAX_LAYERS]
+    float* work
+
+
+cdef Py_ssize_t _plan_packed(const Network* net, Packed* pk, float* base) noexcept nogil:
+    """Lay out `pk` from `base` (or only count when NULL); returns the floats it needs."""
+    cdef Py_ssize_t off = 0, n_in, n_out
+    cdef int l
+    for l in range(net.n_layers):
+        n_in = net.sizes[l]
+        n_out = net.sizes[l + 1]
+        pk.layer[l] = n_in * n_out >= PACK_MIN_WEIGHTS
+        pk.P[l] = pk.PT[l] = NULL
+        if pk.layer[l]:
+            if base != NULL:
+                pk.P[l] = base + off
+            off += archfit_packed_size(n_in, n_out)
+            if l > 0:
+                if base != NULL:
+                    pk.PT[l] = base + off
+                off += archfit_packed_size(n_out, n_in)
+    if base != NULL:
+        pk.work = base + off
+    return off + MAX_SHARDS * ARCHFIT_PK_WORK
+
+
+cdef inline void _pack_rows(const Network* net, const Packed* pk, const float* theta, int l,
+                            Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """Refresh rows [r0, r1) of layer l's packed weights from θ."""
+    cdef Py_ssize_t n_in = net.sizes[l], n_out = net.sizes[l + 1]
+    if not pk.layer[l]:
+        return
+    archfit_pack_rows_f32(n_in, n_out, theta + net.w_start[l], n_out, r0, r1, pk.P[l])
+    if l > 0:
+        archfit_pack_rows_t_f32(n_in, n_out, theta + net.w_start[l], n_out, r0, r1, pk.PT[l])
+
+
+cdef inline void _product(const void* pk, int l, bint transposed,
+                          Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating* A,
+                          const floating* W, floating* C, floating* work) noexcept nogil:
+    """C = A op(W) for layer l: A (m, k), W layer l's weights (n_in, n_out),
+    op(W) = W^T when `transposed`; from the packed copy when there is one."""
+    cdef const Packed* p = <const Packed*> pk
+    if floating is float:
+        if p != NULL and p.layer[l]:
+            archfit_packed_gemm_f32(False, m, n, k, A, k, p.PT[l] if transposed else p.P[l],
+                                    C, n, work)
+            return
+    if transposed:
+        gemm(False, True, <int> m, <int> n, <int> k, <floating> 1.0, A, <int> k, W, <int> k,
+             <floating> 0.0, C, <int> n)
+    else:
+        gemm(False, False, <int> m, <int> n, <int> k, <floating> 1.0, A, <int> k, W, <int> n,
+             <floating> 0.0, C, <int> n)
+
+
 cdef void forward(const Network* net, const Workspace* ws,
                   const floating* theta,   # IN  parameters
                   const floating* X,       # IN  (ws.rows, sizes[0]); rows [lo, hi) are read
@@ -161,6 +249,13 @@ cdef void forward(const Network* net, const Workspace* ws,
                   floating* buf            # INOUT scratch: rows [lo, hi) written; masks read
                   ) noexcept nogil:
     """Forward pass of rows [lo, hi); the logits land in buf + ws.z[L-1]."""
+    _forward(net, ws, theta, X, lo, hi, buf, NULL, NULL)
+
+
+cdef void _forward(const Network* net, const Workspace* ws, const floating* theta,
+                   const floating* X, Py_ssize_t lo, Py_ssize_t hi, floating* buf,
+                   const void* pk, floating* work) noexcept nogil:
+    """``forward``, reading packed weights from `pk` (a Packed, or NULL)."""
     cdef int l, L = net.n_layers
     cdef Py_ssize_t i, n_in, n_out, n = hi - lo
     cdef const floating* inp = X + lo * net.sizes[0]
@@ -172,9 +267,7 @@ cdef void forward(const Network* net, const Workspace* ws,
         n_in = net.sizes[l]
         n_out = net.sizes[l + 1]
         Z = buf + ws.z[l] + lo * n_out
-        gemm(False, False, <int> n, <int> n_out, <int> n_in, <floating> 1.0,
-             inp, <int> n_in, theta + net.w_start[l], <int> n_out,
-             <floating> 0.0, Z, <int> n_out)
+        _product(pk, l, False, n, n_out, n_in, inp, theta + net.w_start[l], Z, work)
         if l < L - 1:
             A = buf + ws.a[l] + lo * n_out
             bias_activation(Z, theta + net.b_start[l], A, n, n_out, net.activation[l])
@@ -196,6 +289,13 @@ cdef void deltas(const Network* net, const Workspace* ws,
                  floating* buf            # INOUT dloss/dlogits in delta[L-1] in, every delta out
                  ) noexcept nogil:
     """Backpropagate the error of rows [lo, hi) to every layer's pre-activation."""
+    _deltas(net, ws, theta, lo, hi, buf, NULL, NULL)
+
+
+cdef void _deltas(const Network* net, const Workspace* ws, const floating* theta,
+                  Py_ssize_t lo, Py_ssize_t hi, floating* buf, const void* pk,
+                  floating* work) noexcept nogil:
+    """``deltas``, reading packed weights from `pk` (a Packed, or NULL)."""
     cdef int l
     cdef Py_ssize_t n_in, n_out, n = hi - lo
     cdef floating* Dprev
@@ -204,9 +304,8 @@ cdef void deltas(const Network* net, const Workspace* ws,
         n_out = net.sizes[l + 1]
         # error at the previous layer's output: D W^T, then through mask and activation
         Dprev = buf + ws.delta[l - 1] + lo * n_in
-        gemm(False, True, <int> n, <int> n_in, <int> n_out, <floating> 1.0,
-             buf + ws.delta[l] + lo * n_out, <int> n_out, theta + net.w_start[l], <int> n_out,
-             <floating> 0.0, Dprev, <int> n_in)
+        _product(pk, l, True, n, n_in, n_out, buf + ws.delta[l] + lo * n_out,
+                 theta + net.w_start[l], Dprev, work)
         if ws.dropout:
             multiply(Dprev, buf + ws.mask[l - 1] + lo * n_in, n * n_in)
         activation_backward(Dprev, buf + ws.z[l - 1] + lo * n_in, buf + ws.a[l - 1] + lo * n_in,
@@ -257,11 +356,12 @@ cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
                  const floating* X, const Py_ssize_t* order, Py_ssize_t start,
                  Py_ssize_t lo, Py_ssize_t hi, const int* labels, const floating* targets,
                  const floating* weights, int* batch_labels, floating* buf,
-                 double scale, double* row_loss) noexcept nogil:
+                 double scale, double* row_loss, const void* pk, floating* work) noexcept nogil:
     """Rows [lo, hi) of the mini-batch at `start` of the epoch order: gather,
     forward, per-row loss and the error at every layer.
 
-    `order` is the shuffled sample index (NULL: the data's own order).
+    `order` is the shuffled sample index (NULL: the data's own order). `pk`:
+    the packed weights (a Packed, or NULL), with this shard's `work` buffer.
     """
     cdef int L = net.n_layers
     cdef Py_ssize_t i, j, r, n_features = net.sizes[0], k = net.sizes[L]
@@ -296,19 +396,21 @@ cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
             tb = targets + start * k
         if weights != NULL:
             wb = weights + start
-    forward(net, ws, theta, Xb, lo, hi, buf)
+    _forward(net, ws, theta, Xb, lo, hi, buf, pk, work)
     head_loss_grad(buf + ws.z[L - 1] + lo * k, hi - lo, k, net.loss,
                    lb + lo if lb != NULL else NULL, tb + lo * k if tb != NULL else NULL,
                    wb + lo if wb != NULL else NULL, buf + ws.delta[L - 1] + lo * k,
                    scale, net.huber_delta, row_loss + lo)
-    deltas(net, ws, theta, lo, hi, buf)
+    _deltas(net, ws, theta, lo, hi, buf, pk, work)
 
 
 cdef void _block(const Network* net, const Workspace* ws, const OptimizerConfig* config,
                  floating* theta, floating* grad, floating* m, floating* v,
                  const floating* Xb, Py_ssize_t rows, const floating* buf,
-                 int l, Py_ssize_t r0, Py_ssize_t r1, double penalty, double decay) noexcept nogil:
-    """Gradient of one block of θ, then its update while the block is in cache.
+                 int l, Py_ssize_t r0, Py_ssize_t r1, double penalty, double decay,
+                 const void* pk) noexcept nogil:
+    """Gradient of one block of θ, then its update while the block is in cache
+    (and its packed copies, when `pk` is a Packed).
 
     Weight rows [r0, r1) of layer l get the L2 terms; a bias block (r0 < 0)
     does not.
@@ -323,6 +425,18 @@ cdef void _block(const Network* net, const Workspace* ws, const OptimizerConfig*
         first = net.w_start[l] + r0 * net.sizes[l + 1]
         stop = net.w_start[l] + r1 * net.sizes[l + 1]
         update(config, theta, grad, m, v, first, stop, penalty, decay)
+        if floating is float:
+            if pk != NULL:
+                _pack_rows(net, <const Packed*> pk, theta, l, r0, r1)
+
+
+cdef inline floating* _work(const floating* theta, void* pk, Py_ssize_t s) noexcept nogil:
+    """Shard s's work buffer for the packed GEMM (NULL without packed weights);
+    `theta` only picks the type."""
+    if floating is float:
+        if pk != NULL:
+            return (<Packed*> pk).work + s * ARCHFIT_PK_WORK
+    return NULL
 
 
 cdef int run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* config,
@@ -337,6 +451,28 @@ cdef int run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* con
                    double* loss_sum, double* weight_sum) noexcept nogil:
     """One epoch of mini-batch training; returns OK or a NONFINITE_* code.
 
+    See ``_run_epoch``; this public entry point uses BLAS for every product.
+    """
+    return _run_epoch(net, ws, config, theta, grad, m, v, X, n_samples, labels, targets,
+                      weights, index, batch_labels, buf, row_loss, blocks, n_blocks,
+                      batch_size, n_threads, shuffle, l2, decoupled, dropout, seed, epoch,
+                      loss_sum, weight_sum, NULL)
+
+
+cdef int _run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* config,
+                   floating* theta, floating* grad, floating* m, floating* v,
+                   const floating* X, Py_ssize_t n_samples,
+                   const int* labels, const floating* targets, const floating* weights,
+                   Py_ssize_t* index, int* batch_labels, floating* buf, double* row_loss,
+                   const Py_ssize_t* blocks, Py_ssize_t n_blocks,
+                   Py_ssize_t batch_size, int n_threads,
+                   bint shuffle, double l2, bint decoupled,
+                   double dropout, uint64_t seed, uint64_t epoch,
+                   double* loss_sum, double* weight_sum, void* pk) noexcept nogil:
+    """One epoch of mini-batch training; returns OK or a NONFINITE_* code.
+
+    `pk` (a Packed, float32 only, or NULL) holds packed copies of the weights,
+    packed here from θ first and kept current by every block's update.
     A step has two parallel phases over up to `n_threads` threads: rows (the
     mini-batch's shards: gather, forward, loss, backpropagated errors), then θ
     (`blocks`: n_blocks triples (layer, r0, r1), r0 < 0 for a bias; each
@@ -354,6 +490,10 @@ cdef int run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* con
     cdef double decay = l2 if decoupled else 0.0
 
     n_threads = archfit_threads(n_threads)
+    if floating is float:
+        if pk != NULL:
+            for i in range(net.n_layers):
+                _pack_rows(net, <const Packed*> pk, theta, <int> i, 0, net.sizes[i])
     loss_sum[0] = 0.0
     weight_sum[0] = 0.0
     if shuffle:
@@ -387,11 +527,13 @@ cdef int run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* con
         if T > 1:
             for s in prange(S, num_threads=T, schedule="static"):
                 _shard(net, ws, theta, X, order, start, min(b, s * per), min(b, s * per + per),
-                       labels, targets, weights, batch_labels, buf, 1.0 / wsum, row_loss)
+                       labels, targets, weights, batch_labels, buf, 1.0 / wsum, row_loss,
+                       pk, _work(theta, pk, s))
         else:
             for s in range(S):
                 _shard(net, ws, theta, X, order, start, min(b, s * per), min(b, s * per + per),
-                       labels, targets, weights, batch_labels, buf, 1.0 / wsum, row_loss)
+                       labels, targets, weights, batch_labels, buf, 1.0 / wsum, row_loss,
+                       pk, _work(theta, pk, s))
         batch_loss = 0.0
         for i in range(b):
             batch_loss += row_loss[i]
@@ -406,11 +548,13 @@ cdef int run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* con
         if T > 1:
             for c in prange(n_blocks, num_threads=T, schedule="dynamic"):
                 _block(net, ws, config, theta, grad, m, v, Xb, b, buf,
-                       <int> blocks[3 * c], blocks[3 * c + 1], blocks[3 * c + 2], penalty, decay)
+                       <int> blocks[3 * c], blocks[3 * c + 1], blocks[3 * c + 2], penalty, decay,
+                       pk)
         else:
             for c in range(n_blocks):
                 _block(net, ws, config, theta, grad, m, v, Xb, b, buf,
-                       <int> blocks[3 * c], blocks[3 * c + 1], blocks[3 * c + 2], penalty, decay)
+                       <int> blocks[3 * c], blocks[3 * c + 1], blocks[3 * c + 2], penalty, decay,
+                       pk)
 
     if not all_finite(theta, net.n_parameters):
         return NONFINITE_PARAMETERS
@@ -522,6 +666,48 @@ cdef void _predict_chunk(const Network* net, const Workspace* ws, const floating
     head_output(buf + ws.z[L - 1], out + lo * net.sizes[L], b, net.sizes[L], net.head)
 
 
+cdef Py_ssize_t _packed_size(const Network* net) noexcept nogil:
+    """Elements of every layer's weights packed for archfit_packed_gemm."""
+    cdef Py_ssize_t size = 0
+    cdef int l
+    for l in range(net.n_layers):
+        size += archfit_packed_size(net.sizes[l], net.sizes[l + 1])
+    return size
+
+
+cdef void _pack_weights(const Network* net, const float* theta, float* P) noexcept nogil:
+    """Every layer's weights, packed one after another into P."""
+    cdef int l
+    for l in range(net.n_layers):
+        archfit_pack_f32(net.sizes[l], net.sizes[l + 1], theta + net.w_start[l],
+                         net.sizes[l + 1], P)
+        P += archfit_packed_size(net.sizes[l], net.sizes[l + 1])
+
+
+cdef void _predict_chunk_packed(const Network* net, const Workspace* ws, const float* theta,
+                                const float* P, const float* X, float* out, Py_ssize_t n,
+                                Py_ssize_t lo, float* buf) noexcept nogil:
+    """_predict_chunk with the weights read from their packed form P (shared);
+    buf has ARCHFIT_PK_WORK more elements for the packed GEMM."""
+    cdef int l, L = net.n_layers
+    cdef Py_ssize_t b = min(ws.rows, n - lo), n_in, n_out
+    cdef const float* inp = X + lo * net.sizes[0]
+    cdef float* Z
+    for l in range(L):
+        n_in = net.sizes[l]
+        n_out = net.sizes[l + 1]
+        Z = buf + ws.z[l]
+        archfit_packed_gemm_f32(False, b, n_out, n_in, inp, n_in, P, Z, n_out, buf + ws.size)
+        P += archfit_packed_size(n_in, n_out)
+        if l < L - 1:
+            bias_activation(Z, theta + net.b_start[l], buf + ws.a[l], b, n_out,
+                            net.activation[l])
+            inp = buf + ws.a[l]
+        else:
+            add_bias(Z, theta + net.b_start[l], b, n_out)
+    head_output(buf + ws.z[L - 1], out + lo * net.sizes[L], b, net.sizes[L], net.head)
+
+
 cdef int _predict_ready(const Network* net, const floating* theta, const floating* X,
                         Py_ssize_t n, floating* out, int n_threads) noexcept nogil:
     """Outputs of n <= PREDICT_CHUNK rows; 1 done, 2 X not finite, 0 out of memory."""
@@ -597,23 +783,56 @@ cdef class Kernel:
         return plan(&self.net, &ws, rows, dropout, gather, n_targets)
 
     @staticmethod
-    def chunk_rows(Py_ssize_t n):
+    def chunk_rows(Py_ssize_t n, bint packed=False):
         """Rows per chunk when predicting n rows (threads share the chunks)."""
-        return predict_rows(n)
+        return predict_rows(n, packed)
 
     def splits_rows(self):
         """Whether one sample's forward pass shares a layer's columns among threads."""
         return _any_splits(&self.net)
+
+    def packs(self, Py_ssize_t n):
+        """Whether predicting n float32 rows packs the weights once for all chunks."""
+        return n > PREDICT_CHUNK and archfit_packed_gemm_available() != 0
+
+    def packed_size(self):
+        """Elements of the packed weights and one thread's work buffer (see ``packs``)."""
+        return _packed_size(&self.net) + ARCHFIT_PK_WORK
 
     def shards(self, Py_ssize_t rows):
         """Row shards a training step over `rows` rows is cut into (1: one thread)."""
         return shards_for(&self.net, rows)
 
     def training_size(self, Py_ssize_t rows, bint dropout=False, bint gather=False,
-                      Py_ssize_t n_targets=0):
-        """Elements a Trainer allocates beyond θ: gradient, moments, scratch."""
+                      Py_ssize_t n_targets=0, bint float32=False):
+        """Elements a Trainer allocates beyond θ: gradient, moments, scratch
+        (and packed weights, for a float32 model that ``trains_packed``)."""
         cdef Workspace ws
-        return 3 * self.net.n_parameters + plan(&self.net, &ws, rows, dropout, gather, n_targets)
+        cdef Packed pk
+        cdef Py_ssize_t size = 3 * self.net.n_parameters + plan(&self.net, &ws, rows, dropout,
+                                                                 gather, n_targets)
+        if float32 and self.trains_packed(rows):
+            size += _plan_packed(&self.net, &pk, NULL)
+        return size
+
+    def trains_packed(self, Py_ssize_t rows):
+        """Whether float32 training at batch size `rows` keeps packed weights.
+
+        On a CPU with AVX2, when the step is cut into shards (``shards``), a
+        layer has at least PACK_MIN_WEIGHTS weights and the packed copies fit
+        in PACK_MAX_FLOATS (4 MiB): the shards' products then read one packed
+        copy instead of BLAS packing the weights for each shard.
+        """
+        cdef Packed pk
+        cdef int l
+        if archfit_packed_gemm_available() == 0 or shards_for(&self.net, rows) < 2:
+            return False
+        if _plan_packed(&self.net, &pk, NULL) > PACK_MAX_FLOATS:
+            return False
+        for l in range(self.net.n_layers):
+            if pk.layer[l]:
+                return True
+        return False
 
     def predict(self, const floating[::1] theta, const floating[:, ::1] X, floating[:, ::1] out,
                 int n_threads=1):
@@ -621,19 +840,39 @@ cdef class Kernel:
 
         Up to `n_threads` threads share the chunks (the caller keeps BLAS to one
         thread when it asks for more than one); the result does not depend on it.
+        Several float32 chunks on an AVX2 CPU (``packs``): the weights are packed
+        once and every chunk's products read them (``packgemm.h``), so each row's
+        outputs do not depend on the other rows either.
         """
         cdef Workspace ws
-        cdef Py_ssize_t n = X.shape[0], rows = predict_rows(n), c, n_chunks
+        cdef Py_ssize_t n = X.shape[0], rows, c, n_chunks
+        cdef bint packs = floating is float and self.packs(n)
+        rows = predict_rows(n, packs)
         cdef int T
+        cdef float* P = NULL
         if n == 0:
             return
         n_chunks = (n + rows - 1) // rows
         T = <int> max(1, min(<Py_ssize_t> archfit_threads(n_threads), n_chunks))
         plan(&self.net, &ws, rows, False, n == 1, 0)
-        scratch = np.empty(T * ws.size, dtype=np.float32 if floating is float else np.float64)
+        cdef Py_ssize_t per = ws.size + (ARCHFIT_PK_WORK if packs else 0)   # per thread
+        scratch = np.empty(T * per, dtype=np.float32 if floating is float else np.float64)
         cdef floating[::1] buf = scratch
+        cdef float[::1] packed
+        if packs:
+            packed = np.empty(_packed_size(&self.net), dtype=np.float32)
+            P = &packed[0]
         with nogil:
-            if n == 1:
+            if P != NULL:
+                # float32 only (P is NULL otherwise); Cython needs the type spelled out.
+                # Rows are independent here, so chunks go to whichever thread is free.
+                if floating is float:
+                    _pack_weights(&self.net, &theta[0], P)
+                    for c in prange(n_chunks, num_threads=T, schedule="dynamic"):
+                        _predict_chunk_packed(&self.net, &ws, &theta[0], P, &X[0, 0],
+                                              &out[0, 0], n, c * rows,
+                                              &buf[0] + threadid() * per)
+            elif n == 1:
                 _predict_row(&self.net, &ws, &theta[0], &X[0, 0], &out[0, 0], &buf[0],
                              n_threads)
             elif T == 1:
@@ -745,6 +984,8 @@ cdef class Trainer:
     cdef Workspace ws
     cdef OptimizerConfig config
     cdef readonly object buffer, index, batch_labels, grad, m, v, row_loss, blocks
+    cdef readonly object packed     # float32 buffer of the packed weights, or None
+    cdef Packed pk
     cdef readonly Py_ssize_t batch_size
     cdef double l2, dropout
     cdef bint decoupled, shuffle
@@ -783,6 +1024,13 @@ cdef class Trainer:
         self.grad = np.zeros(P, dtype=dtype)
         self.m = np.zeros(P, dtype=dtype) if m is None else np.array(m, dtype=dtype, copy=True)
         self.v = np.zeros(P, dtype=dtype) if v is None else np.array(v, dtype=dtype, copy=True)
+        self.packed = None
+        cdef float[::1] packed
+        if np.dtype(dtype) == np.float32 and kernel.trains_packed(rows):
+            # zeros: the panels' padding is never written again
+            self.packed = np.zeros(_plan_packed(&kernel.net, &self.pk, NULL), dtype=np.float32)
+            packed = self.packed
+            _plan_packed(&kernel.net, &self.pk, &packed[0])
 
     @property
     def step(self):
@@ -811,14 +1059,18 @@ cdef class Trainer:
         cdef const floating* wts = &weights[0] if weights is not None else NULL
         cdef double loss_sum = 0.0, weight_sum = 0.0
         cdef int status
+        cdef void* pk = NULL
+        if floating is float:
+            if self.packed is not None:
+                pk = &self.pk
         self.config.learning_rate = learning_rate
         with nogil:
-            status = run_epoch(&self.kernel.net, &self.ws, &self.config,
+            status = _run_epoch(&self.kernel.net, &self.ws, &self.config,
                                &theta[0], &grad[0], &m[0], &v[0],
                                &X[0, 0], X.shape[0], lab, tgt, wts,
                                &index[0], &batch_labels[0], &buf[0], &row_loss[0],
                                &blocks[0, 0], blocks.shape[0],
                                self.batch_size, max(1, n_threads),
                                self.shuffle, self.l2, self.decoupled,
-                               self.dropout, self.seed, epoch, &loss_sum, &weight_sum)
+                               self.dropout, self.seed, epoch, &loss_sum, &weight_sum, pk)
         return loss_sum, weight_sum, status
