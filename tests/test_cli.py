@@ -55,7 +55,7 @@ def test_info(trained):
     path, _ = trained
     code, stdout, stderr = archfit("info", path)
     assert code == 0, stderr
-    for text in ("softmax", "learning_rate", "0.005", "history: 25 epochs", "sha256:",
+    for text in ("softmax", "learning_rate", "0.005", "history: 25 epochs", "xxh64x2:",
                  "feature_names", "d9"):
         assert text in stdout, text
 

@@ -265,3 +265,35 @@ def test_dropout_mask(dtype):
     np.testing.assert_allclose(mask[keep], 1 / 0.75, rtol=1e-6)
     u = _random.uniform(len(mask), seed=0, stream=1)
     assert np.array_equal(keep, u >= 0.25)
+
+
+# ---- fingerprints -----------------------------------------------------------------------
+def test_fingerprint_is_xxh64_for_both_seeds():
+    from archfit._kernels._hashing import Fingerprint
+    # published XXH64 values: the empty input with seed 0, and "a"/"abc" with seed 0
+    assert Fingerprint().digest(0) == 0xEF46DB3751D8E999
+    assert Fingerprint().update(b"a").digest(0) == 0xD24EC4F1A98C6E5B
+    assert Fingerprint().update(b"abc").digest(0) == 0x44BC2CF5AD770999
+
+
+def test_fingerprint_streams_and_sees_every_byte():
+    from archfit._kernels._hashing import Fingerprint
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 256, 1000, dtype=np.uint8).tobytes()
+    whole = Fingerprint().update(data).hexdigest()
+    assert len(whole) == 32 and whole[:16] != whole[16:]
+    for cuts in ([1, 31, 32, 33, 500], [7], [64, 65, 999]):     # any split, same hash
+        h, start = Fingerprint(), 0
+        for cut in cuts + [len(data)]:
+            h.update(data[start:cut])
+            start = cut
+        assert h.hexdigest() == whole
+    for i in (0, 31, 32, 999):                                   # one bit anywhere
+        flipped = bytearray(data)
+        flipped[i] ^= 1
+        assert Fingerprint().update(bytes(flipped)).hexdigest() != whole
+    assert Fingerprint().update(data[:-1]).hexdigest() != whole  # and the length
+    arr = rng.normal(size=(30, 7)).astype(np.float32)            # arrays: their C-order bytes
+    assert Fingerprint().update(arr).hexdigest() == Fingerprint().update(arr.tobytes()).hexdigest()
+    assert (Fingerprint().update(np.asfortranarray(arr)).hexdigest()
+            == Fingerprint().update(arr.tobytes()).hexdigest())
