@@ -6,8 +6,9 @@ Each fit runs in its own process. The process's resident set is read from
 /proc/self/status (VmRSS now, VmHWM the peak, reset through
 /proc/self/clear_refs once the data exist) before and after the fit; what the fit added at its peak is compared with what archfit
 should need: θ and the training state (gradient, Adam's m and v: 4 copies of
-θ), the returned fit model's own θ̂, one mini-batch's scratch (activations,
-errors, gathered rows), the epoch's sample order and the encoded labels. The
+θ), the packed copies of the weights the shards read (about 1.5 θ), the
+returned fit model's own θ̂, one mini-batch's scratch (activations, errors,
+gathered rows), the epoch's sample order and the encoded labels. The
 same peak after 1 and after 5 epochs shows nothing grows with the epochs.
 Linux only (reads /proc).
 """
@@ -45,7 +46,9 @@ def child(epochs):
     fitted = af.fit(model, X, y, af.Hyperparameters(epochs=epochs, batch_size=BATCH))
     print(json.dumps({"data": X.nbytes + y.nbytes, "before": before, "peak": _status("VmHWM"),
                       "n_parameters": model.n_parameters, "epochs": fitted.n_epochs,
-                      "scratch": model._kernel.scratch_size(BATCH, False, True, 0) * 4}))
+                      "scratch": model._kernel.scratch_size(BATCH, False, True, 0) * 4,
+                      "packed": (model._kernel.training_size(BATCH, False, True, 0, True)
+                                 - model._kernel.training_size(BATCH, False, True, 0)) * 4}))
 
 
 def main():
@@ -57,7 +60,8 @@ def main():
     r = runs[1]
     mib = 2.0**20
     theta = r["n_parameters"] * 4
-    expected = (5 * theta + r["scratch"] + N * 8 + N * 4)   # θ, grad, m, v, θ̂; batch; order; labels
+    # θ, grad, m, v, θ̂; packed weights; batch; order; labels
+    expected = 5 * theta + r["packed"] + r["scratch"] + N * 8 + N * 4
     print(f"W2 fit, {N:,} samples x {SIZES[0]} float32 = {r['data'] / mib:.1f} MiB of data "
           f"(with labels); θ = {theta / mib:.2f} MiB")
     for epochs, run in runs.items():
@@ -65,8 +69,9 @@ def main():
         print(f"  {epochs} epoch(s): resident before the fit {run['before'] / mib:.1f} MiB "
               f"(data + libraries), peak {run['peak'] / mib:.1f} MiB, added by the fit "
               f"{added / mib:.1f} MiB")
-    print(f"  expected from the design: 5 copies of θ + one batch's scratch "
-          f"({r['scratch'] / mib:.2f} MiB) + sample order + labels = {expected / mib:.1f} MiB")
+    print(f"  expected from the design: 5 copies of θ + packed weights ({r['packed'] / mib:.2f} "
+          f"MiB) + one batch's scratch ({r['scratch'] / mib:.2f} MiB) + sample order + labels "
+          f"= {expected / mib:.1f} MiB")
     growth = runs[5]["peak"] - runs[1]["peak"]
     print(f"  peak after 5 epochs minus peak after 1: {growth / mib:+.1f} MiB")
 

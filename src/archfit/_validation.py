@@ -60,7 +60,12 @@ def _all_finite(arr: np.ndarray) -> bool:
         # one pass in C, no temporary: np.isfinite would allocate a bool array
         # as large as the data (45 MiB for 60,000 x 784) just to check it
         from archfit._kernels._elementwise import finite
-        return finite(arr.reshape(-1))
+        if arr.size <= 1 << 19:
+            return finite(arr.reshape(-1))
+        # a large array: shared by as many threads as BLAS may use now (one
+        # inside parallel fits), like the kernels that will read it
+        from archfit import _threads
+        return finite(arr.reshape(-1), _threads.budget(None))
     if arr.ndim == 0:
         return bool(np.isfinite(arr))
     rows = max(1, 2**16 // max(1, arr.size // len(arr)))    # ~64K elements at a time

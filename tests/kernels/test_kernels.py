@@ -196,6 +196,18 @@ def test_all_finite(dtype):
         assert not _elementwise.finite(y)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_all_finite_shared_among_threads(dtype, threads):
+    # more than two pieces of 256K elements: threads share them; a bad value
+    # in any piece, the last short one included, is found
+    x = np.zeros(3 * 262144 + 5, dtype=dtype)
+    assert _elementwise.finite(x, threads)
+    for i in (0, 262143, 262144, 600000, x.size - 1):
+        y = x.copy()
+        y[i] = np.nan if i % 2 else -np.inf
+        assert not _elementwise.finite(y, threads)
+
+
 # ---- optimizers -------------------------------------------------------------------------
 OPTIMIZER_CASES = [("sgd", {}), ("momentum", {}), ("momentum", {"nesterov": True}),
                    ("adam", {}), ("adamw", {})]
