@@ -47,7 +47,7 @@ def child(epochs):
     print(json.dumps({"data": X.nbytes + y.nbytes, "before": before, "peak": _status("VmHWM"),
                       "n_parameters": model.n_parameters, "epochs": fitted.n_epochs,
                       "scratch": model._kernel.scratch_size(BATCH, False, True, 0) * 4,
-                      "packed": (model._kernel.training_size(BATCH, False, True, 0, True)
+                      "packed": (model._kernel.training_size(BATCH, False, True, 0, 4)
                                  - model._kernel.training_size(BATCH, False, True, 0)) * 4}))
 
 

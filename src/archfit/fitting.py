@@ -197,7 +197,7 @@ def _fit_minibatch(model, hp, theta, X, targets: Targets, weights, val, history,
     n_targets = 0 if targets.values is None else targets.values.shape[1]
     rows = min(hp.batch_size, X.shape[0])
     reserve(model._kernel.training_size(rows, hp.dropout > 0, hp.shuffle, n_targets,
-                                        model.dtype == np.float32) * model.dtype.itemsize,
+                                        model.dtype.itemsize) * model.dtype.itemsize,
             "the training state (gradients, optimizer moments, batch buffers)")
     trainer = Trainer(model._kernel, model.dtype, X.shape[0], hp.batch_size, hp.optimizer,
                       momentum=hp.momentum, nesterov=hp.nesterov, beta1=hp.beta1,

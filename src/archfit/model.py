@@ -184,13 +184,14 @@ class Model:
     def _predict(self, theta: np.ndarray, X: np.ndarray, n_threads: int | None = None
                  ) -> np.ndarray:
         n = X.shape[0]
-        # float32 on an AVX2 CPU: the weights are packed once for all chunks
-        packed = self._dtype == np.float32 and self._kernel.packs(n)
+        # on an AVX2 CPU, several chunks read the weights packed once
+        packed = self._kernel.packs(n)
         rows = Kernel.chunk_rows(n, packed)
         # one chunk (up to 256 rows): one archfit thread, BLAS keeps its budget
         threads, blas = _threads.split(n_threads, -(-n // rows))
         self._reserve_scratch(n, rows=rows, copies=threads,
-                              extra=self._kernel.packed_size() if packed else 0)
+                              extra=self._kernel.packed_size(self._dtype == np.float64)
+                              if packed else 0)
         out = np.empty((n, self._architecture.n_outputs), dtype=self._dtype)
         with blas:
             self._kernel.predict(theta, X, out, threads)

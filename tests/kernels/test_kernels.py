@@ -78,32 +78,34 @@ needs_packed = pytest.mark.skipif(not _blas.PACKED_GEMM,
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("m,n,k", [(1, 1, 1), (5, 3, 2), (6, 16, 256), (7, 17, 257),
                                    (97, 33, 513), (200, 300, 20), (1024, 256, 784)])
-def test_packed_gemm_matches_numpy_and_keeps_rows_independent(trans_a, m, n, k):
-    # blocks of 6 rows with a 1..5-row tail, panels of 16 columns with a
-    # masked edge, k in blocks of 256, rows in blocks of 96, columns of 256
+def test_packed_gemm_matches_numpy_and_keeps_rows_independent(dtype, trans_a, m, n, k):
+    # blocks of 6 rows with a 1..5-row tail, panels of 16 floats or 8 doubles
+    # with a masked edge, k in blocks of 256, rows in blocks of 96 (48 for
+    # doubles), columns in blocks of 256
     rng = np.random.default_rng(4)
-    A = rand(rng, (m, k), np.float32)
-    W = rand(rng, (k, n), np.float32)
+    A = rand(rng, (m, k), dtype)
+    W = rand(rng, (k, n), dtype)
     P = _blas.pack_py(W)
-    assert P.shape[0] == k * (-(-n // 16) * 16)
-    out = np.full((m, n), np.nan, np.float32)
+    panel = 16 if dtype == "float32" else 8
+    assert P.dtype == dtype and P.shape[0] == k * (-(-n // panel) * panel)
+    out = np.full((m, n), np.nan, dtype)
     _blas.packed_gemm_py(np.ascontiguousarray(A.T) if trans_a else A, P, out, trans_a)
-    assert_close(out, A.astype(np.float64) @ W.astype(np.float64), "float32",
+    assert_close(out, A.astype(np.float64) @ W.astype(np.float64), dtype,
                  scale=max(10, k // 8))   # sums of k products of N(0, 1) values
     for i in {0, m // 2, m - 1}:   # each row alone (vecmat): the same bits
-        row = np.full((1, n), np.nan, np.float32)
+        row = np.full((1, n), np.nan, dtype)
         _blas.gemm_py(np.ascontiguousarray(A[i:i + 1]), W, row)
         assert np.array_equal(row[0], out[i])
-    part = np.full((m - m // 3, n), np.nan, np.float32)    # and any subset of rows
+    part = np.full((m - m // 3, n), np.nan, dtype)    # and any subset of rows
     _blas.packed_gemm_py(np.ascontiguousarray(A[m // 3:]), P, part)
     assert np.array_equal(part, out[m // 3:])
 
 
 @needs_packed
-def test_packed_gemm_refuses_mismatched_shapes():
-    P = _blas.pack_py(np.ones((8, 5), np.float32))
+def test_packed_gemm_refuses_mismatched_shapes(dtype):
+    P = _blas.pack_py(np.ones((8, 5), dtype))
     with pytest.raises(ValueError, match="do not agree"):
-        _blas.packed_gemm_py(np.ones((3, 9), np.float32), P, np.empty((3, 5), np.float32))
+        _blas.packed_gemm_py(np.ones((3, 9), dtype), P, np.empty((3, 5), dtype))
 
 
 # ---- activations ------------------------------------------------------------------------

@@ -240,30 +240,37 @@ def test_sharded_epoch_with_dropout_and_weights_matches_reference(dtype):
     assert_close(theta, expected, dtype, scale=2000)
 
 
-def test_packed_weights_follow_every_update():
-    # float32 sharded steps read weights packed once per step (AVX2); each
-    # block's update re-packs its rows, so after an epoch the packed copies
-    # are exactly θ's weights packed afresh (a stale row would differ)
+def test_packed_weights_follow_every_update(dtype):
+    # sharded steps read weights packed once per step (AVX2); each block's
+    # update re-packs its rows, so after an epoch the packed copies are
+    # exactly θ's weights packed afresh (a stale row would differ)
     from archfit._kernels import _blas
-    model = sharded_model("float32")
+    model = sharded_model(dtype)
     kernel = model._kernel
     if not kernel.trains_packed(160):
         pytest.skip("packed training needs a CPU with AVX2 and FMA")
     assert not kernel.trains_packed(30)                  # one shard: BLAS's products
-    assert Trainer(kernel, np.float64, 350, 160, "adam").packed is None
+    wide = af.Model(af.Architecture(1024, [af.Dense(2048), af.Dense(2)], "softmax"))
+    assert not wide._kernel.trains_packed(256)           # copies beyond 4 MiB
     rng = np.random.default_rng(14)
-    X = rng.normal(size=(350, 60)).astype(np.float32)
+    X = rng.normal(size=(350, 60)).astype(dtype)
     y = rng.integers(0, 4, 350).astype(np.intc)
     theta = model.init(0)
     trainer = Trainer(kernel, model.dtype, 350, 160, "adam", seed=1)
+    assert trainer.packed.dtype == dtype
     for epoch in range(2):
         trainer.epoch(theta, X, y, None, None, 1e-2, epoch, 2)
     W0 = theta[:60 * 256].reshape(60, 256)
     W1 = theta[60 * 256 + 256:60 * 256 + 256 + 256 * 128].reshape(256, 128)
-    # layer 2 (128 x 4) is too small to pack; layer 0 needs no transposed copy
-    expected = np.concatenate([_blas.pack_py(W0), _blas.pack_py(W1),
-                               _blas.pack_py(np.ascontiguousarray(W1.T))])
-    assert np.array_equal(trainer.packed[:expected.size], expected)
+    # per packed layer: W packed, the batch's errors packed (160 rows), and
+    # from layer 1 on W^T packed (256 x 128: no panel padding for either
+    # dtype); layer 2 (128 x 4) is too small to pack
+    P0, D0, P1, D1 = 60 * 256, 160 * 256, 256 * 128, 160 * 128
+    packed = trainer.packed
+    assert np.array_equal(packed[:P0], _blas.pack_py(W0))
+    assert np.array_equal(packed[P0 + D0:P0 + D0 + P1], _blas.pack_py(W1))
+    assert np.array_equal(packed[P0 + D0 + P1 + D1:P0 + D0 + 2 * P1 + D1],
+                          _blas.pack_py(np.ascontiguousarray(W1.T)))
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
@@ -303,34 +310,34 @@ def test_predict_gives_the_same_bits_on_any_number_of_threads(dtype):
     assert_close(outs[0], ref.head("softmax", Z[-1]), dtype, scale=200)
 
 
-def test_packed_predictions_do_not_depend_on_the_batch():
-    # float32 chunks read the weights packed once (AVX2): a row's outputs are
-    # the same bits as when it is predicted alone or in another batch
+def test_packed_predictions_do_not_depend_on_the_batch(dtype):
+    # chunks read the weights packed once (AVX2): a row's outputs are the
+    # same bits as when it is predicted alone or in another batch
     arch = af.Architecture(300, [af.Dense(130, "relu"), af.Dense(40, "tanh"), af.Dense(7)],
                            "softmax")
-    model = af.Model(arch, dtype="float32")
+    model = af.Model(arch, dtype=dtype)
     if not model._kernel.packs(1000):
         pytest.skip("the packed GEMM needs a CPU with AVX2 and FMA")
     assert not model._kernel.packs(256)
     rng = np.random.default_rng(13)
     theta = model.init(4)
-    X = rng.normal(size=(1000, 300)).astype(np.float32)
+    X = rng.normal(size=(1000, 300)).astype(dtype)
     with threadpool_limits(1, user_api="blas"):
         outs = []
         for threads in (1, 2, 3):
-            out = np.full((1000, 7), np.nan, np.float32)
+            out = np.full((1000, 7), np.nan, dtype)
             model._kernel.predict(theta, X, out, threads)
             outs.append(out)
         assert all(np.array_equal(o, outs[0]) for o in outs[1:])
-        shifted = np.full((600, 7), np.nan, np.float32)
+        shifted = np.full((600, 7), np.nan, dtype)
         model._kernel.predict(theta, X[400:], shifted, 2)
         assert np.array_equal(shifted, outs[0][400:])
         for i in (0, 517, 999):
-            alone = np.empty((1, 7), np.float32)
+            alone = np.empty((1, 7), dtype)
             model._kernel.predict(theta, X[i:i + 1], alone, 1)
             assert np.array_equal(alone[0], outs[0][i])
     Z, _ = ref.forward(arch, theta, X)
-    assert_close(outs[0], ref.head("softmax", Z[-1]), "float32", scale=200)
+    assert_close(outs[0], ref.head("softmax", Z[-1]), dtype, scale=200)
 
 
 def test_one_sample_gives_the_same_bits_on_any_number_of_threads(dtype):

@@ -40,16 +40,26 @@ cdef extern from "vecmat.h" nogil:
     void archfit_vecmat_f64(Py_ssize_t k, Py_ssize_t n, const double* x, Py_ssize_t incx,
                             const double* W, Py_ssize_t ldw, double* y)
 cdef extern from "packgemm.h" nogil:
-    Py_ssize_t archfit_packed_size(Py_ssize_t k, Py_ssize_t n)
+    Py_ssize_t archfit_packed_size_f32(Py_ssize_t k, Py_ssize_t n)
+    Py_ssize_t archfit_packed_size_f64(Py_ssize_t k, Py_ssize_t n)
     void archfit_pack_f32(Py_ssize_t k, Py_ssize_t n, const float* W, Py_ssize_t ldw, float* P)
+    void archfit_pack_f64(Py_ssize_t k, Py_ssize_t n, const double* W, Py_ssize_t ldw,
+                          double* P)
     void archfit_pack_rows_f32(Py_ssize_t k, Py_ssize_t n, const float* W, Py_ssize_t ldw,
                                Py_ssize_t r0, Py_ssize_t r1, float* P)
+    void archfit_pack_rows_f64(Py_ssize_t k, Py_ssize_t n, const double* W, Py_ssize_t ldw,
+                               Py_ssize_t r0, Py_ssize_t r1, double* P)
     void archfit_pack_rows_t_f32(Py_ssize_t k, Py_ssize_t n, const float* W, Py_ssize_t ldw,
                                  Py_ssize_t r0, Py_ssize_t r1, float* PT)
+    void archfit_pack_rows_t_f64(Py_ssize_t k, Py_ssize_t n, const double* W, Py_ssize_t ldw,
+                                 Py_ssize_t r0, Py_ssize_t r1, double* PT)
     int archfit_packed_gemm_available()
     void archfit_packed_gemm_f32(int trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                                  const float* A, Py_ssize_t lda, const float* P, float* C,
                                  Py_ssize_t ldc, float* work)
+    void archfit_packed_gemm_f64(int trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                                 const double* A, Py_ssize_t lda, const double* P, double* C,
+                                 Py_ssize_t ldc, double* work)
     enum: ARCHFIT_PK_WORK
 from archfit._kernels._elementwise cimport (
     bias_activation, activation_backward, add_bias, column_sums, multiply,
@@ -80,18 +90,18 @@ cdef enum:
     # n alone, so the result does not depend on the thread count.
     PREDICT_CHUNK = 256
     PREDICT_MAX_ROWS = 1024
-    # With the weights packed once (float32, AVX2), chunks cost no re-packing:
+    # With the weights packed once (AVX2), chunks cost no re-packing:
     # small ones (two of packgemm's 96-row blocks) balance the threads' work.
     PACKED_ROWS = 192
-    # Training in float32 on an AVX2 CPU keeps the weights of every layer with
+    # Training on an AVX2 CPU keeps the weights of every layer with
     # at least PACK_MIN_WEIGHTS of them packed (for X W) and packed transposed
     # (for D W^T), refreshed block by block right after each update; the row
     # shards of a step all read that one copy. Smaller layers take smallgemm.
-    # Only while the copies stay in cache (at most PACK_MAX_FLOATS, 4 MiB):
+    # Only while the copies stay in cache (at most PACK_MAX_BYTES, 4 MiB):
     # beyond, rewriting them every step costs more memory traffic than BLAS's
     # packing per shard (1024-2048-2048-10: 13% slower packed).
     PACK_MIN_WEIGHTS = 8192
-    PACK_MAX_FLOATS = 1048576
+    PACK_MAX_BYTES = 4194304
     # A mini-batch is cut into shards of rows that threads share, when each
     # shard keeps at least SHARD_MIN_ROWS rows (GEMM stays efficient) and
     # SHARD_MIN_FLOPS of work (the two fork/joins per step stay negligible);
@@ -181,46 +191,83 @@ cdef void draw_masks(const Network* net, const Workspace* ws, Py_ssize_t rows,
 
 
 cdef struct Packed:
-    # A training step's packed weights (float32): P[l] for X W, PT[l] (l >= 1)
-    # for D W^T; layer[l] says whether layer l uses them. work: MAX_SHARDS
-    # buffers of ARCHFIT_PK_WORK floats, one per shard.
-    float* P[MAX_LAYERS]
-    float* PT[MAX_LAYERS]
+    # A training step's packed operands, of the model's dtype: P[l] for X W,
+    # PT[l] (l >= 1) for D W^T, D[l] the step's error at layer l for the
+    # weight gradient inp^T D; layer[l] says whether layer l uses them. work:
+    # MAX_SHARDS buffers of ARCHFIT_PK_WORK elements, one per shard.
+    void* P[MAX_LAYERS]
+    void* PT[MAX_LAYERS]
+    void* D[MAX_LAYERS]
     bint layer[MAX_LAYERS]
-    float* work
+    void* work
 
 
-cdef Py_ssize_t _plan_packed(const Network* net, Packed* pk, float* base) noexcept nogil:
-    """Lay out `pk` from `base` (or only count when NULL); returns the floats it needs."""
-    cdef Py_ssize_t off = 0, n_in, n_out
+# packgemm.h's functions for either dtype
+cdef inline Py_ssize_t _psize(bint f64, Py_ssize_t k, Py_ssize_t n) noexcept nogil:
+    return archfit_packed_size_f64(k, n) if f64 else archfit_packed_size_f32(k, n)
+
+
+cdef inline void _pack_rows(Py_ssize_t k, Py_ssize_t n, const floating* W, Py_ssize_t ldw,
+                            Py_ssize_t r0, Py_ssize_t r1, void* P,
+                            bint transposed=False) noexcept nogil:
+    """Rows [r0, r1) of W (k, n) into P, the packed form of W (or of W^T)."""
+    if floating is float:
+        if transposed:
+            archfit_pack_rows_t_f32(k, n, W, ldw, r0, r1, <float*> P)
+        else:
+            archfit_pack_rows_f32(k, n, W, ldw, r0, r1, <float*> P)
+    else:
+        if transposed:
+            archfit_pack_rows_t_f64(k, n, W, ldw, r0, r1, <double*> P)
+        else:
+            archfit_pack_rows_f64(k, n, W, ldw, r0, r1, <double*> P)
+
+
+cdef inline void _pgemm(bint trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                        const floating* A, Py_ssize_t lda, const void* P, floating* C,
+                        Py_ssize_t ldc, floating* work) noexcept nogil:
+    if floating is float:
+        archfit_packed_gemm_f32(trans_a, m, n, k, A, lda, <const float*> P, C, ldc, work)
+    else:
+        archfit_packed_gemm_f64(trans_a, m, n, k, A, lda, <const double*> P, C, ldc, work)
+
+
+cdef Py_ssize_t _plan_packed(const Network* net, Packed* pk, char* base, Py_ssize_t rows,
+                             bint f64) noexcept nogil:
+    """Lay out `pk` for batches of up to `rows` rows from `base` (or only count
+    when NULL); returns the elements it needs (float64 when `f64`)."""
+    cdef Py_ssize_t off = 0, n_in, n_out, item = 8 if f64 else 4
     cdef int l
     for l in range(net.n_layers):
         n_in = net.sizes[l]
         n_out = net.sizes[l + 1]
         pk.layer[l] = n_in * n_out >= PACK_MIN_WEIGHTS
-        pk.P[l] = pk.PT[l] = NULL
+        pk.P[l] = pk.PT[l] = pk.D[l] = NULL
         if pk.layer[l]:
             if base != NULL:
-                pk.P[l] = base + off
-            off += archfit_packed_size(n_in, n_out)
+                pk.P[l] = base + off * item
+            off += _psize(f64, n_in, n_out)
+            if base != NULL:
+                pk.D[l] = base + off * item
+            off += _psize(f64, rows, n_out)
             if l > 0:
                 if base != NULL:
-                    pk.PT[l] = base + off
-                off += archfit_packed_size(n_out, n_in)
+                    pk.PT[l] = base + off * item
+                off += _psize(f64, n_out, n_in)
     if base != NULL:
-        pk.work = base + off
+        pk.work = base + off * item
     return off + MAX_SHARDS * ARCHFIT_PK_WORK
 
 
-cdef inline void _pack_rows(const Network* net, const Packed* pk, const float* theta, int l,
-                            Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+cdef inline void _repack(const Network* net, const Packed* pk, const floating* theta, int l,
+                         Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
     """Refresh rows [r0, r1) of layer l's packed weights from θ."""
     cdef Py_ssize_t n_in = net.sizes[l], n_out = net.sizes[l + 1]
     if not pk.layer[l]:
         return
-    archfit_pack_rows_f32(n_in, n_out, theta + net.w_start[l], n_out, r0, r1, pk.P[l])
+    _pack_rows(n_in, n_out, theta + net.w_start[l], n_out, r0, r1, pk.P[l])
     if l > 0:
-        archfit_pack_rows_t_f32(n_in, n_out, theta + net.w_start[l], n_out, r0, r1, pk.PT[l])
+        _pack_rows(n_in, n_out, theta + net.w_start[l], n_out, r0, r1, pk.PT[l], True)
 
 
 cdef inline void _product(const void* pk, int l, bint transposed,
@@ -229,12 +276,9 @@ cdef inline void _product(const void* pk, int l, bint transposed,
     """C = A op(W) for layer l: A (m, k), W layer l's weights (n_in, n_out),
     op(W) = W^T when `transposed`; from the packed copy when there is one."""
     cdef const Packed* p = <const Packed*> pk
-    if floating is float:
-        if p != NULL and p.layer[l]:
-            archfit_packed_gemm_f32(False, m, n, k, A, k, p.PT[l] if transposed else p.P[l],
-                                    C, n, work)
-            return
-    if transposed:
+    if p != NULL and p.layer[l]:
+        _pgemm(False, m, n, k, A, k, p.PT[l] if transposed else p.P[l], C, n, work)
+    elif transposed:
         gemm(False, True, <int> m, <int> n, <int> k, <floating> 1.0, A, <int> k, W, <int> k,
              <floating> 0.0, C, <int> n)
     else:
@@ -312,6 +356,18 @@ cdef void _deltas(const Network* net, const Workspace* ws, const floating* theta
                             n * n_in, net.activation[l - 1])
 
 
+cdef inline const floating* _layer_input(const Network* net, const Workspace* ws,
+                                        const floating* X, const floating* buf,
+                                        int l) noexcept nogil:
+    """The rows layer l read in the forward pass: X, or the previous layer's
+    activation (masked, with dropout)."""
+    if l == 0:
+        return X
+    if ws.dropout:
+        return buf + ws.dropped[l - 1]
+    return buf + ws.a[l - 1]
+
+
 cdef void layer_grad(const Network* net, const Workspace* ws,
                      const floating* X,      # IN  the layer-0 input rows forward saw
                      Py_ssize_t rows, const floating* buf,
@@ -322,17 +378,11 @@ cdef void layer_grad(const Network* net, const Workspace* ws,
     dW[r0:r1] = inp[:, r0:r1]^T D and db = column sums of D, over all rows.
     """
     cdef Py_ssize_t n_in = net.sizes[l], n_out = net.sizes[l + 1]
-    cdef const floating* inp
+    cdef const floating* inp = _layer_input(net, ws, X, buf, l)
     cdef const floating* D = buf + ws.delta[l]
     if r0 < 0:
         column_sums(D, grad + net.b_start[l], rows, n_out, accumulate)
         return
-    if l == 0:
-        inp = X
-    elif ws.dropout:
-        inp = buf + ws.dropped[l - 1]
-    else:
-        inp = buf + ws.a[l - 1]
     gemm(True, False, <int> (r1 - r0), <int> n_out, <int> rows, <floating> 1.0,
          inp + r0, <int> n_in, D, <int> n_out, <floating> (1.0 if accumulate else 0.0),
          grad + net.w_start[l] + r0 * n_out, <int> n_out)
@@ -356,12 +406,14 @@ cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
                  const floating* X, const Py_ssize_t* order, Py_ssize_t start,
                  Py_ssize_t lo, Py_ssize_t hi, const int* labels, const floating* targets,
                  const floating* weights, int* batch_labels, floating* buf,
-                 double scale, double* row_loss, const void* pk, floating* work) noexcept nogil:
+                 double scale, double* row_loss, const void* pk, floating* work,
+                 Py_ssize_t b) noexcept nogil:
     """Rows [lo, hi) of the mini-batch at `start` of the epoch order: gather,
     forward, per-row loss and the error at every layer.
 
     `order` is the shuffled sample index (NULL: the data's own order). `pk`:
-    the packed weights (a Packed, or NULL), with this shard's `work` buffer.
+    the packed weights (a Packed, or NULL), with this shard's `work` buffer;
+    the batch has `b` rows.
     """
     cdef int L = net.n_layers
     cdef Py_ssize_t i, j, r, n_features = net.sizes[0], k = net.sizes[L]
@@ -402,6 +454,14 @@ cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
                    wb + lo if wb != NULL else NULL, buf + ws.delta[L - 1] + lo * k,
                    scale, net.huber_delta, row_loss + lo)
     _deltas(net, ws, theta, lo, hi, buf, pk, work)
+    cdef const Packed* p = <const Packed*> pk
+    cdef int l
+    if p != NULL:
+        # this shard's rows of the errors, packed for the weight gradients
+        for l in range(L):
+            if p.layer[l]:
+                _pack_rows(b, net.sizes[l + 1], <const floating*> (buf + ws.delta[l]),
+                           net.sizes[l + 1], lo, hi, p.D[l])
 
 
 cdef void _block(const Network* net, const Workspace* ws, const OptimizerConfig* config,
@@ -416,7 +476,18 @@ cdef void _block(const Network* net, const Workspace* ws, const OptimizerConfig*
     does not.
     """
     cdef Py_ssize_t first, stop
-    layer_grad(net, ws, Xb, rows, buf, grad, l, r0, r1, False)
+    cdef const Packed* p = <const Packed*> pk
+    cdef floating* work = NULL
+    if p != NULL and r0 >= 0 and p.layer[l]:
+        # blocks run on any thread: the packed GEMM's work buffer is the block's own
+        work = <floating*> malloc(ARCHFIT_PK_WORK * sizeof(floating))
+    if work != NULL:
+        _pgemm(True, r1 - r0, net.sizes[l + 1], rows, _layer_input(net, ws, Xb, buf, l) + r0,
+               net.sizes[l], p.D[l], grad + net.w_start[l] + r0 * net.sizes[l + 1],
+               net.sizes[l + 1], work)
+        free(work)
+    else:
+        layer_grad(net, ws, Xb, rows, buf, grad, l, r0, r1, False)
     if r0 < 0:
         first = net.b_start[l]
         stop = first + net.sizes[l + 1]
@@ -425,17 +496,15 @@ cdef void _block(const Network* net, const Workspace* ws, const OptimizerConfig*
         first = net.w_start[l] + r0 * net.sizes[l + 1]
         stop = net.w_start[l] + r1 * net.sizes[l + 1]
         update(config, theta, grad, m, v, first, stop, penalty, decay)
-        if floating is float:
-            if pk != NULL:
-                _pack_rows(net, <const Packed*> pk, theta, l, r0, r1)
+        if pk != NULL:
+            _repack(net, <const Packed*> pk, theta, l, r0, r1)
 
 
 cdef inline floating* _work(const floating* theta, void* pk, Py_ssize_t s) noexcept nogil:
     """Shard s's work buffer for the packed GEMM (NULL without packed weights);
     `theta` only picks the type."""
-    if floating is float:
-        if pk != NULL:
-            return (<Packed*> pk).work + s * ARCHFIT_PK_WORK
+    if pk != NULL:
+        return <floating*> (<Packed*> pk).work + s * ARCHFIT_PK_WORK
     return NULL
 
 
@@ -471,7 +540,7 @@ cdef int _run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* co
                    double* loss_sum, double* weight_sum, void* pk) noexcept nogil:
     """One epoch of mini-batch training; returns OK or a NONFINITE_* code.
 
-    `pk` (a Packed, float32 only, or NULL) holds packed copies of the weights,
+    `pk` (a Packed of θ's dtype, or NULL) holds packed copies of the weights,
     packed here from θ first and kept current by every block's update.
     A step has two parallel phases over up to `n_threads` threads: rows (the
     mini-batch's shards: gather, forward, loss, backpropagated errors), then θ
@@ -490,10 +559,9 @@ cdef int _run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* co
     cdef double decay = l2 if decoupled else 0.0
 
     n_threads = archfit_threads(n_threads)
-    if floating is float:
-        if pk != NULL:
-            for i in range(net.n_layers):
-                _pack_rows(net, <const Packed*> pk, theta, <int> i, 0, net.sizes[i])
+    if pk != NULL:
+        for i in range(net.n_layers):
+            _repack(net, <const Packed*> pk, theta, <int> i, 0, net.sizes[i])
     loss_sum[0] = 0.0
     weight_sum[0] = 0.0
     if shuffle:
@@ -528,12 +596,12 @@ cdef int _run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* co
             for s in prange(S, num_threads=T, schedule="static"):
                 _shard(net, ws, theta, X, order, start, min(b, s * per), min(b, s * per + per),
                        labels, targets, weights, batch_labels, buf, 1.0 / wsum, row_loss,
-                       pk, _work(theta, pk, s))
+                       pk, _work(theta, pk, s), b)
         else:
             for s in range(S):
                 _shard(net, ws, theta, X, order, start, min(b, s * per), min(b, s * per + per),
                        labels, targets, weights, batch_labels, buf, 1.0 / wsum, row_loss,
-                       pk, _work(theta, pk, s))
+                       pk, _work(theta, pk, s), b)
         batch_loss = 0.0
         for i in range(b):
             batch_loss += row_loss[i]
@@ -666,39 +734,43 @@ cdef void _predict_chunk(const Network* net, const Workspace* ws, const floating
     head_output(buf + ws.z[L - 1], out + lo * net.sizes[L], b, net.sizes[L], net.head)
 
 
-cdef Py_ssize_t _packed_size(const Network* net) noexcept nogil:
+cdef Py_ssize_t _packed_size(const Network* net, bint f64) noexcept nogil:
     """Elements of every layer's weights packed for archfit_packed_gemm."""
     cdef Py_ssize_t size = 0
     cdef int l
     for l in range(net.n_layers):
-        size += archfit_packed_size(net.sizes[l], net.sizes[l + 1])
+        size += _psize(f64, net.sizes[l], net.sizes[l + 1])
     return size
 
 
-cdef void _pack_weights(const Network* net, const float* theta, float* P) noexcept nogil:
+cdef void _pack_weights(const Network* net, const floating* theta, floating* P) noexcept nogil:
     """Every layer's weights, packed one after another into P."""
     cdef int l
     for l in range(net.n_layers):
-        archfit_pack_f32(net.sizes[l], net.sizes[l + 1], theta + net.w_start[l],
-                         net.sizes[l + 1], P)
-        P += archfit_packed_size(net.sizes[l], net.sizes[l + 1])
+        if floating is float:
+            archfit_pack_f32(net.sizes[l], net.sizes[l + 1], theta + net.w_start[l],
+                             net.sizes[l + 1], P)
+        else:
+            archfit_pack_f64(net.sizes[l], net.sizes[l + 1], theta + net.w_start[l],
+                             net.sizes[l + 1], P)
+        P += _psize(floating is double, net.sizes[l], net.sizes[l + 1])
 
 
-cdef void _predict_chunk_packed(const Network* net, const Workspace* ws, const float* theta,
-                                const float* P, const float* X, float* out, Py_ssize_t n,
-                                Py_ssize_t lo, float* buf) noexcept nogil:
+cdef void _predict_chunk_packed(const Network* net, const Workspace* ws, const floating* theta,
+                                const floating* P, const floating* X, floating* out,
+                                Py_ssize_t n, Py_ssize_t lo, floating* buf) noexcept nogil:
     """_predict_chunk with the weights read from their packed form P (shared);
     buf has ARCHFIT_PK_WORK more elements for the packed GEMM."""
     cdef int l, L = net.n_layers
     cdef Py_ssize_t b = min(ws.rows, n - lo), n_in, n_out
-    cdef const float* inp = X + lo * net.sizes[0]
-    cdef float* Z
+    cdef const floating* inp = X + lo * net.sizes[0]
+    cdef floating* Z
     for l in range(L):
         n_in = net.sizes[l]
         n_out = net.sizes[l + 1]
         Z = buf + ws.z[l]
-        archfit_packed_gemm_f32(False, b, n_out, n_in, inp, n_in, P, Z, n_out, buf + ws.size)
-        P += archfit_packed_size(n_in, n_out)
+        _pgemm(False, b, n_out, n_in, inp, n_in, P, Z, n_out, buf + ws.size)
+        P += _psize(floating is double, n_in, n_out)
         if l < L - 1:
             bias_activation(Z, theta + net.b_start[l], buf + ws.a[l], b, n_out,
                             net.activation[l])
@@ -792,42 +864,43 @@ cdef class Kernel:
         return _any_splits(&self.net)
 
     def packs(self, Py_ssize_t n):
-        """Whether predicting n float32 rows packs the weights once for all chunks."""
+        """Whether predicting n rows packs the weights once for all chunks (AVX2)."""
         return n > PREDICT_CHUNK and archfit_packed_gemm_available() != 0
 
-    def packed_size(self):
+    def packed_size(self, bint float64=False):
         """Elements of the packed weights and one thread's work buffer (see ``packs``)."""
-        return _packed_size(&self.net) + ARCHFIT_PK_WORK
+        return _packed_size(&self.net, float64) + ARCHFIT_PK_WORK
 
     def shards(self, Py_ssize_t rows):
         """Row shards a training step over `rows` rows is cut into (1: one thread)."""
         return shards_for(&self.net, rows)
 
     def training_size(self, Py_ssize_t rows, bint dropout=False, bint gather=False,
-                      Py_ssize_t n_targets=0, bint float32=False):
+                      Py_ssize_t n_targets=0, int itemsize=0):
         """Elements a Trainer allocates beyond θ: gradient, moments, scratch
-        (and packed weights, for a float32 model that ``trains_packed``)."""
+        (and, given the dtype's `itemsize`, packed weights when it ``trains_packed``)."""
         cdef Workspace ws
         cdef Packed pk
         cdef Py_ssize_t size = 3 * self.net.n_parameters + plan(&self.net, &ws, rows, dropout,
                                                                  gather, n_targets)
-        if float32 and self.trains_packed(rows):
-            size += _plan_packed(&self.net, &pk, NULL)
+        if itemsize and self.trains_packed(rows, itemsize == 8):
+            size += _plan_packed(&self.net, &pk, NULL, rows, itemsize == 8)
         return size
 
-    def trains_packed(self, Py_ssize_t rows):
-        """Whether float32 training at batch size `rows` keeps packed weights.
+    def trains_packed(self, Py_ssize_t rows, bint float64=False):
+        """Whether training at batch size `rows` keeps packed weights.
 
         On a CPU with AVX2, when the step is cut into shards (``shards``), a
         layer has at least PACK_MIN_WEIGHTS weights and the packed copies fit
-        in PACK_MAX_FLOATS (4 MiB): the shards' products then read one packed
+        in PACK_MAX_BYTES (4 MiB): the shards' products then read one packed
         copy instead of BLAS packing the weights for each shard.
         """
         cdef Packed pk
         cdef int l
         if archfit_packed_gemm_available() == 0 or shards_for(&self.net, rows) < 2:
             return False
-        if _plan_packed(&self.net, &pk, NULL) > PACK_MAX_FLOATS:
+        if _plan_packed(&self.net, &pk, NULL, rows, float64) * (8 if float64 else 4) \
+                > PACK_MAX_BYTES:
             return False
         for l in range(self.net.n_layers):
             if pk.layer[l]:
@@ -840,16 +913,16 @@ cdef class Kernel:
 
         Up to `n_threads` threads share the chunks (the caller keeps BLAS to one
         thread when it asks for more than one); the result does not depend on it.
-        Several float32 chunks on an AVX2 CPU (``packs``): the weights are packed
+        Several chunks on an AVX2 CPU (``packs``): the weights are packed
         once and every chunk's products read them (``packgemm.h``), so each row's
         outputs do not depend on the other rows either.
         """
         cdef Workspace ws
         cdef Py_ssize_t n = X.shape[0], rows, c, n_chunks
-        cdef bint packs = floating is float and self.packs(n)
+        cdef bint packs = self.packs(n)
         rows = predict_rows(n, packs)
         cdef int T
-        cdef float* P = NULL
+        cdef floating* P = NULL
         if n == 0:
             return
         n_chunks = (n + rows - 1) // rows
@@ -858,20 +931,18 @@ cdef class Kernel:
         cdef Py_ssize_t per = ws.size + (ARCHFIT_PK_WORK if packs else 0)   # per thread
         scratch = np.empty(T * per, dtype=np.float32 if floating is float else np.float64)
         cdef floating[::1] buf = scratch
-        cdef float[::1] packed
+        cdef floating[::1] packed
         if packs:
-            packed = np.empty(_packed_size(&self.net), dtype=np.float32)
+            packed = np.empty(_packed_size(&self.net, floating is double), dtype=scratch.dtype)
             P = &packed[0]
         with nogil:
             if P != NULL:
-                # float32 only (P is NULL otherwise); Cython needs the type spelled out.
                 # Rows are independent here, so chunks go to whichever thread is free.
-                if floating is float:
-                    _pack_weights(&self.net, &theta[0], P)
-                    for c in prange(n_chunks, num_threads=T, schedule="dynamic"):
-                        _predict_chunk_packed(&self.net, &ws, &theta[0], P, &X[0, 0],
-                                              &out[0, 0], n, c * rows,
-                                              &buf[0] + threadid() * per)
+                _pack_weights(&self.net, &theta[0], P)
+                for c in prange(n_chunks, num_threads=T, schedule="dynamic"):
+                    _predict_chunk_packed(&self.net, &ws, &theta[0], P, &X[0, 0],
+                                          &out[0, 0], n, c * rows,
+                                          &buf[0] + threadid() * per)
             elif n == 1:
                 _predict_row(&self.net, &ws, &theta[0], &X[0, 0], &out[0, 0], &buf[0],
                              n_threads)
@@ -984,7 +1055,7 @@ cdef class Trainer:
     cdef Workspace ws
     cdef OptimizerConfig config
     cdef readonly object buffer, index, batch_labels, grad, m, v, row_loss, blocks
-    cdef readonly object packed     # float32 buffer of the packed weights, or None
+    cdef readonly object packed     # buffer of the packed operands (θ's dtype), or None
     cdef Packed pk
     cdef readonly Py_ssize_t batch_size
     cdef double l2, dropout
@@ -1025,12 +1096,13 @@ cdef class Trainer:
         self.m = np.zeros(P, dtype=dtype) if m is None else np.array(m, dtype=dtype, copy=True)
         self.v = np.zeros(P, dtype=dtype) if v is None else np.array(v, dtype=dtype, copy=True)
         self.packed = None
-        cdef float[::1] packed
-        if np.dtype(dtype) == np.float32 and kernel.trains_packed(rows):
+        cdef bint f64 = np.dtype(dtype) == np.float64
+        cdef cnp.ndarray packed
+        if kernel.trains_packed(rows, f64):
             # zeros: the panels' padding is never written again
-            self.packed = np.zeros(_plan_packed(&kernel.net, &self.pk, NULL), dtype=np.float32)
-            packed = self.packed
-            _plan_packed(&kernel.net, &self.pk, &packed[0])
+            packed = np.zeros(_plan_packed(&kernel.net, &self.pk, NULL, rows, f64), dtype=dtype)
+            self.packed = packed
+            _plan_packed(&kernel.net, &self.pk, <char*> cnp.PyArray_DATA(packed), rows, f64)
 
     @property
     def step(self):
@@ -1060,9 +1132,8 @@ cdef class Trainer:
         cdef double loss_sum = 0.0, weight_sum = 0.0
         cdef int status
         cdef void* pk = NULL
-        if floating is float:
-            if self.packed is not None:
-                pk = &self.pk
+        if self.packed is not None:
+            pk = &self.pk
         self.config.learning_rate = learning_rate
         with nogil:
             status = _run_epoch(&self.kernel.net, &self.ws, &self.config,

@@ -1,0 +1,219 @@
+/* The type-generic body of packgemm.h, included once per element type with
+ * PK_T, PK_FN, PK_NR (columns per panel: two AVX2 registers), PK_LANES,
+ * PK_MC and the AVX2 operations defined (see packgemm.h); it undefines them
+ * at its end, ready for the next type. */
+
+/* Elements of the packed form of a (k, n) matrix. */
+static inline ptrdiff_t PK_FN(archfit_packed_size)(ptrdiff_t k, ptrdiff_t n) {
+    return k * ((n + PK_NR - 1) / PK_NR) * PK_NR;
+}
+
+/* P := W (k x n, row-major, leading dimension ldw) as panels of PK_NR columns. */
+static inline void PK_FN(archfit_pack)(ptrdiff_t k, ptrdiff_t n, const PK_T* W, ptrdiff_t ldw,
+                                    PK_T* P) {
+    for (ptrdiff_t j = 0; j < n; j += PK_NR) {
+        const ptrdiff_t w = n - j < PK_NR ? n - j : PK_NR;
+        for (ptrdiff_t p = 0; p < k; p++, P += PK_NR) {
+            const PK_T* row = W + p * ldw + j;
+            ptrdiff_t c = 0;
+            for (; c < w; c++) P[c] = row[c];
+            for (; c < PK_NR; c++) P[c] = (PK_T)0;
+        }
+    }
+}
+
+/* Rows [r0, r1) of W (k x n) into P, laid out as PK_FN(archfit_pack) lays out
+ * all of W (padding columns untouched: zero from the first full packing).
+ * Training re-packs the rows of each block of θ right after updating them. */
+static inline void PK_FN(archfit_pack_rows)(ptrdiff_t k, ptrdiff_t n, const PK_T* W,
+                                         ptrdiff_t ldw, ptrdiff_t r0, ptrdiff_t r1, PK_T* P) {
+    for (ptrdiff_t j = 0; j < n; j += PK_NR) {
+        const ptrdiff_t w = n - j < PK_NR ? n - j : PK_NR;
+        PK_T* panel = P + j * k;
+        for (ptrdiff_t r = r0; r < r1; r++) {
+            const PK_T* row = W + r * ldw + j;
+            PK_T* dst = panel + r * PK_NR;
+            for (ptrdiff_t c = 0; c < w; c++) dst[c] = row[c];
+        }
+    }
+}
+
+/* Rows [r0, r1) of W (k x n) into PT, the packed form of W^T (n x k): its
+ * panels hold PK_NR rows of W each, element (r, p) at panel r / PK_NR,
+ * position p * PK_NR + r % PK_NR. For the product D W^T of backpropagation. */
+static inline void PK_FN(archfit_pack_rows_t)(ptrdiff_t k, ptrdiff_t n, const PK_T* W,
+                                           ptrdiff_t ldw, ptrdiff_t r0, ptrdiff_t r1,
+                                           PK_T* PT) {
+    (void)k;
+    /* Panel by panel, p outer: each p writes one whole 64-byte line (PK_NR
+     * rows' values) while the panel's rows are read as sequential streams;
+     * scattering row by row would touch n lines per row instead. */
+    for (ptrdiff_t g = r0 - r0 % PK_NR; g < r1; g += PK_NR) {
+        const ptrdiff_t lo = g < r0 ? r0 : g;
+        const ptrdiff_t hi = g + PK_NR < r1 ? g + PK_NR : r1;
+        PK_T* panel = PT + g * n;      /* panel g / PK_NR holds n x PK_NR */
+        if (lo == g && hi == g + PK_NR) {
+            const PK_T* row = W + g * ldw;
+            for (ptrdiff_t p = 0; p < n; p++) {
+                PK_T* dst = panel + p * PK_NR;
+                for (ptrdiff_t c = 0; c < PK_NR; c++) dst[c] = row[c * ldw + p];
+            }
+        } else {
+            for (ptrdiff_t p = 0; p < n; p++) {
+                PK_T* dst = panel + p * PK_NR;
+                for (ptrdiff_t r = lo; r < hi; r++) dst[r - g] = W[r * ldw + p];
+            }
+        }
+    }
+}
+
+#ifdef ARCHFIT_X86_DISPATCH
+/* One block of R (1..6) rows x PK_NR columns over kc rows of W; A's rows packed
+ * by archfit_pk_pack_a (a[p * 6 + r]). `first`: the chain starts at zero,
+ * else it continues from C. Columns past the edge are neither read nor
+ * written (masks). R is a constant at every call, so the accumulators live in
+ * registers. */
+__attribute__((target("avx2,fma"), always_inline))
+static inline void PK_FN(archfit_pk_block)(const int R, ptrdiff_t kc, const PK_T* a,
+                                        const PK_T* b, PK_T* c, ptrdiff_t ldc, int first,
+                                        int full, PK_VI m0, PK_VI m1) {
+    PK_V acc[ARCHFIT_PK_MR][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) {
+        if (first) {
+            acc[r][0] = PK_ZERO();
+            acc[r][1] = PK_ZERO();
+        } else if (full) {
+            acc[r][0] = PK_LOAD(c + r * ldc);
+            acc[r][1] = PK_LOAD(c + r * ldc + PK_LANES);
+        } else {
+            acc[r][0] = PK_MLOAD(c + r * ldc, m0);
+            acc[r][1] = PK_MLOAD(c + r * ldc + PK_LANES, m1);
+        }
+    }
+    for (ptrdiff_t p = 0; p < kc; p++, b += PK_NR, a += ARCHFIT_PK_MR) {
+        const PK_V b0 = PK_LOAD(b), b1 = PK_LOAD(b + PK_LANES);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++) {
+            const PK_V x = PK_BCAST(a + r);
+            acc[r][0] = PK_FMA(x, b0, acc[r][0]);
+            acc[r][1] = PK_FMA(x, b1, acc[r][1]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) {
+        if (full) {
+            PK_STORE(c + r * ldc, acc[r][0]);
+            PK_STORE(c + r * ldc + PK_LANES, acc[r][1]);
+        } else {
+            PK_MSTORE(c + r * ldc, m0, acc[r][0]);
+            PK_MSTORE(c + r * ldc + PK_LANES, m1, acc[r][1]);
+        }
+    }
+}
+
+/* Rows [i0, i1) x columns [p0, p0 + kc) of op(A) into `work` as groups of 6
+ * rows, each kc x 6 with the row index fastest (zeros past i1): the kernel
+ * then reads A in order, whatever op(A)'s layout. Without the copy, rows of A
+ * a power of two apart (k = 1024, 2048) fall into the same L1 sets. */
+static inline void PK_FN(archfit_pk_pack_a)(int trans_a, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t p0,
+                                         ptrdiff_t kc, const PK_T* A, ptrdiff_t lda,
+                                         PK_T* work) {
+    for (ptrdiff_t g = i0; g < i1; g += ARCHFIT_PK_MR, work += kc * ARCHFIT_PK_MR) {
+        const ptrdiff_t rows = i1 - g < ARCHFIT_PK_MR ? i1 - g : ARCHFIT_PK_MR;
+        if (trans_a) {
+            for (ptrdiff_t p = 0; p < kc; p++) {
+                const PK_T* src = A + (p0 + p) * lda + g;
+                for (ptrdiff_t r = 0; r < ARCHFIT_PK_MR; r++)
+                    work[p * ARCHFIT_PK_MR + r] = r < rows ? src[r] : (PK_T)0;
+            }
+        } else {
+            for (ptrdiff_t r = 0; r < ARCHFIT_PK_MR; r++) {
+                const PK_T* src = A + (g + r) * lda + p0;
+                for (ptrdiff_t p = 0; p < kc; p++)
+                    work[p * ARCHFIT_PK_MR + r] = r < rows ? src[p] : (PK_T)0;
+            }
+        }
+    }
+}
+
+/* Rows [i0, i1) (packed in `work`) of C's columns [j, j + PK_NR), over W's rows
+ * [p0, p0 + kc). */
+__attribute__((target("avx2,fma")))
+static inline void PK_FN(archfit_pk_panel)(ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t p0, ptrdiff_t kc,
+                                        ptrdiff_t j, ptrdiff_t n, ptrdiff_t k,
+                                        const PK_T* work, const PK_T* P, PK_T* C,
+                                        ptrdiff_t ldc, PK_VI lanes) {
+    const int full = j + PK_NR <= n, first = p0 == 0;
+    const PK_VI m0 = PK_MASK(n - j, lanes);
+    const PK_VI m1 = PK_MASK(n - j - PK_LANES, lanes);
+    const PK_T* b = P + j * k + p0 * PK_NR;   /* panel j / PK_NR, from row p0 */
+    const PK_T* a = work;
+    PK_T* c = C + i0 * ldc + j;
+    ptrdiff_t i = i0;
+    for (; i + ARCHFIT_PK_MR <= i1; i += ARCHFIT_PK_MR, a += ARCHFIT_PK_MR * kc,
+                                     c += ARCHFIT_PK_MR * ldc)
+        PK_FN(archfit_pk_block)(6, kc, a, b, c, ldc, first, full, m0, m1);
+    switch (i1 - i) {     /* the last 1..5 rows */
+    case 5: PK_FN(archfit_pk_block)(5, kc, a, b, c, ldc, first, full, m0, m1); break;
+    case 4: PK_FN(archfit_pk_block)(4, kc, a, b, c, ldc, first, full, m0, m1); break;
+    case 3: PK_FN(archfit_pk_block)(3, kc, a, b, c, ldc, first, full, m0, m1); break;
+    case 2: PK_FN(archfit_pk_block)(2, kc, a, b, c, ldc, first, full, m0, m1); break;
+    case 1: PK_FN(archfit_pk_block)(1, kc, a, b, c, ldc, first, full, m0, m1); break;
+    default: break;
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static inline void PK_FN(archfit_packed_gemm_avx2)(int trans_a, ptrdiff_t m, ptrdiff_t n,
+                                                ptrdiff_t k, const PK_T* A, ptrdiff_t lda,
+                                                const PK_T* P, PK_T* C, ptrdiff_t ldc,
+                                                PK_T* work) {
+    const PK_VI lanes = PK_LANE_INDEX;
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += ARCHFIT_PK_NC) {
+        const ptrdiff_t j1 = n - j0 < ARCHFIT_PK_NC ? n : j0 + ARCHFIT_PK_NC;
+        for (ptrdiff_t i0 = 0; i0 < m; i0 += PK_MC) {
+            const ptrdiff_t i1 = m - i0 < PK_MC ? m : i0 + PK_MC;
+            for (ptrdiff_t p0 = 0; p0 < k; p0 += ARCHFIT_PK_KC) {
+                const ptrdiff_t kc = k - p0 < ARCHFIT_PK_KC ? k - p0 : ARCHFIT_PK_KC;
+                PK_FN(archfit_pk_pack_a)(trans_a, i0, i1, p0, kc, A, lda, work);
+                for (ptrdiff_t j = j0; j < j1; j += PK_NR)
+                    PK_FN(archfit_pk_panel)(i0, i1, p0, kc, j, n, k, work, P, C, ldc, lanes);
+            }
+        }
+    }
+}
+#endif
+
+/* C (m x n, leading dimension ldc) := op(A) (m x k; A is (k, m) with leading
+ * dimension lda when trans_a, else (m, k)) @ W, W packed by PK_FN(archfit_pack)
+ * into P; `work` holds ARCHFIT_PK_WORK elements. k >= 1. Only when
+ * archfit_packed_gemm_available(); does nothing otherwise. */
+static inline void PK_FN(archfit_packed_gemm)(int trans_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                           const PK_T* A, ptrdiff_t lda, const PK_T* P,
+                                           PK_T* C, ptrdiff_t ldc, PK_T* work) {
+#ifdef ARCHFIT_X86_DISPATCH
+    if (archfit_have_avx2() && m > 0 && n > 0 && k > 0)
+        PK_FN(archfit_packed_gemm_avx2)(trans_a, m, n, k, A, lda, P, C, ldc, work);
+#else
+    (void)trans_a; (void)m; (void)n; (void)k; (void)A; (void)lda; (void)P; (void)C; (void)ldc;
+    (void)work;
+#endif
+}
+
+#undef PK_T
+#undef PK_FN
+#undef PK_NR
+#undef PK_LANES
+#undef PK_MC
+#undef PK_V
+#undef PK_VI
+#undef PK_LOAD
+#undef PK_STORE
+#undef PK_MLOAD
+#undef PK_MSTORE
+#undef PK_ZERO
+#undef PK_BCAST
+#undef PK_FMA
+#undef PK_LANE_INDEX
+#undef PK_MASK
