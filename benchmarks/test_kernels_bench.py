@@ -8,7 +8,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import archfit as af
-from archfit._kernels._blas import gemm_py
+from archfit._kernels._blas import PACKED_GEMM, gemm_py, pack_py, packed_gemm_py
 from archfit._kernels._network import Trainer
 
 WORKLOADS = {
@@ -74,6 +74,29 @@ def test_train_epoch_w2_threads(benchmark, threads):
         benchmark(lambda: trainer.epoch(theta, X, labels, None, None, 1e-4, next(counter),
                                         threads))
     record(benchmark, "samples_per_second", N_SAMPLES)
+
+
+@pytest.mark.skipif(not PACKED_GEMM, reason="the packed GEMM needs AVX2 and FMA")
+@pytest.mark.parametrize("kernel", ["archfit-packed", "openblas"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", ["192x784x256", "64x784x256", "128x1024x2048"])
+def test_packed_gemm(benchmark, kernel, dtype, shape):
+    """One thread's product with W packed beforehand (as predictions and sharded
+    training steps use it) against OpenBLAS packing W inside every call.
+
+    192 x 784 x 256: a prediction chunk of W2's first layer; 64 x 784 x 256: a
+    training shard of it; 128 x 1024 x 2048: a W3 shard (BLAS keeps those)."""
+    m, k, n = map(int, shape.split("x"))
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(m, k)).astype(dtype)
+    W = rng.normal(size=(k, n)).astype(dtype)
+    C = np.zeros((m, n), dtype)
+    with threadpool_limits(1, user_api="blas"):
+        if kernel == "openblas":
+            benchmark(np.matmul, A, W, out=C)
+        else:
+            benchmark(packed_gemm_py, A, pack_py(W), C)
+    record(benchmark, "gflops", 2 * m * n * k / 1e9)
 
 
 @pytest.mark.parametrize("kernel", ["archfit", "openblas"])

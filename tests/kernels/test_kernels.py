@@ -80,8 +80,8 @@ needs_packed = pytest.mark.skipif(not _blas.PACKED_GEMM,
                                    (97, 33, 513), (200, 300, 20), (1024, 256, 784)])
 def test_packed_gemm_matches_numpy_and_keeps_rows_independent(dtype, trans_a, m, n, k):
     # blocks of 6 rows with a 1..5-row tail, panels of 16 floats or 8 doubles
-    # with a masked edge, k in blocks of 256, rows in blocks of 96 (48 for
-    # doubles), columns in blocks of 256
+    # with a masked edge, k in blocks of 256, rows in blocks of 96, columns
+    # in blocks of 256
     rng = np.random.default_rng(4)
     A = rand(rng, (m, k), dtype)
     W = rand(rng, (k, n), dtype)

@@ -66,12 +66,12 @@ static inline int archfit_packed_gemm_available(void) {
 #define PK_MASK(left, lanes) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left)), lanes)
 #include "packgemm_impl.h"     /* which undefines the PK_ macros */
 
-/* ---- double: panels of 8, A in blocks of 48 rows (96 KiB) ---- */
+/* ---- double: panels of 8, A in blocks of 96 rows (192 KiB) ---- */
 #define PK_T double
 #define PK_FN(name) ARCHFIT_PK_CAT(name, f64)
 #define PK_NR 8
 #define PK_LANES 4
-#define PK_MC 48
+#define PK_MC 96
 #define PK_V __m256d
 #define PK_VI __m256i
 #define PK_LOAD _mm256_loadu_pd
