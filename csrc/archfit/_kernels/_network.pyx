@@ -12,6 +12,10 @@ Design
   L2, dropout, update - without the GIL. A non-finite loss or parameter makes
   it return a status code; the caller raises, and since it trained a copy,
   nothing half-updated escapes.
+* On AVX2 CPUs the large products of batched predictions and of sharded
+  training steps read operands packed once and shared by the threads
+  (``packgemm.h``; see PACKED_ROWS and PACK_MIN_WEIGHTS) instead of BLAS
+  packing them again in every call.
 * Kernels trust their input: shapes, dtypes, contiguity, finiteness and label
   ranges are checked by the Python layer before any call here.
 """
