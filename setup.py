@@ -22,7 +22,7 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNELS = ["_blas", "_random", "_elementwise", "_optimizers", "_network", "_hashing"]
+KERNELS = ["_blas", "_random", "_elementwise", "_optimizers", "_network", "_hashing", "_labels"]
 
 SANITIZE = os.environ.get("ARCHFIT_SANITIZE", "0") not in ("", "0")
 DEBUG = SANITIZE or os.environ.get("ARCHFIT_DEBUG", "0") not in ("", "0")

@@ -63,17 +63,18 @@ def _integer_labels(arr: np.ndarray):
     """Sorted classes and codes of integer labels in one counting pass, or None.
 
     The same result as ``np.unique`` + ``np.searchsorted`` without sorting the
-    labels: a small fit's Python time is a visible share of many parallel fits.
-    None when the labels span too wide a range for a table.
+    labels (``_kernels._labels``): a small fit's Python time is a visible share
+    of many parallel fits. None when the labels span too wide a range for a
+    table, or are unsigned 64-bit (beyond int64).
     """
-    lo, hi = int(arr.min()), int(arr.max())
-    if hi - lo > 4 * arr.size + 1024:
+    if arr.dtype == np.uint64:
         return None
-    shifted = (arr - arr.dtype.type(lo)).astype(np.intp)
-    present = np.bincount(shifted, minlength=hi - lo + 1) > 0
-    classes = (np.flatnonzero(present) + lo).astype(arr.dtype)
-    codes = (np.cumsum(present, dtype=np.intc) - 1)[shifted]
-    return classes, np.ascontiguousarray(codes, dtype=np.intc)
+    from archfit._kernels._labels import integer_codes
+    found = integer_codes(np.ascontiguousarray(arr, dtype=np.int64), 4 * arr.size + 1024)
+    if found is None:
+        return None
+    classes, codes = found
+    return classes.astype(arr.dtype, copy=False), codes
 
 
 def encode(y, output: str, n_outputs: int, n_samples: int, dtype: np.dtype,

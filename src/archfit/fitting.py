@@ -146,8 +146,9 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
     run = _fit_lbfgs if hp.optimizer == "lbfgs" else _fit_minibatch
     theta, history, optimizer_state = run(model, hp, theta, X, targets, weights, val,
                                           history, optimizer_state, callback, verbose)
-    return FitModel(model, theta, hp, history, targets.classes, targets.ndim, optimizer_state,
-                    fingerprint)
+    classes = targets.classes if arch.output == "softmax" else None
+    return FitModel._of_fit(model, theta, hp, history, classes, targets.ndim, optimizer_state,
+                            fingerprint)
 
 
 def _fingerprint(X: np.ndarray, targets: Targets) -> dict[str, Any]:

@@ -311,3 +311,25 @@ def test_fingerprint_streams_and_sees_every_byte():
     assert Fingerprint().update(arr).hexdigest() == Fingerprint().update(arr.tobytes()).hexdigest()
     assert (Fingerprint().update(np.asfortranarray(arr)).hexdigest()
             == Fingerprint().update(arr.tobytes()).hexdigest())
+
+
+# ---- class labels -----------------------------------------------------------------------
+def test_integer_codes_match_unique_and_searchsorted():
+    from archfit._kernels._labels import integer_codes
+    rng = np.random.default_rng(6)
+    for labels in (rng.integers(-5, 7, 1000), np.array([3]), np.array([9, 9, 2, 9]),
+                   rng.choice([-10**15, 0, 10**15 + 3], 50)[:0] + np.array([], np.int64),
+                   np.array([np.iinfo(np.int64).max, np.iinfo(np.int64).max - 2])):
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        found = integer_codes(labels, 4 * labels.size + 1024)
+        if labels.size == 0:
+            assert found is None
+            continue
+        classes, codes = found
+        assert np.array_equal(classes, np.unique(labels))
+        assert codes.dtype == np.intc
+        assert np.array_equal(codes, np.searchsorted(classes, labels))
+    # too wide a range for a table (even across the whole int64 range): None
+    wide = np.array([np.iinfo(np.int64).min, np.iinfo(np.int64).max], np.int64)
+    assert integer_codes(wide, 1 << 20) is None
+    assert integer_codes(np.array([0, 5000], np.int64), 100) is None
