@@ -34,20 +34,8 @@ cdef extern from "smallgemm.h" nogil:
                                 Py_ssize_t k, const double* A, Py_ssize_t lda, const double* B,
                                 Py_ssize_t ldb, double* C, Py_ssize_t ldc, double* scratch)
 
-cdef extern from "packgemm.h" nogil:
-    Py_ssize_t archfit_packed_size_f32(Py_ssize_t k, Py_ssize_t n)
-    Py_ssize_t archfit_packed_size_f64(Py_ssize_t k, Py_ssize_t n)
-    void archfit_pack_f32(Py_ssize_t k, Py_ssize_t n, const float* W, Py_ssize_t ldw, float* P)
-    void archfit_pack_f64(Py_ssize_t k, Py_ssize_t n, const double* W, Py_ssize_t ldw,
-                          double* P)
-    int archfit_packed_gemm_available()
-    void archfit_packed_gemm_f32(int trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                                 const float* A, Py_ssize_t lda, const float* P, float* C,
-                                 Py_ssize_t ldc, float* work)
-    void archfit_packed_gemm_f64(int trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                                 const double* A, Py_ssize_t lda, const double* P, double* C,
-                                 Py_ssize_t ldc, double* work)
-    enum: ARCHFIT_PK_WORK
+from archfit._kernels.packgemm cimport (
+    ARCHFIT_PK_WORK, archfit_packed_gemm_available, packed_size, pack, packed_gemm)
 
 cdef enum:
     SMALL_B = 8192          # op(B) elements: 32 KiB in float32, in L1 across the rows
@@ -135,14 +123,11 @@ PACKED_GEMM = bool(archfit_packed_gemm_available())
 def pack_py(const floating[:, ::1] W):
     """Test hook: W (k, n) in the packed form ``packed_gemm_py`` reads."""
     cdef Py_ssize_t k = W.shape[0], n = W.shape[1]
-    size = archfit_packed_size_f32(k, n) if floating is float else archfit_packed_size_f64(k, n)
-    P = np.empty(size, dtype=np.float32 if floating is float else np.float64)
+    P = np.empty(packed_size(sizeof(floating) == 8, k, n),
+                 dtype=np.float32 if floating is float else np.float64)
     cdef floating[::1] p = P
     with nogil:
-        if floating is float:
-            archfit_pack_f32(k, n, &W[0, 0], n, &p[0])
-        else:
-            archfit_pack_f64(k, n, &W[0, 0], n, &p[0])
+        pack(k, n, &W[0, 0], n, &p[0])
     return P
 
 
@@ -154,15 +139,9 @@ def packed_gemm_py(const floating[:, ::1] A, const floating[::1] P, floating[:, 
     cdef Py_ssize_t m = A.shape[1] if trans_a else A.shape[0]
     cdef Py_ssize_t k = A.shape[0] if trans_a else A.shape[1]
     cdef Py_ssize_t n = C.shape[1]
-    size = archfit_packed_size_f32(k, n) if floating is float else archfit_packed_size_f64(k, n)
-    if m != C.shape[0] or k == 0 or P.shape[0] != size:
+    if m != C.shape[0] or k == 0 or P.shape[0] != packed_size(sizeof(floating) == 8, k, n):
         raise ValueError("shapes of A, packed W and C do not agree")
     work = np.empty(ARCHFIT_PK_WORK, dtype=np.float32 if floating is float else np.float64)
     cdef floating[::1] w = work
     with nogil:
-        if floating is float:
-            archfit_packed_gemm_f32(trans_a, m, n, k, &A[0, 0], A.shape[1], &P[0], &C[0, 0],
-                                    n, &w[0])
-        else:
-            archfit_packed_gemm_f64(trans_a, m, n, k, &A[0, 0], A.shape[1], &P[0], &C[0, 0],
-                                    n, &w[0])
+        packed_gemm(trans_a, m, n, k, &A[0, 0], A.shape[1], &P[0], &C[0, 0], n, &w[0])

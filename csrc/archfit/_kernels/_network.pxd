@@ -36,7 +36,8 @@ cdef Py_ssize_t plan(const Network* net, Workspace* ws, Py_ssize_t rows, bint dr
                      bint gather, Py_ssize_t n_targets) noexcept nogil
 
 cdef void forward(const Network* net, const Workspace* ws, const floating* theta,
-                  const floating* X, Py_ssize_t lo, Py_ssize_t hi, floating* buf) noexcept nogil
+                  const floating* X, Py_ssize_t lo, Py_ssize_t hi, floating* buf,
+                  const void* pk=*, floating* work=*) noexcept nogil
 
 cdef void backward(const Network* net, const Workspace* ws, const floating* theta,
                    const floating* X, Py_ssize_t n_rows, floating* buf,
@@ -51,6 +52,6 @@ cdef int run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* con
                    Py_ssize_t batch_size, int n_threads,
                    bint shuffle, double l2, bint decoupled,
                    double dropout, uint64_t seed, uint64_t epoch,
-                   double* loss_sum, double* weight_sum) noexcept nogil
+                   double* loss_sum, double* weight_sum, void* pk=*) noexcept nogil
 
 cdef int shards_for(const Network* net, Py_ssize_t rows) noexcept nogil

@@ -43,28 +43,8 @@ cdef extern from "vecmat.h" nogil:
                             const float* W, Py_ssize_t ldw, float* y)
     void archfit_vecmat_f64(Py_ssize_t k, Py_ssize_t n, const double* x, Py_ssize_t incx,
                             const double* W, Py_ssize_t ldw, double* y)
-cdef extern from "packgemm.h" nogil:
-    Py_ssize_t archfit_packed_size_f32(Py_ssize_t k, Py_ssize_t n)
-    Py_ssize_t archfit_packed_size_f64(Py_ssize_t k, Py_ssize_t n)
-    void archfit_pack_f32(Py_ssize_t k, Py_ssize_t n, const float* W, Py_ssize_t ldw, float* P)
-    void archfit_pack_f64(Py_ssize_t k, Py_ssize_t n, const double* W, Py_ssize_t ldw,
-                          double* P)
-    void archfit_pack_rows_f32(Py_ssize_t k, Py_ssize_t n, const float* W, Py_ssize_t ldw,
-                               Py_ssize_t r0, Py_ssize_t r1, float* P)
-    void archfit_pack_rows_f64(Py_ssize_t k, Py_ssize_t n, const double* W, Py_ssize_t ldw,
-                               Py_ssize_t r0, Py_ssize_t r1, double* P)
-    void archfit_pack_rows_t_f32(Py_ssize_t k, Py_ssize_t n, const float* W, Py_ssize_t ldw,
-                                 Py_ssize_t r0, Py_ssize_t r1, float* PT)
-    void archfit_pack_rows_t_f64(Py_ssize_t k, Py_ssize_t n, const double* W, Py_ssize_t ldw,
-                                 Py_ssize_t r0, Py_ssize_t r1, double* PT)
-    int archfit_packed_gemm_available()
-    void archfit_packed_gemm_f32(int trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                                 const float* A, Py_ssize_t lda, const float* P, float* C,
-                                 Py_ssize_t ldc, float* work)
-    void archfit_packed_gemm_f64(int trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                                 const double* A, Py_ssize_t lda, const double* P, double* C,
-                                 Py_ssize_t ldc, double* work)
-    enum: ARCHFIT_PK_WORK
+from archfit._kernels.packgemm cimport (
+    ARCHFIT_PK_WORK, archfit_packed_gemm_available, packed_size, pack, pack_rows, packed_gemm)
 from archfit._kernels._elementwise cimport (
     bias_activation, activation_backward, add_bias, column_sums, multiply,
     head_output, head_loss_grad, all_finite, IDENTITY)
@@ -206,36 +186,6 @@ cdef struct Packed:
     void* work
 
 
-# packgemm.h's functions for either dtype
-cdef inline Py_ssize_t _psize(bint f64, Py_ssize_t k, Py_ssize_t n) noexcept nogil:
-    return archfit_packed_size_f64(k, n) if f64 else archfit_packed_size_f32(k, n)
-
-
-cdef inline void _pack_rows(Py_ssize_t k, Py_ssize_t n, const floating* W, Py_ssize_t ldw,
-                            Py_ssize_t r0, Py_ssize_t r1, void* P,
-                            bint transposed=False) noexcept nogil:
-    """Rows [r0, r1) of W (k, n) into P, the packed form of W (or of W^T)."""
-    if floating is float:
-        if transposed:
-            archfit_pack_rows_t_f32(k, n, W, ldw, r0, r1, <float*> P)
-        else:
-            archfit_pack_rows_f32(k, n, W, ldw, r0, r1, <float*> P)
-    else:
-        if transposed:
-            archfit_pack_rows_t_f64(k, n, W, ldw, r0, r1, <double*> P)
-        else:
-            archfit_pack_rows_f64(k, n, W, ldw, r0, r1, <double*> P)
-
-
-cdef inline void _pgemm(bint trans_a, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                        const floating* A, Py_ssize_t lda, const void* P, floating* C,
-                        Py_ssize_t ldc, floating* work) noexcept nogil:
-    if floating is float:
-        archfit_packed_gemm_f32(trans_a, m, n, k, A, lda, <const float*> P, C, ldc, work)
-    else:
-        archfit_packed_gemm_f64(trans_a, m, n, k, A, lda, <const double*> P, C, ldc, work)
-
-
 cdef Py_ssize_t _plan_packed(const Network* net, Packed* pk, char* base, Py_ssize_t rows,
                              bint f64) noexcept nogil:
     """Lay out `pk` for batches of up to `rows` rows from `base` (or only count
@@ -250,14 +200,14 @@ cdef Py_ssize_t _plan_packed(const Network* net, Packed* pk, char* base, Py_ssiz
         if pk.layer[l]:
             if base != NULL:
                 pk.P[l] = base + off * item
-            off += _psize(f64, n_in, n_out)
+            off += packed_size(f64, n_in, n_out)
             if base != NULL:
                 pk.D[l] = base + off * item
-            off += _psize(f64, rows, n_out)
+            off += packed_size(f64, rows, n_out)
             if l > 0:
                 if base != NULL:
                     pk.PT[l] = base + off * item
-                off += _psize(f64, n_out, n_in)
+                off += packed_size(f64, n_out, n_in)
     if base != NULL:
         pk.work = base + off * item
     return off + MAX_SHARDS * ARCHFIT_PK_WORK
@@ -269,9 +219,9 @@ cdef inline void _repack(const Network* net, const Packed* pk, const floating* t
     cdef Py_ssize_t n_in = net.sizes[l], n_out = net.sizes[l + 1]
     if not pk.layer[l]:
         return
-    _pack_rows(n_in, n_out, theta + net.w_start[l], n_out, r0, r1, pk.P[l])
+    pack_rows(n_in, n_out, theta + net.w_start[l], n_out, r0, r1, pk.P[l])
     if l > 0:
-        _pack_rows(n_in, n_out, theta + net.w_start[l], n_out, r0, r1, pk.PT[l], True)
+        pack_rows(n_in, n_out, theta + net.w_start[l], n_out, r0, r1, pk.PT[l], True)
 
 
 cdef inline void _product(const void* pk, int l, bint transposed,
@@ -281,7 +231,7 @@ cdef inline void _product(const void* pk, int l, bint transposed,
     op(W) = W^T when `transposed`; from the packed copy when there is one."""
     cdef const Packed* p = <const Packed*> pk
     if p != NULL and p.layer[l]:
-        _pgemm(False, m, n, k, A, k, p.PT[l] if transposed else p.P[l], C, n, work)
+        packed_gemm(False, m, n, k, A, k, p.PT[l] if transposed else p.P[l], C, n, work)
     elif transposed:
         gemm(False, True, <int> m, <int> n, <int> k, <floating> 1.0, A, <int> k, W, <int> k,
              <floating> 0.0, C, <int> n)
@@ -294,16 +244,11 @@ cdef void forward(const Network* net, const Workspace* ws,
                   const floating* theta,   # IN  parameters
                   const floating* X,       # IN  (ws.rows, sizes[0]); rows [lo, hi) are read
                   Py_ssize_t lo, Py_ssize_t hi,
-                  floating* buf            # INOUT scratch: rows [lo, hi) written; masks read
+                  floating* buf,           # INOUT scratch: rows [lo, hi) written; masks read
+                  const void* pk=NULL,     # IN  a Packed of θ's dtype, or NULL: BLAS
+                  floating* work=NULL      # scratch of the packed GEMM (with pk)
                   ) noexcept nogil:
     """Forward pass of rows [lo, hi); the logits land in buf + ws.z[L-1]."""
-    _forward(net, ws, theta, X, lo, hi, buf, NULL, NULL)
-
-
-cdef void _forward(const Network* net, const Workspace* ws, const floating* theta,
-                   const floating* X, Py_ssize_t lo, Py_ssize_t hi, floating* buf,
-                   const void* pk, floating* work) noexcept nogil:
-    """``forward``, reading packed weights from `pk` (a Packed, or NULL)."""
     cdef int l, L = net.n_layers
     cdef Py_ssize_t i, n_in, n_out, n = hi - lo
     cdef const floating* inp = X + lo * net.sizes[0]
@@ -334,16 +279,11 @@ cdef void _forward(const Network* net, const Workspace* ws, const floating* thet
 cdef void deltas(const Network* net, const Workspace* ws,
                  const floating* theta,   # IN  parameters
                  Py_ssize_t lo, Py_ssize_t hi,
-                 floating* buf            # INOUT dloss/dlogits in delta[L-1] in, every delta out
+                 floating* buf,           # INOUT dloss/dlogits in delta[L-1] in, every delta out
+                 const void* pk=NULL,     # IN  a Packed of θ's dtype, or NULL: BLAS
+                 floating* work=NULL      # scratch of the packed GEMM (with pk)
                  ) noexcept nogil:
     """Backpropagate the error of rows [lo, hi) to every layer's pre-activation."""
-    _deltas(net, ws, theta, lo, hi, buf, NULL, NULL)
-
-
-cdef void _deltas(const Network* net, const Workspace* ws, const floating* theta,
-                  Py_ssize_t lo, Py_ssize_t hi, floating* buf, const void* pk,
-                  floating* work) noexcept nogil:
-    """``deltas``, reading packed weights from `pk` (a Packed, or NULL)."""
     cdef int l
     cdef Py_ssize_t n_in, n_out, n = hi - lo
     cdef floating* Dprev
@@ -452,19 +392,19 @@ cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
             tb = targets + start * k
         if weights != NULL:
             wb = weights + start
-    _forward(net, ws, theta, Xb, lo, hi, buf, pk, work)
+    forward(net, ws, theta, Xb, lo, hi, buf, pk, work)
     head_loss_grad(buf + ws.z[L - 1] + lo * k, hi - lo, k, net.loss,
                    lb + lo if lb != NULL else NULL, tb + lo * k if tb != NULL else NULL,
                    wb + lo if wb != NULL else NULL, buf + ws.delta[L - 1] + lo * k,
                    scale, net.huber_delta, row_loss + lo)
-    _deltas(net, ws, theta, lo, hi, buf, pk, work)
+    deltas(net, ws, theta, lo, hi, buf, pk, work)
     cdef const Packed* p = <const Packed*> pk
     cdef int l
     if p != NULL:
         # this shard's rows of the errors, packed for the weight gradients
         for l in range(L):
             if p.layer[l]:
-                _pack_rows(b, net.sizes[l + 1], <const floating*> (buf + ws.delta[l]),
+                pack_rows(b, net.sizes[l + 1], <const floating*> (buf + ws.delta[l]),
                            net.sizes[l + 1], lo, hi, p.D[l])
 
 
@@ -486,7 +426,7 @@ cdef void _block(const Network* net, const Workspace* ws, const OptimizerConfig*
         # blocks run on any thread: the packed GEMM's work buffer is the block's own
         work = <floating*> malloc(ARCHFIT_PK_WORK * sizeof(floating))
     if work != NULL:
-        _pgemm(True, r1 - r0, net.sizes[l + 1], rows, _layer_input(net, ws, Xb, buf, l) + r0,
+        packed_gemm(True, r1 - r0, net.sizes[l + 1], rows, _layer_input(net, ws, Xb, buf, l) + r0,
                net.sizes[l], p.D[l], grad + net.w_start[l] + r0 * net.sizes[l + 1],
                net.sizes[l + 1], work)
         free(work)
@@ -521,27 +461,7 @@ cdef int run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* con
                    Py_ssize_t batch_size, int n_threads,
                    bint shuffle, double l2, bint decoupled,
                    double dropout, uint64_t seed, uint64_t epoch,
-                   double* loss_sum, double* weight_sum) noexcept nogil:
-    """One epoch of mini-batch training; returns OK or a NONFINITE_* code.
-
-    See ``_run_epoch``; this public entry point uses BLAS for every product.
-    """
-    return _run_epoch(net, ws, config, theta, grad, m, v, X, n_samples, labels, targets,
-                      weights, index, batch_labels, buf, row_loss, blocks, n_blocks,
-                      batch_size, n_threads, shuffle, l2, decoupled, dropout, seed, epoch,
-                      loss_sum, weight_sum, NULL)
-
-
-cdef int _run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* config,
-                   floating* theta, floating* grad, floating* m, floating* v,
-                   const floating* X, Py_ssize_t n_samples,
-                   const int* labels, const floating* targets, const floating* weights,
-                   Py_ssize_t* index, int* batch_labels, floating* buf, double* row_loss,
-                   const Py_ssize_t* blocks, Py_ssize_t n_blocks,
-                   Py_ssize_t batch_size, int n_threads,
-                   bint shuffle, double l2, bint decoupled,
-                   double dropout, uint64_t seed, uint64_t epoch,
-                   double* loss_sum, double* weight_sum, void* pk) noexcept nogil:
+                   double* loss_sum, double* weight_sum, void* pk=NULL) noexcept nogil:
     """One epoch of mini-batch training; returns OK or a NONFINITE_* code.
 
     `pk` (a Packed of θ's dtype, or NULL) holds packed copies of the weights,
@@ -743,7 +663,7 @@ cdef Py_ssize_t _packed_size(const Network* net, bint f64) noexcept nogil:
     cdef Py_ssize_t size = 0
     cdef int l
     for l in range(net.n_layers):
-        size += _psize(f64, net.sizes[l], net.sizes[l + 1])
+        size += packed_size(f64, net.sizes[l], net.sizes[l + 1])
     return size
 
 
@@ -751,13 +671,8 @@ cdef void _pack_weights(const Network* net, const floating* theta, floating* P) 
     """Every layer's weights, packed one after another into P."""
     cdef int l
     for l in range(net.n_layers):
-        if floating is float:
-            archfit_pack_f32(net.sizes[l], net.sizes[l + 1], theta + net.w_start[l],
-                             net.sizes[l + 1], P)
-        else:
-            archfit_pack_f64(net.sizes[l], net.sizes[l + 1], theta + net.w_start[l],
-                             net.sizes[l + 1], P)
-        P += _psize(floating is double, net.sizes[l], net.sizes[l + 1])
+        pack(net.sizes[l], net.sizes[l + 1], theta + net.w_start[l], net.sizes[l + 1], P)
+        P += packed_size(floating is double, net.sizes[l], net.sizes[l + 1])
 
 
 cdef void _predict_chunk_packed(const Network* net, const Workspace* ws, const floating* theta,
@@ -773,8 +688,8 @@ cdef void _predict_chunk_packed(const Network* net, const Workspace* ws, const f
         n_in = net.sizes[l]
         n_out = net.sizes[l + 1]
         Z = buf + ws.z[l]
-        _pgemm(False, b, n_out, n_in, inp, n_in, P, Z, n_out, buf + ws.size)
-        P += _psize(floating is double, n_in, n_out)
+        packed_gemm(False, b, n_out, n_in, inp, n_in, P, Z, n_out, buf + ws.size)
+        P += packed_size(floating is double, n_in, n_out)
         if l < L - 1:
             bias_activation(Z, theta + net.b_start[l], buf + ws.a[l], b, n_out,
                             net.activation[l])
@@ -1140,7 +1055,7 @@ cdef class Trainer:
             pk = &self.pk
         self.config.learning_rate = learning_rate
         with nogil:
-            status = _run_epoch(&self.kernel.net, &self.ws, &self.config,
+            status = run_epoch(&self.kernel.net, &self.ws, &self.config,
                                &theta[0], &grad[0], &m[0], &v[0],
                                &X[0, 0], X.shape[0], lab, tgt, wts,
                                &index[0], &batch_labels[0], &buf[0], &row_loss[0],
