@@ -158,7 +158,7 @@ class FitModel:
         """Fingerprint of the data of the last fit: ``n_samples``, ``n_features``,
         ``dtype`` and a ``hash`` of X and y as fitted (None if unknown): 128 bits,
         XXH64 with seeds 0 and 1, ``"xxh64x2:<32 hex digits>"`` (files saved by
-        earlier versions: ``"sha256:..."``)."""
+        earlier versions: ``"sha256:..."`` or ``"blake2b:..."``)."""
         return None if self._training_data is None else dict(self._training_data)
 
     def _with_training_data(self, training_data: dict) -> "FitModel":

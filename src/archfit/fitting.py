@@ -156,8 +156,9 @@ def _fingerprint(X: np.ndarray, targets: Targets) -> dict[str, Any]:
 
     The hash is XXH64 of the bytes of X, then of the encoded targets, with
     seeds 0 and 1 (128 bits, "xxh64x2:" prefix): at several GB/s it costs a
-    small fit little, where SHA-256 (the "sha256:" of files saved by earlier
-    versions) took a fifth of a 64-32-10 fit on 4,096 rows.
+    small fit little, where SHA-256 ("sha256:" in files saved by earlier
+    versions; "blake2b:" in older ones) took a fifth of a 64-32-10 fit on
+    4,096 rows.
     """
     from archfit._kernels._hashing import Fingerprint
     h = Fingerprint()
