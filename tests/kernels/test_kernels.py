@@ -77,11 +77,12 @@ needs_packed = pytest.mark.skipif(not _blas.PACKED_GEMM,
 @needs_packed
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("m,n,k", [(1, 1, 1), (5, 3, 2), (6, 16, 256), (7, 17, 257),
-                                   (97, 33, 513), (200, 300, 20), (1024, 256, 784)])
+                                   (97, 33, 513), (200, 300, 20), (1024, 256, 784),
+                                   (13, 1100, 1030)])
 def test_packed_gemm_matches_numpy_and_keeps_rows_independent(dtype, trans_a, m, n, k):
     # blocks of 6 rows with a 1..5-row tail, panels of 16 floats or 8 doubles
     # with a masked edge, k in blocks of 256, rows in blocks of 96, columns
-    # in blocks of 256
+    # in blocks of 256; a packed W of over 4 MiB (the kernel prefetches it)
     rng = np.random.default_rng(4)
     A = rand(rng, (m, k), dtype)
     W = rand(rng, (k, n), dtype)
@@ -99,6 +100,11 @@ def test_packed_gemm_matches_numpy_and_keeps_rows_independent(dtype, trans_a, m,
     part = np.full((m - m // 3, n), np.nan, dtype)    # and any subset of rows
     _blas.packed_gemm_py(np.ascontiguousarray(A[m // 3:]), P, part)
     assert np.array_equal(part, out[m // 3:])
+    # A given as A or as A^T (copied into the kernel's rows by tiles transposed
+    # in registers, edges one by one): the same chains, the same bits
+    other = np.full((m, n), np.nan, dtype)
+    _blas.packed_gemm_py(A if trans_a else np.ascontiguousarray(A.T), P, other, not trans_a)
+    assert np.array_equal(other, out)
 
 
 @needs_packed

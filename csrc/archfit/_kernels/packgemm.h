@@ -33,6 +33,8 @@
 #ifndef ARCHFIT_PK_NC
 #define ARCHFIT_PK_NC 256    /* columns per block of C */
 #endif
+/* Bytes of packed W from which the kernel prefetches W's next panel. */
+#define ARCHFIT_PK_FAR (4 << 20)
 /* Elements of the `work` buffer archfit_packed_gemm_* need (either type). */
 #define ARCHFIT_PK_WORK (96 * ARCHFIT_PK_KC)
 

@@ -151,9 +151,22 @@ static inline void PK_FN(archfit_pk_panel)(ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t
     const PK_T* a = work;
     PK_T* c = C + i0 * ldc + j;
     ptrdiff_t i = i0;
+    /* A packed W of ARCHFIT_PK_FAR bytes or more lies in memory or far in L3:
+     * the first row group to meet a panel would wait on every line of it, so
+     * the next panel's block is fetched a slice per row group. (Nearer, the
+     * extra lines in L1 cost more than they save: measured.) */
+    const char* next = (const char*)(b + k * PK_NR);
+    const ptrdiff_t lines = j + PK_NR < n && k * n * (ptrdiff_t)sizeof(PK_T) >= ARCHFIT_PK_FAR
+                            ? kc * PK_NR * (ptrdiff_t)sizeof(PK_T) / 64 : 0;
+    const ptrdiff_t groups = (i1 - i0) / ARCHFIT_PK_MR;     /* the full groups prefetch */
+    const ptrdiff_t per = groups ? (lines + groups - 1) / groups : 0;
+    ptrdiff_t line = 0;
     for (; i + ARCHFIT_PK_MR <= i1; i += ARCHFIT_PK_MR, a += ARCHFIT_PK_MR * kc,
-                                     c += ARCHFIT_PK_MR * ldc)
+                                     c += ARCHFIT_PK_MR * ldc) {
+        for (ptrdiff_t q = 0; q < per && line < lines; q++, line++)
+            _mm_prefetch(next + line * 64, _MM_HINT_T0);
         PK_FN(archfit_pk_block)(6, kc, a, b, c, ldc, first, full, m0, m1);
+    }
     switch (i1 - i) {     /* the last 1..5 rows */
     case 5: PK_FN(archfit_pk_block)(5, kc, a, b, c, ldc, first, full, m0, m1); break;
     case 4: PK_FN(archfit_pk_block)(4, kc, a, b, c, ldc, first, full, m0, m1); break;
