@@ -650,11 +650,13 @@ cdef void _predict_row(const Network* net, const Workspace* ws, const floating* 
 
 cdef void _predict_chunk(const Network* net, const Workspace* ws, const floating* theta,
                          const floating* X, floating* out, Py_ssize_t n, Py_ssize_t lo,
-                         floating* buf) noexcept nogil:
-    """Outputs of rows [lo, lo + ws.rows) of X (fewer at the end)."""
+                         floating* buf, const void* pk=NULL, floating* work=NULL) noexcept nogil:
+    """Outputs of rows [lo, lo + ws.rows) of X (fewer at the end); with `pk`
+    (see _pack_weights) the products read the packed weights, `work` being
+    the packed GEMM's scratch."""
     cdef int L = net.n_layers
     cdef Py_ssize_t b = min(ws.rows, n - lo)
-    forward(net, ws, theta, X + lo * net.sizes[0], 0, b, buf)
+    forward(net, ws, theta, X + lo * net.sizes[0], 0, b, buf, pk, work)
     head_output(buf + ws.z[L - 1], out + lo * net.sizes[L], b, net.sizes[L], net.head)
 
 
@@ -667,36 +669,18 @@ cdef Py_ssize_t _packed_size(const Network* net, bint f64) noexcept nogil:
     return size
 
 
-cdef void _pack_weights(const Network* net, const floating* theta, floating* P) noexcept nogil:
-    """Every layer's weights, packed one after another into P."""
+cdef void _pack_weights(const Network* net, const floating* theta, floating* P,
+                        Packed* pk) noexcept nogil:
+    """Every layer's weights, packed one after another into P, and `pk`
+    pointing forward's products at them (no transposed copies or errors)."""
     cdef int l
     for l in range(net.n_layers):
         pack(net.sizes[l], net.sizes[l + 1], theta + net.w_start[l], net.sizes[l + 1], P)
+        pk.layer[l] = True
+        pk.P[l] = P
+        pk.PT[l] = pk.D[l] = NULL
         P += packed_size(floating is double, net.sizes[l], net.sizes[l + 1])
-
-
-cdef void _predict_chunk_packed(const Network* net, const Workspace* ws, const floating* theta,
-                                const floating* P, const floating* X, floating* out,
-                                Py_ssize_t n, Py_ssize_t lo, floating* buf) noexcept nogil:
-    """_predict_chunk with the weights read from their packed form P (shared);
-    buf has ARCHFIT_PK_WORK more elements for the packed GEMM."""
-    cdef int l, L = net.n_layers
-    cdef Py_ssize_t b = min(ws.rows, n - lo), n_in, n_out
-    cdef const floating* inp = X + lo * net.sizes[0]
-    cdef floating* Z
-    for l in range(L):
-        n_in = net.sizes[l]
-        n_out = net.sizes[l + 1]
-        Z = buf + ws.z[l]
-        packed_gemm(False, b, n_out, n_in, inp, n_in, P, Z, n_out, buf + ws.size)
-        P += packed_size(floating is double, n_in, n_out)
-        if l < L - 1:
-            bias_activation(Z, theta + net.b_start[l], buf + ws.a[l], b, n_out,
-                            net.activation[l])
-            inp = buf + ws.a[l]
-        else:
-            add_bias(Z, theta + net.b_start[l], b, n_out)
-    head_output(buf + ws.z[L - 1], out + lo * net.sizes[L], b, net.sizes[L], net.head)
+    pk.work = NULL
 
 
 cdef int _predict_ready(const Network* net, const floating* theta, const floating* X,
@@ -842,6 +826,7 @@ cdef class Kernel:
         rows = predict_rows(n, packs)
         cdef int T
         cdef floating* P = NULL
+        cdef Packed pk
         if n == 0:
             return
         n_chunks = (n + rows - 1) // rows
@@ -857,11 +842,11 @@ cdef class Kernel:
         with nogil:
             if P != NULL:
                 # Rows are independent here, so chunks go to whichever thread is free.
-                _pack_weights(&self.net, &theta[0], P)
+                _pack_weights(&self.net, &theta[0], P, &pk)
                 for c in prange(n_chunks, num_threads=T, schedule="dynamic"):
-                    _predict_chunk_packed(&self.net, &ws, &theta[0], P, &X[0, 0],
-                                          &out[0, 0], n, c * rows,
-                                          &buf[0] + threadid() * per)
+                    _predict_chunk(&self.net, &ws, &theta[0], &X[0, 0], &out[0, 0], n,
+                                   c * rows, &buf[0] + threadid() * per, &pk,
+                                   &buf[0] + threadid() * per + ws.size)
             elif n == 1:
                 _predict_row(&self.net, &ws, &theta[0], &X[0, 0], &out[0, 0], &buf[0],
                              n_threads)
