@@ -130,15 +130,20 @@ if __name__ == "__main__":
 """
 
 
+def forking_script_output(tmp_path, source: str, timeout: float) -> list[str]:
+    """The words a script that calls fork() prints (skips where there is no fork)."""
+    if not hasattr(__import__("os"), "fork"):
+        pytest.skip("no fork() on this platform")
+    script = tmp_path / "forking.py"
+    script.write_text(source)
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=timeout, check=True).stdout.split()
+
+
 def test_forked_children_run_on_one_thread_with_the_same_bits(tmp_path):
     # GNU OpenMP hangs in a fork()ed child whose parent used a team; archfit's
     # kernels run on one thread there, and (shards being fixed) give the same bits
-    if not hasattr(__import__("os"), "fork"):
-        pytest.skip("no fork() on this platform")
-    script = tmp_path / "forked.py"
-    script.write_text(FORKED_CHILDREN)
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         timeout=300, check=True).stdout.split()
+    out = forking_script_output(tmp_path, FORKED_CHILDREN, timeout=300)
     assert len(out) == 3 and out[0] == out[1] == out[2]
 
 
@@ -169,12 +174,7 @@ print(os.waitstatus_to_exitcode(status), _threads._one_depth)
 
 
 def test_a_fork_inside_another_threads_blas_section_leaves_the_child_free(tmp_path):
-    if not hasattr(__import__("os"), "fork"):
-        pytest.skip("no fork() on this platform")
-    script = tmp_path / "fork_in_section.py"
-    script.write_text(FORK_DURING_ONE_BLAS_THREAD)
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         timeout=60, check=True).stdout.split()
+    out = forking_script_output(tmp_path, FORK_DURING_ONE_BLAS_THREAD, timeout=60)
     assert out == ["0", "0"]
 
 

@@ -23,8 +23,9 @@ cdef class Fingerprint:
 
     def update(self, data):
         """Hash the bytes of `data` (bytes, or an array: read as its C-order bytes)."""
-        cdef const unsigned char[::1] view = memoryview(data).cast("B") \
-            if memoryview(data).c_contiguous else memoryview(bytes(memoryview(data)))
+        mv = memoryview(data)
+        cdef const unsigned char[::1] view = mv.cast("B") if mv.c_contiguous \
+            else memoryview(bytes(mv))
         if view.shape[0]:
             with nogil:
                 archfit_xxh64x2_update(&self.state, &view[0], view.shape[0])
