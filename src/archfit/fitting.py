@@ -198,8 +198,11 @@ def _fit_minibatch(model, hp, theta, X, targets: Targets, weights, val, history,
     m, v, step = (optimizer_state[:3] if optimizer_state is not None else (None, None, 0))
     n_targets = 0 if targets.values is None else targets.values.shape[1]
     rows = min(hp.batch_size, X.shape[0])
+    # A step split into shards is shared by archfit's threads (BLAS on one
+    # thread each); a small step runs on one thread with BLAS's own threads.
+    threads, blas = _threads.split(hp.n_threads, model._kernel.shards(rows))
     reserve(model._kernel.training_size(rows, hp.dropout > 0, hp.shuffle, n_targets,
-                                        model.dtype.itemsize) * model.dtype.itemsize,
+                                        model.dtype.itemsize, threads) * model.dtype.itemsize,
             "the training state (gradients, optimizer moments, batch buffers)")
     trainer = Trainer(model._kernel, model.dtype, X.shape[0], hp.batch_size, hp.optimizer,
                       momentum=hp.momentum, nesterov=hp.nesterov, beta1=hp.beta1,
@@ -208,9 +211,6 @@ def _fit_minibatch(model, hp, theta, X, targets: Targets, weights, val, history,
                       n_targets=n_targets)
     schedule = LearningRateSchedule(hp, first_epoch)
     history = list(history)
-    # A step split into shards is shared by archfit's threads (BLAS on one
-    # thread each); a small step runs on one thread with BLAS's own threads.
-    threads, blas = _threads.split(hp.n_threads, model._kernel.shards(rows))
     with blas:
         return _epochs(model, hp, theta, X, targets, weights, val, history, callback,
                        verbose, trainer, schedule, first_epoch, threads)

@@ -190,7 +190,7 @@ class Model:
         # one chunk (up to 256 rows): one archfit thread, BLAS keeps its budget
         threads, blas = _threads.split(n_threads, -(-n // rows))
         self._reserve_scratch(n, rows=rows, copies=threads,
-                              extra=self._kernel.packed_size(self._dtype == np.float64)
+                              extra=self._kernel.packed_size(self._dtype == np.float64, threads)
                               if packed else 0)
         out = np.empty((n, self._architecture.n_outputs), dtype=self._dtype)
         with blas:

@@ -288,6 +288,14 @@ def test_epoch_gives_the_same_bits_on_any_number_of_threads(dtype, shuffle):
             losses = [trainer.epoch(theta, X, y, None, None, 1e-3, e, threads)[0]
                       for e in range(2)]
             results.append((theta, trainer.m, trainer.v, losses))
+        # one trainer, more threads in its second epoch than in its first
+        # (the blocks' per-thread scratch grows)
+        theta = model.init(0)
+        trainer = Trainer(model._kernel, model.dtype, 500, 160, "adam", shuffle=shuffle,
+                          dropout=0.1, seed=4)
+        losses = [trainer.epoch(theta, X, y, None, None, 1e-3, e, t)[0]
+                  for e, t in enumerate((1, 3))]
+        results.append((theta, trainer.m, trainer.v, losses))
     for theta, m, v, losses in results[1:]:
         assert np.array_equal(theta, results[0][0])
         assert np.array_equal(m, results[0][1]) and np.array_equal(v, results[0][2])

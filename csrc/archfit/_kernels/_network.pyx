@@ -412,24 +412,20 @@ cdef void _block(const Network* net, const Workspace* ws, const OptimizerConfig*
                  floating* theta, floating* grad, floating* m, floating* v,
                  const floating* Xb, Py_ssize_t rows, const floating* buf,
                  int l, Py_ssize_t r0, Py_ssize_t r1, double penalty, double decay,
-                 const void* pk) noexcept nogil:
+                 const void* pk, floating* work) noexcept nogil:
     """Gradient of one block of θ, then its update while the block is in cache
-    (and its packed copies, when `pk` is a Packed).
+    (and its packed copies, when `pk` is a Packed; `work`, ARCHFIT_PK_WORK
+    elements of the running thread's own, is then the packed GEMM's scratch).
 
     Weight rows [r0, r1) of layer l get the L2 terms; a bias block (r0 < 0)
     does not.
     """
     cdef Py_ssize_t first, stop
     cdef const Packed* p = <const Packed*> pk
-    cdef floating* work = NULL
-    if p != NULL and r0 >= 0 and p.layer[l]:
-        # blocks run on any thread: the packed GEMM's work buffer is the block's own
-        work = <floating*> malloc(ARCHFIT_PK_WORK * sizeof(floating))
-    if work != NULL:
+    if p != NULL and work != NULL and r0 >= 0 and p.layer[l]:
         packed_gemm(True, r1 - r0, net.sizes[l + 1], rows, _layer_input(net, ws, Xb, buf, l) + r0,
                net.sizes[l], p.D[l], grad + net.w_start[l] + r0 * net.sizes[l + 1],
                net.sizes[l + 1], work)
-        free(work)
     else:
         layer_grad(net, ws, Xb, rows, buf, grad, l, r0, r1, False)
     if r0 < 0:
@@ -452,6 +448,11 @@ cdef inline floating* _work(const floating* theta, void* pk, Py_ssize_t s) noexc
     return NULL
 
 
+cdef inline floating* _thread_work(floating* work, int tid) noexcept nogil:
+    """Thread tid's ARCHFIT_PK_WORK elements of `work` (NULL stays NULL)."""
+    return work + tid * ARCHFIT_PK_WORK if work != NULL else NULL
+
+
 cdef int run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* config,
                    floating* theta, floating* grad, floating* m, floating* v,
                    const floating* X, Py_ssize_t n_samples,
@@ -461,11 +462,14 @@ cdef int run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* con
                    Py_ssize_t batch_size, int n_threads,
                    bint shuffle, double l2, bint decoupled,
                    double dropout, uint64_t seed, uint64_t epoch,
-                   double* loss_sum, double* weight_sum, void* pk=NULL) noexcept nogil:
+                   double* loss_sum, double* weight_sum, void* pk=NULL,
+                   floating* block_work=NULL) noexcept nogil:
     """One epoch of mini-batch training; returns OK or a NONFINITE_* code.
 
     `pk` (a Packed of θ's dtype, or NULL) holds packed copies of the weights,
-    packed here from θ first and kept current by every block's update.
+    packed here from θ first and kept current by every block's update;
+    `block_work` then holds ARCHFIT_PK_WORK elements per thread, the
+    scratch of the blocks' packed GEMMs (blocks run on any thread).
     A step has two parallel phases over up to `n_threads` threads: rows (the
     mini-batch's shards: gather, forward, loss, backpropagated errors), then θ
     (`blocks`: n_blocks triples (layer, r0, r1), r0 < 0 for a bias; each
@@ -541,12 +545,12 @@ cdef int run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* con
             for c in prange(n_blocks, num_threads=T, schedule="dynamic"):
                 _block(net, ws, config, theta, grad, m, v, Xb, b, buf,
                        <int> blocks[3 * c], blocks[3 * c + 1], blocks[3 * c + 2], penalty, decay,
-                       pk)
+                       pk, _thread_work(block_work, threadid()))
         else:
             for c in range(n_blocks):
                 _block(net, ws, config, theta, grad, m, v, Xb, b, buf,
                        <int> blocks[3 * c], blocks[3 * c + 1], blocks[3 * c + 2], penalty, decay,
-                       pk)
+                       pk, block_work)
 
     if not all_finite(theta, net.n_parameters):
         return NONFINITE_PARAMETERS
@@ -770,24 +774,27 @@ cdef class Kernel:
         """Whether predicting n rows packs the weights once for all chunks (AVX2)."""
         return n > PREDICT_CHUNK and archfit_packed_gemm_available() != 0
 
-    def packed_size(self, bint float64=False):
-        """Elements of the packed weights and one thread's work buffer (see ``packs``)."""
-        return _packed_size(&self.net, float64) + ARCHFIT_PK_WORK
+    def packed_size(self, bint float64=False, int threads=1):
+        """Elements of the packed weights and each of `threads` threads' work
+        buffer (see ``packs``)."""
+        return _packed_size(&self.net, float64) + max(1, threads) * ARCHFIT_PK_WORK
 
     def shards(self, Py_ssize_t rows):
         """Row shards a training step over `rows` rows is cut into (1: one thread)."""
         return shards_for(&self.net, rows)
 
     def training_size(self, Py_ssize_t rows, bint dropout=False, bint gather=False,
-                      Py_ssize_t n_targets=0, int itemsize=0):
+                      Py_ssize_t n_targets=0, int itemsize=0, int threads=1):
         """Elements a Trainer allocates beyond θ: gradient, moments, scratch
-        (and, given the dtype's `itemsize`, packed weights when it ``trains_packed``)."""
+        (and, given the dtype's `itemsize`, packed weights and each of
+        `threads` threads' packed-GEMM scratch when it ``trains_packed``)."""
         cdef Workspace ws
         cdef Packed pk
         cdef Py_ssize_t size = 3 * self.net.n_parameters + plan(&self.net, &ws, rows, dropout,
                                                                  gather, n_targets)
         if itemsize and self.trains_packed(rows, itemsize == 8):
             size += _plan_packed(&self.net, &pk, NULL, rows, itemsize == 8)
+            size += max(1, threads) * ARCHFIT_PK_WORK
         return size
 
     def trains_packed(self, Py_ssize_t rows, bint float64=False):
@@ -960,6 +967,7 @@ cdef class Trainer:
     cdef OptimizerConfig config
     cdef readonly object buffer, index, batch_labels, grad, m, v, row_loss, blocks
     cdef readonly object packed     # buffer of the packed operands (θ's dtype), or None
+    cdef object block_work          # with `packed`: each thread's packed-GEMM scratch
     cdef Packed pk
     cdef readonly Py_ssize_t batch_size
     cdef double l2, dropout
@@ -999,7 +1007,7 @@ cdef class Trainer:
         self.grad = np.zeros(P, dtype=dtype)
         self.m = np.zeros(P, dtype=dtype) if m is None else np.array(m, dtype=dtype, copy=True)
         self.v = np.zeros(P, dtype=dtype) if v is None else np.array(v, dtype=dtype, copy=True)
-        self.packed = None
+        self.packed = self.block_work = None
         cdef bint f64 = np.dtype(dtype) == np.float64
         cdef cnp.ndarray packed
         if kernel.trains_packed(rows, f64):
@@ -1036,8 +1044,16 @@ cdef class Trainer:
         cdef double loss_sum = 0.0, weight_sum = 0.0
         cdef int status
         cdef void* pk = NULL
+        cdef floating[::1] block_work = None
+        cdef floating* bw = NULL
+        cdef int threads = max(1, n_threads)
         if self.packed is not None:
             pk = &self.pk
+            if self.block_work is None or self.block_work.shape[0] < threads * ARCHFIT_PK_WORK:
+                # allocated here, with the GIL: out of memory raises before any step
+                self.block_work = np.empty(threads * ARCHFIT_PK_WORK, dtype=self.packed.dtype)
+            block_work = self.block_work
+            bw = &block_work[0]
         self.config.learning_rate = learning_rate
         with nogil:
             status = run_epoch(&self.kernel.net, &self.ws, &self.config,
@@ -1045,7 +1061,7 @@ cdef class Trainer:
                                &X[0, 0], X.shape[0], lab, tgt, wts,
                                &index[0], &batch_labels[0], &buf[0], &row_loss[0],
                                &blocks[0, 0], blocks.shape[0],
-                               self.batch_size, max(1, n_threads),
+                               self.batch_size, threads,
                                self.shuffle, self.l2, self.decoupled,
-                               self.dropout, self.seed, epoch, &loss_sum, &weight_sum, pk)
+                               self.dropout, self.seed, epoch, &loss_sum, &weight_sum, pk, bw)
         return loss_sum, weight_sum, status
