@@ -1,4 +1,5 @@
 """Reliability: concurrency, reproducibility across processes, leaks, numerics."""
+import os
 import subprocess
 import sys
 import threading
@@ -67,6 +68,24 @@ def test_threads_predicting_in_chunks_keep_bits_and_leave_blas_as_it_was():
     run_together(work, 4)
     assert all(r.tobytes() == serial.tobytes() for r in results)
     assert _threads.budget(None) == before
+
+
+def test_thread_budget_is_blas_lowest_limit_and_follows_it():
+    # budget(None) reads every BLAS library's limit (through the raw function
+    # addresses where it can) on each call: it must agree with threadpoolctl
+    # and see a limit set a moment before
+    from threadpoolctl import threadpool_info, threadpool_limits
+    from archfit import _threads
+
+    def lowest():
+        counts = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        return min([c for c in counts if c], default=0) or os.cpu_count()
+
+    assert _threads.budget(None) == lowest()
+    assert _threads.budget(3) == 3
+    with threadpool_limits(1, user_api="blas"):
+        assert _threads.budget(None) == 1
+    assert _threads.budget(None) == lowest()
 
 
 def test_four_threads_fitting_different_models():

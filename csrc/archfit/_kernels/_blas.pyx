@@ -145,3 +145,23 @@ def packed_gemm_py(const floating[:, ::1] A, const floating[::1] P, floating[:, 
     cdef floating[::1] w = work
     with nogil:
         packed_gemm(trans_a, m, n, k, &A[0, 0], A.shape[1], &P[0], &C[0, 0], n, &w[0])
+
+
+ctypedef int (*_thread_count_fn)() noexcept nogil
+
+
+def lowest_thread_limit(tuple addresses):
+    """The lowest positive value among the functions at `addresses` (each a
+    BLAS library's ``int get_num_threads(void)``), 0 when none is positive.
+
+    For ``archfit._threads.budget``: a call through ctypes costs ~0.3 µs a
+    library, here ~10 ns, on every one-sample prediction.
+    """
+    cdef int low = 0, count
+    cdef size_t address
+    for a in addresses:
+        address = a
+        count = (<_thread_count_fn> address)()
+        if count > 0 and (low == 0 or count < low):
+            low = count
+    return low

@@ -640,7 +640,8 @@ cdef void _forward_row(const Network* net, const Workspace* ws, const floating* 
                 _row_layer(net, ws, theta, buf, l, tid, team)
             elif tid == 0:
                 _row_layer(net, ws, theta, buf, l, 0, 1)
-            archfit_barrier()
+            if l < L - 1:
+                archfit_barrier()   # the region's end waits for the last layer
 
 
 cdef void _predict_row(const Network* net, const Workspace* ws, const floating* theta,
