@@ -130,6 +130,14 @@ static inline void PK_FN(archfit_pk_pack_a)(int trans_a, ptrdiff_t i0, ptrdiff_t
         } else {
             for (ptrdiff_t r = 0; r < ARCHFIT_PK_MR; r++) {
                 const PK_T* src = A + (g + r) * lda + p0;
+                /* the next group's row r, a group ahead: A is often fresh
+                 * from memory (a prediction's rows), and each row's piece of
+                 * kc elements is too short a stream for the prefetchers */
+                if (g + ARCHFIT_PK_MR + r < i1) {
+                    const char* next = (const char*)(src + ARCHFIT_PK_MR * lda);
+                    for (ptrdiff_t b = 0; b < kc * (ptrdiff_t)sizeof(PK_T); b += 64)
+                        _mm_prefetch(next + b, _MM_HINT_T0);
+                }
                 for (ptrdiff_t p = 0; p < kc; p++)
                     work[p * ARCHFIT_PK_MR + r] = r < rows ? src[p] : (PK_T)0;
             }
