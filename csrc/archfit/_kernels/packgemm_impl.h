@@ -128,19 +128,21 @@ static inline void PK_FN(archfit_pk_pack_a)(int trans_a, ptrdiff_t i0, ptrdiff_t
                     work[p * ARCHFIT_PK_MR + r] = r < rows ? src[r] : (PK_T)0;
             }
         } else {
-            for (ptrdiff_t r = 0; r < ARCHFIT_PK_MR; r++) {
-                const PK_T* src = A + (g + r) * lda + p0;
-                /* the next group's row r, a group ahead: A is often fresh
-                 * from memory (a prediction's rows), and each row's piece of
-                 * kc elements is too short a stream for the prefetchers */
-                if (g + ARCHFIT_PK_MR + r < i1) {
-                    const char* next = (const char*)(src + ARCHFIT_PK_MR * lda);
-                    for (ptrdiff_t b = 0; b < kc * (ptrdiff_t)sizeof(PK_T); b += 64)
-                        _mm_prefetch(next + b, _MM_HINT_T0);
-                }
-                for (ptrdiff_t p = 0; p < kc; p++)
-                    work[p * ARCHFIT_PK_MR + r] = r < rows ? src[p] : (PK_T)0;
-            }
+            const PK_T* src = A + g * lda + p0;
+            ptrdiff_t done = 0;
+            /* the next group's rows, a group ahead: A is often fresh from
+             * memory (a prediction's rows), and each row's piece of kc
+             * elements is too short a stream for the prefetchers */
+            for (ptrdiff_t r = ARCHFIT_PK_MR; r < 2 * ARCHFIT_PK_MR && g + r < i1; r++)
+                for (ptrdiff_t b = 0; b < kc * (ptrdiff_t)sizeof(PK_T); b += 64)
+                    _mm_prefetch((const char*)(src + r * lda) + b, _MM_HINT_T0);
+#ifdef PK_PACK6
+            if (rows == ARCHFIT_PK_MR)
+                done = PK_PACK6(kc, src, lda, work);
+#endif
+            for (ptrdiff_t r = 0; r < ARCHFIT_PK_MR; r++)
+                for (ptrdiff_t p = done; p < kc; p++)
+                    work[p * ARCHFIT_PK_MR + r] = r < rows ? src[r * lda + p] : (PK_T)0;
         }
     }
 }
@@ -224,6 +226,7 @@ static inline void PK_FN(archfit_packed_gemm)(int trans_a, ptrdiff_t m, ptrdiff_
 
 #undef PK_T
 #undef PK_FN
+#undef PK_PACK6
 #undef PK_NR
 #undef PK_LANES
 #undef PK_MC
