@@ -59,12 +59,10 @@ def _all_finite(arr: np.ndarray) -> bool:
     if arr.dtype in (np.float32, np.float64) and arr.flags.c_contiguous:
         # one pass in C, no temporary: np.isfinite would allocate a bool array
         # as large as the data (45 MiB for 60,000 x 784) just to check it
-        from archfit._kernels._elementwise import finite
-        if arr.size <= 1 << 19:
-            return finite(arr.reshape(-1))
-        # a large array: shared by as many threads as BLAS may use now (one
+        # a large array is shared by as many threads as BLAS may use now (one
         # inside parallel fits), like the kernels that will read it
         from archfit import _threads
+        from archfit._kernels._elementwise import finite
         return finite(arr.reshape(-1), _threads.budget(None))
     if arr.ndim == 0:
         return bool(np.isfinite(arr))
