@@ -1,5 +1,6 @@
 """benchmarks/compare.py --quick must run without error; peers that are not installed
-are reported as missing. (Speed itself is never asserted.)"""
+are reported as missing. benchmarks/side_by_side.py must run too. (Speed itself is
+never asserted.)"""
 import subprocess
 import sys
 from pathlib import Path
@@ -25,3 +26,23 @@ def test_compare_quick_runs():
         import torch  # noqa: F401
     except ImportError:
         assert "missing" in out
+
+
+SIDE_BY_SIDE = Path(__file__).parent.parent / "benchmarks" / "side_by_side.py"
+
+
+@pytest.mark.skipif(not SIDE_BY_SIDE.exists(), reason="needs the source tree")
+def test_side_by_side_runs_a_build_against_a_copy_of_itself(tmp_path):
+    # the installed network kernel against a copy of its own file (a second
+    # dlopen): training (sharded, packed operands on AVX2) and prediction run,
+    # give the same bits, print a ratio
+    import shutil
+    from archfit._kernels import _network
+    other = tmp_path / Path(_network.__file__).name
+    shutil.copy(_network.__file__, other)
+    for extra in (["--epochs", "4"], ["--predict", "300"]):
+        result = subprocess.run([sys.executable, str(SIDE_BY_SIDE), str(other),
+                                 "--sizes", "60,256,128,4", "--batch-size", "160", *extra],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "x the other (median of" in result.stdout and "bits differ" not in result.stdout
