@@ -46,9 +46,6 @@ static inline int archfit_packed_gemm_available(void) {
 #endif
 }
 
-#define ARCHFIT_PK_CAT2(a, b) a##_##b
-#define ARCHFIT_PK_CAT(a, b) ARCHFIT_PK_CAT2(a, b)
-
 #ifdef ARCHFIT_X86_DISPATCH
 /* Six full rows of A (leading dimension lda), columns [0, kc), into `work` as
  * work[p * 6 + r], eight columns at a time through an 8 x 8 register
@@ -92,7 +89,7 @@ static inline ptrdiff_t archfit_pk_pack6_f32(ptrdiff_t kc, const float* src, ptr
 
 /* ---- float: panels of 16, A in blocks of 96 rows (96 KiB) ---- */
 #define PK_T float
-#define PK_FN(name) ARCHFIT_PK_CAT(name, f32)
+#define PK_FN(name) name##_f32
 #define PK_NR 16
 #define PK_LANES 8
 #define PK_MC 96
@@ -112,7 +109,7 @@ static inline ptrdiff_t archfit_pk_pack6_f32(ptrdiff_t kc, const float* src, ptr
 
 /* ---- double: panels of 8, A in blocks of 96 rows (192 KiB) ---- */
 #define PK_T double
-#define PK_FN(name) ARCHFIT_PK_CAT(name, f64)
+#define PK_FN(name) name##_f64
 #define PK_NR 8
 #define PK_LANES 4
 #define PK_MC 96

@@ -17,13 +17,11 @@
 #include "vecmat.h"
 
 #define ARCHFIT_A(i, p) (trans_a ? A[(p) * lda + (i)] : A[(i) * lda + (p)])
-#define ARCHFIT_SG_CAT2(a, b) a##_##b
-#define ARCHFIT_SG_CAT(a, b) ARCHFIT_SG_CAT2(a, b)
 
 /* The body is written once (smallgemm_impl.h) and included for float
  * (archfit_small_gemm_f32) and double (archfit_small_gemm_f64). */
 #define SG_T float
-#define SG_FN(name) ARCHFIT_SG_CAT(name, f32)
+#define SG_FN(name) name##_f32
 #define SG_VECMAT archfit_vecmat_f32
 #define SG_VECMAT_AVX2 archfit_vecmat_f32_avx2
 #define SG_LANES 8
@@ -40,7 +38,7 @@
 #include "smallgemm_impl.h"     /* which undefines the SG_ macros */
 
 #define SG_T double
-#define SG_FN(name) ARCHFIT_SG_CAT(name, f64)
+#define SG_FN(name) name##_f64
 #define SG_VECMAT archfit_vecmat_f64
 #define SG_VECMAT_AVX2 archfit_vecmat_f64_avx2
 #define SG_LANES 4
