@@ -177,13 +177,12 @@ cdef void draw_masks(const Network* net, const Workspace* ws, Py_ssize_t rows,
 cdef struct Packed:
     # A training step's packed operands, of the model's dtype: P[l] for X W,
     # PT[l] (l >= 1) for D W^T, D[l] the step's error at layer l for the
-    # weight gradient inp^T D; layer[l] says whether layer l uses them. work:
-    # MAX_SHARDS buffers of ARCHFIT_PK_WORK elements, one per shard.
+    # weight gradient inp^T D; layer[l] says whether layer l uses them. (The
+    # packed GEMM's scratch is per thread: the Trainer's `work`.)
     void* P[MAX_LAYERS]
     void* PT[MAX_LAYERS]
     void* D[MAX_LAYERS]
     bint layer[MAX_LAYERS]
-    void* work
 
 
 cdef Py_ssize_t _plan_packed(const Network* net, Packed* pk, char* base, Py_ssize_t rows,
@@ -208,9 +207,7 @@ cdef Py_ssize_t _plan_packed(const Network* net, Packed* pk, char* base, Py_ssiz
                 if base != NULL:
                     pk.PT[l] = base + off * item
                 off += packed_size(f64, n_out, n_in)
-    if base != NULL:
-        pk.work = base + off * item
-    return off + MAX_SHARDS * ARCHFIT_PK_WORK
+    return off
 
 
 cdef inline void _repack(const Network* net, const Packed* pk, const floating* theta, int l,
@@ -356,7 +353,7 @@ cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
     forward, per-row loss and the error at every layer.
 
     `order` is the shuffled sample index (NULL: the data's own order). `pk`:
-    the packed weights (a Packed, or NULL), with this shard's `work` buffer;
+    the packed weights (a Packed, or NULL), with the running thread's `work`;
     the batch has `b` rows.
     """
     cdef int L = net.n_layers
@@ -440,14 +437,6 @@ cdef void _block(const Network* net, const Workspace* ws, const OptimizerConfig*
             _repack(net, <const Packed*> pk, theta, l, r0, r1)
 
 
-cdef inline floating* _work(const floating* theta, void* pk, Py_ssize_t s) noexcept nogil:
-    """Shard s's work buffer for the packed GEMM (NULL without packed weights);
-    `theta` only picks the type."""
-    if pk != NULL:
-        return <floating*> (<Packed*> pk).work + s * ARCHFIT_PK_WORK
-    return NULL
-
-
 cdef inline floating* _thread_work(floating* work, int tid) noexcept nogil:
     """Thread tid's ARCHFIT_PK_WORK elements of `work` (NULL stays NULL)."""
     return work + tid * ARCHFIT_PK_WORK if work != NULL else NULL
@@ -463,13 +452,13 @@ cdef int run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* con
                    bint shuffle, double l2, bint decoupled,
                    double dropout, uint64_t seed, uint64_t epoch,
                    double* loss_sum, double* weight_sum, void* pk=NULL,
-                   floating* block_work=NULL) noexcept nogil:
+                   floating* work=NULL) noexcept nogil:
     """One epoch of mini-batch training; returns OK or a NONFINITE_* code.
 
     `pk` (a Packed of θ's dtype, or NULL) holds packed copies of the weights,
     packed here from θ first and kept current by every block's update;
-    `block_work` then holds ARCHFIT_PK_WORK elements per thread, the
-    scratch of the blocks' packed GEMMs (blocks run on any thread).
+    `work` then holds ARCHFIT_PK_WORK elements per thread, the scratch of
+    the packed GEMMs of whichever shard or block the thread runs.
     A step has two parallel phases over up to `n_threads` threads: rows (the
     mini-batch's shards: gather, forward, loss, backpropagated errors), then θ
     (`blocks`: n_blocks triples (layer, r0, r1), r0 < 0 for a bias; each
@@ -524,12 +513,12 @@ cdef int run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* con
             for s in prange(S, num_threads=T, schedule="static"):
                 _shard(net, ws, theta, X, order, start, min(b, s * per), min(b, s * per + per),
                        labels, targets, weights, batch_labels, buf, 1.0 / wsum, row_loss,
-                       pk, _work(theta, pk, s), b)
+                       pk, _thread_work(work, threadid()), b)
         else:
             for s in range(S):
                 _shard(net, ws, theta, X, order, start, min(b, s * per), min(b, s * per + per),
                        labels, targets, weights, batch_labels, buf, 1.0 / wsum, row_loss,
-                       pk, _work(theta, pk, s), b)
+                       pk, work, b)
         batch_loss = 0.0
         for i in range(b):
             batch_loss += row_loss[i]
@@ -545,12 +534,12 @@ cdef int run_epoch(const Network* net, const Workspace* ws, OptimizerConfig* con
             for c in prange(n_blocks, num_threads=T, schedule="dynamic"):
                 _block(net, ws, config, theta, grad, m, v, Xb, b, buf,
                        <int> blocks[3 * c], blocks[3 * c + 1], blocks[3 * c + 2], penalty, decay,
-                       pk, _thread_work(block_work, threadid()))
+                       pk, _thread_work(work, threadid()))
         else:
             for c in range(n_blocks):
                 _block(net, ws, config, theta, grad, m, v, Xb, b, buf,
                        <int> blocks[3 * c], blocks[3 * c + 1], blocks[3 * c + 2], penalty, decay,
-                       pk, block_work)
+                       pk, work)
 
     if not all_finite(theta, net.n_parameters):
         return NONFINITE_PARAMETERS
@@ -685,7 +674,6 @@ cdef void _pack_weights(const Network* net, const floating* theta, floating* P,
         pk.P[l] = P
         pk.PT[l] = pk.D[l] = NULL
         P += packed_size(floating is double, net.sizes[l], net.sizes[l + 1])
-    pk.work = NULL
 
 
 cdef int _predict_ready(const Network* net, const floating* theta, const floating* X,
@@ -968,7 +956,7 @@ cdef class Trainer:
     cdef OptimizerConfig config
     cdef readonly object buffer, index, batch_labels, grad, m, v, row_loss, blocks
     cdef readonly object packed     # buffer of the packed operands (θ's dtype), or None
-    cdef object block_work          # with `packed`: each thread's packed-GEMM scratch
+    cdef object work                # with `packed`: each thread's packed-GEMM scratch
     cdef Packed pk
     cdef readonly Py_ssize_t batch_size
     cdef double l2, dropout
@@ -1008,7 +996,7 @@ cdef class Trainer:
         self.grad = np.zeros(P, dtype=dtype)
         self.m = np.zeros(P, dtype=dtype) if m is None else np.array(m, dtype=dtype, copy=True)
         self.v = np.zeros(P, dtype=dtype) if v is None else np.array(v, dtype=dtype, copy=True)
-        self.packed = self.block_work = None
+        self.packed = self.work = None
         cdef bint f64 = np.dtype(dtype) == np.float64
         cdef cnp.ndarray packed
         if kernel.trains_packed(rows, f64):
@@ -1045,16 +1033,16 @@ cdef class Trainer:
         cdef double loss_sum = 0.0, weight_sum = 0.0
         cdef int status
         cdef void* pk = NULL
-        cdef floating[::1] block_work = None
-        cdef floating* bw = NULL
+        cdef floating[::1] work = None
+        cdef floating* pw = NULL
         cdef int threads = max(1, n_threads)
         if self.packed is not None:
             pk = &self.pk
-            if self.block_work is None or self.block_work.shape[0] < threads * ARCHFIT_PK_WORK:
+            if self.work is None or self.work.shape[0] < threads * ARCHFIT_PK_WORK:
                 # allocated here, with the GIL: out of memory raises before any step
-                self.block_work = np.empty(threads * ARCHFIT_PK_WORK, dtype=self.packed.dtype)
-            block_work = self.block_work
-            bw = &block_work[0]
+                self.work = np.empty(threads * ARCHFIT_PK_WORK, dtype=self.packed.dtype)
+            work = self.work
+            pw = &work[0]
         self.config.learning_rate = learning_rate
         with nogil:
             status = run_epoch(&self.kernel.net, &self.ws, &self.config,
@@ -1064,5 +1052,5 @@ cdef class Trainer:
                                &blocks[0, 0], blocks.shape[0],
                                self.batch_size, threads,
                                self.shuffle, self.l2, self.decoupled,
-                               self.dropout, self.seed, epoch, &loss_sum, &weight_sum, pk, bw)
+                               self.dropout, self.seed, epoch, &loss_sum, &weight_sum, pk, pw)
         return loss_sum, weight_sum, status
