@@ -88,42 +88,21 @@ static inline ptrdiff_t archfit_pk_pack6_f32(ptrdiff_t kc, const float* src, ptr
 #endif
 
 /* ---- float: panels of 16, A in blocks of 96 rows (96 KiB) ---- */
-#define PK_T float
+#include "avx2_ops.h"
 #define PK_FN(name) name##_f32
 #define PK_NR 16
-#define PK_LANES 8
 #define PK_MC 96
-#define PK_V __m256
-#define PK_VI __m256i
-#define PK_LOAD _mm256_loadu_ps
-#define PK_STORE _mm256_storeu_ps
-#define PK_MLOAD _mm256_maskload_ps
-#define PK_MSTORE _mm256_maskstore_ps
-#define PK_ZERO _mm256_setzero_ps
-#define PK_BCAST _mm256_broadcast_ss
-#define PK_FMA _mm256_fmadd_ps
-#define PK_LANE_INDEX _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
-#define PK_MASK(left, lanes) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left)), lanes)
 #define PK_PACK6 archfit_pk_pack6_f32
 #include "packgemm_impl.h"     /* which undefines the PK_ macros */
+#include "avx2_ops_end.h"
 
 /* ---- double: panels of 8, A in blocks of 96 rows (192 KiB) ---- */
-#define PK_T double
+#define AV_DOUBLE
+#include "avx2_ops.h"
 #define PK_FN(name) name##_f64
 #define PK_NR 8
-#define PK_LANES 4
 #define PK_MC 96
-#define PK_V __m256d
-#define PK_VI __m256i
-#define PK_LOAD _mm256_loadu_pd
-#define PK_STORE _mm256_storeu_pd
-#define PK_MLOAD _mm256_maskload_pd
-#define PK_MSTORE _mm256_maskstore_pd
-#define PK_ZERO _mm256_setzero_pd
-#define PK_BCAST _mm256_broadcast_sd
-#define PK_FMA _mm256_fmadd_pd
-#define PK_LANE_INDEX _mm256_setr_epi64x(0, 1, 2, 3)
-#define PK_MASK(left, lanes) _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(left)), lanes)
 #include "packgemm_impl.h"     /* which undefines the PK_ macros */
+#include "avx2_ops_end.h"
 
 #endif

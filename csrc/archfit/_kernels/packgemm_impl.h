@@ -1,7 +1,7 @@
 /* The type-generic body of packgemm.h, included once per element type with
- * PK_T, PK_FN, PK_NR (columns per panel: two AVX2 registers), PK_LANES,
- * PK_MC and the AVX2 operations defined (see packgemm.h); it undefines them
- * at its end, ready for the next type. */
+ * PK_FN, PK_NR (columns per panel: two AVX2 registers), PK_MC, optionally
+ * PK_PACK6, and the type's operations (avx2_ops.h) defined; it undefines its
+ * PK_ macros at its end, ready for the next type. */
 
 /* Elements of the packed form of a (k, n) matrix. */
 static inline ptrdiff_t PK_FN(archfit_packed_size)(ptrdiff_t k, ptrdiff_t n) {
@@ -9,15 +9,15 @@ static inline ptrdiff_t PK_FN(archfit_packed_size)(ptrdiff_t k, ptrdiff_t n) {
 }
 
 /* P := W (k x n, row-major, leading dimension ldw) as panels of PK_NR columns. */
-static inline void PK_FN(archfit_pack)(ptrdiff_t k, ptrdiff_t n, const PK_T* W, ptrdiff_t ldw,
-                                    PK_T* P) {
+static inline void PK_FN(archfit_pack)(ptrdiff_t k, ptrdiff_t n, const AV_T* W, ptrdiff_t ldw,
+                                    AV_T* P) {
     for (ptrdiff_t j = 0; j < n; j += PK_NR) {
         const ptrdiff_t w = n - j < PK_NR ? n - j : PK_NR;
         for (ptrdiff_t p = 0; p < k; p++, P += PK_NR) {
-            const PK_T* row = W + p * ldw + j;
+            const AV_T* row = W + p * ldw + j;
             ptrdiff_t c = 0;
             for (; c < w; c++) P[c] = row[c];
-            for (; c < PK_NR; c++) P[c] = (PK_T)0;
+            for (; c < PK_NR; c++) P[c] = (AV_T)0;
         }
     }
 }
@@ -25,14 +25,14 @@ static inline void PK_FN(archfit_pack)(ptrdiff_t k, ptrdiff_t n, const PK_T* W, 
 /* Rows [r0, r1) of W (k x n) into P, laid out as PK_FN(archfit_pack) lays out
  * all of W (padding columns untouched: zero from the first full packing).
  * Training re-packs the rows of each block of θ right after updating them. */
-static inline void PK_FN(archfit_pack_rows)(ptrdiff_t k, ptrdiff_t n, const PK_T* W,
-                                         ptrdiff_t ldw, ptrdiff_t r0, ptrdiff_t r1, PK_T* P) {
+static inline void PK_FN(archfit_pack_rows)(ptrdiff_t k, ptrdiff_t n, const AV_T* W,
+                                         ptrdiff_t ldw, ptrdiff_t r0, ptrdiff_t r1, AV_T* P) {
     for (ptrdiff_t j = 0; j < n; j += PK_NR) {
         const ptrdiff_t w = n - j < PK_NR ? n - j : PK_NR;
-        PK_T* panel = P + j * k;
+        AV_T* panel = P + j * k;
         for (ptrdiff_t r = r0; r < r1; r++) {
-            const PK_T* row = W + r * ldw + j;
-            PK_T* dst = panel + r * PK_NR;
+            const AV_T* row = W + r * ldw + j;
+            AV_T* dst = panel + r * PK_NR;
             for (ptrdiff_t c = 0; c < w; c++) dst[c] = row[c];
         }
     }
@@ -41,9 +41,9 @@ static inline void PK_FN(archfit_pack_rows)(ptrdiff_t k, ptrdiff_t n, const PK_T
 /* Rows [r0, r1) of W (k x n) into PT, the packed form of W^T (n x k): its
  * panels hold PK_NR rows of W each, element (r, p) at panel r / PK_NR,
  * position p * PK_NR + r % PK_NR. For the product D W^T of backpropagation. */
-static inline void PK_FN(archfit_pack_rows_t)(ptrdiff_t k, ptrdiff_t n, const PK_T* W,
+static inline void PK_FN(archfit_pack_rows_t)(ptrdiff_t k, ptrdiff_t n, const AV_T* W,
                                            ptrdiff_t ldw, ptrdiff_t r0, ptrdiff_t r1,
-                                           PK_T* PT) {
+                                           AV_T* PT) {
     (void)k;
     /* Panel by panel, p outer: each p writes one whole 64-byte line (PK_NR
      * rows' values) while the panel's rows are read as sequential streams;
@@ -51,16 +51,16 @@ static inline void PK_FN(archfit_pack_rows_t)(ptrdiff_t k, ptrdiff_t n, const PK
     for (ptrdiff_t g = r0 - r0 % PK_NR; g < r1; g += PK_NR) {
         const ptrdiff_t lo = g < r0 ? r0 : g;
         const ptrdiff_t hi = g + PK_NR < r1 ? g + PK_NR : r1;
-        PK_T* panel = PT + g * n;      /* panel g / PK_NR holds n x PK_NR */
+        AV_T* panel = PT + g * n;      /* panel g / PK_NR holds n x PK_NR */
         if (lo == g && hi == g + PK_NR) {
-            const PK_T* row = W + g * ldw;
+            const AV_T* row = W + g * ldw;
             for (ptrdiff_t p = 0; p < n; p++) {
-                PK_T* dst = panel + p * PK_NR;
+                AV_T* dst = panel + p * PK_NR;
                 for (ptrdiff_t c = 0; c < PK_NR; c++) dst[c] = row[c * ldw + p];
             }
         } else {
             for (ptrdiff_t p = 0; p < n; p++) {
-                PK_T* dst = panel + p * PK_NR;
+                AV_T* dst = panel + p * PK_NR;
                 for (ptrdiff_t r = lo; r < hi; r++) dst[r - g] = W[r * ldw + p];
             }
         }
@@ -74,40 +74,40 @@ static inline void PK_FN(archfit_pack_rows_t)(ptrdiff_t k, ptrdiff_t n, const PK
  * written (masks). R is a constant at every call, so the accumulators live in
  * registers. */
 __attribute__((target("avx2,fma"), always_inline))
-static inline void PK_FN(archfit_pk_block)(const int R, ptrdiff_t kc, const PK_T* a,
-                                        const PK_T* b, PK_T* c, ptrdiff_t ldc, int first,
-                                        int full, PK_VI m0, PK_VI m1) {
-    PK_V acc[ARCHFIT_PK_MR][2];
+static inline void PK_FN(archfit_pk_block)(const int R, ptrdiff_t kc, const AV_T* a,
+                                        const AV_T* b, AV_T* c, ptrdiff_t ldc, int first,
+                                        int full, __m256i m0, __m256i m1) {
+    AV_V acc[ARCHFIT_PK_MR][2];
 #pragma GCC unroll 6
     for (int r = 0; r < R; r++) {
         if (first) {
-            acc[r][0] = PK_ZERO();
-            acc[r][1] = PK_ZERO();
+            acc[r][0] = AV_ZERO();
+            acc[r][1] = AV_ZERO();
         } else if (full) {
-            acc[r][0] = PK_LOAD(c + r * ldc);
-            acc[r][1] = PK_LOAD(c + r * ldc + PK_LANES);
+            acc[r][0] = AV_LOAD(c + r * ldc);
+            acc[r][1] = AV_LOAD(c + r * ldc + AV_LANES);
         } else {
-            acc[r][0] = PK_MLOAD(c + r * ldc, m0);
-            acc[r][1] = PK_MLOAD(c + r * ldc + PK_LANES, m1);
+            acc[r][0] = AV_MLOAD(c + r * ldc, m0);
+            acc[r][1] = AV_MLOAD(c + r * ldc + AV_LANES, m1);
         }
     }
     for (ptrdiff_t p = 0; p < kc; p++, b += PK_NR, a += ARCHFIT_PK_MR) {
-        const PK_V b0 = PK_LOAD(b), b1 = PK_LOAD(b + PK_LANES);
+        const AV_V b0 = AV_LOAD(b), b1 = AV_LOAD(b + AV_LANES);
 #pragma GCC unroll 6
         for (int r = 0; r < R; r++) {
-            const PK_V x = PK_BCAST(a + r);
-            acc[r][0] = PK_FMA(x, b0, acc[r][0]);
-            acc[r][1] = PK_FMA(x, b1, acc[r][1]);
+            const AV_V x = AV_BCAST(a + r);
+            acc[r][0] = AV_FMA(x, b0, acc[r][0]);
+            acc[r][1] = AV_FMA(x, b1, acc[r][1]);
         }
     }
 #pragma GCC unroll 6
     for (int r = 0; r < R; r++) {
         if (full) {
-            PK_STORE(c + r * ldc, acc[r][0]);
-            PK_STORE(c + r * ldc + PK_LANES, acc[r][1]);
+            AV_STORE(c + r * ldc, acc[r][0]);
+            AV_STORE(c + r * ldc + AV_LANES, acc[r][1]);
         } else {
-            PK_MSTORE(c + r * ldc, m0, acc[r][0]);
-            PK_MSTORE(c + r * ldc + PK_LANES, m1, acc[r][1]);
+            AV_MSTORE(c + r * ldc, m0, acc[r][0]);
+            AV_MSTORE(c + r * ldc + AV_LANES, m1, acc[r][1]);
         }
     }
 }
@@ -117,24 +117,24 @@ static inline void PK_FN(archfit_pk_block)(const int R, ptrdiff_t kc, const PK_T
  * then reads A in order, whatever op(A)'s layout. Without the copy, rows of A
  * a power of two apart (k = 1024, 2048) fall into the same L1 sets. */
 static inline void PK_FN(archfit_pk_pack_a)(int trans_a, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t p0,
-                                         ptrdiff_t kc, const PK_T* A, ptrdiff_t lda,
-                                         PK_T* work) {
+                                         ptrdiff_t kc, const AV_T* A, ptrdiff_t lda,
+                                         AV_T* work) {
     for (ptrdiff_t g = i0; g < i1; g += ARCHFIT_PK_MR, work += kc * ARCHFIT_PK_MR) {
         const ptrdiff_t rows = i1 - g < ARCHFIT_PK_MR ? i1 - g : ARCHFIT_PK_MR;
         if (trans_a) {
             for (ptrdiff_t p = 0; p < kc; p++) {
-                const PK_T* src = A + (p0 + p) * lda + g;
+                const AV_T* src = A + (p0 + p) * lda + g;
                 for (ptrdiff_t r = 0; r < ARCHFIT_PK_MR; r++)
-                    work[p * ARCHFIT_PK_MR + r] = r < rows ? src[r] : (PK_T)0;
+                    work[p * ARCHFIT_PK_MR + r] = r < rows ? src[r] : (AV_T)0;
             }
         } else {
-            const PK_T* src = A + g * lda + p0;
+            const AV_T* src = A + g * lda + p0;
             ptrdiff_t done = 0;
             /* the next group's rows, a group ahead: A is often fresh from
              * memory (a prediction's rows), and each row's piece of kc
              * elements is too short a stream for the prefetchers */
             for (ptrdiff_t r = ARCHFIT_PK_MR; r < 2 * ARCHFIT_PK_MR && g + r < i1; r++)
-                for (ptrdiff_t b = 0; b < kc * (ptrdiff_t)sizeof(PK_T); b += 64)
+                for (ptrdiff_t b = 0; b < kc * (ptrdiff_t)sizeof(AV_T); b += 64)
                     _mm_prefetch((const char*)(src + r * lda) + b, _MM_HINT_T0);
 #ifdef PK_PACK6
             if (rows == ARCHFIT_PK_MR)
@@ -142,7 +142,7 @@ static inline void PK_FN(archfit_pk_pack_a)(int trans_a, ptrdiff_t i0, ptrdiff_t
 #endif
             for (ptrdiff_t r = 0; r < ARCHFIT_PK_MR; r++)
                 for (ptrdiff_t p = done; p < kc; p++)
-                    work[p * ARCHFIT_PK_MR + r] = r < rows ? src[r * lda + p] : (PK_T)0;
+                    work[p * ARCHFIT_PK_MR + r] = r < rows ? src[r * lda + p] : (AV_T)0;
         }
     }
 }
@@ -152,22 +152,22 @@ static inline void PK_FN(archfit_pk_pack_a)(int trans_a, ptrdiff_t i0, ptrdiff_t
 __attribute__((target("avx2,fma")))
 static inline void PK_FN(archfit_pk_panel)(ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t p0, ptrdiff_t kc,
                                         ptrdiff_t j, ptrdiff_t n, ptrdiff_t k,
-                                        const PK_T* work, const PK_T* P, PK_T* C,
-                                        ptrdiff_t ldc, PK_VI lanes) {
+                                        const AV_T* work, const AV_T* P, AV_T* C,
+                                        ptrdiff_t ldc, __m256i lanes) {
     const int full = j + PK_NR <= n, first = p0 == 0;
-    const PK_VI m0 = PK_MASK(n - j, lanes);
-    const PK_VI m1 = PK_MASK(n - j - PK_LANES, lanes);
-    const PK_T* b = P + j * k + p0 * PK_NR;   /* panel j / PK_NR, from row p0 */
-    const PK_T* a = work;
-    PK_T* c = C + i0 * ldc + j;
+    const __m256i m0 = AV_MASK(n - j, lanes);
+    const __m256i m1 = AV_MASK(n - j - AV_LANES, lanes);
+    const AV_T* b = P + j * k + p0 * PK_NR;   /* panel j / PK_NR, from row p0 */
+    const AV_T* a = work;
+    AV_T* c = C + i0 * ldc + j;
     ptrdiff_t i = i0;
     /* A packed W of ARCHFIT_PK_FAR bytes or more lies in memory or far in L3:
      * the first row group to meet a panel would wait on every line of it, so
      * the next panel's block is fetched a slice per row group. (Nearer, the
      * extra lines in L1 cost more than they save: measured.) */
     const char* next = (const char*)(b + k * PK_NR);
-    const ptrdiff_t lines = j + PK_NR < n && k * n * (ptrdiff_t)sizeof(PK_T) >= ARCHFIT_PK_FAR
-                            ? kc * PK_NR * (ptrdiff_t)sizeof(PK_T) / 64 : 0;
+    const ptrdiff_t lines = j + PK_NR < n && k * n * (ptrdiff_t)sizeof(AV_T) >= ARCHFIT_PK_FAR
+                            ? kc * PK_NR * (ptrdiff_t)sizeof(AV_T) / 64 : 0;
     const ptrdiff_t groups = (i1 - i0) / ARCHFIT_PK_MR;     /* the full groups prefetch */
     const ptrdiff_t per = groups ? (lines + groups - 1) / groups : 0;
     ptrdiff_t line = 0;
@@ -189,10 +189,10 @@ static inline void PK_FN(archfit_pk_panel)(ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t
 
 __attribute__((target("avx2,fma")))
 static inline void PK_FN(archfit_packed_gemm_avx2)(int trans_a, ptrdiff_t m, ptrdiff_t n,
-                                                ptrdiff_t k, const PK_T* A, ptrdiff_t lda,
-                                                const PK_T* P, PK_T* C, ptrdiff_t ldc,
-                                                PK_T* work) {
-    const PK_VI lanes = PK_LANE_INDEX;
+                                                ptrdiff_t k, const AV_T* A, ptrdiff_t lda,
+                                                const AV_T* P, AV_T* C, ptrdiff_t ldc,
+                                                AV_T* work) {
+    const __m256i lanes = AV_LANE_INDEX;
     for (ptrdiff_t j0 = 0; j0 < n; j0 += ARCHFIT_PK_NC) {
         const ptrdiff_t j1 = n - j0 < ARCHFIT_PK_NC ? n : j0 + ARCHFIT_PK_NC;
         for (ptrdiff_t i0 = 0; i0 < m; i0 += PK_MC) {
@@ -213,8 +213,8 @@ static inline void PK_FN(archfit_packed_gemm_avx2)(int trans_a, ptrdiff_t m, ptr
  * into P; `work` holds ARCHFIT_PK_WORK elements. k >= 1. Only when
  * archfit_packed_gemm_available(); does nothing otherwise. */
 static inline void PK_FN(archfit_packed_gemm)(int trans_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-                                           const PK_T* A, ptrdiff_t lda, const PK_T* P,
-                                           PK_T* C, ptrdiff_t ldc, PK_T* work) {
+                                           const AV_T* A, ptrdiff_t lda, const AV_T* P,
+                                           AV_T* C, ptrdiff_t ldc, AV_T* work) {
 #ifdef ARCHFIT_X86_DISPATCH
     if (archfit_have_avx2() && m > 0 && n > 0 && k > 0)
         PK_FN(archfit_packed_gemm_avx2)(trans_a, m, n, k, A, lda, P, C, ldc, work);
@@ -224,20 +224,7 @@ static inline void PK_FN(archfit_packed_gemm)(int trans_a, ptrdiff_t m, ptrdiff_
 #endif
 }
 
-#undef PK_T
 #undef PK_FN
 #undef PK_PACK6
 #undef PK_NR
-#undef PK_LANES
 #undef PK_MC
-#undef PK_V
-#undef PK_VI
-#undef PK_LOAD
-#undef PK_STORE
-#undef PK_MLOAD
-#undef PK_MSTORE
-#undef PK_ZERO
-#undef PK_BCAST
-#undef PK_FMA
-#undef PK_LANE_INDEX
-#undef PK_MASK

@@ -20,39 +20,20 @@
 
 /* The body is written once (smallgemm_impl.h) and included for float
  * (archfit_small_gemm_f32) and double (archfit_small_gemm_f64). */
-#define SG_T float
+#include "avx2_ops.h"
 #define SG_FN(name) name##_f32
 #define SG_VECMAT archfit_vecmat_f32
 #define SG_VECMAT_AVX2 archfit_vecmat_f32_avx2
-#define SG_LANES 8
-#define SG_V __m256
-#define SG_LOAD _mm256_loadu_ps
-#define SG_STORE _mm256_storeu_ps
-#define SG_MLOAD _mm256_maskload_ps
-#define SG_MSTORE _mm256_maskstore_ps
-#define SG_ZERO _mm256_setzero_ps
-#define SG_SET1 _mm256_set1_ps
-#define SG_FMA _mm256_fmadd_ps
-#define SG_MASK(left) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left)), \
-                                         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #include "smallgemm_impl.h"     /* which undefines the SG_ macros */
+#include "avx2_ops_end.h"
 
-#define SG_T double
+#define AV_DOUBLE
+#include "avx2_ops.h"
 #define SG_FN(name) name##_f64
 #define SG_VECMAT archfit_vecmat_f64
 #define SG_VECMAT_AVX2 archfit_vecmat_f64_avx2
-#define SG_LANES 4
-#define SG_V __m256d
-#define SG_LOAD _mm256_loadu_pd
-#define SG_STORE _mm256_storeu_pd
-#define SG_MLOAD _mm256_maskload_pd
-#define SG_MSTORE _mm256_maskstore_pd
-#define SG_ZERO _mm256_setzero_pd
-#define SG_SET1 _mm256_set1_pd
-#define SG_FMA _mm256_fmadd_pd
-#define SG_MASK(left) _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(left)), \
-                                         _mm256_setr_epi64x(0, 1, 2, 3))
 #include "smallgemm_impl.h"
+#include "avx2_ops_end.h"
 
 #undef ARCHFIT_A
 #endif

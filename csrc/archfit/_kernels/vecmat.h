@@ -45,35 +45,16 @@ static inline void archfit_vecmat_f64_portable(ptrdiff_t k, ptrdiff_t n, const d
 #ifdef ARCHFIT_X86_DISPATCH
 /* The AVX2 bodies, one per element type (vecmat_impl.h): 8 independent FMA
  * chains (8 registers of outputs) cover the FMA latency. */
-#define VM_T float
+#include "avx2_ops.h"
 #define VM_FN(name) name##_f32_avx2
-#define VM_V __m256
-#define VM_LANES 8
-#define VM_LOAD _mm256_loadu_ps
-#define VM_STORE _mm256_storeu_ps
-#define VM_MLOAD _mm256_maskload_ps
-#define VM_MSTORE _mm256_maskstore_ps
-#define VM_ZERO _mm256_setzero_ps
-#define VM_BCAST _mm256_broadcast_ss
-#define VM_FMA _mm256_fmadd_ps
-#define VM_MASK(left) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left)), \
-                                         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
-#include "vecmat_impl.h"     /* which undefines the VM_ macros */
+#include "vecmat_impl.h"     /* which undefines VM_FN */
+#include "avx2_ops_end.h"
 
-#define VM_T double
+#define AV_DOUBLE
+#include "avx2_ops.h"
 #define VM_FN(name) name##_f64_avx2
-#define VM_V __m256d
-#define VM_LANES 4
-#define VM_LOAD _mm256_loadu_pd
-#define VM_STORE _mm256_storeu_pd
-#define VM_MLOAD _mm256_maskload_pd
-#define VM_MSTORE _mm256_maskstore_pd
-#define VM_ZERO _mm256_setzero_pd
-#define VM_BCAST _mm256_broadcast_sd
-#define VM_FMA _mm256_fmadd_pd
-#define VM_MASK(left) _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(left)), \
-                                         _mm256_setr_epi64x(0, 1, 2, 3))
 #include "vecmat_impl.h"
+#include "avx2_ops_end.h"
 
 static inline int archfit_have_avx2(void) {
     static int have = -1;
