@@ -4,12 +4,14 @@
 
 Each fit runs in its own process. The process's resident set is read from
 /proc/self/status (VmRSS now, VmHWM the peak, reset through
-/proc/self/clear_refs once the data exist) before and after the fit; what the fit added at its peak is compared with what archfit
-should need: θ and the training state (gradient, Adam's m and v: 4 copies of
-θ), the packed copies of the weights the shards read (about 1.5 θ), the
-returned fit model's own θ̂, one mini-batch's scratch (activations, errors,
-gathered rows), the epoch's sample order and the encoded labels. The
-same peak after 1 and after 5 epochs shows nothing grows with the epochs.
+/proc/self/clear_refs once the data exist) before and after the fit; what
+the fit added at its peak is compared with what archfit should need: θ and
+the training state (gradient, Adam's m and v: 4 copies of θ), the packed
+copies of the weights the shards read (about 1.5 θ) and each thread's
+packed-GEMM scratch, the returned fit model's own θ̂, one mini-batch's
+scratch (activations, errors, gathered rows), the epoch's sample order and
+the encoded labels. The same peak after 1 and after 5 epochs shows nothing
+grows with the epochs.
 Linux only (reads /proc).
 """
 from __future__ import annotations
@@ -33,6 +35,7 @@ def _status(field):
 def child(epochs):
     import numpy as np
     import archfit as af
+    from archfit import _threads
     rng = np.random.default_rng(0)
     X = rng.standard_normal(size=(N, SIZES[0]), dtype=np.float32)
     y = rng.integers(0, SIZES[-1], N)
@@ -43,11 +46,13 @@ def child(epochs):
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")        # reset VmHWM: the peak from here on is the fit's
     before = _status("VmRSS")
+    # the fit's threads, each with its packed-GEMM scratch (as fitting counts them)
+    threads = _threads.split(None, model._kernel.shards(BATCH))[0]
     fitted = af.fit(model, X, y, af.Hyperparameters(epochs=epochs, batch_size=BATCH))
     print(json.dumps({"data": X.nbytes + y.nbytes, "before": before, "peak": _status("VmHWM"),
                       "n_parameters": model.n_parameters, "epochs": fitted.n_epochs,
                       "scratch": model._kernel.scratch_size(BATCH, False, True, 0) * 4,
-                      "packed": (model._kernel.training_size(BATCH, False, True, 0, 4)
+                      "packed": (model._kernel.training_size(BATCH, False, True, 0, 4, threads)
                                  - model._kernel.training_size(BATCH, False, True, 0)) * 4}))
 
 
@@ -69,8 +74,8 @@ def main():
         print(f"  {epochs} epoch(s): resident before the fit {run['before'] / mib:.1f} MiB "
               f"(data + libraries), peak {run['peak'] / mib:.1f} MiB, added by the fit "
               f"{added / mib:.1f} MiB")
-    print(f"  expected from the design: 5 copies of θ + packed weights ({r['packed'] / mib:.2f} "
-          f"MiB) + one batch's scratch ({r['scratch'] / mib:.2f} MiB) + sample order + labels "
+    print(f"  expected from the design: 5 copies of θ + packed weights and threads' scratch "
+          f"({r['packed'] / mib:.2f} MiB) + one batch's scratch ({r['scratch'] / mib:.2f} MiB) + sample order + labels "
           f"= {expected / mib:.1f} MiB")
     growth = runs[5]["peak"] - runs[1]["peak"]
     print(f"  peak after 5 epochs minus peak after 1: {growth / mib:+.1f} MiB")
