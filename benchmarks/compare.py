@@ -178,13 +178,18 @@ def _fits_setup(quick):
 
 
 def _fit_all(seeds, quick):
-    """Fit the given seeds' hyperparameters one after another, BLAS on one thread."""
+    """Fit the given seeds' hyperparameters one after another."""
     import archfit as af
-    from threadpoolctl import threadpool_limits
     X, y, model, hps = _fits_setup(quick)
-    with threadpool_limits(1):
-        for s in seeds:
-            af.fit(model, X, y, hps[s])
+    for s in seeds:
+        af.fit(model, X, y, hps[s])
+
+
+def _fit_worker(quick):
+    """A worker process's start: BLAS on one thread for good, the workload built."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1)
+    _fits_setup(quick)
 
 
 def many_fits(quick):
@@ -206,7 +211,8 @@ def many_fits(quick):
     # spawn: a forked child of a process whose OpenMP pool is running can hang
     spawn = multiprocessing.get_context("spawn")
     with threadpool_limits(1), ThreadPoolExecutor(2) as pool, \
-            ProcessPoolExecutor(2, mp_context=spawn) as procs:
+            ProcessPoolExecutor(2, mp_context=spawn, initializer=_fit_worker,
+                                initargs=(quick,)) as procs:
         af.fit(model, X, y, hps[0])
         list(pool.map(lambda hp: af.fit(model, X, y, hp), hps[:4]))    # warm both threads
         list(procs.map(_fit_all, [[0, 2], [1, 3]], [quick, quick]))    # and both processes
