@@ -22,25 +22,21 @@
 #include <immintrin.h>
 #endif
 
-static inline void archfit_vecmat_f32_portable(ptrdiff_t k, ptrdiff_t n, const float* x, ptrdiff_t incx,
-                                        const float* W, ptrdiff_t ldw, float* y) {
-    for (ptrdiff_t j = 0; j < n; j++) y[j] = 0.0f;
-    for (ptrdiff_t i = 0; i < k; i++) {
-        const float xi = x[i * incx];
-        const float* row = W + i * ldw;
-        for (ptrdiff_t j = 0; j < n; j++) y[j] += xi * row[j];
+/* y = x W's arguments, and the portable loops: one body for both types. */
+#define ARCHFIT_VECMAT_ARGS(T)                                                       \
+    ptrdiff_t k, ptrdiff_t n, const T* x, ptrdiff_t incx, const T* W, ptrdiff_t ldw, T* y
+#define ARCHFIT_VECMAT_PORTABLE(T, SUFFIX)                                           \
+    static inline void archfit_vecmat_##SUFFIX##_portable(ARCHFIT_VECMAT_ARGS(T)) {   \
+        for (ptrdiff_t j = 0; j < n; j++) y[j] = (T)0;                                \
+        for (ptrdiff_t i = 0; i < k; i++) {                                           \
+            const T xi = x[i * incx];                                                 \
+            const T* row = W + i * ldw;                                               \
+            for (ptrdiff_t j = 0; j < n; j++) y[j] += xi * row[j];                    \
+        }                                                                             \
     }
-}
-
-static inline void archfit_vecmat_f64_portable(ptrdiff_t k, ptrdiff_t n, const double* x, ptrdiff_t incx,
-                                        const double* W, ptrdiff_t ldw, double* y) {
-    for (ptrdiff_t j = 0; j < n; j++) y[j] = 0.0;
-    for (ptrdiff_t i = 0; i < k; i++) {
-        const double xi = x[i * incx];
-        const double* row = W + i * ldw;
-        for (ptrdiff_t j = 0; j < n; j++) y[j] += xi * row[j];
-    }
-}
+ARCHFIT_VECMAT_PORTABLE(float, f32)
+ARCHFIT_VECMAT_PORTABLE(double, f64)
+#undef ARCHFIT_VECMAT_PORTABLE
 
 #ifdef ARCHFIT_X86_DISPATCH
 /* The AVX2 bodies, one per element type (vecmat_impl.h): 8 independent FMA
@@ -66,23 +62,26 @@ static inline int archfit_have_avx2(void) {
 }
 #endif
 
-static inline void archfit_vecmat_f32(ptrdiff_t k, ptrdiff_t n, const float* x, ptrdiff_t incx,
-                               const float* W,
-                               ptrdiff_t ldw, float* y) {
+/* archfit_vecmat_f32 and _f64: the AVX2 body where the CPU has it. */
 #ifdef ARCHFIT_X86_DISPATCH
-    if (archfit_have_avx2()) { archfit_vecmat_f32_avx2(k, n, x, incx, W, ldw, y); return; }
+#define ARCHFIT_VECMAT_PICK(SUFFIX)                                                  \
+    if (archfit_have_avx2()) {                                                       \
+        archfit_vecmat_##SUFFIX##_avx2(k, n, x, incx, W, ldw, y);                    \
+        return;                                                                      \
+    }
+#else
+#define ARCHFIT_VECMAT_PICK(SUFFIX)
 #endif
-    archfit_vecmat_f32_portable(k, n, x, incx, W, ldw, y);
-}
-
-static inline void archfit_vecmat_f64(ptrdiff_t k, ptrdiff_t n, const double* x, ptrdiff_t incx,
-                               const double* W,
-                               ptrdiff_t ldw, double* y) {
-#ifdef ARCHFIT_X86_DISPATCH
-    if (archfit_have_avx2()) { archfit_vecmat_f64_avx2(k, n, x, incx, W, ldw, y); return; }
-#endif
-    archfit_vecmat_f64_portable(k, n, x, incx, W, ldw, y);
-}
+#define ARCHFIT_VECMAT_DISPATCH(T, SUFFIX)                                           \
+    static inline void archfit_vecmat_##SUFFIX(ARCHFIT_VECMAT_ARGS(T)) {              \
+        ARCHFIT_VECMAT_PICK(SUFFIX)                                                  \
+        archfit_vecmat_##SUFFIX##_portable(k, n, x, incx, W, ldw, y);                \
+    }
+ARCHFIT_VECMAT_DISPATCH(float, f32)
+ARCHFIT_VECMAT_DISPATCH(double, f64)
+#undef ARCHFIT_VECMAT_DISPATCH
+#undef ARCHFIT_VECMAT_PICK
+#undef ARCHFIT_VECMAT_ARGS
 
 /* The instruction set archfit_vecmat_* use on this CPU (for reports). */
 static inline const char* archfit_vecmat_isa(void) {
