@@ -22,7 +22,12 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNELS = ["_blas", "_random", "_elementwise", "_optimizers", "_network", "_hashing", "_labels"]
+# Internal kernel modules (csrc/archfit/_kernels/NAME.pyx -> archfit._kernels.NAME), then the
+# public Cython API (src/archfit/kernels.pyx -> archfit.kernels, declared in kernels.pxd).
+KERNELS = ["_cpu", "_blas", "_random", "_elementwise", "_optimizers", "_plan", "_passes",
+           "_training", "_prediction", "_hashing", "_labels"]
+SOURCES = {f"archfit._kernels.{name}": f"csrc/archfit/_kernels/{name}.pyx" for name in KERNELS}
+SOURCES["archfit.kernels"] = "src/archfit/kernels.pyx"
 
 SANITIZE = os.environ.get("ARCHFIT_SANITIZE", "0") not in ("", "0")
 DEBUG = SANITIZE or os.environ.get("ARCHFIT_DEBUG", "0") not in ("", "0")
@@ -84,20 +89,20 @@ directives = {
 
 extensions = [
     Extension(
-        f"archfit._kernels.{name}",
-        [f"csrc/archfit/_kernels/{name}.pyx"],
+        module,
+        [source],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         include_dirs=["csrc/archfit/_kernels", numpy.get_include()],   # vecmat.h, numpy's C API
     )
-    for name in KERNELS
+    for module, source in SOURCES.items()
 ]
 
 setup(
     ext_modules=cythonize(
         extensions,
-        include_path=["csrc"],
+        include_path=["csrc", "src"],   # archfit._kernels.*, archfit/kernels.pxd
         compiler_directives=directives,
         # Rebuild when the debug switch flips, even if sources are unchanged.
         force=DEBUG,

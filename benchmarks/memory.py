@@ -46,14 +46,13 @@ def child(epochs):
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")        # reset VmHWM: the peak from here on is the fit's
     before = _status("VmRSS")
-    # the fit's threads, each with its packed-GEMM scratch (as fitting counts them)
-    threads = _threads.split(None, model._kernel.shards(BATCH))[0]
+    # the training state's block as the kernel plans it (fitting reserves the same)
+    plan = model._kernel.training_plan(model.dtype, N, BATCH, 0.0, True, 0,
+                                       _threads.budget(None))
     fitted = af.fit(model, X, y, af.Hyperparameters(epochs=epochs, batch_size=BATCH))
     print(json.dumps({"data": X.nbytes + y.nbytes, "before": before, "peak": _status("VmHWM"),
                       "n_parameters": model.n_parameters, "epochs": fitted.n_epochs,
-                      "scratch": model._kernel.scratch_size(BATCH, False, True, 0) * 4,
-                      "packed": (model._kernel.training_size(BATCH, False, True, 0, 4, threads)
-                                 - model._kernel.training_size(BATCH, False, True, 0)) * 4}))
+                      "state": plan["bytes"], "threads": plan["threads"]}))
 
 
 def main():
@@ -65,8 +64,9 @@ def main():
     r = runs[1]
     mib = 2.0**20
     theta = r["n_parameters"] * 4
-    # θ, grad, m, v, θ̂; packed weights; batch; order; labels
-    expected = 5 * theta + r["packed"] + r["scratch"] + N * 8 + N * 4
+    # θ and θ̂; the training state's block (gradient, moments, a batch's scratch,
+    # sample order, packed weights and each thread's packed-GEMM scratch); labels
+    expected = 2 * theta + r["state"] + N * 4
     print(f"W2 fit, {N:,} samples x {SIZES[0]} float32 = {r['data'] / mib:.1f} MiB of data "
           f"(with labels); θ = {theta / mib:.2f} MiB")
     for epochs, run in runs.items():
@@ -74,8 +74,9 @@ def main():
         print(f"  {epochs} epoch(s): resident before the fit {run['before'] / mib:.1f} MiB "
               f"(data + libraries), peak {run['peak'] / mib:.1f} MiB, added by the fit "
               f"{added / mib:.1f} MiB")
-    print(f"  expected from the design: 5 copies of θ + packed weights and threads' scratch "
-          f"({r['packed'] / mib:.2f} MiB) + one batch's scratch ({r['scratch'] / mib:.2f} MiB) + sample order + labels "
+    print(f"  expected from the design: θ and θ̂ + the training state the kernel plans "
+          f"({r['state'] / mib:.2f} MiB: gradient, moments, scratch, sample order, packed "
+          f"weights, {r['threads']} thread(s)' packed-GEMM scratch) + labels "
           f"= {expected / mib:.1f} MiB")
     growth = runs[5]["peak"] - runs[1]["peak"]
     print(f"  peak after 5 epochs minus peak after 1: {growth / mib:+.1f} MiB")

@@ -1,61 +1,93 @@
-"""Two builds of archfit's network kernel in one process, timed alternately.
+"""Two builds of archfit, timed alternately: the installed one and another.
 
 On a shared machine two runs a minute apart differ by ±25%, so a change of a
 few percent cannot be seen by running the old and the new build one after
-the other. Here the installed build's ``_network`` module and another build's
-(a copy of ``_network*.so``, e.g. from ``pip install --no-deps --target
-/tmp/old <checkout of the old commit>``) are loaded side by side and
-timed in alternating pairs (the order flips every pair), so both see the same
-machine state; what is printed is the median of the paired ratios. The other
-kernel modules (BLAS wrapper, elementwise, optimizers) are the installed
-build's for both: this compares changes to ``_network.pyx`` and the headers
-it includes (the packed GEMM, vecmat, team).
+the other. Here each build runs in a worker process of its own (the other
+build from a folder made with ``pip install --no-build-isolation --no-deps
+--target DIR <checkout of the old commit>``), and the two are timed in
+alternating pairs (the order flips every pair) while the other waits, so both
+see the same machine state; what is printed is the median of the paired
+ratios. Each worker drives its build's own kernel objects (``Trainer.epoch``,
+``Kernel.predict``), so Python overhead outside the kernels is not timed.
 
-    python benchmarks/side_by_side.py /tmp/old/archfit/_kernels/_network*.so
-    python benchmarks/side_by_side.py OLD.so --sizes 784,256,128,10 --dtype float64
-    python benchmarks/side_by_side.py OLD.so --predict 4096
+    python benchmarks/side_by_side.py /tmp/old
+    python benchmarks/side_by_side.py /tmp/old --sizes 784,256,128,10 --dtype float64
+    python benchmarks/side_by_side.py /tmp/old --predict 4096
 
 Training: both builds train the same network from the same θ, epoch by epoch
 (16 epochs of 8,192 samples; the first two are not timed) and, unless
 ``--allow-different-bits``, must end with the same bits. Prediction: both
-predict the same rows, 60 pairs of calls, and must give the same bits. The
-harness's own bias (a build against a copy of itself) was +0.7% to +0.8% on
-the machine of RESULTS.md: read ratios within ±2% as no change.
+predict the same rows, 60 pairs of calls, and must give the same bits. Read
+ratios within ±2% as no change.
 """
 import argparse
-import importlib.util
+import hashlib
+import json
 import statistics
+import subprocess
+import sys
 import time
 
-import numpy as np
-from threadpoolctl import threadpool_limits
 
-import archfit as af
-from archfit._kernels import _network as installed
+def _trainer(af, model, n, args):
+    """This build's Trainer: in builds before the public API, from
+    archfit._kernels._network (tried first: a folder of such a build has no
+    archfit.kernels, which an editable install elsewhere could then supply)."""
+    try:
+        from archfit._kernels._network import Trainer
+        return Trainer(model._kernel, model.dtype, n, args.batch_size, "adam", seed=1)
+    except ImportError:
+        from archfit.kernels import Trainer
+        return Trainer(model._kernel, model.dtype, n, args.batch_size, "adam", seed=1,
+                       threads=args.threads)
 
 
-def load(path: str, package: str):
-    """The `_network` extension at `path`, as module `package._network`."""
-    spec = importlib.util.spec_from_file_location(package + "._network", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def worker(path, args):
+    """Serve timing requests on stdin for the archfit found first on `path` (or installed)."""
+    if path:
+        sys.path.insert(0, path)
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+    import archfit as af
+    if path and not af.__file__.startswith(path):
+        raise SystemExit(f"archfit came from {af.__file__}, not {path}")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    model = af.Model(af.Architecture(sizes[0], [af.Dense(s, "relu") for s in sizes[1:-1]]
+                                     + [af.Dense(sizes[-1])], "softmax"), args.dtype)
+    rng = np.random.default_rng(0)
+    theta = model.init(0)
+    if args.predict:
+        X = rng.normal(size=(args.predict, sizes[0])).astype(args.dtype)
+        out = np.empty((args.predict, sizes[-1]), args.dtype)
 
+        def call(_):
+            model._kernel.predict(theta, X, out, args.threads)
+        result = out
+    else:
+        n = 8192
+        X = rng.normal(size=(n, sizes[0])).astype(args.dtype)
+        y = rng.integers(0, sizes[-1], n).astype(np.intc)
+        trainer = _trainer(af, model, n, args)
 
-def alternate(calls, pairs):
-    """Time calls["other"] and calls["installed"] in `pairs` alternating pairs."""
-    times = {name: [] for name in calls}
-    for i in range(pairs):
-        for name in (("other", "installed") if i % 2 else ("installed", "other")):
+        def call(epoch):
+            with threadpool_limits(1, user_api="blas"):
+                trainer.epoch(theta, X, y, None, None, 1e-3, epoch, args.threads)
+        result = theta
+    print(json.dumps({"ready": af.__file__}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        if "call" in request:
             start = time.perf_counter()
-            calls[name](i)
-            times[name].append(time.perf_counter() - start)
-    return times
+            call(request["call"])
+            reply = {"seconds": time.perf_counter() - start}
+        else:
+            reply = {"hash": hashlib.sha256(result.tobytes()).hexdigest()}
+        print(json.dumps(reply), flush=True)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("other", help="the other build's _network*.so")
+    parser.add_argument("other", help="folder of the other build (pip install --target)")
     parser.add_argument("--sizes", default="784,256,128,10")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
@@ -64,43 +96,40 @@ def main(argv=None):
     parser.add_argument("--predict", type=int, default=0, metavar="ROWS",
                         help="time Kernel.predict of ROWS rows instead of training")
     parser.add_argument("--allow-different-bits", action="store_true")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker is not None:
+        return worker(args.worker, args)
 
-    other = load(args.other, "other_build")
-    sizes = [int(s) for s in args.sizes.split(",")]
-    activations = ["relu"] * (len(sizes) - 2) + ["identity"]
-    model = af.Model(af.Architecture(sizes[0], [af.Dense(s, "relu") for s in sizes[1:-1]]
-                                     + [af.Dense(sizes[-1])], "softmax"), args.dtype)
-    rng = np.random.default_rng(0)
-    builds = {"installed": installed, "other": other}
-    kernels = {name: m.Kernel(sizes, activations, "softmax", "cross_entropy")
-               for name, m in builds.items()}
+    forwarded = [a for a in (argv if argv is not None else sys.argv[1:]) if a != args.other]
+    workers = {}
+    for name, path in (("installed", ""), ("other", args.other)):
+        workers[name] = subprocess.Popen(
+            [sys.executable, __file__, args.other, "--worker", path, *forwarded],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        ready = workers[name].stdout.readline()
+        if not ready:
+            raise SystemExit(f"the {name} build's worker did not start")
 
+    def ask(name, request):
+        workers[name].stdin.write(json.dumps(request) + "\n")
+        workers[name].stdin.flush()
+        return json.loads(workers[name].stdout.readline())
+
+    pairs = 60 if args.predict else args.epochs
+    times = {name: [] for name in workers}
+    for i in range(pairs):
+        for name in (("other", "installed") if i % 2 else ("installed", "other")):
+            times[name].append(ask(name, {"call": i})["seconds"])
+    same = ask("installed", {"hash": 1}) == ask("other", {"hash": 1})
+    for w in workers.values():
+        w.stdin.close()
+        w.wait()
     if args.predict:
-        X = rng.normal(size=(args.predict, sizes[0])).astype(args.dtype)
-        theta = model.init(0)
-        outs = {name: np.empty((args.predict, sizes[-1]), args.dtype) for name in builds}
-        calls = {name: (lambda i, name=name: kernels[name].predict(theta, X, outs[name],
-                                                                   args.threads))
-                 for name in builds}
-        times = alternate(calls, 60)
-        same = np.array_equal(outs["installed"], outs["other"])
         n, what = args.predict, f"predict {args.predict} rows"
     else:
-        n = 8192
-        X = rng.normal(size=(n, sizes[0])).astype(args.dtype)
-        y = rng.integers(0, sizes[-1], n).astype(np.intc)
-        state = {name: (m.Trainer(kernels[name], np.dtype(args.dtype), n, args.batch_size,
-                                  "adam", seed=1), model.init(0))
-                 for name, m in builds.items()}
-        calls = {name: (lambda e, name=name: state[name][0].epoch(
-                     state[name][1], X, y, None, None, 1e-3, e, args.threads))
-                 for name in builds}
-        with threadpool_limits(1, user_api="blas"):
-            times = alternate(calls, args.epochs)
+        n, what = 8192, f"train {args.sizes} batch {args.batch_size}"
         times = {name: t[2:] for name, t in times.items()}
-        same = np.array_equal(state["installed"][1], state["other"][1])
-        what = f"train {args.sizes} batch {args.batch_size}"
     if not same and not args.allow_different_bits:
         raise SystemExit("the two builds gave different bits (--allow-different-bits to time "
                          "them anyway)")

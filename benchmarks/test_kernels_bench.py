@@ -9,7 +9,7 @@ from threadpoolctl import threadpool_limits
 
 import archfit as af
 from archfit._kernels._blas import PACKED_GEMM, gemm_py, pack_py, packed_gemm_py
-from archfit._kernels._network import Trainer
+from archfit.kernels import Trainer
 
 WORKLOADS = {
     "W1 64-32-10 b32": ((64, 32, 10), 32),
@@ -68,7 +68,7 @@ def test_train_epoch_w2_threads(benchmark, threads):
     """W2's step is cut into two shards: archfit's threads share it, BLAS on one each."""
     model, X, labels, _ = make((784, 256, 128, 10), "float32")
     theta = model.init(0)
-    trainer = Trainer(model._kernel, model.dtype, N_SAMPLES, 128, "adam")
+    trainer = Trainer(model._kernel, model.dtype, N_SAMPLES, 128, "adam", threads=threads)
     counter = iter(range(10**9))
     with threadpool_limits(1, user_api="blas"):
         benchmark(lambda: trainer.epoch(theta, X, labels, None, None, 1e-4, next(counter),

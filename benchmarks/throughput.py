@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import archfit as af
 from archfit import _threads
-from archfit._kernels._network import Trainer
+from archfit.kernels import Trainer
 
 
 def measure(sizes, batch_size, dtype, n_samples, repeats, threads, activation="relu"):
@@ -30,7 +30,7 @@ def measure(sizes, batch_size, dtype, n_samples, repeats, threads, activation="r
     X = rng.normal(size=(n_samples, sizes[0])).astype(dtype)
     y = rng.integers(0, sizes[-1], n_samples).astype(np.intc)
     theta = model.init(0)
-    trainer = Trainer(model._kernel, model.dtype, n_samples, batch_size, "adam")
+    trainer = Trainer(model._kernel, model.dtype, n_samples, batch_size, "adam", threads=threads)
     trainer.epoch(theta, X, y, None, None, 1e-3, 0, threads)  # warm-up
     times = []
     for epoch in range(1, repeats + 1):
@@ -53,10 +53,11 @@ def main():
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     layers = [af.Dense(s) for s in sizes[1:]]
-    shards = af.Model(af.Architecture(sizes[0], layers))._kernel.shards(args.batch_size)
+    plan = af.Model(af.Architecture(sizes[0], layers), args.dtype)._kernel.training_plan(
+        args.dtype, args.samples, args.batch_size, threads=_threads.budget(args.threads))
+    shards, threads = plan["shards"], plan["threads"]
     with threadpool_limits(limits=args.threads, user_api="blas"):
-        threads, blas_limit = _threads.split(args.threads, shards)
-        with blas_limit:
+        with _threads.blas_during(shards, args.threads):
             rate, model = measure(sizes, args.batch_size, args.dtype, args.samples,
                                   args.repeats, threads)
             blas = [(i["internal_api"], i.get("version"), i["num_threads"])

@@ -50,6 +50,9 @@ def test_package_is_typed():
 
 
 def test_cython_interface_ships():
+    # the public Cython API, and the internal declarations it is built on
+    assert resources.files("archfit").joinpath("kernels.pxd").is_file()
     kernels = resources.files("archfit._kernels")
-    for name in ("_blas", "_elementwise", "_optimizers", "_random", "_network"):
+    for name in ("_blas", "_elementwise", "_optimizers", "_random", "_plan", "_passes",
+                 "_training", "_prediction"):
         assert kernels.joinpath(f"{name}.pxd").is_file(), name

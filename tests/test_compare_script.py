@@ -33,15 +33,18 @@ SIDE_BY_SIDE = Path(__file__).parent.parent / "benchmarks" / "side_by_side.py"
 
 @pytest.mark.skipif(not SIDE_BY_SIDE.exists(), reason="needs the source tree")
 def test_side_by_side_runs_a_build_against_a_copy_of_itself(tmp_path):
-    # the installed network kernel against a copy of its own file (a second
-    # dlopen): training (sharded, packed operands on AVX2) and prediction run,
-    # give the same bits, print a ratio
+    # the installed build against a copy of its own package (another folder,
+    # another worker process): training (sharded, packed operands on AVX2) and
+    # prediction run, give the same bits, print a ratio
     import shutil
-    from archfit._kernels import _network
-    other = tmp_path / Path(_network.__file__).name
-    shutil.copy(_network.__file__, other)
+    import archfit
+    from archfit import _kernels
+    copy = tmp_path / "archfit"
+    shutil.copytree(Path(archfit.__file__).parent, copy)
+    if not (copy / "_kernels").exists():        # an editable install keeps them apart
+        shutil.copytree(Path(_kernels.__file__).parent, copy / "_kernels")
     for extra in (["--epochs", "4"], ["--predict", "300"]):
-        result = subprocess.run([sys.executable, str(SIDE_BY_SIDE), str(other),
+        result = subprocess.run([sys.executable, str(SIDE_BY_SIDE), str(tmp_path),
                                  "--sizes", "60,256,128,4", "--batch-size", "160", *extra],
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]

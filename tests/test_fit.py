@@ -270,7 +270,7 @@ def test_n_threads_bounds_blas_and_archfit_threads_together(digits_split):
     af.fit(small_softmax(), X, y, af.Hyperparameters(epochs=1, n_threads=1), callback=callback)
     # a network whose steps are split into shards: archfit's threads, BLAS on one each
     big = af.Model(af.Architecture(64, [af.Dense(512, "relu"), af.Dense(10)], "softmax"))
-    assert big._kernel.shards(128) == 2
+    assert big._kernel.training_plan("float32", 128, 128)["shards"] == 2
     af.fit(big, X, y, af.Hyperparameters(epochs=1, batch_size=128, n_threads=2),
            callback=callback)
     assert seen == [{1}, {1}]

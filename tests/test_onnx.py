@@ -6,8 +6,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import archfit as af  # noqa: E402
-
-ACTIVATIONS = ["identity", "relu", "leaky_relu", "tanh", "sigmoid", "gelu"]
+from archfit.kernels import ACTIVATIONS  # noqa: E402
 
 
 def run(model_proto, X):

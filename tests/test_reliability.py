@@ -136,7 +136,7 @@ from archfit.datasets import load_digits
 def job(_):
     X, y = load_digits()
     model = af.Model(af.Architecture(64, [af.Dense(512, "relu"), af.Dense(10)], "softmax"))
-    assert model._kernel.shards(128) == 2 and model._kernel.splits_rows()
+    assert model._kernel.training_plan("float32", 128, 128)["shards"] == 2 and model._kernel.splits_rows()
     fitted = af.fit(model, X / 16, y, af.Hyperparameters(epochs=2, batch_size=128, seed=3))
     proba = np.concatenate([fitted.predict_proba(X[:1] / 16), fitted.predict_proba(X / 16)])
     return hashlib.sha256(fitted.parameters.tobytes() + proba.tobytes()).hexdigest()

@@ -18,17 +18,15 @@ _lock = threading.Lock()
 _blas = None
 _counters = None
 _reader = None
-_forked = False
 
 
 def _after_fork_in_child():
-    # GNU OpenMP cannot start a team in a forked child once the parent used
-    # one; the kernels then run on one thread there (team.h; see split).
+    # (GNU OpenMP cannot start a team in a forked child once the parent used
+    # one; the kernels' plans then give one thread there: team.h.)
     # The child has only the forking thread: a one-BLAS-thread section that
     # another parent thread was inside is not the child's, so its lock and
     # depth start afresh (BLAS's limit stays whatever the parent had set).
-    global _forked, _one_lock, _one_depth, _one_saved
-    _forked = True
+    global _one_lock, _one_depth, _one_saved
     _one_lock = threading.Lock()
     _one_depth = 0
     _one_saved = []
@@ -142,15 +140,13 @@ def _one_blas_thread():
                         put(n)
 
 
-def split(n_threads: int | None, parts: int) -> tuple[int, contextlib.AbstractContextManager]:
-    """Threads for work cut into `parts` pieces, and the BLAS limit to hold meanwhile.
+def blas_during(parts: int, n_threads: int | None) -> contextlib.AbstractContextManager:
+    """The BLAS limit to hold while archfit's kernels run work cut into `parts` pieces.
 
-    Work cut into several pieces keeps BLAS on one thread whatever the number
-    of archfit threads (even one: in a child made by fork(), or with a budget
-    of one), so that its bits never depend on the thread count. Work in one
-    piece runs on one archfit thread and BLAS keeps the budget (or its own
-    default when `n_threads` is None).
+    Work in several pieces (the kernel's plan says how many) keeps BLAS on
+    one thread whatever the number of archfit threads, so that its bits
+    never depend on the thread count. Work in one piece runs on one archfit
+    thread and BLAS keeps the budget (or its own default when `n_threads` is
+    None).
     """
-    if parts > 1:
-        return (1 if _forked else min(budget(n_threads), parts)), blas_limit(1)
-    return 1, blas_limit(n_threads)
+    return blas_limit(1) if parts > 1 else blas_limit(n_threads)

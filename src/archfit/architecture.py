@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Sequence
 
+from archfit import kernels
 from archfit._validation import MAX_DIMENSION, check_int
 
-ACTIVATIONS = ("identity", "relu", "leaky_relu", "tanh", "sigmoid", "gelu")
-OUTPUTS = ("softmax", "sigmoid", "linear")
-MAX_LAYERS = 64  # must match MAX_LAYERS in csrc/archfit/_kernels/_network.pxd
+# The names the kernels understand (declared once, in archfit/kernels.pxd).
+ACTIVATIONS = tuple(kernels.ACTIVATIONS)
+OUTPUTS = tuple(kernels.HEADS)
+MAX_LAYERS = kernels.MAX_LAYERS
 
 
 def _check_activation(name) -> str:
@@ -116,12 +118,13 @@ class Architecture:
         self._layout = self._make_layout()
 
     def _make_layout(self) -> tuple[LayoutEntry, ...]:
-        entries, start = [], 0
-        for i, (n_in, n_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
-            entries.append(LayoutEntry(f"dense{i}.weight", (n_in, n_out), start, start + n_in * n_out))
-            start += n_in * n_out
-            entries.append(LayoutEntry(f"dense{i}.bias", (n_out,), start, start + n_out))
-            start += n_out
+        # where the kernels put each block (computed there, once); names and shapes here
+        starts, _ = kernels.parameter_layout(self.sizes)
+        entries = []
+        for i, ((n_in, n_out), (w, b)) in enumerate(zip(zip(self.sizes[:-1], self.sizes[1:]),
+                                                        starts)):
+            entries.append(LayoutEntry(f"dense{i}.weight", (n_in, n_out), w, w + n_in * n_out))
+            entries.append(LayoutEntry(f"dense{i}.bias", (n_out,), b, b + n_out))
         return tuple(entries)
 
     # ---- what the architecture is --------------------------------------------------

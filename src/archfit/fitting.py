@@ -8,9 +8,10 @@ from typing import Any, Callable
 import numpy as np
 
 from archfit import _threads
-from archfit._kernels._network import Status, Trainer
+from archfit.kernels import Status, Trainer
 from archfit._memory import reserve
-from archfit._targets import Targets, encode
+from archfit._kernels._hashing import Fingerprint
+from archfit._targets import Targets, class_labels, encode
 from archfit._validation import as_features, as_parameters, as_sample_weight
 from archfit.fit_model import FitModel, score_outputs
 from archfit.folds import validation_split
@@ -111,7 +112,6 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
     X = as_features(X, arch.n_inputs, dtype)
     n = X.shape[0]
     if classes is not None and arch.output == "softmax":
-        from archfit._targets import class_labels
         classes = class_labels(classes, "classes")
         if len(classes) != arch.n_outputs:
             raise ValueError(f"classes has {len(classes)} labels, the architecture has "
@@ -160,7 +160,6 @@ def _fingerprint(X: np.ndarray, targets: Targets) -> dict[str, Any]:
     versions; "blake2b:" in older ones) took a fifth of a 64-32-10 fit on
     4,096 rows.
     """
-    from archfit._kernels._hashing import Fingerprint
     h = Fingerprint()
     h.update(X)
     for part in (targets.labels, targets.values):
@@ -197,18 +196,19 @@ def _fit_minibatch(model, hp, theta, X, targets: Targets, weights, val, history,
     first_epoch = len(history)
     m, v, step = (optimizer_state[:3] if optimizer_state is not None else (None, None, 0))
     n_targets = 0 if targets.values is None else targets.values.shape[1]
-    rows = min(hp.batch_size, X.shape[0])
-    # A step split into shards is shared by archfit's threads (BLAS on one
-    # thread each); a small step runs on one thread with BLAS's own threads.
-    threads, blas = _threads.split(hp.n_threads, model._kernel.shards(rows))
-    reserve(model._kernel.training_size(rows, hp.dropout > 0, hp.shuffle, n_targets,
-                                        model.dtype.itemsize, threads) * model.dtype.itemsize,
-            "the training state (gradients, optimizer moments, batch buffers)")
+    # The kernel plans the fit: a step cut into shards is shared by archfit's
+    # threads (BLAS on one thread each); a small step runs on one thread with
+    # BLAS's own threads.
+    budget = _threads.budget(hp.n_threads)
+    plan = model._kernel.training_plan(model.dtype, X.shape[0], hp.batch_size, hp.dropout,
+                                       hp.shuffle, n_targets, budget)
+    reserve(plan["bytes"], "the training state (gradients, optimizer moments, batch buffers)")
     trainer = Trainer(model._kernel, model.dtype, X.shape[0], hp.batch_size, hp.optimizer,
                       momentum=hp.momentum, nesterov=hp.nesterov, beta1=hp.beta1,
                       beta2=hp.beta2, epsilon=hp.epsilon, l2=hp.l2, dropout=hp.dropout,
                       shuffle=hp.shuffle, seed=hp.seed, m=m, v=v, step=step,
-                      n_targets=n_targets)
+                      n_targets=n_targets, threads=budget)
+    threads, blas = plan["threads"], _threads.blas_during(plan["shards"], hp.n_threads)
     schedule = LearningRateSchedule(hp, first_epoch)
     history = list(history)
     with blas:

@@ -10,9 +10,11 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
+from archfit import kernels
 from archfit._validation import check_float, check_int
 
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "lbfgs")
+# The epoch kernel's optimizers, and L-BFGS (full-batch, through SciPy).
+OPTIMIZERS = (*kernels.OPTIMIZERS, "lbfgs")
 SCHEDULES = ("constant", "step", "cosine", "plateau")
 
 

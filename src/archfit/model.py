@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 
 from archfit import _threads
-from archfit._kernels._network import CHUNK_ROWS, Kernel
+from archfit.kernels import Kernel
 from archfit._memory import reserve
 from archfit._targets import encode
-from archfit._validation import as_features, as_parameters, as_sample_weight, check_float
+from archfit._validation import (as_features, as_parameters, as_sample_weight, check_float,
+                                 check_int)
 from archfit.architecture import Architecture
 
 DTYPES = ("float32", "float64")
@@ -124,7 +125,6 @@ class Model:
         numpy.ndarray
             C-contiguous, of the model's dtype, length ``n_parameters``.
         """
-        from archfit._validation import check_int
         rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
         arch = self._architecture
         largest = max(e.stop - e.start for e in arch.layout)
@@ -184,27 +184,14 @@ class Model:
     def _predict(self, theta: np.ndarray, X: np.ndarray, n_threads: int | None = None
                  ) -> np.ndarray:
         n = X.shape[0]
-        # on an AVX2 CPU, several chunks read the weights packed once
-        packed = self._kernel.packs(n)
-        rows = Kernel.chunk_rows(n, packed)
-        # one chunk (up to 256 rows): one archfit thread, BLAS keeps its budget
-        threads, blas = _threads.split(n_threads, -(-n // rows))
-        self._reserve_scratch(n, rows=rows, copies=threads,
-                              extra=self._kernel.packed_size(self._dtype == np.float64, threads)
-                              if packed else 0)
+        # the kernel decides: chunks, threads, packed weights, scratch
+        plan = self._kernel.prediction_plan(self._dtype, n, _threads.budget(n_threads))
+        out_bytes = n * self._architecture.n_outputs * self._dtype.itemsize
+        reserve(plan["bytes"] + out_bytes, "the scratch memory of this computation")
         out = np.empty((n, self._architecture.n_outputs), dtype=self._dtype)
-        with blas:
-            self._kernel.predict(theta, X, out, threads)
+        with _threads.blas_during(plan["chunks"], n_threads):
+            self._kernel.predict(theta, X, out, plan["threads"])
         return out
-
-    def _reserve_scratch(self, n_rows: int, extra: int = 0, rows: int | None = None,
-                         copies: int = 1) -> None:
-        # Kernels work through the rows in chunks (`rows` each; CHUNK_ROWS
-        # unless told), with one scratch buffer per thread (`copies`).
-        rows = min(n_rows, CHUNK_ROWS if rows is None else rows)
-        scratch = copies * self._kernel.scratch_size(rows, gather=n_rows == 1)
-        reserve((scratch + extra + n_rows * self._architecture.n_outputs) * self._dtype.itemsize,
-                "the scratch memory of this computation")
 
     def loss_and_grad(self, theta: np.ndarray, X, y, *, sample_weight=None,
                       l2: float = 0.0) -> tuple[float, np.ndarray]:
@@ -235,7 +222,9 @@ class Model:
         targets = encode(y, arch.output, arch.n_outputs, X.shape[0], self._dtype, classes)
         w = as_sample_weight(sample_weight, X.shape[0], self._dtype)
         l2 = check_float(l2, "l2", low=0.0)
-        self._reserve_scratch(X.shape[0], extra=self.n_parameters)
+        reserve(self._kernel.loss_bytes(self._dtype, X.shape[0])
+                + self.n_parameters * self._dtype.itemsize,
+                "the scratch memory of this computation")
         grad = np.empty_like(theta)
         loss = self._kernel.loss_and_grad(theta, X, targets.labels, targets.values, w, grad, l2)
         return float(loss), grad

@@ -3,10 +3,9 @@ import numpy as np
 import pytest
 
 from archfit._kernels import _blas, _elementwise, _optimizers, _random
+from archfit.kernels import ACTIVATIONS
 from conftest import assert_close
 import reference as ref
-
-ACTIVATIONS = ["identity", "relu", "leaky_relu", "tanh", "sigmoid", "gelu"]
 
 
 def rand(rng, shape, dtype, scale=1.0):

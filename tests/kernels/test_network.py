@@ -6,11 +6,9 @@ from threadpoolctl import threadpool_limits
 
 import archfit as af
 from archfit._kernels import _random
-from archfit._kernels._network import Trainer, Status
+from archfit.kernels import ACTIVATIONS, Status, Trainer
 from conftest import assert_close
 import reference as ref
-
-ACTIVATIONS = ["identity", "relu", "leaky_relu", "tanh", "sigmoid", "gelu"]
 
 
 def make_model(output, activation="tanh", dtype="float64", loss=None, k=3, n_in=4):
@@ -196,9 +194,11 @@ def sharded_model(dtype, output="softmax", k=4, activation="tanh"):
 
 
 def test_shard_counts_follow_the_work_not_the_threads():
-    assert sharded_model("float32")._kernel.shards(160) == 2
-    assert sharded_model("float32")._kernel.shards(30) == 1     # too few rows to cut
-    assert make_model("softmax")._kernel.shards(4096) == 1      # too little work per row
+    def shards(model, rows):
+        return model._kernel.training_plan(model.dtype, rows, rows)["shards"]
+    assert shards(sharded_model("float32"), 160) == 2
+    assert shards(sharded_model("float32"), 30) == 1     # too few rows to cut
+    assert shards(make_model("softmax"), 4096) == 1      # too little work per row
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
@@ -212,7 +212,7 @@ def test_sharded_epoch_matches_reference_training_loop(dtype, optimizer):
     expected = reference_epoch(model, theta, X.astype(np.float64), y, batch_size=160,
                                optimizer=optimizer, lr=0.01, l2=0.01, epoch=1, seed=5,
                                shuffle=True)
-    trainer = Trainer(model._kernel, model.dtype, n, 160, optimizer, l2=0.01, seed=5)
+    trainer = Trainer(model._kernel, model.dtype, n, 160, optimizer, l2=0.01, seed=5, threads=2)
     with threadpool_limits(1, user_api="blas"):
         loss_sum, weight_sum, status = trainer.epoch(theta, X, y.astype(np.intc), None, None,
                                                      0.01, 1, 2)
@@ -232,7 +232,7 @@ def test_sharded_epoch_with_dropout_and_weights_matches_reference(dtype):
                                optimizer="sgd", lr=0.01, l2=0.0, epoch=2, seed=3,
                                shuffle=True, weights=w, dropout=0.25)
     trainer = Trainer(model._kernel, model.dtype, n, 160, "sgd", dropout=0.25, seed=3,
-                      n_targets=2)
+                      n_targets=2, threads=2)
     with threadpool_limits(1, user_api="blas"):
         _, _, status = trainer.epoch(theta, X, None, y.astype(dtype), w.astype(dtype),
                                      0.01, 2, 2)
@@ -247,16 +247,16 @@ def test_packed_weights_follow_every_update(dtype):
     from archfit._kernels import _blas
     model = sharded_model(dtype)
     kernel = model._kernel
-    if not kernel.trains_packed(160):
+    if not kernel.training_plan(dtype, 350, 160)["packed"]:
         pytest.skip("packed training needs a CPU with AVX2 and FMA")
-    assert not kernel.trains_packed(30)                  # one shard: BLAS's products
+    assert not kernel.training_plan(dtype, 350, 30)["packed"]   # one shard: BLAS's products
     wide = af.Model(af.Architecture(1024, [af.Dense(2048), af.Dense(2)], "softmax"))
-    assert not wide._kernel.trains_packed(256)           # copies beyond 4 MiB
+    assert not wide._kernel.training_plan(dtype, 256, 256)["packed"]   # copies beyond 4 MiB
     rng = np.random.default_rng(14)
     X = rng.normal(size=(350, 60)).astype(dtype)
     y = rng.integers(0, 4, 350).astype(np.intc)
     theta = model.init(0)
-    trainer = Trainer(kernel, model.dtype, 350, 160, "adam", seed=1)
+    trainer = Trainer(kernel, model.dtype, 350, 160, "adam", seed=1, threads=2)
     assert trainer.packed.dtype == dtype
     for epoch in range(2):
         trainer.epoch(theta, X, y, None, None, 1e-2, epoch, 2)
@@ -284,15 +284,14 @@ def test_epoch_gives_the_same_bits_on_any_number_of_threads(dtype, shuffle):
         for threads in (1, 2, 3):
             theta = model.init(0)
             trainer = Trainer(model._kernel, model.dtype, 500, 160, "adam", shuffle=shuffle,
-                              dropout=0.1, seed=4)
+                              dropout=0.1, seed=4, threads=threads)
             losses = [trainer.epoch(theta, X, y, None, None, 1e-3, e, threads)[0]
                       for e in range(2)]
             results.append((theta, trainer.m, trainer.v, losses))
         # one trainer, more threads in its second epoch than in its first
-        # (the blocks' per-thread scratch grows)
         theta = model.init(0)
         trainer = Trainer(model._kernel, model.dtype, 500, 160, "adam", shuffle=shuffle,
-                          dropout=0.1, seed=4)
+                          dropout=0.1, seed=4, threads=3)
         losses = [trainer.epoch(theta, X, y, None, None, 1e-3, e, t)[0]
                   for e, t in enumerate((1, 3))]
         results.append((theta, trainer.m, trainer.v, losses))
@@ -324,9 +323,9 @@ def test_packed_predictions_do_not_depend_on_the_batch(dtype):
     arch = af.Architecture(300, [af.Dense(130, "relu"), af.Dense(40, "tanh"), af.Dense(7)],
                            "softmax")
     model = af.Model(arch, dtype=dtype)
-    if not model._kernel.packs(1000):
+    if not model._kernel.prediction_plan(dtype, 1000)["packed"]:
         pytest.skip("the packed GEMM needs a CPU with AVX2 and FMA")
-    assert not model._kernel.packs(256)
+    assert not model._kernel.prediction_plan(dtype, 256)["packed"]
     rng = np.random.default_rng(13)
     theta = model.init(4)
     X = rng.normal(size=(1000, 300)).astype(dtype)

@@ -24,7 +24,6 @@ cdef extern from "vecmat.h" nogil:
                             const float* W, Py_ssize_t ldw, float* y)
     void archfit_vecmat_f64(Py_ssize_t k, Py_ssize_t n, const double* x, Py_ssize_t incx,
                             const double* W, Py_ssize_t ldw, double* y)
-    const char* archfit_vecmat_isa()
 
 cdef extern from "smallgemm.h" nogil:
     void archfit_small_gemm_f32(int trans_a, int trans_b, Py_ssize_t m, Py_ssize_t n,
@@ -41,7 +40,9 @@ cdef enum:
     SMALL_B = 8192          # op(B) elements: 32 KiB in float32, in L1 across the rows
     SMALL_FMAS = 524288     # beyond this, OpenBLAS's blocked GEMM wins
 
-VECMAT_ISA = archfit_vecmat_isa().decode()   # also settles the CPU check before any thread runs
+from archfit._kernels._cpu cimport archfit_isa_adopt
+from archfit._kernels._cpu import LEVEL
+archfit_isa_adopt(LEVEL)   # cpu.h: the one decision, before any kernel runs
 
 
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,

@@ -1,24 +1,9 @@
 from cython cimport floating
 
-# Codes shared with the Python layer (archfit.architecture / archfit.model).
-cdef enum Activation:
-    IDENTITY = 0
-    RELU = 1
-    LEAKY_RELU = 2
-    TANH = 3
-    SIGMOID = 4
-    GELU = 5
-
-cdef enum Head:
-    SOFTMAX = 0
-    SIGMOID_HEAD = 1
-    LINEAR = 2
-
-cdef enum Loss:
-    CROSS_ENTROPY = 0
-    BINARY_CROSS_ENTROPY = 1
-    SQUARED_ERROR = 2
-    HUBER = 3
+# The codes (Activation, Head, Loss) are declared once, in archfit/kernels.pxd.
+from archfit.kernels cimport (IDENTITY, RELU, LEAKY_RELU, TANH, SIGMOID, GELU,
+                              SOFTMAX, SIGMOID_HEAD, LINEAR,
+                              CROSS_ENTROPY, BINARY_CROSS_ENTROPY, SQUARED_ERROR, HUBER)
 
 cdef void bias_activation(floating* Z, const floating* bias, floating* A,
                           Py_ssize_t n_rows, Py_ssize_t n_cols, int activation) noexcept nogil

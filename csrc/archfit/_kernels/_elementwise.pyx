@@ -11,6 +11,8 @@ caller chooses the normaliser (one batch or the whole data set).
 import numpy as np
 from cython.parallel cimport prange
 
+from archfit._kernels._plan cimport threads_allowed
+
 from libc.math cimport (exp, expf, log, log1p, log1pf, tanh, tanhf, erf, erff,
                         sqrt, fabs, isfinite)
 
@@ -18,6 +20,7 @@ cdef double SQRT1_2 = 0.70710678118654752440
 cdef double INV_SQRT_2PI = 0.39894228040143267794
 cdef double LEAKY_SLOPE = 0.01
 
+# Python's names for the codes of archfit/kernels.pxd (archfit.kernels re-exports them).
 ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU,
                "tanh": TANH, "sigmoid": SIGMOID, "gelu": GELU}
 HEADS = {"softmax": SOFTMAX, "sigmoid": SIGMOID_HEAD, "linear": LINEAR}
@@ -312,8 +315,6 @@ def loss_grad(floating[:, ::1] Z, str loss, labels=None, targets=None, weights=N
                           w_p, d_p, grad_scale, huber_delta)
 
 
-cdef extern from "team.h" nogil:
-    int archfit_threads(int asked)
 
 # Elements per piece when threads share a finiteness check (a large fit's or
 # prediction's input): 256K, 1 MiB of float32; each thread takes the next.
@@ -329,7 +330,7 @@ def finite(const floating[::1] x, int n_threads=1):
     """
     cdef bint ok = True
     cdef Py_ssize_t n = x.shape[0], pieces = (n + FINITE_PIECE - 1) // FINITE_PIECE, p
-    cdef int T = <int> min(<Py_ssize_t> archfit_threads(n_threads), pieces)
+    cdef int T = <int> min(<Py_ssize_t> threads_allowed(n_threads), pieces)
     cdef int bad = 0
     if n == 0:
         return True

@@ -1,21 +1,7 @@
 from cython cimport floating
 
-cdef enum Optimizer:
-    SGD = 0
-    MOMENTUM = 1
-    ADAM = 2
-    ADAMW = 3
+from archfit.kernels cimport Settings
 
-cdef struct OptimizerConfig:
-    int kind
-    double learning_rate
-    double momentum      # MOMENTUM
-    bint nesterov        # MOMENTUM
-    double beta1         # ADAM, ADAMW
-    double beta2         # ADAM, ADAMW
-    double epsilon       # ADAM, ADAMW
-    long long step       # number of this update, counting from 1
-
-cdef void update(const OptimizerConfig* config, floating* theta, const floating* grad,
-                 floating* m, floating* v, Py_ssize_t first, Py_ssize_t stop,
-                 double penalty, double decay) noexcept nogil
+cdef void update(const Settings* settings, double learning_rate, long long step,
+                 floating* theta, const floating* grad, floating* m, floating* v,
+                 Py_ssize_t first, Py_ssize_t stop, double penalty, double decay) noexcept nogil

@@ -10,9 +10,9 @@ gradient inside the same pass (coupled L2), ``decay`` shrinks θ by
 The formulas are PyTorch's (``torch.optim.SGD`` with dampening 0, ``Adam``,
 ``AdamW``), so results can be compared with it step by step.
 """
-import numpy as np
-
 from libc.math cimport sqrt, sqrtf, pow
+
+from archfit.kernels cimport SGD, MOMENTUM, ADAM, ADAMW
 
 cdef extern from "adam.h" nogil:
     void archfit_adam_f32(Py_ssize_t n, float* theta, const float* grad, float* m, float* v,
@@ -22,7 +22,12 @@ cdef extern from "adam.h" nogil:
                           double* v, double b1, double b2, double eps, double step_size,
                           double inv_sqrt_bc2, double pen)
 
+# Python's names for the codes of archfit/kernels.pxd (archfit.kernels re-exports them).
 OPTIMIZERS = {"sgd": SGD, "momentum": MOMENTUM, "adam": ADAM, "adamw": ADAMW}
+
+from archfit._kernels._cpu cimport archfit_isa_adopt
+from archfit._kernels._cpu import LEVEL
+archfit_isa_adopt(LEVEL)        # cpu.h: the one decision, before any kernel runs
 
 
 cdef inline floating _sqrt(floating x) noexcept nogil:
@@ -32,7 +37,9 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
         return sqrt(x)
 
 
-cdef void update(const OptimizerConfig* config,
+cdef void update(const Settings* settings,
+                 double learning_rate,   # IN    this step's (the schedule's) rate
+                 long long step,         # IN    number of this update, counting from 1
                  floating* theta,        # INOUT parameters
                  const floating* grad,   # IN    gradient of the objective
                  floating* m,            # INOUT momentum buffer / Adam's first moment
@@ -42,15 +49,15 @@ cdef void update(const OptimizerConfig* config,
                  double decay            # IN    AdamW decoupled weight decay for this slice
                  ) noexcept nogil:
     cdef Py_ssize_t i
-    cdef floating lr = <floating> config.learning_rate
+    cdef floating lr = <floating> learning_rate
     cdef floating pen = <floating> penalty
     cdef floating mu, b1, b2, eps, step_size, inv_sqrt_bc2, shrink, g
-    if config.kind == SGD:
+    if settings.optimizer == SGD:
         for i in range(first, stop):
             theta[i] -= lr * (grad[i] + pen * theta[i])
-    elif config.kind == MOMENTUM:
-        mu = <floating> config.momentum
-        if config.nesterov:
+    elif settings.optimizer == MOMENTUM:
+        mu = <floating> settings.momentum
+        if settings.nesterov:
             for i in range(first, stop):
                 g = grad[i] + pen * theta[i]
                 m[i] = mu * m[i] + g
@@ -62,13 +69,13 @@ cdef void update(const OptimizerConfig* config,
     else:
         # Straight-line loops (no branch, float sqrt in float32) so the compiler
         # vectorises them; this loop touches every parameter at every step.
-        b1 = <floating> config.beta1
-        b2 = <floating> config.beta2
-        eps = <floating> config.epsilon
-        step_size = <floating> (config.learning_rate / (1.0 - pow(config.beta1, config.step)))
-        inv_sqrt_bc2 = <floating> (1.0 / sqrt(1.0 - pow(config.beta2, config.step)))
-        shrink = <floating> (1.0 - config.learning_rate * decay)
-        if config.kind == ADAMW and decay != 0.0:
+        b1 = <floating> settings.beta1
+        b2 = <floating> settings.beta2
+        eps = <floating> settings.epsilon
+        step_size = <floating> (learning_rate / (1.0 - pow(settings.beta1, step)))
+        inv_sqrt_bc2 = <floating> (1.0 / sqrt(1.0 - pow(settings.beta2, step)))
+        shrink = <floating> (1.0 - learning_rate * decay)
+        if settings.optimizer == ADAMW and decay != 0.0:
             for i in range(first, stop):
                 theta[i] *= shrink
         # adam.h: the same straight-line loop, built for AVX2 where the CPU has it
@@ -85,14 +92,13 @@ def step(str optimizer, floating[::1] theta, floating[::1] grad, floating[::1] m
          bint nesterov=False, double beta1=0.9, double beta2=0.999, double epsilon=1e-8,
          double penalty=0.0, double decay=0.0):
     """Test hook: one update of the whole buffer, in place."""
-    cdef OptimizerConfig config
-    config.kind = OPTIMIZERS[optimizer]
-    config.learning_rate = learning_rate
-    config.momentum = momentum
-    config.nesterov = nesterov
-    config.beta1 = beta1
-    config.beta2 = beta2
-    config.epsilon = epsilon
-    config.step = step
+    cdef Settings settings
+    settings.optimizer = OPTIMIZERS[optimizer]
+    settings.momentum = momentum
+    settings.nesterov = nesterov
+    settings.beta1 = beta1
+    settings.beta2 = beta2
+    settings.epsilon = epsilon
     if theta.shape[0]:
-        update(&config, &theta[0], &grad[0], &m[0], &v[0], 0, theta.shape[0], penalty, decay)
+        update(&settings, learning_rate, step, &theta[0], &grad[0], &m[0], &v[0], 0,
+               theta.shape[0], penalty, decay)

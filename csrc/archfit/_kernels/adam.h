@@ -36,29 +36,27 @@ __attribute__((target("avx2")))
 static inline void archfit_adam_f64_avx2(ARCHFIT_ADAM_ARGS(double)) { ARCHFIT_ADAM_BODY(double, sqrt) }
 #endif
 
-/* archfit_adam_f32 and _f64: the AVX2 build where the CPU has it. */
+/* The dispatchers: the AVX2 build where cpu.h's level allows it. */
+static inline void archfit_adam_f32(ARCHFIT_ADAM_ARGS(float)) {
 #ifdef ARCHFIT_X86_DISPATCH
-#define ARCHFIT_ADAM_PICK(T, SUFFIX)                                               \
-    if (archfit_have_avx2()) {                                                     \
-        archfit_adam_##SUFFIX##_avx2(n, theta, grad, m, v, b1, b2, eps, step_size, \
-                                     inv_sqrt_bc2, pen);                           \
-        return;                                                                    \
+    if (archfit_have_avx2()) {
+        archfit_adam_f32_avx2(n, theta, grad, m, v, b1, b2, eps, step_size, inv_sqrt_bc2, pen);
+        return;
     }
-#else
-#define ARCHFIT_ADAM_PICK(T, SUFFIX)
 #endif
-#define ARCHFIT_ADAM_DISPATCH(T, SUFFIX)                                           \
-    static inline void archfit_adam_##SUFFIX(ARCHFIT_ADAM_ARGS(T)) {               \
-        ARCHFIT_ADAM_PICK(T, SUFFIX)                                               \
-        archfit_adam_##SUFFIX##_portable(n, theta, grad, m, v, b1, b2, eps,        \
-                                         step_size, inv_sqrt_bc2, pen);            \
+    archfit_adam_f32_portable(n, theta, grad, m, v, b1, b2, eps, step_size, inv_sqrt_bc2, pen);
+}
+
+static inline void archfit_adam_f64(ARCHFIT_ADAM_ARGS(double)) {
+#ifdef ARCHFIT_X86_DISPATCH
+    if (archfit_have_avx2()) {
+        archfit_adam_f64_avx2(n, theta, grad, m, v, b1, b2, eps, step_size, inv_sqrt_bc2, pen);
+        return;
     }
+#endif
+    archfit_adam_f64_portable(n, theta, grad, m, v, b1, b2, eps, step_size, inv_sqrt_bc2, pen);
+}
 
-ARCHFIT_ADAM_DISPATCH(float, f32)
-ARCHFIT_ADAM_DISPATCH(double, f64)
-
-#undef ARCHFIT_ADAM_DISPATCH
-#undef ARCHFIT_ADAM_PICK
 #undef ARCHFIT_ADAM_ARGS
 #undef ARCHFIT_ADAM_BODY
 #endif

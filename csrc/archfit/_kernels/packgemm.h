@@ -17,8 +17,11 @@
  * sums from C and continues), so a row's result does not depend on the other
  * rows, and equals vecmat's and small_gemm's for the same row.
  *
- * The body is written once (packgemm_impl.h) and included for float
- * (archfit_*_f32) and double (archfit_*_f64). CPUs with AVX2 and FMA only
+ * The body is written once (packgemm_impl.h) and included for float and
+ * double; it defines archfit_packed_size_f32/_f64, archfit_pack_f32/_f64,
+ * archfit_pack_rows_f32/_f64, archfit_pack_rows_t_f32/_f64 and the AVX2
+ * product archfit_packed_gemm_avx2_f32/_f64, which the dispatchers
+ * archfit_packed_gemm_f32/_f64 below call. CPUs with AVX2 and FMA only
  * (archfit_packed_gemm_available); elsewhere the caller uses BLAS.
  */
 #ifndef ARCHFIT_PACKGEMM_H
@@ -104,5 +107,33 @@ static inline ptrdiff_t archfit_pk_pack6_f32(ptrdiff_t kc, const float* src, ptr
 #define PK_MC 96
 #include "packgemm_impl.h"     /* which undefines the PK_ macros */
 #include "avx2_ops_end.h"
+
+/* C (m x n, leading dimension ldc) := op(A) (m x k; A is (k, m) with leading
+ * dimension lda when trans_a, else (m, k)) @ W, W packed by archfit_pack_* into
+ * P; `work` holds ARCHFIT_PK_WORK elements. k >= 1. Only when
+ * archfit_packed_gemm_available(); does nothing otherwise. */
+static inline void archfit_packed_gemm_f32(int trans_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                           const float* A, ptrdiff_t lda, const float* P,
+                                           float* C, ptrdiff_t ldc, float* work) {
+#ifdef ARCHFIT_X86_DISPATCH
+    if (archfit_have_avx2() && m > 0 && n > 0 && k > 0)
+        archfit_packed_gemm_avx2_f32(trans_a, m, n, k, A, lda, P, C, ldc, work);
+#else
+    (void)trans_a; (void)m; (void)n; (void)k; (void)A; (void)lda; (void)P; (void)C; (void)ldc;
+    (void)work;
+#endif
+}
+
+static inline void archfit_packed_gemm_f64(int trans_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                           const double* A, ptrdiff_t lda, const double* P,
+                                           double* C, ptrdiff_t ldc, double* work) {
+#ifdef ARCHFIT_X86_DISPATCH
+    if (archfit_have_avx2() && m > 0 && n > 0 && k > 0)
+        archfit_packed_gemm_avx2_f64(trans_a, m, n, k, A, lda, P, C, ldc, work);
+#else
+    (void)trans_a; (void)m; (void)n; (void)k; (void)A; (void)lda; (void)P; (void)C; (void)ldc;
+    (void)work;
+#endif
+}
 
 #endif

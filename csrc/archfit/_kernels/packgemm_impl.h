@@ -208,22 +208,6 @@ static inline void PK_FN(archfit_packed_gemm_avx2)(int trans_a, ptrdiff_t m, ptr
 }
 #endif
 
-/* C (m x n, leading dimension ldc) := op(A) (m x k; A is (k, m) with leading
- * dimension lda when trans_a, else (m, k)) @ W, W packed by PK_FN(archfit_pack)
- * into P; `work` holds ARCHFIT_PK_WORK elements. k >= 1. Only when
- * archfit_packed_gemm_available(); does nothing otherwise. */
-static inline void PK_FN(archfit_packed_gemm)(int trans_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-                                           const AV_T* A, ptrdiff_t lda, const AV_T* P,
-                                           AV_T* C, ptrdiff_t ldc, AV_T* work) {
-#ifdef ARCHFIT_X86_DISPATCH
-    if (archfit_have_avx2() && m > 0 && n > 0 && k > 0)
-        PK_FN(archfit_packed_gemm_avx2)(trans_a, m, n, k, A, lda, P, C, ldc, work);
-#else
-    (void)trans_a; (void)m; (void)n; (void)k; (void)A; (void)lda; (void)P; (void)C; (void)ldc;
-    (void)work;
-#endif
-}
-
 #undef PK_FN
 #undef PK_PACK6
 #undef PK_NR

@@ -36,4 +36,32 @@
 #include "avx2_ops_end.h"
 
 #undef ARCHFIT_A
+
+/* The dispatchers: the AVX2 body where cpu.h's level allows it. `scratch`
+ * holds k * n elements when trans_b (op(B) is copied there). */
+static inline void archfit_small_gemm_f32(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
+                                          ptrdiff_t k, const float* A, ptrdiff_t lda,
+                                          const float* B, ptrdiff_t ldb, float* C,
+                                          ptrdiff_t ldc, float* scratch) {
+#ifdef ARCHFIT_X86_DISPATCH
+    if (archfit_have_avx2()) {
+        archfit_small_gemm_avx2_f32(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, scratch);
+        return;
+    }
+#endif
+    archfit_small_gemm_portable_f32(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, scratch);
+}
+
+static inline void archfit_small_gemm_f64(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
+                                          ptrdiff_t k, const double* A, ptrdiff_t lda,
+                                          const double* B, ptrdiff_t ldb, double* C,
+                                          ptrdiff_t ldc, double* scratch) {
+#ifdef ARCHFIT_X86_DISPATCH
+    if (archfit_have_avx2()) {
+        archfit_small_gemm_avx2_f64(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, scratch);
+        return;
+    }
+#endif
+    archfit_small_gemm_portable_f64(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, scratch);
+}
 #endif

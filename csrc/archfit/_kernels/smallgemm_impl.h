@@ -71,22 +71,6 @@ static inline void SG_FN(archfit_small_gemm_avx2)(int trans_a, int trans_b, ptrd
 }
 #endif
 
-/* `scratch` holds k * n elements when trans_b (op(B) is copied there). */
-static inline void SG_FN(archfit_small_gemm)(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
-                                            ptrdiff_t k, const AV_T* A, ptrdiff_t lda,
-                                            const AV_T* B, ptrdiff_t ldb, AV_T* C,
-                                            ptrdiff_t ldc, AV_T* scratch) {
-#ifdef ARCHFIT_X86_DISPATCH
-    if (archfit_have_avx2()) {
-        SG_FN(archfit_small_gemm_avx2)(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc,
-                                       scratch);
-        return;
-    }
-#endif
-    SG_FN(archfit_small_gemm_portable)(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc,
-                                       scratch);
-}
-
 #undef SG_FN
 #undef SG_VECMAT
 #undef SG_VECMAT_AVX2

@@ -9,18 +9,15 @@
  * Each output is the sum over i in increasing order (one FMA chain), so a
  * column's value does not depend on which other columns are computed with it.
  *
- * On x86-64 with GCC or Clang an AVX2+FMA version is chosen at run time when
- * the CPU has it; elsewhere a portable loop.
+ * On x86-64 with GCC or Clang an AVX2+FMA version runs when cpu.h's level
+ * allows it; elsewhere a portable loop.
  */
 #ifndef ARCHFIT_VECMAT_H
 #define ARCHFIT_VECMAT_H
 
 #include <stddef.h>
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
-#define ARCHFIT_X86_DISPATCH 1
-#include <immintrin.h>
-#endif
+#include "cpu.h"
 
 /* y = x W's arguments, and the portable loops: one body for both types. */
 #define ARCHFIT_VECMAT_ARGS(T)                                                       \
@@ -52,43 +49,28 @@ ARCHFIT_VECMAT_PORTABLE(double, f64)
 #include "vecmat_impl.h"
 #include "avx2_ops_end.h"
 
-static inline int archfit_have_avx2(void) {
-    static int have = -1;
-    if (have < 0) {
-        __builtin_cpu_init();
-        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return have;
-}
 #endif
 
-/* archfit_vecmat_f32 and _f64: the AVX2 body where the CPU has it. */
+/* The dispatchers: the AVX2 body where cpu.h's level allows it. */
+static inline void archfit_vecmat_f32(ARCHFIT_VECMAT_ARGS(float)) {
 #ifdef ARCHFIT_X86_DISPATCH
-#define ARCHFIT_VECMAT_PICK(SUFFIX)                                                  \
-    if (archfit_have_avx2()) {                                                       \
-        archfit_vecmat_##SUFFIX##_avx2(k, n, x, incx, W, ldw, y);                    \
-        return;                                                                      \
+    if (archfit_have_avx2()) {
+        archfit_vecmat_f32_avx2(k, n, x, incx, W, ldw, y);
+        return;
     }
-#else
-#define ARCHFIT_VECMAT_PICK(SUFFIX)
 #endif
-#define ARCHFIT_VECMAT_DISPATCH(T, SUFFIX)                                           \
-    static inline void archfit_vecmat_##SUFFIX(ARCHFIT_VECMAT_ARGS(T)) {              \
-        ARCHFIT_VECMAT_PICK(SUFFIX)                                                  \
-        archfit_vecmat_##SUFFIX##_portable(k, n, x, incx, W, ldw, y);                \
+    archfit_vecmat_f32_portable(k, n, x, incx, W, ldw, y);
+}
+
+static inline void archfit_vecmat_f64(ARCHFIT_VECMAT_ARGS(double)) {
+#ifdef ARCHFIT_X86_DISPATCH
+    if (archfit_have_avx2()) {
+        archfit_vecmat_f64_avx2(k, n, x, incx, W, ldw, y);
+        return;
     }
-ARCHFIT_VECMAT_DISPATCH(float, f32)
-ARCHFIT_VECMAT_DISPATCH(double, f64)
-#undef ARCHFIT_VECMAT_DISPATCH
-#undef ARCHFIT_VECMAT_PICK
+#endif
+    archfit_vecmat_f64_portable(k, n, x, incx, W, ldw, y);
+}
 #undef ARCHFIT_VECMAT_ARGS
-
-/* The instruction set archfit_vecmat_* use on this CPU (for reports). */
-static inline const char* archfit_vecmat_isa(void) {
-#ifdef ARCHFIT_X86_DISPATCH
-    if (archfit_have_avx2()) return "avx2+fma";
-#endif
-    return "portable";
-}
 
 #endif

@@ -1,0 +1,22 @@
+# Forward and backward passes over rows of a mini-batch or a chunk.
+from cython cimport floating
+
+from archfit.kernels cimport Network
+from archfit._kernels._plan cimport Workspace, Packed
+
+cdef void forward(const Network* net, const Workspace* ws, const floating* theta,
+                  const floating* X, Py_ssize_t lo, Py_ssize_t hi, floating* buf,
+                  const Packed* pk=*, floating* work=*) noexcept nogil
+cdef void deltas(const Network* net, const Workspace* ws, const floating* theta,
+                 Py_ssize_t lo, Py_ssize_t hi, floating* buf,
+                 const Packed* pk=*, floating* work=*) noexcept nogil
+cdef const floating* layer_input(const Network* net, const Workspace* ws, const floating* X,
+                                 const floating* buf, int l) noexcept nogil
+cdef void layer_grad(const Network* net, const Workspace* ws, const floating* X,
+                     Py_ssize_t rows, const floating* buf, floating* grad,
+                     int l, Py_ssize_t r0, Py_ssize_t r1, bint accumulate) noexcept nogil
+cdef void backward(const Network* net, const Workspace* ws, const floating* theta,
+                   const floating* X, Py_ssize_t n_rows, floating* buf,
+                   floating* grad, bint accumulate) noexcept nogil
+cdef void repack(const Network* net, const Packed* pk, const floating* theta, int l,
+                 Py_ssize_t r0, Py_ssize_t r1) noexcept nogil

@@ -1,0 +1,110 @@
+# Planning: how a fit, a prediction or a loss evaluation runs, and where its
+# scratch lives. Decided here once; the other kernel modules follow the plan
+# and the Python layer only reads it (archfit.kernels reports it).
+from archfit.kernels cimport (Network, Settings, TrainingPlan, PredictionPlan, TrainingState,
+                              MAX_LAYERS)
+
+cdef enum:
+    # Rows per chunk of a full-data loss and gradient: large enough for
+    # efficient GEMM, small enough to keep scratch memory bounded.
+    CHUNK_ROWS = 1024
+    # Predicting n rows: up to PREDICT_CHUNK rows in one chunk, more in chunks
+    # of n/4 rows, between PREDICT_CHUNK and PREDICT_MAX_ROWS (each chunk's GEMM
+    # packs the weights again), shared out among threads. The chunks depend on
+    # n alone, so the result does not depend on the thread count.
+    PREDICT_CHUNK = 256
+    PREDICT_MAX_ROWS = 1024
+    # With the weights packed once (AVX2), chunks cost no re-packing:
+    # small ones (two of packgemm's 96-row blocks) balance the threads' work.
+    PACKED_ROWS = 192
+    # Training on an AVX2 CPU keeps the weights of every layer with at least
+    # PACK_MIN_WEIGHTS of them packed (for X W) and packed transposed (for
+    # D W^T), refreshed block by block right after each update; the row shards
+    # of a step all read that one copy. Smaller layers take smallgemm. Only
+    # while the copies stay in cache (at most PACK_MAX_BYTES): beyond, rewriting
+    # them every step costs more memory traffic than BLAS's packing per shard.
+    PACK_MIN_WEIGHTS = 8192
+    PACK_MAX_BYTES = 4194304
+    # A mini-batch is cut into shards of rows that threads share, when each
+    # shard keeps at least SHARD_MIN_ROWS rows (GEMM stays efficient) and
+    # SHARD_MIN_FLOPS of work (the two fork/joins per step stay negligible);
+    # at most MAX_SHARDS. BLAS gives different last bits for a row depending
+    # on which rows share its call, so the shards are fixed by the network
+    # and batch size, never by the thread count.
+    SHARD_MIN_ROWS = 64
+    SHARD_MIN_FLOPS = 4000000
+    MAX_SHARDS = 2
+    # Parameters per block of the gradient-and-update phase, fixed by the
+    # network for the same reason; a block's gradient is still in L2 when its
+    # update reads it. Every block's GEMM packs the layer's whole error matrix
+    # again, so a block has at least BLOCK_MIN_ROWS weight rows.
+    UPDATE_BLOCK = 65536
+    BLOCK_MIN_ROWS = 256
+    # One sample: a layer with at least this many weights (and 16 outputs) has
+    # its columns shared among threads; each thread's part of W then stays in
+    # its own core's cache from one call to the next.
+    ROW_SPLIT_MIN_WEIGHTS = 32768
+    # Alignment of every array in a memory block, in bytes.
+    ALIGN = 64
+
+cdef struct Workspace:
+    # Offsets (in elements of the dtype) into one scratch buffer, for `rows` rows.
+    Py_ssize_t rows
+    Py_ssize_t z[MAX_LAYERS]        # pre-activation of each layer (logits for the last)
+    Py_ssize_t a[MAX_LAYERS]        # activation of each hidden layer
+    Py_ssize_t mask[MAX_LAYERS]     # dropout mask of each hidden layer (if dropout)
+    Py_ssize_t dropped[MAX_LAYERS]  # activation * mask (if dropout)
+    Py_ssize_t delta[MAX_LAYERS]    # backpropagated error at each layer's pre-activation
+    Py_ssize_t x                    # gathered mini-batch inputs (if gathering)
+    Py_ssize_t t                    # gathered mini-batch targets (if gathering)
+    Py_ssize_t w                    # gathered mini-batch sample weights (if gathering)
+    Py_ssize_t size
+    bint dropout
+
+cdef struct Packed:
+    # Packed operands of θ's dtype: P[l] for X W, PT[l] (l >= 1) for D W^T, D[l]
+    # a training step's error at layer l for the weight gradient inp^T D;
+    # layer[l] says whether layer l uses them.
+    void* P[MAX_LAYERS]
+    void* PT[MAX_LAYERS]
+    void* D[MAX_LAYERS]
+    bint layer[MAX_LAYERS]
+
+cdef struct Internal:
+    # A TrainingState's bookkeeping, at the start of its memory block.
+    Workspace ws
+    Packed pk
+    bint packed                     # pk is in use
+    void* scratch                   # ws.size elements
+    Py_ssize_t* index               # the epoch's sample order (n_samples)
+    int* batch_labels               # the gathered mini-batch's labels (rows)
+    double* row_loss                # each row's loss in the mini-batch (rows)
+    Py_ssize_t* blocks              # (layer, r0, r1) triples of the update phase
+    Py_ssize_t n_blocks
+    void* work                      # with pk: each thread's packed-GEMM scratch
+
+cdef int threads_allowed(int asked) noexcept nogil
+cdef Py_ssize_t workspace(const Network* net, Workspace* ws, Py_ssize_t rows, bint dropout,
+                          bint gather, Py_ssize_t n_targets) noexcept nogil
+cdef Py_ssize_t packed_layout(const Network* net, Packed* pk, char* base, Py_ssize_t rows,
+                              bint f64) noexcept nogil
+cdef Py_ssize_t packed_weights_size(const Network* net, bint f64) noexcept nogil
+cdef void packed_weights_layout(const Network* net, Packed* pk, char* base,
+                                bint f64) noexcept nogil
+cdef int shards_for(const Network* net, Py_ssize_t rows) noexcept nogil
+cdef Py_ssize_t update_blocks(const Network* net, Py_ssize_t* blocks) noexcept nogil
+cdef bint splits(const Network* net, int l) noexcept nogil
+cdef bint any_splits(const Network* net) noexcept nogil
+cdef int network_of(Network* net, int n_layers, const Py_ssize_t* sizes,
+                    const int* activations, int head, int loss, double huber_delta) noexcept nogil
+cdef TrainingPlan plan_training(const Network* net, const Settings* settings, bint f64,
+                                Py_ssize_t n_samples, Py_ssize_t n_targets,
+                                int threads) noexcept nogil
+cdef int lay_out_training(TrainingState* state, const Network* net, const Settings* settings,
+                          int dtype, Py_ssize_t n_samples, Py_ssize_t n_targets, int threads,
+                          void* theta, void* memory) noexcept nogil
+cdef PredictionPlan plan_prediction(const Network* net, bint f64, Py_ssize_t n_rows,
+                                    int threads) noexcept nogil
+cdef Py_ssize_t loss_scratch(const Network* net, Py_ssize_t n_rows) noexcept nogil
+cdef char* aligned(void* p) noexcept nogil
+cdef void* packed_operands(const TrainingState* state, Py_ssize_t* count) noexcept nogil

@@ -1,0 +1,371 @@
+"""Planning: how a fit, a prediction or a loss evaluation runs.
+
+Design
+------
+* Every decision that depends on the network, the batch and the CPU - row
+  shards, update blocks, prediction chunks, packed operands, threads, scratch
+  sizes - is made here, once per fit or call, and stored in a plan that the
+  kernels follow and the Python layer reads (``archfit.kernels`` reports it).
+* A memory block is laid out by the same function that counts its bytes (run
+  once with no base to count, once with the caller's block to place), so the
+  size reported and the layout used cannot drift apart.
+* Shards, blocks and chunks depend on the network and the number of rows,
+  never on the number of threads: results do not depend on it.
+"""
+from libc.string cimport memset
+
+from archfit.kernels cimport (OK, INVALID_ARGUMENT, FLOAT32, FLOAT64, IDENTITY, GELU,
+                              SOFTMAX, LINEAR, CROSS_ENTROPY, HUBER, SGD, ADAMW)
+from archfit._kernels.packgemm cimport ARCHFIT_PK_WORK, archfit_packed_gemm_available, packed_size
+
+cdef extern from "team.h" nogil:
+    void archfit_install_fork_guard()
+    int archfit_threads(int asked)
+
+from archfit._kernels._cpu cimport archfit_isa_adopt
+from archfit._kernels._cpu import LEVEL
+archfit_isa_adopt(LEVEL)        # cpu.h: the one decision, before any kernel runs
+archfit_install_fork_guard()    # team.h: this module is the one that counts threads
+
+
+cdef int threads_allowed(int asked) noexcept nogil:
+    """The threads a kernel may use when asked for `asked`: 1 in a forked child."""
+    return archfit_threads(asked)
+
+
+cdef inline Py_ssize_t _up(Py_ssize_t nbytes) noexcept nogil:
+    """`nbytes` rounded up to the block alignment."""
+    return (nbytes + ALIGN - 1) // ALIGN * ALIGN
+
+
+cdef char* aligned(void* p) noexcept nogil:
+    """The first ALIGN-aligned address at or after `p`."""
+    return <char*> ((<size_t> p + ALIGN - 1) // ALIGN * ALIGN)
+
+
+cdef int network_of(Network* net, int n_layers, const Py_ssize_t* sizes,
+                    const int* activations, int head, int loss, double huber_delta) noexcept nogil:
+    """Fill `net` (θ's layout included); INVALID_ARGUMENT for a network no kernel runs."""
+    cdef Py_ssize_t start = 0
+    cdef int l
+    if not 1 <= n_layers <= MAX_LAYERS or not SOFTMAX <= head <= LINEAR \
+            or not CROSS_ENTROPY <= loss <= HUBER or not huber_delta > 0:
+        return INVALID_ARGUMENT
+    for l in range(n_layers + 1):
+        if sizes[l] < 1:
+            return INVALID_ARGUMENT
+    for l in range(n_layers):
+        if not IDENTITY <= activations[l] <= GELU:
+            return INVALID_ARGUMENT
+    if activations[n_layers - 1] != IDENTITY:
+        return INVALID_ARGUMENT
+    net.n_layers = n_layers
+    for l in range(n_layers + 1):
+        net.sizes[l] = sizes[l]
+    for l in range(n_layers):
+        net.activation[l] = activations[l]
+        net.w_start[l] = start
+        start += sizes[l] * sizes[l + 1]
+        net.b_start[l] = start
+        start += sizes[l + 1]
+    net.n_parameters = start
+    net.head = head
+    net.loss = loss
+    net.huber_delta = huber_delta
+    return OK
+
+
+cdef Py_ssize_t workspace(const Network* net, Workspace* ws, Py_ssize_t rows, bint dropout,
+                          bint gather, Py_ssize_t n_targets) noexcept nogil:
+    """Lay out the scratch buffer for `rows` rows; returns its length in elements.
+
+    Every array is (rows, width) row-major, so a shard of rows [lo, hi) of
+    any of them is contiguous.
+    """
+    cdef Py_ssize_t off = 0, l, width
+    cdef int L = net.n_layers
+    ws.rows = rows
+    ws.dropout = dropout
+    for l in range(L):
+        width = net.sizes[l + 1]
+        ws.z[l] = off
+        off += rows * width
+        ws.delta[l] = off
+        off += rows * width
+        if l < L - 1:
+            ws.a[l] = off
+            off += rows * width
+            if dropout:
+                ws.mask[l] = off
+                off += rows * width
+                ws.dropped[l] = off
+                off += rows * width
+    ws.x = ws.t = ws.w = off
+    if gather:
+        off += rows * net.sizes[0]
+        ws.t = off
+        off += rows * n_targets
+        ws.w = off
+        off += rows
+    ws.size = off
+    return off
+
+
+cdef Py_ssize_t packed_layout(const Network* net, Packed* pk, char* base, Py_ssize_t rows,
+                              bint f64) noexcept nogil:
+    """Lay out a training step's packed operands for batches of up to `rows`
+    rows from `base` (or only count when NULL); returns the elements needed."""
+    cdef Py_ssize_t off = 0, n_in, n_out, item = 8 if f64 else 4
+    cdef int l
+    for l in range(net.n_layers):
+        n_in = net.sizes[l]
+        n_out = net.sizes[l + 1]
+        pk.layer[l] = n_in * n_out >= PACK_MIN_WEIGHTS
+        pk.P[l] = pk.PT[l] = pk.D[l] = NULL
+        if pk.layer[l]:
+            if base != NULL:
+                pk.P[l] = base + off * item
+            off += packed_size(f64, n_in, n_out)
+            if base != NULL:
+                pk.D[l] = base + off * item
+            off += packed_size(f64, rows, n_out)
+            if l > 0:
+                if base != NULL:
+                    pk.PT[l] = base + off * item
+                off += packed_size(f64, n_out, n_in)
+    return off
+
+
+cdef Py_ssize_t packed_weights_size(const Network* net, bint f64) noexcept nogil:
+    """Elements of every layer's weights packed for a prediction."""
+    cdef Py_ssize_t size = 0
+    cdef int l
+    for l in range(net.n_layers):
+        size += packed_size(f64, net.sizes[l], net.sizes[l + 1])
+    return size
+
+
+cdef void packed_weights_layout(const Network* net, Packed* pk, char* base,
+                                bint f64) noexcept nogil:
+    """`pk` pointing every layer's packed weights into `base`, one after
+    another (a prediction's: no transposed copies, no errors)."""
+    cdef int l
+    cdef Py_ssize_t item = 8 if f64 else 4
+    for l in range(net.n_layers):
+        pk.layer[l] = True
+        pk.P[l] = base
+        pk.PT[l] = pk.D[l] = NULL
+        base += packed_size(f64, net.sizes[l], net.sizes[l + 1]) * item
+
+
+cdef int shards_for(const Network* net, Py_ssize_t rows) noexcept nogil:
+    """How many row shards a training step over `rows` rows is cut into."""
+    cdef Py_ssize_t l, weights = 0, by_rows, by_work
+    for l in range(net.n_layers):
+        weights += net.sizes[l] * net.sizes[l + 1]
+    by_rows = rows // SHARD_MIN_ROWS
+    by_work = 6 * weights * rows // SHARD_MIN_FLOPS   # forward 2, backward 4 flops per weight
+    return <int> max(1, min(<Py_ssize_t> MAX_SHARDS, min(by_rows, by_work)))
+
+
+cdef Py_ssize_t update_blocks(const Network* net, Py_ssize_t* blocks) noexcept nogil:
+    """Fill `blocks` (or only count them when NULL) with (layer, r0, r1)
+    triples; r0 = r1 = -1 stands for the layer's bias."""
+    cdef Py_ssize_t n = 0, l, r0, step
+    for l in range(net.n_layers):
+        step = max(BLOCK_MIN_ROWS, UPDATE_BLOCK // net.sizes[l + 1])
+        r0 = 0
+        while r0 < net.sizes[l]:
+            if blocks != NULL:
+                blocks[3 * n] = l
+                blocks[3 * n + 1] = r0
+                blocks[3 * n + 2] = min(net.sizes[l], r0 + step)
+            n += 1
+            r0 += step
+        if blocks != NULL:
+            blocks[3 * n] = l
+            blocks[3 * n + 1] = -1
+            blocks[3 * n + 2] = -1
+        n += 1
+    return n
+
+
+cdef bint splits(const Network* net, int l) noexcept nogil:
+    """Whether one sample's forward pass shares layer l's columns among threads."""
+    return (net.sizes[l] * net.sizes[l + 1] >= ROW_SPLIT_MIN_WEIGHTS
+            and net.sizes[l + 1] >= 16)
+
+
+cdef bint any_splits(const Network* net) noexcept nogil:
+    cdef int l
+    for l in range(net.n_layers):
+        if splits(net, l):
+            return True
+    return False
+
+
+cdef bint _trains_packed(const Network* net, Py_ssize_t rows, bint f64) noexcept nogil:
+    """Whether training at batch size `rows` keeps packed weights: on an AVX2
+    CPU, when the step is cut into shards, some layer has PACK_MIN_WEIGHTS
+    weights and the packed copies fit in PACK_MAX_BYTES."""
+    cdef Packed pk
+    cdef int l
+    if archfit_packed_gemm_available() == 0 or shards_for(net, rows) < 2:
+        return False
+    if packed_layout(net, &pk, NULL, rows, f64) * (8 if f64 else 4) > PACK_MAX_BYTES:
+        return False
+    for l in range(net.n_layers):
+        if pk.layer[l]:
+            return True
+    return False
+
+
+cdef Py_ssize_t _training_block(const Network* net, const Settings* settings, bint f64,
+                                Py_ssize_t n_samples, Py_ssize_t n_targets,
+                                const TrainingPlan* plan, char* base,
+                                TrainingState* state) noexcept nogil:
+    """Lay out a training state's block from `base` (ALIGN-aligned), or only
+    count its bytes when `base` is NULL; returns the bytes."""
+    cdef Internal local
+    cdef Internal* it = &local if base == NULL else <Internal*> base
+    cdef Py_ssize_t item = 8 if f64 else 4, P = net.n_parameters, rows = plan.rows
+    cdef Py_ssize_t off = _up(sizeof(Internal)), grad, m, v, scratch, index, labels, losses
+    cdef Py_ssize_t blocks, packed = 0, work = 0, n_blocks = update_blocks(net, NULL)
+    grad = off
+    off += _up(P * item)
+    m = off
+    off += _up(P * item)
+    v = off
+    off += _up(P * item)
+    scratch = off
+    off += _up(item * workspace(net, &it.ws, rows, settings.dropout > 0.0, settings.shuffle,
+                                n_targets))
+    index = off
+    off += _up(n_samples * sizeof(Py_ssize_t))
+    labels = off
+    off += _up(rows * sizeof(int))
+    losses = off
+    off += _up(rows * sizeof(double))
+    blocks = off
+    off += _up(3 * n_blocks * sizeof(Py_ssize_t))
+    if plan.packed:
+        packed = off
+        off += _up(item * packed_layout(net, &it.pk, base + packed if base != NULL else NULL,
+                                        rows, f64))
+        work = off
+        off += _up(item * plan.threads * ARCHFIT_PK_WORK)
+    if base != NULL:
+        it.packed = plan.packed
+        it.scratch = base + scratch
+        it.index = <Py_ssize_t*> (base + index)
+        it.batch_labels = <int*> (base + labels)
+        it.row_loss = <double*> (base + losses)
+        it.blocks = <Py_ssize_t*> (base + blocks)
+        it.n_blocks = update_blocks(net, it.blocks)
+        it.work = base + work if plan.packed else NULL
+        state.grad = base + grad
+        state.m = base + m
+        state.v = base + v
+        state.internal = it
+    return off
+
+
+cdef TrainingPlan plan_training(const Network* net, const Settings* settings, bint f64,
+                                Py_ssize_t n_samples, Py_ssize_t n_targets,
+                                int threads) noexcept nogil:
+    cdef TrainingPlan plan
+    plan.rows = max(1, min(settings.batch_size, n_samples))
+    plan.shards = shards_for(net, plan.rows)
+    plan.threads = min(threads_allowed(threads), plan.shards) if plan.shards > 1 else 1
+    plan.packed = _trains_packed(net, plan.rows, f64)
+    plan.bytes = ALIGN + _training_block(net, settings, f64, n_samples, n_targets, &plan,
+                                         NULL, NULL)
+    return plan
+
+
+cdef int lay_out_training(TrainingState* state, const Network* net, const Settings* settings,
+                          int dtype, Py_ssize_t n_samples, Py_ssize_t n_targets, int threads,
+                          void* theta, void* memory) noexcept nogil:
+    """training_init: plan, zero and lay out `memory` for a fit."""
+    cdef bint f64 = dtype == FLOAT64
+    cdef char* base
+    cdef Py_ssize_t i
+    cdef Internal* it
+    if (dtype != FLOAT32 and dtype != FLOAT64) or n_samples < 1 or settings.batch_size < 1 \
+            or not SGD <= settings.optimizer <= ADAMW or not 0.0 <= settings.dropout < 1.0 \
+            or n_targets < 0 or theta == NULL or memory == NULL:
+        return INVALID_ARGUMENT
+    state.net = net[0]
+    state.settings = settings[0]
+    state.plan = plan_training(net, settings, f64, n_samples, n_targets, threads)
+    state.dtype = dtype
+    state.n_samples = n_samples
+    state.n_targets = n_targets
+    state.theta = theta
+    state.step = 0
+    base = aligned(memory)
+    # zeros: moments start at zero, and the packed panels' padding is never written again
+    memset(base, 0, state.plan.bytes - (base - <char*> memory))
+    _training_block(&state.net, &state.settings, f64, n_samples, n_targets, &state.plan,
+                    base, state)
+    it = <Internal*> state.internal
+    for i in range(n_samples):
+        it.index[i] = i
+    return OK
+
+
+cdef Py_ssize_t _predict_rows(Py_ssize_t n, bint packed) noexcept nogil:
+    """Rows per chunk when predicting n rows (`packed`: with packed weights)."""
+    cdef Py_ssize_t rows = ((n + 3) // 4 + 15) // 16 * 16
+    if n <= PREDICT_CHUNK:
+        return n
+    if packed:
+        return PACKED_ROWS
+    return max(<Py_ssize_t> PREDICT_CHUNK, min(<Py_ssize_t> PREDICT_MAX_ROWS, rows))
+
+
+cdef PredictionPlan plan_prediction(const Network* net, bint f64, Py_ssize_t n_rows,
+                                    int threads) noexcept nogil:
+    """Chunks of rows shared among threads; one row: its large layers' columns
+    shared; with several chunks on an AVX2 CPU, weights packed once."""
+    cdef PredictionPlan plan
+    cdef Workspace ws
+    cdef Py_ssize_t item = 8 if f64 else 4, per
+    plan.packed = n_rows > PREDICT_CHUNK and archfit_packed_gemm_available() != 0
+    plan.rows = _predict_rows(n_rows, plan.packed)
+    plan.chunks = (n_rows + plan.rows - 1) // plan.rows if n_rows > 0 else 0
+    if n_rows == 1:
+        plan.threads = threads_allowed(threads) if any_splits(net) else 1
+    elif plan.chunks > 1:
+        plan.threads = <int> min(<Py_ssize_t> threads_allowed(threads), plan.chunks)
+    else:
+        plan.threads = 1
+    per = workspace(net, &ws, plan.rows, False, n_rows == 1, 0)
+    if plan.packed:
+        per += ARCHFIT_PK_WORK
+    plan.bytes = ALIGN + plan.threads * _up(per * item)
+    if plan.packed:
+        plan.bytes += _up(packed_weights_size(net, f64) * item)
+    return plan
+
+
+cdef Py_ssize_t loss_scratch(const Network* net, Py_ssize_t n_rows) noexcept nogil:
+    """Elements of scratch a loss and gradient over `n_rows` rows needs (in chunks)."""
+    cdef Workspace ws
+    return workspace(net, &ws, max(1, min(n_rows, <Py_ssize_t> CHUNK_ROWS)), False, False, 0)
+
+
+cdef void* packed_operands(const TrainingState* state, Py_ssize_t* count) noexcept nogil:
+    """Where a training state's packed operands start (NULL: none), and their
+    element count in `count`."""
+    cdef const Internal* it = <const Internal*> state.internal
+    cdef Packed pk
+    cdef int l
+    count[0] = 0
+    if not it.packed:
+        return NULL
+    count[0] = packed_layout(&state.net, &pk, NULL, state.plan.rows, state.dtype == FLOAT64)
+    for l in range(state.net.n_layers):
+        if it.pk.layer[l]:
+            return it.pk.P[l]
+    return NULL

@@ -1,0 +1,221 @@
+"""Evaluation: f(X; θ) through the head, and the loss and gradient over a data set.
+
+Design
+------
+* Predictions run in chunks of rows (the plan's), shared among threads; with
+  several chunks on an AVX2 CPU the weights are packed once and every chunk's
+  products read them, so a row's outputs do not depend on the other rows.
+* One row is the latency path: a vector-matrix kernel per layer, the columns
+  of large layers shared among threads inside one parallel region.
+* The loss and gradient go through the data in chunks of CHUNK_ROWS rows,
+  accumulating the weight gradients in place (GEMM with beta = 1), so memory
+  stays bounded for any number of rows.
+"""
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
+from cython.parallel cimport prange, parallel, threadid
+
+from archfit.kernels cimport OK
+from archfit._kernels._plan cimport (Workspace, Packed, ALIGN, CHUNK_ROWS, aligned, workspace,
+                                     packed_weights_size, packed_weights_layout, splits,
+                                     any_splits, threads_allowed)
+from archfit._kernels._passes cimport forward, backward
+from archfit._kernels.packgemm cimport ARCHFIT_PK_WORK, pack
+from archfit._kernels._elementwise cimport (bias_activation, add_bias, head_output,
+                                            head_loss_grad, all_finite)
+
+cdef extern from "team.h" nogil:
+    int archfit_team_size()
+    void archfit_barrier()
+
+cdef extern from "vecmat.h" nogil:
+    void archfit_vecmat_f32(Py_ssize_t k, Py_ssize_t n, const float* x, Py_ssize_t incx,
+                            const float* W, Py_ssize_t ldw, float* y)
+    void archfit_vecmat_f64(Py_ssize_t k, Py_ssize_t n, const double* x, Py_ssize_t incx,
+                            const double* W, Py_ssize_t ldw, double* y)
+
+from archfit._kernels._cpu cimport archfit_isa_adopt
+from archfit._kernels._cpu import LEVEL
+archfit_isa_adopt(LEVEL)        # cpu.h: the one decision, before any kernel runs
+
+
+cdef inline void _vecmat(Py_ssize_t k, Py_ssize_t n, const floating* x, const floating* W,
+                         Py_ssize_t ldw, floating* y) noexcept nogil:
+    if floating is float:
+        archfit_vecmat_f32(k, n, x, 1, W, ldw, y)
+    else:
+        archfit_vecmat_f64(k, n, x, 1, W, ldw, y)
+
+
+cdef void _row_layer(const Network* net, const Workspace* ws, const floating* theta,
+                     floating* buf, int l, int part, int parts) noexcept nogil:
+    """Columns of part `part` of `parts` of layer l, for one sample."""
+    cdef Py_ssize_t n_in = net.sizes[l], n_out = net.sizes[l + 1]
+    cdef Py_ssize_t per = ((n_out + parts - 1) // parts + 7) // 8 * 8
+    cdef Py_ssize_t c0 = min(n_out, part * per), c1 = min(n_out, c0 + per)
+    cdef const floating* inp = buf + ws.a[l - 1] if l > 0 else buf + ws.x
+    cdef floating* Z = buf + ws.z[l]
+    if c0 >= c1:
+        return
+    _vecmat(n_in, c1 - c0, inp, theta + net.w_start[l] + c0, n_out, Z + c0)
+    if l < net.n_layers - 1:
+        bias_activation(Z + c0, theta + net.b_start[l] + c0, buf + ws.a[l] + c0, 1, c1 - c0,
+                        net.activation[l])
+    else:
+        add_bias(Z + c0, theta + net.b_start[l] + c0, 1, c1 - c0)
+
+
+cdef void _forward_row(const Network* net, const Workspace* ws, const floating* theta,
+                       floating* buf, int threads) noexcept nogil:
+    """Forward pass of the one sample at buf + ws.x; large layers' columns shared.
+
+    One parallel region for the whole pass, a barrier after each layer; no
+    region when no layer is large enough to share. Every output column is the
+    same FMA chain however the columns are shared, so the result does not
+    depend on `threads`.
+    """
+    cdef int l, tid, team, L = net.n_layers
+    threads = threads_allowed(threads)
+    if threads <= 1 or not any_splits(net):
+        for l in range(L):
+            _row_layer(net, ws, theta, buf, l, 0, 1)
+        return
+    with parallel(num_threads=threads):
+        tid = threadid()
+        team = archfit_team_size()      # may be smaller than asked for
+        for l in range(L):
+            if splits(net, l):
+                _row_layer(net, ws, theta, buf, l, tid, team)
+            elif tid == 0:
+                _row_layer(net, ws, theta, buf, l, 0, 1)
+            if l < L - 1:
+                archfit_barrier()   # the region's end waits for the last layer
+
+
+cdef void _predict_row(const Network* net, const Workspace* ws, const floating* theta,
+                       const floating* x, floating* out, floating* buf,
+                       int threads) noexcept nogil:
+    """Outputs of the one sample x; ws planned for one row with room for x."""
+    memcpy(buf + ws.x, x, net.sizes[0] * sizeof(floating))
+    _forward_row(net, ws, theta, buf, threads)
+    head_output(buf + ws.z[net.n_layers - 1], out, 1, net.sizes[net.n_layers], net.head)
+
+
+cdef void _predict_chunk(const Network* net, const Workspace* ws, const floating* theta,
+                         const floating* X, floating* out, Py_ssize_t n, Py_ssize_t lo,
+                         floating* buf, const Packed* pk=NULL, floating* work=NULL) noexcept nogil:
+    """Outputs of rows [lo, lo + ws.rows) of X (fewer at the end); with `pk`
+    the products read the packed weights, `work` being the packed GEMM's scratch."""
+    cdef int L = net.n_layers
+    cdef Py_ssize_t b = min(ws.rows, n - lo)
+    forward(net, ws, theta, X + lo * net.sizes[0], 0, b, buf, pk, work)
+    head_output(buf + ws.z[L - 1], out + lo * net.sizes[L], b, net.sizes[L], net.head)
+
+
+cdef void _pack_weights(const Network* net, const floating* theta, Packed* pk) noexcept nogil:
+    """Every layer's weights into the places `pk` points at."""
+    cdef int l
+    for l in range(net.n_layers):
+        pack(net.sizes[l], net.sizes[l + 1], theta + net.w_start[l], net.sizes[l + 1],
+             <floating*> pk.P[l])
+
+
+cdef int predict_rows(const Network* net, const PredictionPlan* plan, const floating* theta,
+                      const floating* X, Py_ssize_t n, floating* out,
+                      void* memory) noexcept nogil:
+    """out = head(f(X; θ)) for n rows, as `plan` says; `memory`: plan.bytes."""
+    cdef Workspace ws
+    cdef Packed pk
+    cdef Py_ssize_t c, rows = plan.rows, item = sizeof(floating), per
+    cdef char* base = aligned(memory)
+    cdef floating* buf
+    cdef int T = plan.threads
+    if n == 0:
+        return OK
+    per = workspace(net, &ws, rows, False, n == 1, 0)
+    if plan.packed:
+        packed_weights_layout(net, &pk, base, floating is double)
+        base += (packed_weights_size(net, floating is double) * item + ALIGN - 1) // ALIGN * ALIGN
+        per += ARCHFIT_PK_WORK
+    per = (per * item + ALIGN - 1) // ALIGN * ALIGN // item      # each thread's, aligned
+    buf = <floating*> base
+    if plan.packed:
+        # Rows are independent here, so chunks go to whichever thread is free.
+        _pack_weights(net, theta, &pk)
+        for c in prange(plan.chunks, num_threads=T, schedule="dynamic"):
+            _predict_chunk(net, &ws, theta, X, out, n, c * rows, buf + threadid() * per, &pk,
+                           buf + threadid() * per + ws.size)
+    elif n == 1:
+        _predict_row(net, &ws, theta, X, out, buf, T)
+    elif T == 1:
+        for c in range(plan.chunks):
+            _predict_chunk(net, &ws, theta, X, out, n, c * rows, buf)
+    else:
+        for c in prange(plan.chunks, num_threads=T, schedule="static"):
+            _predict_chunk(net, &ws, theta, X, out, n, c * rows, buf + threadid() * per)
+    return OK
+
+
+cdef int predict_small(const Network* net, const floating* theta, const floating* X,
+                       Py_ssize_t n, floating* out, int threads) noexcept nogil:
+    """Outputs of n <= PREDICT_CHUNK rows with scratch of its own: the
+    one-sample latency path. 1 done, 2 X not finite, 0 out of memory."""
+    cdef Workspace ws
+    cdef floating* buf
+    cdef int L = net.n_layers
+    if not all_finite(X, n * net.sizes[0]):
+        return 2
+    workspace(net, &ws, n, False, n == 1, 0)
+    buf = <floating*> malloc(ws.size * sizeof(floating))
+    if buf == NULL:
+        return 0
+    if n == 1:
+        _predict_row(net, &ws, theta, X, out, buf, threads)
+    else:
+        forward(net, &ws, theta, X, 0, n, buf)
+        head_output(buf + ws.z[L - 1], out, n, net.sizes[L], net.head)
+    free(buf)
+    return 1
+
+
+cdef int loss_grad(const Network* net, const floating* theta, const Data* data, double l2,
+                   floating* grad, void* memory, double* loss) noexcept nogil:
+    """Weighted mean loss (+ L2/2 ||W||^2) into `loss`; the gradient into
+    `grad` unless NULL. `memory`: loss_bytes(n) bytes."""
+    cdef Workspace ws
+    cdef Py_ssize_t n = data.n_samples, rows = min(n, <Py_ssize_t> CHUNK_ROWS), start, b, i, l
+    cdef int L = net.n_layers
+    cdef Py_ssize_t k = net.sizes[L], n_in = net.sizes[0]
+    cdef double total_w = 0.0, loss_sum = 0.0, penalty = 0.0
+    cdef const floating* X = <const floating*> data.X
+    cdef const int* lab = data.labels
+    cdef const floating* tgt = <const floating*> data.targets
+    cdef const floating* wts = <const floating*> data.weights
+    cdef floating* buf = <floating*> aligned(memory)
+    workspace(net, &ws, max(rows, 1), False, False, 0)
+    if wts != NULL:
+        for i in range(n):
+            total_w += wts[i]
+    else:
+        total_w = <double> n
+    start = -rows
+    while start + rows < n:
+        start += rows
+        b = min(rows, n - start)
+        forward(net, &ws, theta, X + start * n_in, 0, b, buf)
+        loss_sum += head_loss_grad(
+            buf + ws.z[L - 1], b, k, net.loss,
+            lab + start if lab != NULL else NULL,
+            tgt + start * k if tgt != NULL else NULL,
+            wts + start if wts != NULL else NULL,
+            buf + ws.delta[L - 1] if grad != NULL else NULL, 1.0 / total_w, net.huber_delta)
+        if grad != NULL:
+            backward(net, &ws, theta, X + start * n_in, b, buf, grad, start > 0)
+    if l2 != 0.0:
+        for l in range(L):
+            for i in range(net.w_start[l], net.b_start[l]):
+                penalty += theta[i] * theta[i]
+                if grad != NULL:
+                    grad[i] += <floating> l2 * theta[i]
+    loss[0] = loss_sum / total_w + 0.5 * l2 * penalty
+    return OK

@@ -1,0 +1,244 @@
+"""The training driver: a whole epoch of mini-batch steps in one call.
+
+Design
+------
+* ``run_epoch`` does an epoch - shuffle, gather, forward, loss, backward, L2,
+  dropout, update - without the GIL and without allocating: everything it
+  touches was laid out in the state's memory block by ``training_init``.
+* A step has two parallel phases over the plan's threads: rows (the
+  mini-batch's shards: gather, forward, loss, backpropagated errors), then θ
+  (update blocks: each block's gradient, then at once its update, while the
+  block is in cache). Shards, blocks, randomness and the order of the loss sum
+  do not depend on the thread count, so neither does the result.
+* A non-finite loss or parameter makes it return a status code; the caller
+  raises, and since the Python layer trains a copy of θ, nothing half-updated
+  escapes.
+"""
+from libc.math cimport isfinite
+from libc.string cimport memcpy
+from cython.parallel cimport prange, threadid
+
+from archfit.kernels cimport OK, NONFINITE_LOSS, NONFINITE_PARAMETERS, ADAMW, Network, Settings
+from archfit._kernels._plan cimport Workspace, Packed, Internal, shards_for, threads_allowed
+from archfit._kernels._passes cimport forward, deltas, layer_input, layer_grad, repack
+from archfit._kernels._blas cimport gemm
+from archfit._kernels.packgemm cimport ARCHFIT_PK_WORK, pack_rows, packed_gemm
+from archfit._kernels._elementwise cimport head_loss_grad, all_finite
+from archfit._kernels._optimizers cimport update
+from archfit._kernels._random cimport stream_seed, shuffle as shuffle_index, dropout_mask
+
+from archfit._kernels._cpu cimport archfit_isa_adopt
+from archfit._kernels._cpu import LEVEL
+archfit_isa_adopt(LEVEL)        # cpu.h: the one decision, before any kernel runs
+
+
+cdef void _draw_masks(const Network* net, const Workspace* ws, Py_ssize_t rows,
+                      floating* buf, double dropout, uint64_t* rng) noexcept nogil:
+    """Dropout masks of every hidden layer for `rows` rows, one stream in order."""
+    cdef int l
+    for l in range(net.n_layers - 1):
+        dropout_mask(buf + ws.mask[l], rows * net.sizes[l + 1], dropout, rng)
+
+
+cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
+                 const floating* X, const Py_ssize_t* order, Py_ssize_t start,
+                 Py_ssize_t lo, Py_ssize_t hi, const int* labels, const floating* targets,
+                 const floating* weights, int* batch_labels, floating* buf,
+                 double scale, double* row_loss, const Packed* pk, floating* work,
+                 Py_ssize_t b) noexcept nogil:
+    """Rows [lo, hi) of the mini-batch at `start` of the epoch order: gather,
+    forward, per-row loss and the error at every layer.
+
+    `order` is the shuffled sample index (NULL: the data's own order). `pk`:
+    the packed weights (or NULL), with the running thread's `work`; the batch
+    has `b` rows.
+    """
+    cdef int L = net.n_layers
+    cdef Py_ssize_t i, j, r, n_features = net.sizes[0], k = net.sizes[L]
+    cdef const floating* Xb
+    cdef const int* lb = NULL
+    cdef const floating* tb = NULL
+    cdef const floating* wb = NULL
+    cdef int l
+    if order != NULL:
+        for i in range(lo, hi):
+            r = order[start + i]
+            # a loop, not memcpy: rows are often a few dozen bytes
+            for j in range(n_features):
+                buf[ws.x + i * n_features + j] = X[r * n_features + j]
+            if labels != NULL:
+                batch_labels[i] = labels[r]
+            if targets != NULL:
+                memcpy(buf + ws.t + i * k, targets + r * k, k * sizeof(floating))
+            if weights != NULL:
+                buf[ws.w + i] = weights[r]
+        Xb = buf + ws.x
+        if labels != NULL:
+            lb = batch_labels
+        if targets != NULL:
+            tb = buf + ws.t
+        if weights != NULL:
+            wb = buf + ws.w
+    else:
+        Xb = X + start * n_features
+        if labels != NULL:
+            lb = labels + start
+        if targets != NULL:
+            tb = targets + start * k
+        if weights != NULL:
+            wb = weights + start
+    forward(net, ws, theta, Xb, lo, hi, buf, pk, work)
+    head_loss_grad(buf + ws.z[L - 1] + lo * k, hi - lo, k, net.loss,
+                   lb + lo if lb != NULL else NULL, tb + lo * k if tb != NULL else NULL,
+                   wb + lo if wb != NULL else NULL, buf + ws.delta[L - 1] + lo * k,
+                   scale, net.huber_delta, row_loss + lo)
+    deltas(net, ws, theta, lo, hi, buf, pk, work)
+    if pk != NULL:
+        # this shard's rows of the errors, packed for the weight gradients
+        for l in range(L):
+            if pk.layer[l]:
+                pack_rows(b, net.sizes[l + 1], <const floating*> (buf + ws.delta[l]),
+                          net.sizes[l + 1], lo, hi, pk.D[l])
+
+
+cdef void _block(const Network* net, const Workspace* ws, const Settings* settings,
+                 double learning_rate, long long step,
+                 floating* theta, floating* grad, floating* m, floating* v,
+                 const floating* Xb, Py_ssize_t rows, const floating* buf,
+                 int l, Py_ssize_t r0, Py_ssize_t r1, double penalty, double decay,
+                 const Packed* pk, floating* work) noexcept nogil:
+    """Gradient of one block of θ, then its update while the block is in cache
+    (and its packed copies, with `pk`; `work`, ARCHFIT_PK_WORK elements of the
+    running thread's own, is then the packed GEMM's scratch).
+
+    Weight rows [r0, r1) of layer l get the L2 terms; a bias block (r0 < 0)
+    does not.
+    """
+    cdef Py_ssize_t first, stop
+    if pk != NULL and r0 >= 0 and pk.layer[l]:
+        packed_gemm(True, r1 - r0, net.sizes[l + 1], rows, layer_input(net, ws, Xb, buf, l) + r0,
+                    net.sizes[l], pk.D[l], grad + net.w_start[l] + r0 * net.sizes[l + 1],
+                    net.sizes[l + 1], work)
+    else:
+        layer_grad(net, ws, Xb, rows, buf, grad, l, r0, r1, False)
+    if r0 < 0:
+        first = net.b_start[l]
+        stop = first + net.sizes[l + 1]
+        update(settings, learning_rate, step, theta, grad, m, v, first, stop, 0.0, 0.0)
+    else:
+        first = net.w_start[l] + r0 * net.sizes[l + 1]
+        stop = net.w_start[l] + r1 * net.sizes[l + 1]
+        update(settings, learning_rate, step, theta, grad, m, v, first, stop, penalty, decay)
+        if pk != NULL:
+            repack(net, pk, theta, l, r0, r1)
+
+
+cdef inline floating* _thread_work(floating* work, int tid) noexcept nogil:
+    """Thread tid's ARCHFIT_PK_WORK elements of `work` (NULL stays NULL)."""
+    return work + tid * ARCHFIT_PK_WORK if work != NULL else NULL
+
+
+cdef int run_epoch(TrainingState* state, const Data* data, double learning_rate,
+                   uint64_t epoch, int threads, double* loss_sum, double* weight_sum,
+                   floating* theta) noexcept nogil:
+    """One epoch of mini-batch training on `theta` (state.theta, typed);
+    returns OK or a NONFINITE_* code.
+
+    Up to min(`threads`, the plan's) threads share each step that has shards.
+    With packed weights (the plan's `packed`), they are packed here from θ
+    first and kept current by every block's update.
+    """
+    cdef const Network* net = &state.net
+    cdef const Settings* s = &state.settings
+    cdef Internal* it = <Internal*> state.internal
+    cdef const Workspace* ws = &it.ws
+    cdef const Packed* pk = &it.pk if it.packed else NULL
+    cdef floating* grad = <floating*> state.grad
+    cdef floating* m = <floating*> state.m
+    cdef floating* v = <floating*> state.v
+    cdef floating* buf = <floating*> it.scratch
+    cdef floating* work = <floating*> it.work
+    cdef Py_ssize_t* index = it.index
+    cdef const floating* X = <const floating*> data.X
+    cdef const floating* targets = <const floating*> data.targets
+    cdef const floating* weights = <const floating*> data.weights
+    cdef const int* labels = data.labels
+    cdef Py_ssize_t n_samples = data.n_samples, batch_size = state.plan.rows
+    cdef int L = net.n_layers, S, T
+    cdef Py_ssize_t start, b, i, sh, per, c
+    cdef const Py_ssize_t* order = index if s.shuffle else NULL
+    cdef const floating* Xb
+    cdef uint64_t shuffle_state, dropout_state
+    cdef double wsum, batch_loss
+    cdef double penalty = 0.0 if s.optimizer == ADAMW else s.l2
+    cdef double decay = s.l2 if s.optimizer == ADAMW else 0.0
+
+    threads = threads_allowed(min(threads, state.plan.threads))
+    if pk != NULL:
+        for i in range(L):
+            repack(net, pk, theta, <int> i, 0, net.sizes[i])
+    loss_sum[0] = 0.0
+    weight_sum[0] = 0.0
+    if s.shuffle:
+        # Each epoch's order depends only on (seed, epoch): continuing a fit
+        # replays exactly the epochs a longer fit would have run.
+        for i in range(n_samples):
+            index[i] = i
+        shuffle_state = stream_seed(s.seed, epoch, 0)
+        shuffle_index(index, n_samples, &shuffle_state)
+    dropout_state = stream_seed(s.seed, epoch, 1)
+
+    start = -batch_size
+    while start + batch_size < n_samples:
+        start += batch_size
+        b = batch_size if start + batch_size <= n_samples else n_samples - start
+
+        if weights != NULL:
+            wsum = 0.0
+            for i in range(b):
+                wsum += weights[index[start + i] if s.shuffle else start + i]
+            if wsum <= 0.0:
+                continue        # a batch of zero weight carries no information
+        else:
+            wsum = <double> b
+        if ws.dropout:
+            _draw_masks(net, ws, b, buf, s.dropout, &dropout_state)
+
+        S = shards_for(net, b)
+        per = (b + S - 1) // S
+        T = min(S, threads)
+        if T > 1:
+            for sh in prange(S, num_threads=T, schedule="static"):
+                _shard(net, ws, theta, X, order, start, min(b, sh * per), min(b, sh * per + per),
+                       labels, targets, weights, it.batch_labels, buf, 1.0 / wsum, it.row_loss,
+                       pk, _thread_work(work, threadid()), b)
+        else:
+            for sh in range(S):
+                _shard(net, ws, theta, X, order, start, min(b, sh * per), min(b, sh * per + per),
+                       labels, targets, weights, it.batch_labels, buf, 1.0 / wsum, it.row_loss,
+                       pk, work, b)
+        batch_loss = 0.0
+        for i in range(b):
+            batch_loss += it.row_loss[i]
+        if not isfinite(batch_loss):
+            return NONFINITE_LOSS
+        loss_sum[0] += batch_loss
+        weight_sum[0] += wsum
+
+        Xb = buf + ws.x if s.shuffle else X + start * net.sizes[0]
+        state.step += 1
+        T = threads if S > 1 else 1    # small steps stay on one thread
+        if T > 1:
+            for c in prange(it.n_blocks, num_threads=T, schedule="dynamic"):
+                _block(net, ws, s, learning_rate, state.step, theta, grad, m, v, Xb, b, buf,
+                       <int> it.blocks[3 * c], it.blocks[3 * c + 1], it.blocks[3 * c + 2],
+                       penalty, decay, pk, _thread_work(work, threadid()))
+        else:
+            for c in range(it.n_blocks):
+                _block(net, ws, s, learning_rate, state.step, theta, grad, m, v, Xb, b, buf,
+                       <int> it.blocks[3 * c], it.blocks[3 * c + 1], it.blocks[3 * c + 2],
+                       penalty, decay, pk, work)
+
+    if not all_finite(theta, net.n_parameters):
+        return NONFINITE_PARAMETERS
+    return OK

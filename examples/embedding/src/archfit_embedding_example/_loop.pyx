@@ -1,0 +1,118 @@
+"""A training loop of another library's own, in C, through ``archfit/kernels.pxd``.
+
+``_fit`` is what a simulation library could run inside its own ``nogil``
+code: it describes the network, asks archfit for a plan, allocates the one
+block of memory the plan names, and runs epochs - no Python, no GIL, no
+callbacks. ``fit_adam`` and ``predict_proba`` are the Python wrappers this
+example's tests call; they check their inputs, as any caller of the API
+must (the kernels trust theirs).
+"""
+import numpy as np
+
+from libc.stdint cimport uint64_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+
+from archfit.kernels cimport (
+    Network, Settings, Data, TrainingPlan, TrainingState, PredictionPlan,
+    network_init, training_plan, training_init, train_epoch, prediction_plan, predict,
+    OK, INVALID_ARGUMENT, FLOAT64, RELU, IDENTITY, SOFTMAX, CROSS_ENTROPY, ADAM, MAX_LAYERS)
+
+
+cdef int _fit(const Network* net, double* theta, const double* X, const int* labels,
+              Py_ssize_t n, Py_ssize_t batch_size, int epochs, double learning_rate,
+              uint64_t seed, double* losses) noexcept nogil:
+    """Adam with archfit.Hyperparameters' defaults for `epochs` epochs; θ in place."""
+    cdef Settings settings
+    cdef TrainingState state
+    cdef Data data
+    cdef double loss_sum, weight_sum
+    cdef int epoch, status
+    memset(&settings, 0, sizeof(settings))
+    settings.optimizer = ADAM
+    settings.beta1 = 0.9
+    settings.beta2 = 0.999
+    settings.epsilon = 1e-8
+    settings.shuffle = True
+    settings.seed = seed
+    settings.batch_size = batch_size
+    cdef TrainingPlan plan = training_plan(net, &settings, FLOAT64, n, 0, 1)
+    cdef void* memory = malloc(plan.bytes)       # ours: archfit never allocates
+    if memory == NULL:
+        return -1
+    status = training_init(&state, net, &settings, FLOAT64, n, 0, 1, theta, memory)
+    data.X = X
+    data.n_samples = n
+    data.labels = labels
+    data.targets = NULL
+    data.weights = NULL
+    epoch = 0
+    while status == OK and epoch < epochs:
+        status = train_epoch(&state, &data, learning_rate, epoch, 1, &loss_sum, &weight_sum)
+        losses[epoch] = loss_sum / weight_sum
+        epoch += 1
+    free(memory)
+    return status
+
+
+cdef Network _relu_softmax(sizes) except *:
+    """relu hidden layers, a softmax head, cross-entropy."""
+    cdef Network net
+    cdef Py_ssize_t c_sizes[MAX_LAYERS + 1]
+    cdef int codes[MAX_LAYERS]
+    cdef int l, L = len(sizes) - 1
+    if not 1 <= L <= MAX_LAYERS:
+        raise ValueError(f"sizes must name 2 to {MAX_LAYERS + 1} widths")
+    for l in range(L + 1):
+        c_sizes[l] = sizes[l]
+    for l in range(L):
+        codes[l] = RELU if l < L - 1 else IDENTITY
+    if network_init(&net, L, c_sizes, codes, SOFTMAX, CROSS_ENTROPY, 1.0) != OK:
+        raise ValueError(f"sizes {tuple(sizes)} do not describe a network")
+    return net
+
+
+def fit_adam(sizes, theta, X, labels, *, int epochs, double learning_rate,
+             Py_ssize_t batch_size, uint64_t seed):
+    """Train a relu network with a softmax head from θ (float64, updated in place).
+
+    Returns the mean training loss of every epoch.
+    """
+    cdef Network net = _relu_softmax(sizes)
+    cdef double[::1] t = theta
+    cdef const double[:, ::1] x = np.ascontiguousarray(X, dtype=np.float64)
+    cdef const int[::1] y = np.ascontiguousarray(labels, dtype=np.intc)
+    cdef double[::1] losses = np.zeros(epochs)
+    cdef int status
+    if t.shape[0] != net.n_parameters or x.shape[1] != sizes[0] or x.shape[0] != y.shape[0] \
+            or x.shape[0] == 0 or epochs < 1 or batch_size < 1:
+        raise ValueError("theta, X, labels, epochs or batch_size do not fit the network")
+    if np.min(labels) < 0 or np.max(labels) >= sizes[-1]:
+        raise ValueError("labels must be class indices below the number of outputs")
+    with nogil:
+        status = _fit(&net, &t[0], &x[0, 0], &y[0], x.shape[0], batch_size, epochs,
+                      learning_rate, seed, &losses[0])
+    if status == -1:
+        raise MemoryError("no memory for the training state")
+    if status != OK:
+        raise FloatingPointError(f"training stopped with status {status}")
+    return np.asarray(losses)
+
+
+def predict_proba(sizes, theta, X):
+    """Class probabilities of X under θ."""
+    cdef Network net = _relu_softmax(sizes)
+    cdef const double[::1] t = np.ascontiguousarray(theta, dtype=np.float64)
+    cdef const double[:, ::1] x = np.ascontiguousarray(X, dtype=np.float64)
+    cdef double[:, ::1] out = np.empty((x.shape[0], sizes[-1]))
+    cdef PredictionPlan plan = prediction_plan(&net, FLOAT64, x.shape[0], 1)
+    cdef void* memory
+    if t.shape[0] != net.n_parameters or x.shape[1] != sizes[0] or x.shape[0] == 0:
+        raise ValueError("theta or X does not fit the network")
+    memory = malloc(plan.bytes)
+    if memory == NULL:
+        raise MemoryError("no memory for the prediction's scratch")
+    with nogil:
+        predict(&net, &plan, FLOAT64, &t[0], &x[0, 0], x.shape[0], &out[0, 0], memory)
+    free(memory)
+    return np.asarray(out)

@@ -1,0 +1,182 @@
+# archfit's Cython API: train and evaluate networks from other compiled code.
+#
+# Design
+# ------
+# * A ``Network`` describes a network's shape, its activations, head and loss,
+#   and where each weight and bias lives in θ; ``network_init`` fills it. It
+#   holds no parameters and no dtype: the same Network serves float32 and
+#   float64 θ.
+# * Every buffer belongs to the caller. θ is ``net.n_parameters`` values of the
+#   dtype. A fit's other state (gradient, optimizer moments, sample order,
+#   scratch, packed weights) lives in ONE block of memory whose size
+#   ``training_plan`` reports and which ``training_init`` lays out; a
+#   prediction or a loss evaluation takes a scratch block whose size
+#   ``prediction_plan`` or ``loss_bytes`` reports. Blocks need no alignment
+#   beyond malloc's; the kernels align inside them.
+# * The plan functions decide how a computation runs (threads, shards, chunks,
+#   packed operands, bytes) and report it; the run functions follow the plan
+#   they are given. Nothing is decided twice.
+# * Every function is ``nogil`` and ``noexcept``, never allocates, and never
+#   calls back into Python. Inputs are trusted: shapes, finiteness, label
+#   ranges and sizes are the caller's to check (archfit's Python layer does
+#   it before every call). A run function returns a ``Status``.
+# * Results do not depend on the number of threads. Two calls may run at the
+#   same time on different threads when they write to different buffers: two
+#   ``train_epoch`` on different states, any number of ``predict`` or
+#   ``loss_and_grad`` sharing θ but not scratch. A call may itself use up to
+#   the plan's ``threads`` OpenMP threads.
+# * Training and evaluation are bit-for-bit those of ``archfit.fit`` and
+#   ``archfit.Model`` for the same inputs and settings.
+#
+# Documented in docs/embedding.md; examples/embedding/ is a package built
+# against this file by the tests.
+
+from libc.stdint cimport uint64_t
+
+cdef extern from *:
+    # Layers of a network, at most. A C macro (emitted before any type), so
+    # that every module's structs can size their arrays with it.
+    """
+    #define ARCHFIT_MAX_LAYERS 64
+    """
+    enum: MAX_LAYERS "ARCHFIT_MAX_LAYERS"
+
+# ---- codes (archfit.kernels.ACTIVATIONS etc. name them for Python) -------------------
+cdef enum DType:
+    FLOAT32 = 0
+    FLOAT64 = 1
+
+cdef enum Activation:
+    IDENTITY = 0
+    RELU = 1
+    LEAKY_RELU = 2
+    TANH = 3
+    SIGMOID = 4
+    GELU = 5
+
+cdef enum Head:
+    SOFTMAX = 0
+    SIGMOID_HEAD = 1
+    LINEAR = 2
+
+cdef enum Loss:
+    CROSS_ENTROPY = 0
+    BINARY_CROSS_ENTROPY = 1
+    SQUARED_ERROR = 2
+    HUBER = 3
+
+cdef enum Optimizer:
+    SGD = 0
+    MOMENTUM = 1
+    ADAM = 2
+    ADAMW = 3
+
+cpdef enum Status:
+    OK = 0
+    NONFINITE_LOSS = 1          # an epoch's loss became NaN or infinite
+    NONFINITE_PARAMETERS = 2    # θ became NaN or infinite
+    INVALID_ARGUMENT = 3        # network_init or training_init refused its arguments
+
+# ---- descriptions ----------------------------------------------------------------------
+cdef struct Network:
+    int n_layers                        # layer l maps sizes[l] -> sizes[l + 1]
+    Py_ssize_t sizes[MAX_LAYERS + 1]
+    int activation[MAX_LAYERS]          # the last layer's is IDENTITY: the head acts
+    Py_ssize_t w_start[MAX_LAYERS]      # weight block (sizes[l], sizes[l+1]) row-major in θ
+    Py_ssize_t b_start[MAX_LAYERS]      # bias block (sizes[l+1],) in θ
+    Py_ssize_t n_parameters
+    int head
+    int loss
+    double huber_delta
+
+cdef struct Settings:
+    # The fitting algorithm's fixed settings (archfit.Hyperparameters' fields).
+    int optimizer
+    double momentum             # MOMENTUM
+    bint nesterov               # MOMENTUM
+    double beta1                # ADAM, ADAMW
+    double beta2                # ADAM, ADAMW
+    double epsilon              # ADAM, ADAMW
+    double l2                   # coupled L2 (AdamW: decoupled weight decay)
+    double dropout              # rate on every hidden layer, 0 <= dropout < 1
+    bint shuffle                # a new order of the samples every epoch
+    uint64_t seed               # of the shuffles and dropout masks
+    Py_ssize_t batch_size
+
+cdef struct Data:
+    # Caller-owned, read-only. X and targets are row-major, of θ's dtype.
+    const void* X               # (n_samples, sizes[0])
+    Py_ssize_t n_samples
+    const int* labels           # SOFTMAX: (n_samples,) class indices; else NULL
+    const void* targets         # SIGMOID_HEAD, LINEAR: (n_samples, n_outputs); else NULL
+    const void* weights         # (n_samples,) non-negative sample weights, or NULL
+
+# ---- plans -----------------------------------------------------------------------------
+cdef struct TrainingPlan:
+    Py_ssize_t rows             # rows of the largest mini-batch
+    int shards                  # row shards of a step (1: the step is not shared)
+    int threads                 # threads a step uses: min(budget, shards) or 1
+    bint packed                 # weights kept packed for the shards' products
+    Py_ssize_t bytes            # of the state's memory block
+
+cdef struct PredictionPlan:
+    Py_ssize_t rows             # rows per chunk
+    Py_ssize_t chunks
+    int threads                 # threads sharing the chunks (or one row's columns)
+    bint packed                 # weights packed once, read by every chunk
+    Py_ssize_t bytes            # of the scratch block
+
+cdef struct TrainingState:
+    # Filled by training_init. Public fields may be read; theta, m, v and step
+    # may be set between epochs (to continue a fit); nothing else.
+    Network net
+    Settings settings
+    TrainingPlan plan
+    int dtype
+    Py_ssize_t n_samples
+    Py_ssize_t n_targets
+    void* theta                 # caller-owned θ, updated in place
+    void* grad                  # (n_parameters,), in the block
+    void* m                     # momentum / Adam's first moment, in the block
+    void* v                     # Adam's second moment, in the block
+    long long step              # updates made so far (Adam's t)
+    void* internal              # the kernel's bookkeeping, in the block
+
+# ---- functions -------------------------------------------------------------------------
+cdef int network_init(Network* net, int n_layers, const Py_ssize_t* sizes,
+                      const int* activations, int head, int loss,
+                      double huber_delta) noexcept nogil
+    # sizes: n_layers + 1 widths; activations: n_layers codes, the last IDENTITY.
+
+cdef TrainingPlan training_plan(const Network* net, const Settings* settings, int dtype,
+                                Py_ssize_t n_samples, Py_ssize_t n_targets,
+                                int threads) noexcept nogil
+    # threads: the budget (at least 1); n_targets: columns of Data.targets (0 for labels)
+
+cdef int training_init(TrainingState* state, const Network* net, const Settings* settings,
+                       int dtype, Py_ssize_t n_samples, Py_ssize_t n_targets, int threads,
+                       void* theta, void* memory) noexcept nogil
+    # memory: training_plan(...).bytes bytes; moments start at zero, step at 0
+
+cdef int train_epoch(TrainingState* state, const Data* data, double learning_rate,
+                     uint64_t epoch, int threads, double* loss_sum,
+                     double* weight_sum) noexcept nogil
+    # One epoch over data (state.n_samples rows). The epoch's order and masks
+    # depend on (seed, epoch) alone. loss_sum / weight_sum is its mean loss.
+
+cdef PredictionPlan prediction_plan(const Network* net, int dtype, Py_ssize_t n_rows,
+                                    int threads) noexcept nogil
+
+cdef int predict(const Network* net, const PredictionPlan* plan, int dtype,
+                 const void* theta, const void* X, Py_ssize_t n_rows, void* out,
+                 void* memory) noexcept nogil
+    # out: (n_rows, n_outputs) probabilities or values; plan for the same n_rows
+
+cdef Py_ssize_t loss_bytes(const Network* net, int dtype, Py_ssize_t n_rows) noexcept nogil
+
+cdef int loss_and_grad(const Network* net, int dtype, const void* theta, const Data* data,
+                       double l2, void* grad, void* memory, double* loss) noexcept nogil
+    # loss: weighted mean loss + l2/2 ||W||^2; grad (or NULL: no gradient) in θ's layout
+
+cdef const char* isa() noexcept nogil
+    # the instruction set the kernels use: "avx512", "avx2" or "portable"

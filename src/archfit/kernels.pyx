@@ -1,0 +1,405 @@
+"""archfit's kernels: the Cython API other compiled code embeds, and its Python handles.
+
+The C-level functions declared in ``kernels.pxd`` (read its design comment,
+and docs/embedding.md) are defined here as thin entries into the internal
+modules of ``archfit._kernels``: ``_plan`` decides, ``_passes`` runs the
+forward and backward passes, ``_training`` runs epochs, ``_prediction``
+evaluates. The Python layer (``archfit.model``, ``archfit.fitting``) drives the
+same functions through :class:`Kernel` and :class:`Trainer`, so a network
+trained from Cython and one trained by ``archfit.fit`` take the same path.
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.string cimport memset
+from cython cimport floating
+
+from archfit._kernels._plan cimport (ALIGN, PREDICT_CHUNK, aligned, network_of, plan_training,
+                                     lay_out_training, plan_prediction, loss_scratch,
+                                     packed_operands, any_splits)
+from archfit._kernels._training cimport run_epoch
+from archfit._kernels._prediction cimport predict_rows, predict_small, loss_grad
+from archfit._kernels._cpu cimport archfit_isa, ARCHFIT_ISA_AVX2, ARCHFIT_ISA_AVX512
+
+from archfit._kernels._cpu import ISA, DETECTED, paths as isa_paths
+from archfit._kernels._elementwise import ACTIVATIONS, HEADS, LOSSES
+from archfit._kernels._optimizers import OPTIMIZERS
+
+cnp.import_array()
+
+__all__ = ["ACTIVATIONS", "HEADS", "LOSSES", "OPTIMIZERS", "MAX_LAYERS", "ISA", "DETECTED",
+           "isa_paths", "Status", "Kernel", "Trainer", "parameter_layout", "get_include"]
+
+# Layers of a network, at most: kernels.pxd's MAX_LAYERS, under the same name
+# for Python (a module global cannot be declared with a C constant's name).
+globals()["MAX_LAYERS"] = MAX_LAYERS
+
+
+def get_include():
+    """The folder holding ``archfit/kernels.pxd``, for a build's include path."""
+    import os
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ---- the Cython API (kernels.pxd) ---------------------------------------------------------
+cdef int network_init(Network* net, int n_layers, const Py_ssize_t* sizes,
+                      const int* activations, int head, int loss,
+                      double huber_delta) noexcept nogil:
+    return network_of(net, n_layers, sizes, activations, head, loss, huber_delta)
+
+
+cdef TrainingPlan training_plan(const Network* net, const Settings* settings, int dtype,
+                                Py_ssize_t n_samples, Py_ssize_t n_targets,
+                                int threads) noexcept nogil:
+    return plan_training(net, settings, dtype == FLOAT64, n_samples, n_targets, threads)
+
+
+cdef int training_init(TrainingState* state, const Network* net, const Settings* settings,
+                       int dtype, Py_ssize_t n_samples, Py_ssize_t n_targets, int threads,
+                       void* theta, void* memory) noexcept nogil:
+    return lay_out_training(state, net, settings, dtype, n_samples, n_targets, threads, theta,
+                            memory)
+
+
+cdef int train_epoch(TrainingState* state, const Data* data, double learning_rate,
+                     uint64_t epoch, int threads, double* loss_sum,
+                     double* weight_sum) noexcept nogil:
+    if state.dtype == FLOAT64:
+        return run_epoch(state, data, learning_rate, epoch, threads, loss_sum, weight_sum,
+                         <double*> state.theta)
+    return run_epoch(state, data, learning_rate, epoch, threads, loss_sum, weight_sum,
+                     <float*> state.theta)
+
+
+cdef PredictionPlan prediction_plan(const Network* net, int dtype, Py_ssize_t n_rows,
+                                    int threads) noexcept nogil:
+    return plan_prediction(net, dtype == FLOAT64, n_rows, threads)
+
+
+cdef int predict(const Network* net, const PredictionPlan* plan, int dtype,
+                 const void* theta, const void* X, Py_ssize_t n_rows, void* out,
+                 void* memory) noexcept nogil:
+    if dtype == FLOAT64:
+        return predict_rows(net, plan, <const double*> theta, <const double*> X, n_rows,
+                            <double*> out, memory)
+    return predict_rows(net, plan, <const float*> theta, <const float*> X, n_rows,
+                        <float*> out, memory)
+
+
+cdef Py_ssize_t loss_bytes(const Network* net, int dtype, Py_ssize_t n_rows) noexcept nogil:
+    return ALIGN + loss_scratch(net, n_rows) * (8 if dtype == FLOAT64 else 4)
+
+
+cdef int loss_and_grad(const Network* net, int dtype, const void* theta, const Data* data,
+                       double l2, void* grad, void* memory, double* loss) noexcept nogil:
+    if dtype == FLOAT64:
+        return loss_grad(net, <const double*> theta, data, l2, <double*> grad, memory, loss)
+    return loss_grad(net, <const float*> theta, data, l2, <float*> grad, memory, loss)
+
+
+cdef const char* isa() noexcept nogil:
+    cdef int level = archfit_isa()
+    if level >= ARCHFIT_ISA_AVX512:
+        return "avx512"
+    if level >= ARCHFIT_ISA_AVX2:
+        return "avx2"
+    return "portable"
+
+
+# ---- Python handles ---------------------------------------------------------------------
+cdef int _dtype_code(dtype) except -1:
+    dt = np.dtype(dtype)
+    if dt == np.float32:
+        return FLOAT32
+    if dt == np.float64:
+        return FLOAT64
+    raise TypeError(f"dtype must be float32 or float64, got {dt}")
+
+
+cdef object _block(Py_ssize_t nbytes):
+    """A caller-owned memory block for the kernels (bytes; they align inside)."""
+    return np.empty(max(nbytes, 1), dtype=np.uint8)
+
+
+cdef inline void* _address(object block):
+    return cnp.PyArray_DATA(<cnp.ndarray> block)
+
+
+cdef inline const int* _labels_ptr(const int[::1] labels):
+    return &labels[0] if labels is not None and labels.shape[0] else NULL
+
+
+cdef Network _network(sizes, activations, str head, str loss, double huber_delta) except *:
+    cdef Network net
+    cdef Py_ssize_t c_sizes[MAX_LAYERS + 1]
+    cdef int codes[MAX_LAYERS]
+    cdef int l, L = len(sizes) - 1
+    if not 1 <= L <= MAX_LAYERS:
+        raise ValueError(f"a network has 1 to {MAX_LAYERS} layers, got {L}")
+    if len(activations) != L:
+        raise ValueError("one activation per layer is required")
+    for l in range(L + 1):
+        c_sizes[l] = sizes[l]
+    for l in range(L):
+        codes[l] = ACTIVATIONS[activations[l]]
+    if codes[L - 1] != IDENTITY:
+        raise ValueError("the last layer's activation must be identity; "
+                         "the head applies the output function")
+    if network_of(&net, L, c_sizes, codes, HEADS[head], LOSSES[loss], huber_delta) != OK:
+        raise ValueError(f"not a network the kernels can run: sizes {tuple(sizes)}, "
+                         f"head {head!r}, loss {loss!r}, huber_delta {huber_delta!r}")
+    return net
+
+
+def parameter_layout(sizes):
+    """Where each layer's weight and bias start in θ, and θ's length.
+
+    Returns ``([(w_start, b_start) for each layer], n_parameters)``: the layout
+    the kernels use, computed by ``network_init`` (``Architecture.layout``
+    reads it; it is not computed anywhere else).
+    """
+    L = len(sizes) - 1
+    cdef Network net = _network(sizes, ["identity"] * L, "linear", "squared_error", 1.0)
+    return [(net.w_start[l], net.b_start[l]) for l in range(L)], net.n_parameters
+
+
+cdef class Kernel:
+    """The compiled description of a network and its head and loss; holds no θ.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Input size followed by each layer's width.
+    activations : sequence of str
+        One activation name per layer (the last must be ``"identity"``).
+    head, loss : str
+        Output head and loss names (``HEADS``, ``LOSSES``).
+    huber_delta : float
+        Threshold of the Huber loss.
+    """
+    cdef Network net
+
+    def __cinit__(self, sizes, activations, str head, str loss, double huber_delta=1.0):
+        self.net = _network(sizes, activations, head, loss, huber_delta)
+
+    @property
+    def n_parameters(self):
+        return self.net.n_parameters
+
+    def training_plan(self, dtype, Py_ssize_t n_samples, Py_ssize_t batch_size,
+                      double dropout=0.0, bint shuffle=True, Py_ssize_t n_targets=0,
+                      int threads=1):
+        """How a fit runs (``training_plan`` of kernels.pxd), as a dict:
+        rows, shards, threads, packed, bytes (of the training state's block)."""
+        cdef Settings settings
+        memset(&settings, 0, sizeof(settings))
+        settings.batch_size = batch_size
+        settings.dropout = dropout
+        settings.shuffle = shuffle
+        return plan_training(&self.net, &settings, _dtype_code(dtype) == FLOAT64,
+                             max(1, n_samples), n_targets, threads)
+
+    def prediction_plan(self, dtype, Py_ssize_t n_rows, int threads=1):
+        """How predicting `n_rows` rows runs, as a dict: rows (per chunk),
+        chunks, threads, packed, bytes (of the scratch block)."""
+        return plan_prediction(&self.net, _dtype_code(dtype) == FLOAT64, n_rows, threads)
+
+    def loss_bytes(self, dtype, Py_ssize_t n_rows):
+        """Bytes of scratch a loss and gradient over `n_rows` rows needs."""
+        return loss_bytes(&self.net, _dtype_code(dtype), n_rows)
+
+    def splits_rows(self):
+        """Whether one sample's forward pass shares a layer's columns among threads."""
+        return any_splits(&self.net)
+
+    def predict(self, const floating[::1] theta, const floating[:, ::1] X, floating[:, ::1] out,
+                int threads=1):
+        """out = head(f(X; θ)) without the GIL, as ``prediction_plan`` says;
+        the result does not depend on `threads` (the caller keeps BLAS to one
+        thread when the plan has several chunks)."""
+        cdef Py_ssize_t n = X.shape[0]
+        cdef PredictionPlan plan = plan_prediction(&self.net, floating is double, n, threads)
+        if n == 0:
+            return
+        block = _block(plan.bytes)
+        cdef void* memory = _address(block)
+        with nogil:
+            predict_rows(&self.net, &plan, &theta[0], &X[0, 0], n, &out[0, 0], memory)
+
+    def predict_ready(self, cnp.ndarray theta, X, int threads=1):
+        """head(f(X; θ)) for up to 256 rows, validated here in C; or None.
+
+        The fast path for small predictions (one sample: a few microseconds
+        of overhead). Returns None, having done nothing, unless X is already a
+        C-contiguous (n, n_inputs) array of θ's dtype with 1 <= n <= 256 and
+        only finite values: the caller then validates and converts X with its
+        full error messages. θ must be valid (the caller's own, already checked).
+        """
+        cdef cnp.ndarray arr
+        cdef Py_ssize_t n, k = self.net.sizes[self.net.n_layers]
+        cdef int ok
+        if type(X) is not np.ndarray:
+            return None
+        arr = <cnp.ndarray> X
+        if (cnp.PyArray_NDIM(arr) != 2 or cnp.PyArray_DIM(arr, 1) != self.net.sizes[0]
+                or not cnp.PyArray_IS_C_CONTIGUOUS(arr)
+                or cnp.PyArray_TYPE(arr) != cnp.PyArray_TYPE(theta)
+                or cnp.PyArray_SIZE(theta) != self.net.n_parameters):
+            return None
+        n = cnp.PyArray_DIM(arr, 0)
+        if not 1 <= n <= PREDICT_CHUNK:
+            return None
+        out = np.empty((n, k), dtype=theta.dtype)
+        threads = max(1, threads)
+        if cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT32:
+            ok = predict_small(&self.net, <const float*> cnp.PyArray_DATA(theta),
+                               <const float*> cnp.PyArray_DATA(arr), n,
+                               <float*> cnp.PyArray_DATA(out), threads)
+        elif cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT64:
+            ok = predict_small(&self.net, <const double*> cnp.PyArray_DATA(theta),
+                               <const double*> cnp.PyArray_DATA(arr), n,
+                               <double*> cnp.PyArray_DATA(out), threads)
+        else:
+            return None
+        if ok == 0:
+            raise MemoryError("no memory for a prediction's scratch buffer")
+        return out if ok == 1 else None
+
+    def loss_and_grad(self, const floating[::1] theta, const floating[:, ::1] X,
+                      const int[::1] labels, const floating[:, ::1] targets,
+                      const floating[::1] weights, floating[::1] grad,
+                      double l2=0.0, bint compute_grad=True):
+        """Weighted mean loss (+ L2/2 ||W||^2); fills `grad` when `compute_grad`."""
+        cdef Data data
+        cdef double loss = 0.0
+        data.X = &X[0, 0]
+        data.n_samples = X.shape[0]
+        data.labels = _labels_ptr(labels)
+        data.targets = &targets[0, 0] if targets is not None else NULL
+        data.weights = &weights[0] if weights is not None else NULL
+        block = _block(loss_bytes(&self.net, FLOAT64 if floating is double else FLOAT32,
+                                  X.shape[0]))
+        cdef void* memory = _address(block)
+        cdef floating* g = &grad[0] if compute_grad else NULL
+        with nogil:
+            loss_grad(&self.net, &theta[0], &data, l2, g, memory, &loss)
+        return loss
+
+
+cdef class Trainer:
+    """The state of one fit (``TrainingState``) in one memory block.
+
+    Allocated once per fit; ``epoch`` then runs a whole epoch in one call
+    without the GIL and without allocating.
+
+    Parameters
+    ----------
+    kernel : Kernel
+    dtype : float32 or float64
+    n_samples, batch_size : int
+    optimizer : str
+        One of ``OPTIMIZERS``.
+    momentum, nesterov, beta1, beta2, epsilon, l2, dropout, shuffle, seed
+        The fitting settings (``Settings``).
+    m, v : array, optional
+        The optimizer's moments to continue from (zeros by default), with `step`.
+    n_targets : int
+        Columns of the targets (0 for class labels).
+    threads : int
+        The most threads an epoch may use (the plan's budget).
+    """
+    cdef Kernel kernel
+    cdef TrainingState state
+    cdef readonly object memory     # the block (bytes)
+    cdef readonly object dtype
+    cdef readonly dict plan
+
+    def __init__(self, Kernel kernel, dtype, Py_ssize_t n_samples, Py_ssize_t batch_size,
+                 str optimizer, double momentum=0.9, bint nesterov=False, double beta1=0.9,
+                 double beta2=0.999, double epsilon=1e-8, double l2=0.0, double dropout=0.0,
+                 bint shuffle=True, uint64_t seed=0, m=None, v=None, long long step=0,
+                 Py_ssize_t n_targets=0, int threads=1):
+        cdef Settings settings
+        cdef int code = _dtype_code(dtype)
+        settings.optimizer = OPTIMIZERS[optimizer]
+        settings.momentum = momentum
+        settings.nesterov = nesterov
+        settings.beta1 = beta1
+        settings.beta2 = beta2
+        settings.epsilon = epsilon
+        settings.l2 = l2
+        settings.dropout = dropout
+        settings.shuffle = shuffle
+        settings.seed = seed
+        settings.batch_size = batch_size
+        self.kernel = kernel
+        self.dtype = np.dtype(dtype)
+        cdef TrainingPlan plan = plan_training(&kernel.net, &settings, code == FLOAT64,
+                                               max(1, n_samples), n_targets, threads)
+        self.plan = plan
+        self.memory = _block(plan.bytes)
+        # θ is given to every epoch; the block's own start stands in until then
+        if training_init(&self.state, &kernel.net, &settings, code, n_samples, n_targets,
+                         threads, _address(self.memory), _address(self.memory)) != OK:
+            raise ValueError("the kernels refused these training settings")
+        if m is not None:
+            self._moment(self.state.m)[:] = m
+        if v is not None:
+            self._moment(self.state.v)[:] = v
+        self.state.step = step
+
+    cdef object _view(self, void* p, Py_ssize_t count):
+        offset = <char*> p - <char*> _address(self.memory)
+        return np.frombuffer(self.memory, dtype=self.dtype, count=count, offset=offset)
+
+    cdef object _moment(self, void* p):
+        return self._view(p, self.state.net.n_parameters)
+
+    @property
+    def step(self):
+        """Number of parameter updates made so far (Adam's t)."""
+        return self.state.step
+
+    @property
+    def m(self):
+        """A copy of the first moment (momentum buffer for momentum SGD)."""
+        return self._moment(self.state.m).copy()
+
+    @property
+    def v(self):
+        """A copy of Adam's second moment."""
+        return self._moment(self.state.v).copy()
+
+    @property
+    def packed(self):
+        """A view of the packed operands (θ's dtype), or None when the plan has none."""
+        cdef Py_ssize_t count
+        cdef void* start = packed_operands(&self.state, &count)
+        return None if start == NULL else self._view(start, count)
+
+    def epoch(self, floating[::1] theta, const floating[:, ::1] X, const int[::1] labels,
+              const floating[:, ::1] targets, const floating[::1] weights,
+              double learning_rate, uint64_t epoch, int threads=1):
+        """Run one epoch in place on `theta`; returns (loss_sum, weight_sum, status).
+
+        Up to `threads` threads (at most the plan's) share each step that is
+        cut into shards; the caller keeps BLAS to one thread then. The result
+        is the same for any `threads`.
+        """
+        cdef Data data
+        cdef double loss_sum = 0.0, weight_sum = 0.0
+        cdef int status
+        cdef int code = FLOAT64 if floating is double else FLOAT32
+        if code != self.state.dtype:
+            raise TypeError(f"theta must be {self.dtype}, like the trainer")
+        if theta.shape[0] != self.state.net.n_parameters or X.shape[0] != self.state.n_samples:
+            raise ValueError("theta or X does not have the trainer's shape")
+        data.X = &X[0, 0]
+        data.n_samples = X.shape[0]
+        data.labels = _labels_ptr(labels)
+        data.targets = &targets[0, 0] if targets is not None else NULL
+        data.weights = &weights[0] if weights is not None else NULL
+        self.state.theta = &theta[0]
+        with nogil:
+            status = train_epoch(&self.state, &data, learning_rate, epoch, max(1, threads),
+                                 &loss_sum, &weight_sum)
+        return loss_sum, weight_sum, Status(status)
