@@ -37,10 +37,8 @@ COMPILE_ARGS = {
     "msvc": {"release": ["/O2"], "debug": ["/Od", "/Zi"]},
     # -fno-math-errno: sqrt need not set errno, so loops calling it can vectorise.
     # -falign-functions=64: a function's loops then sit at the same offsets
-    # within 64-byte fetch windows whatever code precedes it. Unaligned, an
-    # unrelated edit to _network.pyx moved the packed GEMM's panel function
-    # from 0 to 48 mod 64, its inner loop then spanning three windows instead
-    # of two: W2 float64 training ~4.5% slower (side by side, median of 11 runs).
+    # within 64-byte fetch windows whatever code precedes it, so an unrelated
+    # edit cannot slow a kernel (benchmarks/RESULTS.md has the case that did).
     "other": {"release": ["-O3", "-fno-math-errno", "-falign-functions=64"], "debug": ["-O0", "-g"]},
 }
 compiler = "msvc" if sys.platform == "win32" else "other"

@@ -6,8 +6,9 @@ the other. Here each build runs in a worker process of its own (the other
 build from a folder made with ``pip install --no-build-isolation --no-deps
 --target DIR <checkout of the old commit>``), and the two are timed in
 alternating pairs (the order flips every pair) while the other waits, so both
-see the same machine state; what is printed is the median of the paired
-ratios. Each worker drives its build's own kernel objects (``Trainer.epoch``,
+see the same machine state (each call starts 20 ms after the other worker's
+last, once its OpenMP threads have stopped spinning); what is printed is the
+median of the paired ratios. Each worker drives its build's own kernel objects (``Trainer.epoch``,
 ``Kernel.predict``), so Python overhead outside the kernels is not timed.
 
     python benchmarks/side_by_side.py /tmp/old
@@ -120,6 +121,9 @@ def main(argv=None):
     times = {name: [] for name in workers}
     for i in range(pairs):
         for name in (("other", "installed") if i % 2 else ("installed", "other")):
+            # the other worker's OpenMP threads spin for a while after their
+            # last region and would take a core from this call: let them sleep
+            time.sleep(0.02)
             times[name].append(ask(name, {"call": i})["seconds"])
     same = ask("installed", {"hash": 1}) == ask("other", {"hash": 1})
     for w in workers.values():

@@ -29,6 +29,28 @@ def test_kernel_suite():
     run_suite(TESTS / "kernels")
 
 
+@pytest.mark.parametrize("path", ["portable", "avx2", "avx512"])
+def test_kernel_suite_on_every_instruction_set_path(path):
+    # ARCHFIT_ISA forces a lower path than the CPU's best; the whole kernel
+    # suite (NumPy reference, finite differences, bits across threads) must
+    # hold on each path the CPU can run
+    from archfit import kernels
+    if path not in kernels.isa_paths():
+        pytest.skip(f"this CPU cannot run the {path} path (it runs {kernels.DETECTED} at most)")
+    if path == kernels.ISA:
+        pytest.skip(f"{path} is the path the default kernel suite runs")
+    run_suite(TESTS / "kernels", {"ARCHFIT_ISA": path})    # test_cpu.py checks the path
+
+
+def test_an_instruction_set_the_cpu_cannot_run_is_refused():
+    from archfit import kernels
+    for value, message in (("sse9", "ARCHFIT_ISA must be one of"),
+                           *((("avx512", "cannot run"),) if kernels.DETECTED != "avx512" else ())):
+        result = subprocess.run([sys.executable, "-c", "import archfit"], capture_output=True,
+                                text=True, timeout=120, env=dict(os.environ, ARCHFIT_ISA=value))
+        assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
+
+
 def test_hostile_input_suite():
     pytest.importorskip("hypothesis")
     run_suite(TESTS / "hostile")

@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from archfit._kernels._labels import integer_codes
 from archfit._validation import _numeric, check_finite
 
 
@@ -24,10 +25,6 @@ class Targets(NamedTuple):
         return Targets(None if self.labels is None else np.ascontiguousarray(self.labels[index]),
                        None if self.values is None else np.ascontiguousarray(self.values[index]),
                        self.classes, self.ndim)
-
-    @property
-    def n_samples(self) -> int:
-        return len(self.labels) if self.labels is not None else len(self.values)
 
 
 def _as_label_array(y, name: str) -> np.ndarray:
@@ -69,7 +66,6 @@ def _integer_labels(arr: np.ndarray):
     """
     if arr.dtype == np.uint64:
         return None
-    from archfit._kernels._labels import integer_codes
     found = integer_codes(np.ascontiguousarray(arr, dtype=np.int64), 4 * arr.size + 1024)
     if found is None:
         return None

@@ -50,8 +50,8 @@ def _blas_controller():
 
 def _counts_and_setters():
     # Each BLAS library's own get- and set-num-threads functions, found once
-    # (threadpoolctl's lookup handles symbol prefixes). Calling one costs
-    # ~0.2 µs, which matters on the one-sample prediction path; and setting
+    # (threadpoolctl's lookup handles symbol prefixes). Calling them directly
+    # is cheap enough for the one-sample prediction path; and setting
     # directly bypasses threadpoolctl's rule that only one Python thread may
     # change OpenBLAS's limits, which would silently ignore archfit's fits
     # and predictions running on other threads.
@@ -76,9 +76,9 @@ def _counts_and_setters():
 def _lowest_limit():
     # BLAS's lowest thread limit (0 when no library has one): through the
     # raw addresses of the get-num-threads functions found above when all
-    # are plain C functions (budget(None) then takes 0.3 µs; through ctypes,
-    # 0.9-1.1 µs with two libraries, on every one-sample prediction), else
-    # through the callables.
+    # are plain C functions (a fraction of a microsecond; through ctypes, a
+    # visible share of every one-sample prediction), else through the
+    # callables.
     global _reader
     if _reader is None:
         import ctypes

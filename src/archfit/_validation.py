@@ -10,6 +10,9 @@ import numbers
 
 import numpy as np
 
+from archfit import _threads
+from archfit._kernels._elementwise import finite
+
 # Largest dimension BLAS's 32-bit ``int`` arguments can address.
 MAX_DIMENSION = 2**31 - 1
 
@@ -61,8 +64,6 @@ def _all_finite(arr: np.ndarray) -> bool:
         # as large as the data (45 MiB for 60,000 x 784) just to check it
         # a large array is shared by as many threads as BLAS may use now (one
         # inside parallel fits), like the kernels that will read it
-        from archfit import _threads
-        from archfit._kernels._elementwise import finite
         return finite(arr.reshape(-1), _threads.budget(None))
     if arr.ndim == 0:
         return bool(np.isfinite(arr))

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from archfit import _parallel, _scoring
-from archfit._targets import class_labels
+from archfit._targets import class_labels, encode
 from archfit._validation import as_features, as_sample_weight, check_float, check_int
 from archfit.fit_model import FitModel
 from archfit.fitting import fit
@@ -70,7 +70,6 @@ class Data:
                                         "y" if classes is None else "classes")
             labels = self.y
         # Validate y fully once (shape, NaN, unknown labels) before any fit.
-        from archfit._targets import encode
         encode(self.y, first.output, first.n_outputs, n, np.dtype(dtype), self.classes)
         if validation_fraction is not None:
             if cv is not None:

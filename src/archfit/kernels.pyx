@@ -18,6 +18,7 @@ from archfit._kernels._plan cimport (ALIGN, PREDICT_CHUNK, aligned, network_of, 
                                      packed_operands, any_splits)
 from archfit._kernels._training cimport run_epoch
 from archfit._kernels._prediction cimport predict_rows, predict_small, loss_grad
+from archfit._kernels._optimizers cimport optimizer_settings
 from archfit._kernels._cpu cimport archfit_isa, ARCHFIT_ISA_AVX2, ARCHFIT_ISA_AVX512
 
 from archfit._kernels._cpu import ISA, DETECTED, paths as isa_paths
@@ -318,14 +319,9 @@ cdef class Trainer:
                  double beta2=0.999, double epsilon=1e-8, double l2=0.0, double dropout=0.0,
                  bint shuffle=True, uint64_t seed=0, m=None, v=None, long long step=0,
                  Py_ssize_t n_targets=0, int threads=1):
-        cdef Settings settings
+        cdef Settings settings = optimizer_settings(optimizer, momentum, nesterov, beta1, beta2,
+                                                    epsilon)
         cdef int code = _dtype_code(dtype)
-        settings.optimizer = OPTIMIZERS[optimizer]
-        settings.momentum = momentum
-        settings.nesterov = nesterov
-        settings.beta1 = beta1
-        settings.beta2 = beta2
-        settings.epsilon = epsilon
         settings.l2 = l2
         settings.dropout = dropout
         settings.shuffle = shuffle

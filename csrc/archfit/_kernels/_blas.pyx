@@ -155,9 +155,9 @@ def lowest_thread_limit(tuple addresses):
     """The lowest positive value among the functions at `addresses` (each a
     BLAS library's ``int get_num_threads(void)``), 0 when none is positive.
 
-    For ``archfit._threads.budget``, on every one-sample prediction: through
-    ctypes each library's call cost ~0.3 µs; here they cost nanoseconds, and
-    ``budget(None)`` 0.3 µs in all (was 0.9–1.1 µs with two libraries).
+    For ``archfit._threads.budget``, on every one-sample prediction, where a
+    call through ctypes per library would be a visible share of the latency;
+    here each costs nanoseconds.
     """
     cdef int low = 0, count
     cdef size_t address

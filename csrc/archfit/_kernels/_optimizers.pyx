@@ -11,6 +11,7 @@ The formulas are PyTorch's (``torch.optim.SGD`` with dampening 0, ``Adam``,
 ``AdamW``), so results can be compared with it step by step.
 """
 from libc.math cimport sqrt, sqrtf, pow
+from libc.string cimport memset
 
 from archfit.kernels cimport SGD, MOMENTUM, ADAM, ADAMW
 
@@ -87,18 +88,27 @@ cdef void update(const Settings* settings,
                              b1, b2, eps, step_size, inv_sqrt_bc2, pen)
 
 
-def step(str optimizer, floating[::1] theta, floating[::1] grad, floating[::1] m,
-         floating[::1] v, long long step, double learning_rate, double momentum=0.9,
-         bint nesterov=False, double beta1=0.9, double beta2=0.999, double epsilon=1e-8,
-         double penalty=0.0, double decay=0.0):
-    """Test hook: one update of the whole buffer, in place."""
+cdef Settings optimizer_settings(str optimizer, double momentum, bint nesterov, double beta1,
+                                 double beta2, double epsilon) except *:
+    """Settings for the named optimizer; the fields no update reads are zero."""
     cdef Settings settings
+    memset(&settings, 0, sizeof(settings))
     settings.optimizer = OPTIMIZERS[optimizer]
     settings.momentum = momentum
     settings.nesterov = nesterov
     settings.beta1 = beta1
     settings.beta2 = beta2
     settings.epsilon = epsilon
+    return settings
+
+
+def step(str optimizer, floating[::1] theta, floating[::1] grad, floating[::1] m,
+         floating[::1] v, long long step, double learning_rate, double momentum=0.9,
+         bint nesterov=False, double beta1=0.9, double beta2=0.999, double epsilon=1e-8,
+         double penalty=0.0, double decay=0.0):
+    """Test hook: one update of the whole buffer, in place."""
+    cdef Settings settings = optimizer_settings(optimizer, momentum, nesterov, beta1, beta2,
+                                                epsilon)
     if theta.shape[0]:
         update(&settings, learning_rate, step, &theta[0], &grad[0], &m[0], &v[0], 0,
                theta.shape[0], penalty, decay)

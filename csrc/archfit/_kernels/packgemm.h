@@ -2,7 +2,7 @@
  * predictions and of training steps cut into shards.
  *
  * Predicting many rows runs X @ W for every layer on chunks of rows, one chunk
- * per thread. Through BLAS, every chunk's call packs W again (OpenBLAS: ~10%
+ * per thread. Through BLAS, every chunk's call packs W again (a visible share
  * of a 4096-row prediction of a 784-256-128-10 network) and each thread packs
  * its own copy. Here W is packed once, into panels of PK_NR columns (16
  * floats or 8 doubles: k x PK_NR, contiguous, zero-padded), and every thread
@@ -53,7 +53,7 @@ static inline int archfit_packed_gemm_available(void) {
 /* Six full rows of A (leading dimension lda), columns [0, kc), into `work` as
  * work[p * 6 + r], eight columns at a time through an 8 x 8 register
  * transpose (rows 6 and 7 zero); returns the columns done (a multiple of 8).
- * Copying one float at a time to a place 6 apart was ~2 cycles a float. */
+ * (Copying one float at a time to places 6 apart is several times slower.) */
 __attribute__((target("avx2")))
 static inline ptrdiff_t archfit_pk_pack6_f32(ptrdiff_t kc, const float* src, ptrdiff_t lda,
                                              float* work) {
