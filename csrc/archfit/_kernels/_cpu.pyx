@@ -8,7 +8,11 @@ that asked for it meaningless.
 """
 import os
 
-from archfit._kernels._cpu cimport (archfit_isa_detect, archfit_isa_adopt,
+from cython.parallel cimport parallel, threadid
+
+from archfit._kernels._cpu cimport (archfit_isa_detect, archfit_isa_adopt, archfit_fp_mode,
+                                    archfit_fp_set, archfit_fp_enter, archfit_fp_flushes,
+                                    archfit_fp_without_flush,
                                     ARCHFIT_ISA_PORTABLE, ARCHFIT_ISA_AVX2, ARCHFIT_ISA_AVX512)
 
 #: The levels by name, lowest first.
@@ -42,3 +46,33 @@ archfit_isa_adopt(LEVEL)
 def paths():
     """Every level this CPU can run, lowest first (the paths the tests exercise)."""
     return [name for name, level in LEVELS.items() if level <= LEVELS[DETECTED]]
+
+
+def flushes_to_zero():
+    """Whether the calling thread's floating-point mode flushes subnormal
+    numbers to zero (for the tests: archfit's kernels must leave it as found)."""
+    return bool(archfit_fp_flushes(archfit_fp_mode()))
+
+
+def set_flush_to_zero(bint on):
+    """Set or clear flush-to-zero on the calling thread; returns the previous
+    setting (for the tests)."""
+    cdef unsigned long long mode = archfit_fp_mode()
+    if on:
+        archfit_fp_enter()
+    else:
+        archfit_fp_set(archfit_fp_without_flush(mode))
+    return bool(archfit_fp_flushes(mode))
+
+
+def worker_flags(int threads):
+    """Whether each of `threads` OpenMP threads flushes subnormal numbers to
+    zero, read inside one parallel region (for the tests: OpenMP reuses its
+    threads, so this sees the threads archfit's kernels ran on)."""
+    cdef int flags[64]
+    cdef int t, n = max(1, min(threads, 64))
+    for t in range(n):
+        flags[t] = -1
+    with nogil, parallel(num_threads=n):
+        flags[threadid()] = archfit_fp_flushes(archfit_fp_mode())
+    return [bool(flags[t]) for t in range(n) if flags[t] >= 0]

@@ -34,7 +34,7 @@ cdef extern from "vecmat.h" nogil:
     void archfit_vecmat_f64(Py_ssize_t k, Py_ssize_t n, const double* x, Py_ssize_t incx,
                             const double* W, Py_ssize_t ldw, double* y)
 
-from archfit._kernels._cpu cimport archfit_isa_adopt
+from archfit._kernels._cpu cimport archfit_isa_adopt, archfit_fp_enter, archfit_fp_leave
 from archfit._kernels._cpu import LEVEL
 archfit_isa_adopt(LEVEL)        # cpu.h: the one decision, before any kernel runs
 
@@ -75,12 +75,14 @@ cdef void _forward_row(const Network* net, const Workspace* ws, const floating* 
     depend on `threads`.
     """
     cdef int l, tid, team, L = net.n_layers
+    cdef unsigned long long mode
     threads = threads_allowed(threads)
     if threads <= 1 or not any_splits(net):
         for l in range(L):
             _row_layer(net, ws, theta, buf, l, 0, 1)
         return
     with parallel(num_threads=threads):
+        mode = archfit_fp_enter()       # this worker thread's mode, restored below
         tid = threadid()
         team = archfit_team_size()      # may be smaller than asked for
         for l in range(L):
@@ -90,6 +92,7 @@ cdef void _forward_row(const Network* net, const Workspace* ws, const floating* 
                 _row_layer(net, ws, theta, buf, l, 0, 1)
             if l < L - 1:
                 archfit_barrier()   # the region's end waits for the last layer
+        archfit_fp_leave(mode)
 
 
 cdef void _predict_row(const Network* net, const Workspace* ws, const floating* theta,
@@ -123,7 +126,18 @@ cdef void _pack_weights(const Network* net, const floating* theta, Packed* pk) n
 cdef int predict_rows(const Network* net, const PredictionPlan* plan, const floating* theta,
                       const floating* X, Py_ssize_t n, floating* out,
                       void* memory) noexcept nogil:
-    """out = head(f(X; θ)) for n rows, as `plan` says; `memory`: plan.bytes."""
+    """out = head(f(X; θ)) for n rows, as `plan` says; `memory`: plan.bytes.
+    Subnormal numbers are flushed to zero meanwhile, on every thread."""
+    cdef unsigned long long mode = archfit_fp_enter()
+    _predict_rows(net, plan, theta, X, n, out, memory)
+    archfit_fp_leave(mode)
+    return OK
+
+
+cdef void _predict_rows(const Network* net, const PredictionPlan* plan, const floating* theta,
+                        const floating* X, Py_ssize_t n, floating* out,
+                        void* memory) noexcept nogil:
+    cdef unsigned long long mode
     cdef Workspace ws
     cdef Packed pk
     cdef Py_ssize_t c, rows = plan.rows, item = sizeof(floating), per
@@ -131,7 +145,7 @@ cdef int predict_rows(const Network* net, const PredictionPlan* plan, const floa
     cdef floating* buf
     cdef int T = plan.threads
     if n == 0:
-        return OK
+        return
     per = workspace(net, &ws, rows, False, n == 1, 0)
     if plan.packed:
         packed_weights_layout(net, &pk, base, floating is double)
@@ -142,29 +156,45 @@ cdef int predict_rows(const Network* net, const PredictionPlan* plan, const floa
     if plan.packed:
         # Rows are independent here, so chunks go to whichever thread is free.
         _pack_weights(net, theta, &pk)
-        for c in prange(plan.chunks, num_threads=T, schedule="dynamic"):
-            _predict_chunk(net, &ws, theta, X, out, n, c * rows, buf + threadid() * per, &pk,
-                           buf + threadid() * per + ws.size)
+        with parallel(num_threads=T):
+            mode = archfit_fp_enter()           # this worker thread's mode, restored below
+            for c in prange(plan.chunks, schedule="dynamic"):
+                _predict_chunk(net, &ws, theta, X, out, n, c * rows, buf + threadid() * per,
+                               &pk, buf + threadid() * per + ws.size)
+            archfit_fp_leave(mode)
     elif n == 1:
         _predict_row(net, &ws, theta, X, out, buf, T)
     elif T == 1:
         for c in range(plan.chunks):
             _predict_chunk(net, &ws, theta, X, out, n, c * rows, buf)
     else:
-        for c in prange(plan.chunks, num_threads=T, schedule="static"):
-            _predict_chunk(net, &ws, theta, X, out, n, c * rows, buf + threadid() * per)
-    return OK
+        with parallel(num_threads=T):
+            mode = archfit_fp_enter()
+            for c in prange(plan.chunks, schedule="static"):
+                _predict_chunk(net, &ws, theta, X, out, n, c * rows, buf + threadid() * per)
+            archfit_fp_leave(mode)
 
 
 cdef int predict_small(const Network* net, const floating* theta, const floating* X,
                        Py_ssize_t n, floating* out, int threads) noexcept nogil:
     """Outputs of n <= PREDICT_CHUNK rows with scratch of its own: the
-    one-sample latency path. 1 done, 2 X not finite, 0 out of memory."""
+    one-sample latency path. 1 done, 2 X not finite, 0 out of memory.
+    Subnormal numbers are flushed to zero meanwhile, on every thread."""
+    cdef unsigned long long mode
+    cdef int done
+    if not all_finite(X, n * net.sizes[0]):
+        return 2
+    mode = archfit_fp_enter()
+    done = _predict_small(net, theta, X, n, out, threads)
+    archfit_fp_leave(mode)
+    return done
+
+
+cdef int _predict_small(const Network* net, const floating* theta, const floating* X,
+                        Py_ssize_t n, floating* out, int threads) noexcept nogil:
     cdef Workspace ws
     cdef floating* buf
     cdef int L = net.n_layers
-    if not all_finite(X, n * net.sizes[0]):
-        return 2
     workspace(net, &ws, n, False, n == 1, 0)
     buf = <floating*> malloc(ws.size * sizeof(floating))
     if buf == NULL:
@@ -181,7 +211,16 @@ cdef int predict_small(const Network* net, const floating* theta, const floating
 cdef int loss_grad(const Network* net, const floating* theta, const Data* data, double l2,
                    floating* grad, void* memory, double* loss) noexcept nogil:
     """Weighted mean loss (+ L2/2 ||W||^2) into `loss`; the gradient into
-    `grad` unless NULL. `memory`: loss_bytes(n) bytes."""
+    `grad` unless NULL. `memory`: loss_bytes(n) bytes. Subnormal numbers are
+    flushed to zero meanwhile."""
+    cdef unsigned long long mode = archfit_fp_enter()
+    _loss_grad(net, theta, data, l2, grad, memory, loss)
+    archfit_fp_leave(mode)
+    return OK
+
+
+cdef void _loss_grad(const Network* net, const floating* theta, const Data* data, double l2,
+                     floating* grad, void* memory, double* loss) noexcept nogil:
     cdef Workspace ws
     cdef Py_ssize_t n = data.n_samples, rows = min(n, <Py_ssize_t> CHUNK_ROWS), start, b, i, l
     cdef int L = net.n_layers
@@ -218,4 +257,3 @@ cdef int loss_grad(const Network* net, const floating* theta, const Data* data, 
                 if grad != NULL:
                     grad[i] += <floating> l2 * theta[i]
     loss[0] = loss_sum / total_w + 0.5 * l2 * penalty
-    return OK

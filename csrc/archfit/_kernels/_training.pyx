@@ -16,7 +16,7 @@ Design
 """
 from libc.math cimport isfinite
 from libc.string cimport memcpy
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport prange, parallel, threadid
 
 from archfit.kernels cimport OK, NONFINITE_LOSS, NONFINITE_PARAMETERS, ADAMW, Network, Settings
 from archfit._kernels._plan cimport Workspace, Packed, Internal, shards_for, threads_allowed
@@ -27,7 +27,7 @@ from archfit._kernels._elementwise cimport head_loss_grad, all_finite
 from archfit._kernels._optimizers cimport update
 from archfit._kernels._random cimport stream_seed, shuffle as shuffle_index, dropout_mask
 
-from archfit._kernels._cpu cimport archfit_isa_adopt
+from archfit._kernels._cpu cimport archfit_isa_adopt, archfit_fp_enter, archfit_fp_leave
 from archfit._kernels._cpu import LEVEL
 archfit_isa_adopt(LEVEL)        # cpu.h: the one decision, before any kernel runs
 
@@ -146,8 +146,22 @@ cdef int run_epoch(TrainingState* state, const Data* data, double learning_rate,
 
     Up to min(`threads`, the plan's) threads share each step that has shards.
     With packed weights (the plan's `packed`), they are packed here from θ
-    first and kept current by every block's update.
+    first and kept current by every block's update. Subnormal numbers are
+    flushed to zero meanwhile, on every thread (cpu.h); the caller's mode is
+    restored.
     """
+    cdef unsigned long long mode = archfit_fp_enter()
+    cdef int status = _epoch(state, data, learning_rate, epoch, threads, loss_sum, weight_sum,
+                             theta)
+    archfit_fp_leave(mode)
+    return status
+
+
+cdef int _epoch(TrainingState* state, const Data* data, double learning_rate,
+                uint64_t epoch, int threads, double* loss_sum, double* weight_sum,
+                floating* theta) noexcept nogil:
+    """run_epoch's work, in the flushing mode."""
+    cdef unsigned long long mode
     cdef const Network* net = &state.net
     cdef const Settings* s = &state.settings
     cdef Internal* it = <Internal*> state.internal
@@ -208,10 +222,13 @@ cdef int run_epoch(TrainingState* state, const Data* data, double learning_rate,
         per = (b + S - 1) // S
         T = min(S, threads)
         if T > 1:
-            for sh in prange(S, num_threads=T, schedule="static"):
-                _shard(net, ws, theta, X, order, start, min(b, sh * per), min(b, sh * per + per),
-                       labels, targets, weights, it.batch_labels, buf, 1.0 / wsum, it.row_loss,
-                       pk, _thread_work(work, threadid()), b)
+            with parallel(num_threads=T):
+                mode = archfit_fp_enter()       # this worker thread's mode, restored below
+                for sh in prange(S, schedule="static"):
+                    _shard(net, ws, theta, X, order, start, min(b, sh * per),
+                           min(b, sh * per + per), labels, targets, weights, it.batch_labels,
+                           buf, 1.0 / wsum, it.row_loss, pk, _thread_work(work, threadid()), b)
+                archfit_fp_leave(mode)
         else:
             for sh in range(S):
                 _shard(net, ws, theta, X, order, start, min(b, sh * per), min(b, sh * per + per),
@@ -229,10 +246,13 @@ cdef int run_epoch(TrainingState* state, const Data* data, double learning_rate,
         state.step += 1
         T = threads if S > 1 else 1    # small steps stay on one thread
         if T > 1:
-            for c in prange(it.n_blocks, num_threads=T, schedule="dynamic"):
-                _block(net, ws, s, learning_rate, state.step, theta, grad, m, v, Xb, b, buf,
-                       <int> it.blocks[3 * c], it.blocks[3 * c + 1], it.blocks[3 * c + 2],
-                       penalty, decay, pk, _thread_work(work, threadid()))
+            with parallel(num_threads=T):
+                mode = archfit_fp_enter()
+                for c in prange(it.n_blocks, schedule="dynamic"):
+                    _block(net, ws, s, learning_rate, state.step, theta, grad, m, v, Xb, b, buf,
+                           <int> it.blocks[3 * c], it.blocks[3 * c + 1], it.blocks[3 * c + 2],
+                           penalty, decay, pk, _thread_work(work, threadid()))
+                archfit_fp_leave(mode)
         else:
             for c in range(it.n_blocks):
                 _block(net, ws, s, learning_rate, state.step, theta, grad, m, v, Xb, b, buf,

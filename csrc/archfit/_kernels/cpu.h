@@ -19,6 +19,8 @@
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 #define ARCHFIT_X86_DISPATCH 1
 #include <immintrin.h>
+#elif defined(_M_X64)
+#include <xmmintrin.h>
 #endif
 
 enum { ARCHFIT_ISA_PORTABLE = 0, ARCHFIT_ISA_AVX2 = 1, ARCHFIT_ISA_AVX512 = 2 };
@@ -49,5 +51,76 @@ static inline int archfit_isa(void) {
 }
 
 static inline int archfit_have_avx2(void) { return archfit_isa() >= ARCHFIT_ISA_AVX2; }
+
+/* Flush-to-zero for the duration of a kernel call, on each thread it uses.
+ *
+ * As a classifier becomes confident, probabilities and backpropagated errors
+ * become subnormal, and x86 arithmetic on subnormal numbers is many times
+ * slower. Every kernel entry (and every OpenMP thread inside it) calls
+ * archfit_fp_enter, which sets flush-to-zero and denormals-are-zero and
+ * returns the thread's previous mode, and archfit_fp_leave with that value
+ * before returning: the caller's mode, exception flags included, is restored
+ * exactly, so archfit never changes the numerics of the code that calls it.
+ * x86-64: MXCSR's FTZ (bit 15) and DAZ (bit 6); arm64: FPCR's FZ (bit 24);
+ * elsewhere nothing. */
+#define ARCHFIT_MXCSR_FTZ_DAZ 0x8040u
+#define ARCHFIT_FPCR_FZ (1ull << 24)
+
+static inline unsigned long long archfit_fp_mode(void) {
+#if defined(__x86_64__) || defined(_M_X64)
+    return _mm_getcsr();
+#elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+    unsigned long long fpcr;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
+    return fpcr;
+#else
+    return 0;
+#endif
+}
+
+static inline void archfit_fp_set(unsigned long long mode) {
+#if defined(__x86_64__) || defined(_M_X64)
+    _mm_setcsr((unsigned int)mode);
+#elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(mode));
+#else
+    (void)mode;
+#endif
+}
+
+static inline unsigned long long archfit_fp_enter(void) {
+    const unsigned long long saved = archfit_fp_mode();
+#if defined(__x86_64__) || defined(_M_X64)
+    archfit_fp_set(saved | ARCHFIT_MXCSR_FTZ_DAZ);
+#elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+    archfit_fp_set(saved | ARCHFIT_FPCR_FZ);
+#endif
+    return saved;
+}
+
+static inline void archfit_fp_leave(unsigned long long saved) { archfit_fp_set(saved); }
+
+/* `mode` with flushing turned off. */
+static inline unsigned long long archfit_fp_without_flush(unsigned long long mode) {
+#if defined(__x86_64__) || defined(_M_X64)
+    return mode & ~(unsigned long long)ARCHFIT_MXCSR_FTZ_DAZ;
+#elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+    return mode & ~ARCHFIT_FPCR_FZ;
+#else
+    return mode;
+#endif
+}
+
+/* Whether this thread's mode flushes subnormal results (and inputs) to zero. */
+static inline int archfit_fp_flushes(unsigned long long mode) {
+#if defined(__x86_64__) || defined(_M_X64)
+    return (mode & ARCHFIT_MXCSR_FTZ_DAZ) == ARCHFIT_MXCSR_FTZ_DAZ;
+#elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+    return (mode & ARCHFIT_FPCR_FZ) != 0;
+#else
+    (void)mode;
+    return 0;
+#endif
+}
 
 #endif
