@@ -53,6 +53,8 @@ def head(name, z):
         return np.exp(log_softmax(z, axis=1))
     if name == "sigmoid":
         return expit(z)
+    if name == "exponential":
+        return np.exp(z)
     return z.copy()
 
 
@@ -69,6 +71,11 @@ def loss_rows(loss, z, labels=None, targets=None, huber_delta=1.0):
     if loss == "binary_cross_entropy":
         rows = (np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).sum(axis=1)
         return rows, expit(z) - y
+    if loss == "poisson":
+        # half the Poisson deviance of mu = exp(z): mu - y - y log(mu / y)
+        mu = np.exp(z)
+        ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0)
+        return (mu - y - y * z + ylogy).sum(axis=1), mu - y
     r = z - y
     if loss == "squared_error":
         return 0.5 * (r ** 2).sum(axis=1), r

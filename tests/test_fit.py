@@ -97,10 +97,18 @@ def test_regression_r2(dtype):
 def test_lbfgs_regression():
     X, y = friedman1(600, 2)
     arch = af.Architecture(5, [af.Dense(32, "tanh"), af.Dense(1)], "linear")
-    fitted = af.fit(af.Model(arch, "float64"), X, (y - y.mean()) / y.std(),
-                    af.Hyperparameters(optimizer="lbfgs", epochs=300, l2=1e-4))
+    # 300 iterations do not reach L-BFGS's tolerance here: it says so
+    with pytest.warns(af.ConvergenceWarning, match="300 iterations"):
+        fitted = af.fit(af.Model(arch, "float64"), X, (y - y.mean()) / y.std(),
+                        af.Hyperparameters(optimizer="lbfgs", epochs=300, l2=1e-4))
     assert fitted.score(X, (y - y.mean()) / y.std()) > 0.9
-    assert 1 < fitted.n_epochs <= 300
+    assert fitted.n_epochs == 300
+    # a cap on evaluations stops it sooner, and says so too
+    with pytest.warns(af.ConvergenceWarning, match="evaluations"):
+        capped = af.fit(af.Model(arch, "float64"), X, (y - y.mean()) / y.std(),
+                        af.Hyperparameters(optimizer="lbfgs", epochs=300, l2=1e-4,
+                                           max_evaluations=15))
+    assert capped.n_epochs < 15
     losses = [h["train_loss"] for h in fitted.history]
     assert losses[-1] < losses[0]
 
@@ -197,6 +205,12 @@ def test_schedules_set_the_learning_rate(digits_split):
     rates = [h["learning_rate"] for h in cosine.history]
     assert rates[0] == pytest.approx(0.01) and all(a > b for a, b in zip(rates, rates[1:]))
     assert rates[-1] > 0.001
+    # scikit-learn's invscaling: lr / (1 + samples seen before the epoch) ** power_t
+    inv = af.fit(small_softmax(), X, y, af.Hyperparameters(
+        epochs=3, schedule="invscaling", power_t=0.25, learning_rate=0.01))
+    n = len(X)
+    assert [h["learning_rate"] for h in inv.history] == pytest.approx(
+        [0.01 / (1 + e * n) ** 0.25 for e in range(3)])
 
 
 def test_plateau_schedule_reduces_rate():
@@ -295,9 +309,60 @@ def test_divergence_raises_naming_the_epoch():
     X = rng.normal(size=(50, 3)) * 1e3
     y = rng.normal(size=50) * 1e3
     arch = af.Architecture(3, [af.Dense(8), af.Dense(1)], "linear")
-    with pytest.raises(af.DivergenceError, match=r"epoch \d+.*smaller learning_rate"):
+    with pytest.raises(af.DivergenceError, match=r"epoch \d+.*smaller learning_rate") as info:
         af.fit(af.Model(arch, "float32"), X, y,
                af.Hyperparameters(optimizer="sgd", learning_rate=10.0, epochs=50))
+    assert info.value.fit_model is None          # no early stopping: nothing kept
+
+
+def test_divergence_under_early_stopping_keeps_the_best_fit_model():
+    # a rate that makes progress first and diverges later: the best epoch so
+    # far is on the exception, as a FitModel whose history ends there
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 3))
+    y = X @ [1.0, -2.0, 0.5] + 0.1 * rng.normal(size=200)
+    arch = af.Architecture(3, [af.Dense(16, "relu"), af.Dense(1)], "linear")
+    hp = af.Hyperparameters(optimizer="sgd", learning_rate=0.02, epochs=60, batch_size=200,
+                            early_stopping=True, patience=None)
+    first = af.fit(af.Model(arch), X, y, hp.replace(epochs=3))
+    with pytest.raises(af.DivergenceError) as info:
+        af.fit(af.Model(arch), X, y, hp, init=first.parameters * 40)
+    best = info.value.fit_model
+    assert isinstance(best, af.FitModel) and np.isfinite(best.parameters).all()
+    losses = [h["validation_loss"] for h in best.history]
+    assert len(losses) >= 1 and np.isfinite(losses).all()
+    assert np.isfinite(best.predict(X)).all()
+
+
+def test_a_validation_part_too_small_for_early_stopping_is_refused():
+    X = np.random.default_rng(2).normal(size=(6, 2))
+    arch = af.Architecture(2, [af.Dense(1)], "linear")
+    with pytest.raises(ValueError, match="validation set is too small"):
+        af.fit(af.Model(arch), X, X[:, 0], af.Hyperparameters(early_stopping=True,
+                                                                validation_fraction=0.1))
+
+
+def test_poisson_regression_matches_the_glm():
+    # an exponential head over one identity unit is a Poisson GLM: the same
+    # fitted means as scikit-learn's PoissonRegressor
+    sklearn_glm = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(3)
+    X = rng.uniform(0, 1, size=(300, 2))
+    y = rng.poisson(np.exp(0.5 + X @ [1.0, -0.7]))
+    glm = sklearn_glm.PoissonRegressor(alpha=0, tol=1e-8, max_iter=1000).fit(X, y)
+    arch = af.Architecture(2, [af.Dense(1, "identity"), af.Dense(1)], "exponential")
+    model = af.Model(arch, "float64")
+    assert model.loss == "poisson"
+    # (warnings are errors here: L-BFGS converged)
+    fitted = af.fit(model, X, y, af.Hyperparameters(optimizer="lbfgs", epochs=500,
+                                                    gradient_tolerance=1e-10))
+    np.testing.assert_allclose(fitted.predict(X), glm.predict(X), rtol=1e-4)
+    assert fitted.predict(X).min() > 0 and fitted.score(X, y) > 0.1
+    with pytest.raises(ValueError, match="non-negative"):
+        af.fit(model, X, -y, af.Hyperparameters(epochs=1))
+    with pytest.raises(TypeError, match="predict_proba"):
+        fitted.predict_proba(X)
+
 
 
 def test_verbose_prints_a_line_per_epoch(digits_split, capsys):

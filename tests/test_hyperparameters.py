@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 import archfit as af
@@ -39,11 +40,21 @@ def test_json_round_trip():
     ("beta2", -0.1), ("epsilon", 0), ("schedule", "linear"), ("gamma", 1.0),
     ("validation_fraction", 0.0), ("validation_fraction", 1.0), ("patience", 0),
     ("seed", -1), ("n_threads", 0), ("shuffle", "yes"), ("tolerance", -1),
-    ("min_learning_rate", 1.0), ("step_size", 0),
+    ("min_learning_rate", 1.0), ("step_size", 0), ("patience", -np.inf), ("patience", 2.5),
+    ("power_t", -0.5), ("max_evaluations", 0), ("gradient_tolerance", -1.0),
 ])
 def test_out_of_range_values_name_the_field(field, value):
     with pytest.raises((ValueError, TypeError), match=field):
         af.Hyperparameters(**{field: value})
+
+
+def test_numpy_scalars_and_an_unlimited_patience_are_accepted():
+    # values from np.arange grids and scikit-learn's n_iter_no_change=np.inf
+    hp = af.Hyperparameters(l2=np.int64(0), batch_size=np.int64(32), learning_rate=np.float32(0.01),
+                            patience=np.inf, power_t=np.float64(0.25), max_evaluations=np.int32(50))
+    assert hp.l2 == 0.0 and hp.batch_size == 32 and hp.patience is None
+    assert af.Hyperparameters(patience=float("inf")).patience is None
+    assert af.Hyperparameters.from_json(hp.to_json()) == hp      # None travels as null
 
 
 def test_lbfgs_refuses_settings_it_cannot_honour():

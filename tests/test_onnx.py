@@ -24,6 +24,8 @@ def fitted_model(output, activation, dtype="float32", labels=None):
         y = labels[np.arange(80) % 3] if labels is not None else np.arange(80) % 3
     elif output == "sigmoid":
         y = (rng.normal(size=(80, k)) > 0).astype(int)
+    elif output == "exponential":
+        y = rng.poisson(2.0, size=(80, k))
     else:
         y = rng.normal(size=(80, k))
     arch = af.Architecture(5, [af.Dense(7, activation), af.Dense(6, activation), af.Dense(k)],
@@ -31,13 +33,13 @@ def fitted_model(output, activation, dtype="float32", labels=None):
     return af.fit(af.Model(arch, dtype), X, y, af.Hyperparameters(epochs=5, learning_rate=0.01)), X
 
 
-@pytest.mark.parametrize("output", ["softmax", "sigmoid", "linear"])
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", "linear", "exponential"])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_onnxruntime_matches_archfit_float32(output, activation):
     fitted, X = fitted_model(output, activation)
     X32 = X.astype(np.float32)
     got = run(fitted.to_onnx(), X32)
-    if output == "linear":
+    if output in ("linear", "exponential"):
         np.testing.assert_allclose(got["values"], fitted.predict(X32), atol=1e-5, rtol=1e-5)
     else:
         np.testing.assert_allclose(got["probabilities"], fitted.predict_proba(X32), atol=1e-5)

@@ -91,8 +91,9 @@ def test_every_head_and_label_type_round_trips(tmp_path, output, y):
 
 def test_lbfgs_history_with_null_learning_rate_round_trips(tmp_path):
     X = np.random.default_rng(2).normal(size=(20, 2))
-    fitted = af.fit(af.Model(af.Architecture(2, [af.Dense(1)], "linear")), X, X[:, 0],
-                    af.Hyperparameters(optimizer="lbfgs", epochs=5))
+    with pytest.warns(af.ConvergenceWarning):
+        fitted = af.fit(af.Model(af.Architecture(2, [af.Dense(1)], "linear")), X, X[:, 0],
+                        af.Hyperparameters(optimizer="lbfgs", epochs=5))
     assert af.load(fitted.save(tmp_path / "m")).history == fitted.history
 
 

@@ -11,7 +11,7 @@ fit model          :class:`FitModel`       θ̂ found by :func:`fit` on training
 """
 from archfit.architecture import Architecture, Dense, LayoutEntry
 from archfit.fit_model import FitModel
-from archfit.fitting import DivergenceError, fit
+from archfit.fitting import ConvergenceWarning, DivergenceError, fit
 from archfit.folds import kfold, validation_split
 from archfit.estimation import HoldoutEstimate, holdout
 from archfit.selection import Selection, select
@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Architecture",
+    "ConvergenceWarning",
     "Dense",
     "DivergenceError",
     "FileFormatError",

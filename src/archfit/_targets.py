@@ -132,4 +132,7 @@ def encode(y, output: str, n_outputs: int, n_samples: int, dtype: np.dtype,
     if output == "sigmoid" and ((values < 0).any() or (values > 1).any()):
         raise ValueError(f"{name} must hold 0/1 indicators (or probabilities in [0, 1]) "
                          "for a sigmoid output")
+    if output == "exponential" and (values < 0).any():
+        raise ValueError(f"{name} must be non-negative (counts or rates) for an exponential "
+                         "output; its Poisson loss is not defined for negative values")
     return Targets(None, values, None, ndim)

@@ -72,10 +72,11 @@ class Architecture:
     layers : sequence of Dense
         The layers, first to last. The last layer's ``units`` is the number of
         outputs and its activation must be ``"identity"``.
-    output : {"softmax", "sigmoid", "linear"}
+    output : {"softmax", "sigmoid", "linear", "exponential"}
         The output head. It fixes the loss of a :class:`~archfit.Model`:
         softmax → categorical cross-entropy, sigmoid → binary cross-entropy
-        (multi-label), linear → squared error (or Huber).
+        (multi-label), linear → squared error (or Huber), exponential (a mean
+        ``exp(z)``, for counts) → Poisson deviance.
 
     Examples
     --------
@@ -140,7 +141,7 @@ class Architecture:
 
     @property
     def output(self) -> str:
-        """The output head: ``"softmax"``, ``"sigmoid"`` or ``"linear"``."""
+        """The output head: ``"softmax"``, ``"sigmoid"``, ``"linear"`` or ``"exponential"``."""
         return self._output
 
     @property

@@ -202,13 +202,15 @@ class FitModel:
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (softmax) or per-label probabilities (sigmoid)."""
-        if self._model.architecture.output == "linear":
+        output = self._model.architecture.output
+        if output in ("linear", "exponential"):
             raise TypeError("predict_proba is for softmax or sigmoid outputs; "
-                            "this model has a linear output: use predict")
+                            f"this model has a {output} output: use predict")
         return self._outputs(X)
 
     def predict(self, X) -> np.ndarray:
-        """Predicted class labels (softmax), 0/1 indicators (sigmoid) or values (linear)."""
+        """Predicted class labels (softmax), 0/1 indicators (sigmoid), values
+        (linear) or means (exponential)."""
         out = self._outputs(X)
         output = self._model.architecture.output
         if output == "softmax":
@@ -220,7 +222,7 @@ class FitModel:
         return out
 
     def score(self, X, y, sample_weight=None) -> float:
-        """Accuracy (softmax; subset accuracy for sigmoid) or R² (linear)."""
+        """Accuracy (softmax; subset accuracy for sigmoid) or R² (linear, exponential)."""
         X, targets, w = self._data(X, y, sample_weight, np.float64)
         return self._score(X, targets, w)
 

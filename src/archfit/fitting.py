@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -21,14 +22,28 @@ from archfit.schedules import LearningRateSchedule
 
 
 class DivergenceError(FloatingPointError):
-    """Training produced a non-finite loss or non-finite parameters."""
+    """Training produced a non-finite loss or non-finite parameters.
+
+    Attributes
+    ----------
+    fit_model : FitModel or None
+        With early stopping and ``restore_best``, the best fit model seen
+        before the fit diverged (its history ends at that fit's last finite
+        epoch); otherwise None.
+    """
+
+    fit_model = None
+
+
+class ConvergenceWarning(UserWarning):
+    """A fit stopped at its limit (L-BFGS's iterations or evaluations) before converging."""
 
 
 def _divergence(epoch: int, learning_rate: float | None, what: str) -> DivergenceError:
     hint = (f"; try a smaller learning_rate (this epoch used {learning_rate:g})"
             if learning_rate is not None else "")
     return DivergenceError(f"training diverged in epoch {epoch}: {what} became NaN or infinite"
-                           f"{hint}. No fit model was returned and nothing was changed.")
+                           f"{hint}. Nothing that was given to fit was changed.")
 
 
 def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
@@ -131,6 +146,10 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
         val = (Xv, tv, wv)
     elif hp.early_stopping:
         train_idx, val_idx = validation_split(n, hp.validation_fraction, hp.seed, targets.labels)
+        if len(val_idx) < 2:
+            raise ValueError(f"The validation set is too small ({len(val_idx)} of {n} rows) for "
+                             "early stopping. Increase validation_fraction or the size of the "
+                             "data, or pass validation=(X_val, y_val).")
         val = (np.ascontiguousarray(X[val_idx]), targets.take(val_idx),
                None if weights is None else np.ascontiguousarray(weights[val_idx]))
         X, targets = np.ascontiguousarray(X[train_idx]), targets.take(train_idx)
@@ -144,9 +163,16 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
     fingerprint = _fingerprint(X, targets)
 
     run = _fit_lbfgs if hp.optimizer == "lbfgs" else _fit_minibatch
-    theta, history, optimizer_state = run(model, hp, theta, X, targets, weights, val,
-                                          history, optimizer_state, callback, verbose)
     classes = targets.classes if arch.output == "softmax" else None
+    try:
+        theta, history, optimizer_state = run(model, hp, theta, X, targets, weights, val,
+                                              history, optimizer_state, callback, verbose)
+    except DivergenceError as error:
+        best = getattr(error, "_best", None)
+        if best is not None:
+            error.fit_model = FitModel._of_fit(model, best[0], hp, best[1], classes,
+                                               targets.ndim, None, fingerprint)
+        raise
     return FitModel._of_fit(model, theta, hp, history, classes, targets.ndim, optimizer_state,
                             fingerprint)
 
@@ -209,7 +235,7 @@ def _fit_minibatch(model, hp, theta, X, targets: Targets, weights, val, history,
                       shuffle=hp.shuffle, seed=hp.seed, m=m, v=v, step=step,
                       n_targets=n_targets, threads=budget)
     threads, blas = plan["threads"], _threads.blas_during(plan["shards"], hp.n_threads)
-    schedule = LearningRateSchedule(hp, first_epoch)
+    schedule = LearningRateSchedule(hp, first_epoch, X.shape[0])
     history = list(history)
     with blas:
         return _epochs(model, hp, theta, X, targets, weights, val, history, callback,
@@ -227,11 +253,14 @@ def _epochs(model, hp, theta, X, targets, weights, val, history, callback, verbo
         seconds = time.perf_counter() - start
         if status != Status.OK:
             what = "the loss" if status == Status.NONFINITE_LOSS else "the parameters"
-            raise _divergence(epoch + 1, lr, what)
+            error = _divergence(epoch + 1, lr, what)
+            if best_theta is not None:
+                error._best = (best_theta, list(history))
+            raise error
         record = _record(model, theta, epoch + 1, loss_sum / weight_sum, lr, seconds, val,
                          threads)
         history.append(record)
-        monitored = record.get("validation_loss", record["train_loss"])
+        monitored = _monitored(record, hp.monitor)
         schedule.observe(monitored)
         stop = _report(record, verbose, callback)
         if hp.early_stopping:
@@ -241,7 +270,7 @@ def _epochs(model, hp, theta, X, targets, weights, val, history, callback, verbo
                     best_theta = theta.copy()
             else:
                 wait += 1
-                stop = stop or wait >= hp.patience
+                stop = stop or (hp.patience is not None and wait >= hp.patience)
         if stop:
             break
     state = (trainer.m, trainer.v, trainer.step, hp.optimizer)
@@ -249,6 +278,15 @@ def _epochs(model, hp, theta, X, targets, weights, val, history, callback, verbo
         # The moments belong to the last epoch's θ, not the restored one.
         theta, state = best_theta, None
     return theta, history, state
+
+
+def _monitored(record, monitor: str) -> float:
+    """The value early stopping and plateau watch, lower being better."""
+    if "validation_loss" not in record:
+        return record["train_loss"]
+    if monitor == "validation_score":
+        return -record["validation_score"]
+    return record["validation_loss"]
 
 
 def _fit_lbfgs(model, hp, theta, X, targets: Targets, weights, val, history,
@@ -260,6 +298,7 @@ def _fit_lbfgs(model, hp, theta, X, targets: Targets, weights, val, history,
     history = list(history)
     first_epoch = len(history)
     clock = [time.perf_counter()]
+    asked_to_stop = []
 
     def objective(x):
         t = np.ascontiguousarray(x, dtype=dtype)
@@ -276,13 +315,23 @@ def _fit_lbfgs(model, hp, theta, X, targets: Targets, weights, val, history,
         history.append(record)
         clock[0] = now
         if _report(record, verbose, callback):
+            asked_to_stop.append(True)
             raise StopIteration
 
+    options = {"maxiter": hp.epochs,
+               "maxfun": 20 * hp.epochs + 20 if hp.max_evaluations is None
+               else hp.max_evaluations}
+    if hp.gradient_tolerance is not None:
+        options["gtol"] = hp.gradient_tolerance
     with _threads.blas_limit(hp.n_threads):
         result = minimize(objective, theta.astype(np.float64), jac=True, method="L-BFGS-B",
-                          callback=on_iteration,
-                          options={"maxiter": hp.epochs, "maxfun": 20 * hp.epochs + 20})
+                          callback=on_iteration, options=options)
     theta = np.ascontiguousarray(result.x, dtype=dtype)
     if not np.isfinite(theta).all() or not math.isfinite(result.fun):
         raise _divergence(max(len(history), first_epoch + 1), None, "the loss")
+    if result.status != 0 and not asked_to_stop:
+        message = result.message.decode() if isinstance(result.message, bytes) else result.message
+        warnings.warn(f"L-BFGS stopped before converging after {result.nit} iterations and "
+                      f"{result.nfev} evaluations ({message}); raise epochs or "
+                      "max_evaluations, or scale the inputs", ConvergenceWarning, stacklevel=3)
     return theta, history, None

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -15,7 +17,8 @@ from archfit._validation import check_float, check_int
 
 # The epoch kernel's optimizers, and L-BFGS (full-batch, through SciPy).
 OPTIMIZERS = (*kernels.OPTIMIZERS, "lbfgs")
-SCHEDULES = ("constant", "step", "cosine", "plateau")
+SCHEDULES = ("constant", "step", "cosine", "plateau", "invscaling")
+MONITORS = ("validation_loss", "validation_score")
 
 
 @dataclass(frozen=True)
@@ -32,20 +35,31 @@ class Hyperparameters:
         ``scipy.optimize``'s L-BFGS-B on the full-data objective with
         ``epochs`` as the iteration limit (``batch_size``, the schedule,
         ``dropout`` and early stopping do not apply to it).
+    max_evaluations : int or None, default None
+        L-BFGS only: the most evaluations of the objective and its gradient
+        (None: ``20 * epochs + 20``). Reaching it, or ``epochs``, before
+        converging emits a :class:`~archfit.ConvergenceWarning`.
+    gradient_tolerance : float or None, default None
+        L-BFGS only: converged once no component of the projected gradient
+        exceeds it (None: SciPy's default, 1e-5).
     learning_rate : float, default 1e-3
         Step size, > 0.
-    schedule : {"constant", "step", "cosine", "plateau"}, default "constant"
+    schedule : {"constant", "step", "cosine", "plateau", "invscaling"}, default "constant"
         How the learning rate changes between epochs. ``step``: multiply by
         ``gamma`` every ``step_size`` epochs; ``cosine``: anneal from
         ``learning_rate`` to ``min_learning_rate`` over the fit's epochs;
         ``plateau``: multiply by ``gamma`` when the monitored loss (validation
         loss if there is a validation set, else training loss) has not improved
         by ``tolerance`` for ``plateau_patience`` epochs, never below
-        ``min_learning_rate``.
+        ``min_learning_rate``; ``invscaling``: ``learning_rate / (1 + t) **
+        power_t``, t the training samples seen before the epoch (scikit-learn's
+        rule).
     step_size : int, default 10
     gamma : float, default 0.1
         Decay factor of ``step`` and ``plateau``, in (0, 1).
     plateau_patience : int, default 5
+    power_t : float, default 0.5
+        Exponent of ``invscaling``, >= 0.
     min_learning_rate : float, default 0.0
     momentum : float, default 0.9
         For ``momentum``, in [0, 1).
@@ -79,7 +93,14 @@ class Hyperparameters:
         else holds out ``validation_fraction`` of the training data.
     validation_fraction : float, default 0.1
         In (0, 1); stratified by class for softmax outputs.
-    patience : int, default 10
+    monitor : {"validation_loss", "validation_score"}, default "validation_loss"
+        What early stopping (and ``plateau``) watches when there is a
+        validation set: its loss (lower is better) or its score, accuracy or
+        R² (higher is better; scikit-learn's choice). Without one, the
+        training loss.
+    patience : int or None, default 10
+        None (or ``math.inf``): no limit; the fit runs every epoch and, with
+        ``restore_best``, returns the best one.
     tolerance : float, default 1e-4
     restore_best : bool, default True
         With early stopping, return the θ of the best validation loss.
@@ -91,6 +112,7 @@ class Hyperparameters:
     step_size: int = 10
     gamma: float = 0.1
     plateau_patience: int = 5
+    power_t: float = 0.5
     min_learning_rate: float = 0.0
     momentum: float = 0.9
     nesterov: bool = False
@@ -106,14 +128,19 @@ class Hyperparameters:
     n_threads: int | None = None
     early_stopping: bool = False
     validation_fraction: float = 0.1
+    monitor: str = "validation_loss"
     patience: int = 10
     tolerance: float = 1e-4
     restore_best: bool = True
+    max_evaluations: int | None = None
+    gradient_tolerance: float | None = None
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {MONITORS}, got {self.monitor!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         set_("learning_rate", check_float(self.learning_rate, "learning_rate", low=0.0, low_open=True))
@@ -137,7 +164,18 @@ class Hyperparameters:
             set_("n_threads", check_int(self.n_threads, "n_threads", minimum=1))
         set_("validation_fraction", check_float(self.validation_fraction, "validation_fraction",
                                                 low=0.0, high=1.0, low_open=True, high_open=True))
-        set_("patience", check_int(self.patience, "patience", minimum=1))
+        if self.patience is not None:
+            if (isinstance(self.patience, numbers.Real) and not isinstance(self.patience, bool)
+                    and math.isinf(self.patience) and self.patience > 0):
+                set_("patience", None)        # no limit (JSON-able as null)
+            else:
+                set_("patience", check_int(self.patience, "patience", minimum=1))
+        set_("power_t", check_float(self.power_t, "power_t", low=0.0))
+        if self.max_evaluations is not None:
+            set_("max_evaluations", check_int(self.max_evaluations, "max_evaluations", minimum=1))
+        if self.gradient_tolerance is not None:
+            set_("gradient_tolerance", check_float(self.gradient_tolerance, "gradient_tolerance",
+                                                   low=0.0))
         set_("tolerance", check_float(self.tolerance, "tolerance", low=0.0))
         for name in ("nesterov", "shuffle", "early_stopping", "restore_best"):
             value = getattr(self, name)

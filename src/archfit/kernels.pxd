@@ -58,12 +58,14 @@ cdef enum Head:
     SOFTMAX = 0
     SIGMOID_HEAD = 1
     LINEAR = 2
+    EXPONENTIAL = 3             # exp(z): a mean for counts (log link)
 
 cdef enum Loss:
     CROSS_ENTROPY = 0
     BINARY_CROSS_ENTROPY = 1
     SQUARED_ERROR = 2
     HUBER = 3
+    POISSON = 4                 # half Poisson deviance, with the EXPONENTIAL head
 
 cdef enum Optimizer:
     SGD = 0

@@ -21,9 +21,9 @@ from archfit.architecture import Architecture
 DTYPES = ("float32", "float64")
 # Loss implied by each head, and the alternatives a head accepts.
 DEFAULT_LOSS = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy",
-                "linear": "squared_error"}
+                "linear": "squared_error", "exponential": "poisson"}
 ALLOWED_LOSSES = {"softmax": ("cross_entropy",), "sigmoid": ("binary_cross_entropy",),
-                  "linear": ("squared_error", "huber")}
+                  "linear": ("squared_error", "huber"), "exponential": ("poisson",)}
 # Activations whose initial weights follow He (fan-in, variance 2); others Glorot.
 _HE = ("relu", "leaky_relu", "gelu")
 
@@ -39,8 +39,9 @@ class Model:
         Dtype of θ and of every computation.
     loss : str, optional
         Defaults to what the head implies: ``"cross_entropy"`` for softmax,
-        ``"binary_cross_entropy"`` for sigmoid, ``"squared_error"`` for linear.
-        A linear head also accepts ``"huber"``.
+        ``"binary_cross_entropy"`` for sigmoid, ``"squared_error"`` for linear,
+        ``"poisson"`` (half the Poisson deviance) for exponential. A linear head
+        also accepts ``"huber"``.
     huber_delta : float, default 1.0
         Where the Huber loss turns from quadratic to linear.
 

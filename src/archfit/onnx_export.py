@@ -3,7 +3,7 @@
 The graph is what the network computes, written in ONNX operators: one
 ``Gemm`` per layer, the activation (``Relu``, ``LeakyRelu``, ``Tanh``,
 ``Sigmoid``; gelu as ``0.5 x (1 + Erf(x / sqrt 2))``), then the head
-(``Softmax`` or ``Sigmoid``; nothing for linear). Input ``X`` has shape
+(``Softmax``, ``Sigmoid`` or ``Exp``; nothing for linear). Input ``X`` has shape
 (batch, n_inputs) in the model's dtype. Outputs: ``probabilities`` (softmax,
 sigmoid) or ``values`` (linear), and for softmax also ``label``, the predicted
 class label. Opset 17, which onnxruntime and most other runtimes execute.
@@ -76,6 +76,9 @@ def to_onnx(fitted: FitModel, path=None):
     elif arch.output == "sigmoid":
         nodes.append(helper.make_node("Sigmoid", [current], ["probabilities"]))
         outputs.append(helper.make_tensor_value_info("probabilities", elem, ["batch", arch.n_outputs]))
+    elif arch.output == "exponential":
+        nodes.append(helper.make_node("Exp", [current], ["values"]))
+        outputs.append(helper.make_tensor_value_info("values", elem, ["batch", arch.n_outputs]))
     else:
         nodes.append(helper.make_node("Identity", [current], ["values"]))
         outputs.append(helper.make_tensor_value_info("values", elem, ["batch", arch.n_outputs]))

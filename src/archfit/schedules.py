@@ -10,12 +10,14 @@ class LearningRateSchedule:
     """Yields the learning rate of each epoch and watches a loss for ``plateau``.
 
     ``epoch`` counts from 0 across continued fits (so a ``step`` schedule
-    continues where it left off); ``cosine`` spans the epochs of this fit.
+    continues where it left off); ``cosine`` spans the epochs of this fit;
+    ``invscaling`` counts the samples seen as ``epoch * n_samples``.
     """
 
-    def __init__(self, hp: Hyperparameters, first_epoch: int = 0):
+    def __init__(self, hp: Hyperparameters, first_epoch: int = 0, n_samples: int = 0):
         self.hp = hp
         self.first_epoch = first_epoch
+        self.n_samples = n_samples      # per epoch, for invscaling
         self.rate = hp.learning_rate
         self._best = math.inf
         self._wait = 0
@@ -24,6 +26,8 @@ class LearningRateSchedule:
         hp = self.hp
         if hp.schedule == "step":
             return hp.learning_rate * hp.gamma ** (epoch // hp.step_size)
+        if hp.schedule == "invscaling":
+            return hp.learning_rate / (1 + epoch * self.n_samples) ** hp.power_t
         if hp.schedule == "cosine":
             progress = (epoch - self.first_epoch) / hp.epochs
             return hp.min_learning_rate + 0.5 * (hp.learning_rate - hp.min_learning_rate) * (

@@ -7,7 +7,8 @@ Thin translation, no second training loop: each ``fit`` builds an
 scikit-learn's names where the meaning is the same. Needs scikit-learn
 (``pip install "archfit[sklearn]"``).
 
-Translation of the arguments:
+Translation of the arguments (docs/sklearn.md has the decisions behind each
+difference that remains):
 
 =======================  ==========================================================
 scikit-learn             archfit
@@ -15,6 +16,8 @@ scikit-learn             archfit
 hidden_layer_sizes       ``Dense`` layers of the architecture
 activation               hidden activation (``"logistic"`` is ``"sigmoid"``; archfit
                          also offers ``"leaky_relu"`` and ``"gelu"``)
+loss (regressor)         ``"squared_error"``: a linear output; ``"poisson"``: an
+                         exponential output and the Poisson deviance
 solver                   ``"adam"``; ``"sgd"`` → ``momentum`` (Nesterov when
                          ``nesterovs_momentum``) or plain ``sgd`` when momentum is 0;
                          ``"lbfgs"``
@@ -22,25 +25,34 @@ alpha                    ``l2 = alpha / batch_size``: scikit-learn adds
                          ``alpha/2 ||W||^2`` to each batch's *summed* loss; archfit's
                          ``l2`` penalises the *mean* loss
 batch_size               ``batch_size`` (``"auto"`` = min(200, n_samples))
-learning_rate            ``"constant"`` → constant; ``"adaptive"`` → plateau schedule
-                         (÷5 after 2 epochs without improvement); ``"invscaling"`` is
-                         not supported
+learning_rate, power_t   with ``solver="sgd"`` only, as in scikit-learn:
+                         ``"constant"``; ``"invscaling"`` → the ``invscaling``
+                         schedule; ``"adaptive"`` → ``plateau`` (÷5 after more than
+                         ``n_iter_no_change`` flat epochs; training stops once the
+                         rate is at most 1e-6)
 max_iter, shuffle,       ``epochs``, ``shuffle``, ``learning_rate``, ``momentum``,
 learning_rate_init,      ``beta1``, ``beta2``, ``epsilon``
 momentum, beta_1,
 beta_2, epsilon
-early_stopping,          ``early_stopping``, ``validation_fraction``, ``patience``,
-validation_fraction,     ``tolerance``; without early stopping, training stops when
-n_iter_no_change, tol    the training loss has not improved by ``tol`` for
+early_stopping,          ``early_stopping``, ``validation_fraction``,
+validation_fraction,     ``monitor="validation_score"``, ``patience =
+n_iter_no_change, tol    n_iter_no_change + 1`` (scikit-learn stops after *more
+                         than* n flat epochs; ``np.inf``: never), ``tolerance``;
+                         without early stopping, training stops when the training
+                         loss has not improved by ``tol`` for more than
                          ``n_iter_no_change`` epochs, as in scikit-learn
+max_fun, tol (lbfgs)     ``max_evaluations``, ``gradient_tolerance``
 random_state             ``seed``
 =======================  ==========================================================
 
 ``dtype=None`` fits in float32 when X is float32 and in float64 otherwise, as
 scikit-learn does; ``n_threads`` bounds archfit's and BLAS's threads together.
+Sparse X is accepted and made dense (archfit's kernels take dense input).
 """
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 
 import numpy as np
@@ -49,13 +61,16 @@ try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
     from sklearn.utils import check_random_state
+    from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import check_classification_targets, type_of_target
     from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError("archfit.sklearn needs scikit-learn: pip install scikit-learn") from exc
 
+from archfit import fitting
+from archfit._memory import reserve
 from archfit.architecture import Architecture, Dense
-from archfit.fitting import fit
+from archfit.fitting import DivergenceError, fit
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
 
@@ -63,23 +78,48 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
                 "leaky_relu": "leaky_relu", "gelu": "gelu"}
+# scikit-learn's names for archfit's output heads (out_activation_)
+_OUT_ACTIVATIONS = {"softmax": "softmax", "sigmoid": "logistic", "linear": "identity",
+                    "exponential": "exp"}
+_X_CHECKS = {"accept_sparse": ("csr", "csc", "coo"), "dtype": (np.float64, np.float32)}
+_NONFINITE = ("Solver produced non-finite parameter weights. The input data may contain large "
+              "values and need to be preprocessed.")
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 class _Converged:
-    """scikit-learn's stopping rule on the training loss, as an archfit callback."""
+    """scikit-learn's stopping rule on the training loss (stop once the loss has
+    not improved by ``tol`` for *more than* ``n_iter_no_change`` epochs), and
+    its verbose lines, as an archfit callback."""
 
-    def __init__(self, tol, patience):
-        self.tol, self.patience, self.best, self.wait = tol, patience, np.inf, 0
-        self.converged = False
+    def __init__(self, tol, n_iter_no_change, verbose, early_stopping, adaptive):
+        self.tol, self.limit, self.verbose = tol, n_iter_no_change, verbose
+        self.early_stopping, self.adaptive = early_stopping, adaptive
+        self.best, self.count, self.converged = np.inf, 0, False
 
     def __call__(self, record):
         loss = record["train_loss"]
+        if self.verbose:
+            print("Iteration %d, loss = %.8f" % (record["epoch"], loss))
+            if "validation_score" in record:
+                print("Validation score: %f" % record["validation_score"])
+        if self.early_stopping:
+            return False                # archfit's early stopping decides
         if loss > self.best - self.tol:
-            self.wait += 1
+            self.count += 1
         else:
-            self.wait = 0
+            self.count = 0
         self.best = min(self.best, loss)
-        if self.wait >= self.patience:
+        if self.count > self.limit and self.adaptive and record["learning_rate"] > 1e-6:
+            self.count = 0              # the plateau schedule divides the rate by 5
+            return False
+        if self.count > self.limit:
+            if self.verbose:
+                print("Training loss did not improve more than tol=%f for %s consecutive "
+                      "epochs. Stopping." % (self.tol, self.limit))
             self.converged = True
             return True
         return False
@@ -90,11 +130,11 @@ class _BaseMLP(BaseEstimator):
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, max_iter=200, shuffle=True, random_state=None,
-                 tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, dtype=None,
-                 n_threads=None):
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dtype=None, n_threads=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -102,6 +142,7 @@ class _BaseMLP(BaseEstimator):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
@@ -116,6 +157,7 @@ class _BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.dtype = dtype
         self.n_threads = n_threads
 
@@ -144,11 +186,18 @@ class _BaseMLP(BaseEstimator):
             batch = min(int(self.batch_size), n_samples)
         else:
             raise ValueError(f"batch_size must be an integer or 'auto', got {self.batch_size!r}")
-        if self.learning_rate not in ("constant", "adaptive"):
-            raise ValueError("learning_rate must be 'constant' or 'adaptive' "
-                             f"('invscaling' is not supported), got {self.learning_rate!r}")
-        if not (isinstance(self.alpha, (int, float, np.floating)) and self.alpha >= 0):
+        if self.learning_rate not in ("constant", "adaptive", "invscaling"):
+            raise ValueError("learning_rate must be 'constant', 'adaptive' or 'invscaling', "
+                             f"got {self.learning_rate!r}")
+        if not (_is_real(self.alpha) and self.alpha >= 0):
             raise ValueError(f"alpha must be a non-negative number, got {self.alpha!r}")
+        patience = self.n_iter_no_change
+        if not (_is_real(patience) and patience >= 1
+                and (math.isinf(patience) or float(patience).is_integer())):
+            raise ValueError("n_iter_no_change must be a positive integer or np.inf, "
+                             f"got {patience!r}")
+        if not (isinstance(self.max_fun, numbers.Integral) and self.max_fun >= 1):
+            raise ValueError(f"max_fun must be a positive integer, got {self.max_fun!r}")
         if self.solver == "sgd":
             optimizer = "momentum" if self.momentum > 0 else "sgd"
         else:
@@ -156,17 +205,28 @@ class _BaseMLP(BaseEstimator):
         seed = self.random_state
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
             seed = int(check_random_state(seed).randint(np.iinfo(np.int32).max))
-        adaptive = self.learning_rate == "adaptive" and optimizer != "lbfgs"
+        # as in scikit-learn, the schedule applies to solver='sgd' only; 'adaptive'
+        # divides the rate by 5 after more than n_iter_no_change flat epochs
+        schedule = {"constant": "constant", "adaptive": "plateau",
+                    "invscaling": "invscaling"}[self.learning_rate] if self.solver == "sgd" \
+            else "constant"
+        if schedule == "plateau" and math.isinf(patience):
+            schedule = "constant"       # never flat for long enough
+        early = bool(self.early_stopping) and optimizer != "lbfgs"
         return Hyperparameters(
             optimizer=optimizer, learning_rate=self.learning_rate_init,
-            schedule="plateau" if adaptive else "constant", gamma=0.2, plateau_patience=2,
+            schedule=schedule, gamma=0.2,
+            plateau_patience=1 if math.isinf(patience) else int(patience) + 1,
+            power_t=self.power_t,
             momentum=self.momentum, nesterov=bool(self.nesterovs_momentum) and optimizer == "momentum",
             beta1=self.beta_1, beta2=self.beta_2, epsilon=self.epsilon, batch_size=batch,
             epochs=epochs, l2=float(self.alpha) / batch, shuffle=bool(self.shuffle),
-            seed=int(seed), n_threads=self.n_threads,
-            early_stopping=bool(self.early_stopping) and optimizer != "lbfgs",
-            validation_fraction=self.validation_fraction, patience=self.n_iter_no_change,
-            tolerance=self.tol)
+            seed=int(seed), n_threads=self.n_threads, early_stopping=early,
+            validation_fraction=self.validation_fraction, monitor="validation_score",
+            # scikit-learn stops after *more than* n_iter_no_change flat epochs
+            patience=None if math.isinf(patience) else int(patience) + 1,
+            tolerance=self.tol, max_evaluations=int(self.max_fun),
+            gradient_tolerance=float(self.tol) if optimizer == "lbfgs" else None)
 
     def _dtype(self, X) -> str:
         if self.dtype is None:
@@ -175,14 +235,34 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"dtype must be None, 'float32' or 'float64', got {self.dtype!r}")
         return np.dtype(self.dtype).name
 
+    def _validate_X(self, X, reset=True):
+        """scikit-learn's checks of X for prediction."""
+        return self._dense(validate_data(self, X, reset=reset, **_X_CHECKS))
+
+    def _validate_Xy(self, X, y, reset=True):
+        """scikit-learn's checks of X and y (y=None refused as scikit-learn words it)."""
+        X, y = validate_data(self, X, y, reset=reset, multi_output=True,
+                             y_numeric=self._output == "linear", **_X_CHECKS)
+        return self._dense(X), y
+
+    @staticmethod
+    def _dense(X):
+        """Sparse X made dense (archfit's kernels take dense input), refused with
+        MemoryError when that cannot fit."""
+        if hasattr(X, "toarray"):
+            reserve(X.shape[0] * X.shape[1] * X.dtype.itemsize, "a dense copy of sparse X")
+            X = X.toarray()
+        return X
+
     # ---- fitting --------------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, *, incremental=False, classes=None):
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
         reset = not ((incremental or self.warm_start) and hasattr(self, "fit_model_"))
-        X, y = validate_data(self, X, y, reset=reset, multi_output=True,
-                             dtype=(np.float64, np.float32), y_numeric=self._output == "linear")
+        X, y = self._validate_Xy(X, y, reset=reset)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
-        y, output, n_outputs, classes = self._targets(y, classes, reset)
+        y, output, n_outputs, classes = self._targets(y, classes, reset, incremental)
         epochs = 1 if incremental else self.max_iter
         if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
@@ -195,32 +275,57 @@ class _BaseMLP(BaseEstimator):
                                  "the fitted one; warm start and partial_fit need the same "
                                  "hidden_layer_sizes, activation, outputs and dtype")
             init = self.fit_model_
-        stop = None
-        if not hp.early_stopping and hp.optimizer != "lbfgs" and not incremental:
-            stop = _Converged(self.tol, self.n_iter_no_change)
-        fitted = fit(model, X, y, hp, init=init, sample_weight=sample_weight, classes=classes,
-                     callback=stop, verbose=bool(self.verbose))
+        watch = _Converged(self.tol, self.n_iter_no_change, bool(self.verbose),
+                           hp.early_stopping or hp.optimizer == "lbfgs" or incremental,
+                           hp.schedule == "plateau")
+        diverged = False
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", fitting.ConvergenceWarning)
+            try:
+                fitted = fit(model, X, y, hp, init=init, sample_weight=sample_weight,
+                             classes=classes, callback=watch)
+            except DivergenceError as error:
+                # scikit-learn keeps the best weights under early stopping, with
+                # a NaN score for the epoch that diverged; otherwise a ValueError
+                if error.fit_model is None:
+                    raise ValueError(_NONFINITE) from error
+                fitted, diverged = error.fit_model, True
+        for w in caught:
+            category = ConvergenceWarning if issubclass(w.category, fitting.ConvergenceWarning) \
+                else w.category
+            warnings.warn(str(w.message), category, stacklevel=3)
         self.fit_model_ = fitted
-        new = fitted.history[len(init.history) if init is not None else 0:]
-        self.n_iter_ = len(new)
-        self.loss_curve_ = [h["train_loss"] for h in fitted.history]
+        self._set_attributes(fitted, init, n_outputs, output, hp, diverged)
+        self._no_improvement_count = watch.count
+        if (not incremental and hp.optimizer != "lbfgs" and not watch.converged
+                and self.n_iter_ == hp.epochs):
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({hp.epochs}) reached "
+                          "and the optimization hasn't converged yet.", ConvergenceWarning,
+                          stacklevel=2)
+        return self
+
+    def _set_attributes(self, fitted, init, n_outputs, output, hp, diverged):
+        history = fitted.history
+        new = history[len(init.history) if init is not None else 0:]
+        self.n_iter_ = len(new) + diverged
+        self.loss_curve_ = [h["train_loss"] for h in history]
         self.loss_ = self.loss_curve_[-1]
-        self.best_loss_ = min(self.loss_curve_)
-        if "validation_score" in fitted.history[-1]:
-            self.validation_scores_ = [h["validation_score"] for h in fitted.history]
-            self.best_validation_score_ = max(self.validation_scores_)
+        if hp.early_stopping:
+            self.best_loss_ = None
+            self.validation_scores_ = ([h["validation_score"] for h in history]
+                                       + [float("nan")] * diverged)
+            self.best_validation_score_ = float(np.nanmax(self.validation_scores_))
+        else:
+            self.best_loss_ = min(self.loss_curve_)
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
         weights = fitted.weights
         n_layers = len(fitted.architecture.layers)
         self.coefs_ = [weights[f"dense{i}.weight"] for i in range(n_layers)]
         self.intercepts_ = [weights[f"dense{i}.bias"] for i in range(n_layers)]
         self.n_layers_ = n_layers + 1
         self.n_outputs_ = n_outputs
-        self.out_activation_ = output
-        if (not incremental and stop is not None and not stop.converged
-                and self.n_iter_ == hp.epochs):
-            warnings.warn(f"{type(self).__name__}: maximum iterations ({hp.epochs}) reached "
-                          "and the optimization hasn't converged yet.", ConvergenceWarning)
-        return self
+        self.out_activation_ = _OUT_ACTIVATIONS[output]
 
     def fit(self, X, y, sample_weight=None):
         """Fit to (X, y); with ``warm_start``, continue from the previous fit."""
@@ -228,55 +333,82 @@ class _BaseMLP(BaseEstimator):
 
     def _predict_outputs(self, X, method):
         check_is_fitted(self, "fit_model_")
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-        return getattr(self.fit_model_, method)(X)
+        return getattr(self.fit_model_, method)(self._validate_X(X, reset=False))
 
-    @property
-    def _n_features_for_partial_fit(self):
-        return getattr(self, "n_features_in_", None)
+    def _check_solver(self):
+        if self.solver == "lbfgs":
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver!r} is not stochastic.")
+        return True
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    """Multi-layer perceptron regressor (squared error), trained by archfit.
+    """Multi-layer perceptron regressor, trained by archfit.
 
     Parameters are scikit-learn's ``MLPRegressor``'s (see the module docstring
     for how each translates), plus ``dtype`` and ``n_threads``.
+    ``loss="squared_error"`` gives a linear output; ``loss="poisson"`` an
+    exponential one (the mean ``exp(z)``) fitted by the Poisson deviance, for
+    counts and other non-negative targets.
 
     Attributes
     ----------
     fit_model_ : archfit.FitModel
         The fit model: architecture, θ̂, hyperparameters and history.
-    loss_, best_loss_, loss_curve_, n_iter_, coefs_, intercepts_, n_layers_,
-    n_outputs_, out_activation_, n_features_in_ : as in scikit-learn
+    loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_,
+    n_iter_, coefs_, intercepts_, n_layers_, n_outputs_, out_activation_,
+    n_features_in_ : as in scikit-learn
     """
 
     _output = "linear"
 
-    def _targets(self, y, classes, reset):
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dtype=None, n_threads=None):
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dtype=dtype,
+            n_threads=n_threads)
+        self.loss = loss
+
+    def _targets(self, y, classes, reset, incremental):
+        if self.loss not in ("squared_error", "poisson"):
+            raise ValueError(f"loss must be 'squared_error' or 'poisson', got {self.loss!r}")
         y = np.asarray(y)
         n_outputs = 1 if y.ndim == 1 else y.shape[1]
         if not reset and n_outputs != self.n_outputs_:
             raise ValueError(f"y has {n_outputs} outputs, the fitted model has {self.n_outputs_}")
-        return y, "linear", n_outputs, None
+        return y, "exponential" if self.loss == "poisson" else "linear", n_outputs, None
 
+    @available_if(_BaseMLP._check_solver)
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing from the current fit."""
         return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X):
-        """Predicted values, shaped like the y given to ``fit``."""
+        """Predicted values (means, with ``loss="poisson"``), shaped like the y given to ``fit``."""
         return self._predict_outputs(X, "predict")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        tags.input_tags.sparse = True
         return tags
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier, trained by archfit.
 
-    Multi-class problems (including binary) get a softmax output and
+    Multi-class problems (binary included) get a softmax output and
     cross-entropy; a 0/1 indicator matrix ``y`` is multi-label and gets a
     sigmoid output and binary cross-entropy. Parameters are scikit-learn's
     ``MLPClassifier``'s (see the module docstring), plus ``dtype`` and
@@ -287,13 +419,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     fit_model_ : archfit.FitModel
     classes_ : ndarray
         Class labels (for multi-label, the column indices).
-    loss_, best_loss_, loss_curve_, n_iter_, coefs_, intercepts_, n_layers_,
-    n_outputs_, out_activation_, n_features_in_ : as in scikit-learn
+    loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_,
+    n_iter_, coefs_, intercepts_, n_layers_, n_outputs_, out_activation_,
+    n_features_in_ : as in scikit-learn
     """
 
     _output = "softmax"
 
-    def _targets(self, y, classes, reset):
+    def _targets(self, y, classes, reset, incremental):
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
             warnings.warn("A column-vector y was passed when a 1d array was expected. "
@@ -302,15 +435,32 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             y = y.ravel()
         check_classification_targets(y)
         if type_of_target(y) == "multilabel-indicator":
-            if not reset and self.out_activation_ != "sigmoid":
+            if not reset and (self.out_activation_ != "logistic" or self._single_class):
                 raise ValueError("y is multi-label but the fitted model is multi-class")
             self.classes_ = np.arange(y.shape[1])
             self._label_dtype = y.dtype   # predictions come back in the labels' dtype
+            self._single_class = False
             return y, "sigmoid", y.shape[1], None
+        if not reset and self._single_class:
+            present = np.unique(y if classes is None else np.asarray(classes))
+            if not np.array_equal(present, self.classes_):
+                raise ValueError(f"the fitted model knows one class, {self.classes_!r}; "
+                                 f"y has {present!r}")
+            return np.ones((len(y), 1)), "sigmoid", 1, None
         if not reset:
             if self.out_activation_ != "softmax":
                 raise ValueError("y is multi-class but the fitted model is multi-label")
-            unseen = np.setdiff1d(np.unique(y), self.classes_)
+            if classes is not None and not np.array_equal(np.unique(np.asarray(classes)),
+                                                          self.classes_):
+                raise ValueError(f"`classes={np.unique(np.asarray(classes))!r}` is not the "
+                                 f"same as on the first call to partial_fit, which was "
+                                 f"{self.classes_!r}")
+            present = np.unique(y)
+            if not incremental and not np.array_equal(present, self.classes_):
+                raise ValueError("warm_start can only be used where `y` has the same classes "
+                                 f"as in the previous call to fit. Previously got "
+                                 f"{self.classes_}, `y` has {present}")
+            unseen = np.setdiff1d(present, self.classes_)
             if unseen.size:
                 raise ValueError(f"y contains labels not seen before: {unseen.tolist()!r}; "
                                  f"expected a subset of {self.classes_.tolist()!r}")
@@ -320,34 +470,40 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             unseen = np.setdiff1d(np.unique(y), labels)
             if unseen.size:
                 raise ValueError(f"y contains labels not in classes: {unseen.tolist()!r}")
-        if len(labels) < 2:
-            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; "
-                             f"got 1 class ({labels.tolist()!r})")
         self.classes_ = labels
+        # One class (a fold of rare events, say): as in scikit-learn, a fitted
+        # model that predicts it, with probability 1 (one sigmoid unit fit to it).
+        self._single_class = len(labels) == 1
+        if self._single_class:
+            return np.ones((len(y), 1)), "sigmoid", 1, None
         return y, "softmax", len(labels), labels
 
+    @available_if(_BaseMLP._check_solver)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over (X, y), continuing from the current fit.
 
         ``classes`` (all labels that will ever appear) is required on the first
-        call for multi-class problems, as in scikit-learn.
+        call for multi-class problems, as in scikit-learn; a later call may
+        repeat it but not change it.
         """
         first = not hasattr(self, "fit_model_")
         if first and classes is None and type_of_target(np.asarray(y)) != "multilabel-indicator":
             raise ValueError("classes must be passed on the first call to partial_fit")
-        return self._fit(X, y, sample_weight, incremental=True,
-                         classes=classes if first else None)
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
     def predict(self, X):
         """Predicted class labels (a 0/1 matrix for multi-label)."""
         out = self._predict_outputs(X, "predict")
-        if self.out_activation_ == "sigmoid":
+        if self._single_class:
+            return np.full(len(out), self.classes_[0])
+        if self.out_activation_ == "logistic":
             out = out.astype(self._label_dtype, copy=False)
         return out
 
     def predict_proba(self, X):
         """Class probabilities, columns in the order of ``classes_``."""
-        return self._predict_outputs(X, "predict_proba")
+        out = self._predict_outputs(X, "predict_proba")
+        return np.ones_like(out) if self._single_class else out
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`."""
@@ -357,4 +513,5 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
+        tags.input_tags.sparse = True
         return tags

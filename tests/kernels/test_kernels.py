@@ -139,7 +139,7 @@ def test_activation_backward(dtype, name):
     assert_close(D, expected, dtype, scale=10)
 
 
-@pytest.mark.parametrize("name", ["softmax", "sigmoid", "linear"])
+@pytest.mark.parametrize("name", ["softmax", "sigmoid", "linear", "exponential"])
 def test_heads(dtype, name):
     rng = np.random.default_rng(3)
     Z = rand(rng, (6, 4), dtype, 4.0)
@@ -159,7 +159,7 @@ def test_heads_are_finite_for_extreme_logits(dtype):
 
 # ---- losses -----------------------------------------------------------------------------
 LOSS_CASES = [("cross_entropy", 5), ("binary_cross_entropy", 3), ("squared_error", 2),
-              ("huber", 2)]
+              ("huber", 2), ("poisson", 3)]
 
 
 @pytest.mark.parametrize("loss,k", LOSS_CASES)
@@ -173,6 +173,8 @@ def test_loss_and_output_gradient(dtype, loss, k, weighted):
         labels = rng.integers(0, k, n).astype(np.intc)
     elif loss == "binary_cross_entropy":
         targets = rng.integers(0, 2, (n, k)).astype(dtype)
+    elif loss == "poisson":
+        targets = rng.poisson(2.0, (n, k)).astype(dtype)       # counts, zeros among them
     else:
         targets = rand(rng, (n, k), dtype, 2.0)
     w = rng.uniform(0.1, 2.0, n).astype(dtype) if weighted else None

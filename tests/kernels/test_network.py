@@ -24,6 +24,8 @@ def make_targets(model, n, rng):
         return rng.integers(0, k, n)
     if out == "sigmoid":
         return rng.integers(0, 2, (n, k)).astype(float)
+    if out == "exponential":
+        return rng.poisson(1.5, (n, k)).astype(float)
     return rng.normal(size=(n, k)) * 2
 
 
@@ -33,7 +35,8 @@ def encoded(model, y):
     return {"targets": np.asarray(y, dtype=np.float64).reshape(len(y), -1)}
 
 
-HEAD_CASES = [("softmax", None), ("sigmoid", None), ("linear", None), ("linear", "huber")]
+HEAD_CASES = [("softmax", None), ("sigmoid", None), ("linear", None), ("linear", "huber"),
+              ("exponential", None)]
 
 
 @pytest.mark.parametrize("output,loss", HEAD_CASES)

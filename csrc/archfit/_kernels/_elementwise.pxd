@@ -2,8 +2,8 @@ from cython cimport floating
 
 # The codes (Activation, Head, Loss) are declared once, in archfit/kernels.pxd.
 from archfit.kernels cimport (IDENTITY, RELU, LEAKY_RELU, TANH, SIGMOID, GELU,
-                              SOFTMAX, SIGMOID_HEAD, LINEAR,
-                              CROSS_ENTROPY, BINARY_CROSS_ENTROPY, SQUARED_ERROR, HUBER)
+                              SOFTMAX, SIGMOID_HEAD, LINEAR, EXPONENTIAL,
+                              CROSS_ENTROPY, BINARY_CROSS_ENTROPY, SQUARED_ERROR, HUBER, POISSON)
 
 cdef void bias_activation(floating* Z, const floating* bias, floating* A,
                           Py_ssize_t n_rows, Py_ssize_t n_cols, int activation) noexcept nogil

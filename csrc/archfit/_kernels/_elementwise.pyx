@@ -23,9 +23,10 @@ cdef double LEAKY_SLOPE = 0.01
 # Python's names for the codes of archfit/kernels.pxd (archfit.kernels re-exports them).
 ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU,
                "tanh": TANH, "sigmoid": SIGMOID, "gelu": GELU}
-HEADS = {"softmax": SOFTMAX, "sigmoid": SIGMOID_HEAD, "linear": LINEAR}
+HEADS = {"softmax": SOFTMAX, "sigmoid": SIGMOID_HEAD, "linear": LINEAR,
+         "exponential": EXPONENTIAL}
 LOSSES = {"cross_entropy": CROSS_ENTROPY, "binary_cross_entropy": BINARY_CROSS_ENTROPY,
-          "squared_error": SQUARED_ERROR, "huber": HUBER}
+          "squared_error": SQUARED_ERROR, "huber": HUBER, "poisson": POISSON}
 
 
 cdef inline floating _exp(floating x) noexcept nogil:
@@ -185,6 +186,9 @@ cdef void head_output(const floating* Z,   # IN  logits (n_rows, n_cols)
         elif head == SIGMOID_HEAD:
             for j in range(n_cols):
                 pr[j] = _sigmoid(zr[j])
+        elif head == EXPONENTIAL:
+            for j in range(n_cols):
+                pr[j] = _exp(zr[j])
         elif pr != zr:
             for j in range(n_cols):
                 pr[j] = zr[j]
@@ -201,7 +205,7 @@ cdef double head_loss_grad(const floating* Z,        # IN  logits (n_rows, n_col
                            ) noexcept nogil:
     """Weighted sum over rows of the per-row loss (summed over outputs)."""
     cdef Py_ssize_t i, j
-    cdef double total = 0, row, w, m, s, z, y, r, lse
+    cdef double total = 0, row, w, m, s, z, y, r, lse, mu
     cdef floating g
     cdef const floating* zr
     cdef const floating* tr
@@ -235,6 +239,12 @@ cdef double head_loss_grad(const floating* Z,        # IN  logits (n_rows, n_col
                     # max(z, 0) - z*y + log(1 + exp(-|z|)): finite for any finite z
                     row += (z if z > 0 else 0) - z * y + log1p(exp(-fabs(z)))
                     r = _sigmoid(z) - y
+                elif loss == POISSON:
+                    # half the Poisson deviance of the mean mu = exp(z):
+                    # mu - y - y log(mu / y), zero where mu = y
+                    mu = exp(z)
+                    row += mu - y - y * z + (y * log(y) if y > 0 else 0.0)
+                    r = mu - y
                 elif loss == HUBER:
                     r = z - y
                     if fabs(r) <= huber_delta:

@@ -15,7 +15,7 @@ Design
 from libc.string cimport memset
 
 from archfit.kernels cimport (OK, INVALID_ARGUMENT, FLOAT32, FLOAT64, IDENTITY, GELU,
-                              SOFTMAX, LINEAR, CROSS_ENTROPY, HUBER, SGD, ADAMW)
+                              SOFTMAX, EXPONENTIAL, CROSS_ENTROPY, POISSON, SGD, ADAMW)
 from archfit._kernels.packgemm cimport ARCHFIT_PK_WORK, archfit_packed_gemm_available, packed_size
 
 cdef extern from "team.h" nogil:
@@ -48,8 +48,8 @@ cdef int network_of(Network* net, int n_layers, const Py_ssize_t* sizes,
     """Fill `net` (θ's layout included); INVALID_ARGUMENT for a network no kernel runs."""
     cdef Py_ssize_t start = 0
     cdef int l
-    if not 1 <= n_layers <= MAX_LAYERS or not SOFTMAX <= head <= LINEAR \
-            or not CROSS_ENTROPY <= loss <= HUBER or not huber_delta > 0:
+    if not 1 <= n_layers <= MAX_LAYERS or not SOFTMAX <= head <= EXPONENTIAL \
+            or not CROSS_ENTROPY <= loss <= POISSON or not huber_delta > 0:
         return INVALID_ARGUMENT
     for l in range(n_layers + 1):
         if sizes[l] < 1:
