@@ -1,19 +1,31 @@
 """archfit side by side with the CPU peers a Python user can install.
 
-    python benchmarks/compare.py            # the full table (a few minutes)
+    python benchmarks/compare.py            # the full table (about 15 minutes)
     python benchmarks/compare.py --quick    # smaller samples, under 2 minutes
 
-Every measurement runs in its own process, one at a time: warm-up first, then
-the median of at least three repeats. Same architecture, batch size, Adam with
-lr 1e-3, float32 (unless said), synthetic data with a fixed seed, and the same
-number of samples for every peer. Training = forward + backward + Adam update
-over every sample once (an epoch); samples per second = samples / epoch time.
-Threads: 2 for every peer (BLAS, PyTorch intra-op). Peers that are not
-installed are reported as missing.
+Every measurement runs in its own process, one at a time. Same architecture,
+batch size, Adam with lr 1e-3, float32 (unless said), and the same samples for
+every peer. Training = forward + backward + Adam update over every sample
+once (an epoch); samples per second = samples / epoch time.
+
+Training data are learnable (the labels or values of a random linear
+teacher), and each peer is timed twice: its first epochs (after one warm-up
+epoch) and, after training on until its loss has fallen below a tenth of the
+untrained network's (or a budget of epochs ran out: then "not converged"), its
+epochs there. A confident classifier computes with subnormal numbers, which
+slow some CPUs down; the figure reported is the slower of the two.
+Threads: 2 for every peer (BLAS, PyTorch intra-op, XLA). Peers that are not
+installed are reported as missing. The CPU's instruction sets and the kernel
+path archfit chose are printed first.
 
 Peers: archfit; a plain-NumPy trainer (benchmarks/numpy_mlp.py); scikit-learn's
 MLPClassifier/MLPRegressor (solver adam, one partial_fit = one epoch); PyTorch
-eager with torch.optim.Adam (default foreach) and with Adam(fused=True).
+eager with torch.optim.Adam (default foreach), with Adam(fused=True), and
+torch.compile of the model with fused Adam; JAX (``jax.jit`` over
+``lax.scan`` of an epoch's steps, Adam written out: one compiled call per
+epoch, as archfit's). Install them with
+``pip install scikit-learn torch==2.13.0 jax`` (or ``".[compare]"``). ``--quick``
+runs archfit, JAX, fused PyTorch and NumPy only.
 """
 from __future__ import annotations
 
@@ -28,100 +40,223 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 WORKLOADS = {
-    # name: (sizes, batch, output, dtype, samples, quick samples)
-    "W1": ((64, 32, 10), 32, "softmax", "float32", 32768, 4096),
-    "W2": ((784, 256, 128, 10), 128, "softmax", "float32", 16384, 2048),
-    "W3": ((1024, 2048, 2048, 10), 256, "softmax", "float32", 2048, 512),
-    "W4": ((8, 64, 64, 1), 64, "linear", "float32", 32768, 4096),
-    "W2-float64": ((784, 256, 128, 10), 128, "softmax", "float64", 8192, 1024),
+    # name: (sizes, batch, output, dtype, samples, quick samples, epoch budget, quick budget)
+    "W1": ((64, 32, 10), 32, "softmax", "float32", 32768, 4096, 40, 12),
+    "W2": ((784, 256, 128, 10), 128, "softmax", "float32", 16384, 2048, 30, 8),
+    "W3": ((1024, 2048, 2048, 10), 256, "softmax", "float32", 2048, 512, 20, 4),
+    "W4": ((8, 64, 64, 1), 64, "linear", "float32", 32768, 4096, 40, 12),
+    "W2-float64": ((784, 256, 128, 10), 128, "softmax", "float64", 8192, 1024, 30, 8),
 }
-PEERS = ["archfit", "numpy", "sklearn", "torch", "torch-fused"]
+PEERS = ["archfit", "jax", "torch", "torch-fused", "torch-compile", "numpy", "sklearn"]
+# --quick keeps to the compiled peer to beat, the best eager one and NumPy: compiling
+# torch.compile's graphs alone takes longer than the quick run may
+QUICK_PEERS = ["archfit", "jax", "torch-fused", "numpy"]
 TRAIN_PEERS = {"W1": PEERS, "W2": PEERS, "W3": PEERS, "W4": PEERS,
-               "W2-float64": ["archfit", "sklearn", "torch", "torch-fused"]}
+               "W2-float64": ["archfit", "jax", "torch", "torch-fused", "sklearn"]}
 THREADS = 2
 
 
 # ---- data -------------------------------------------------------------------------------------
 def data(sizes, output, dtype, n):
+    """Features and a random linear teacher's labels (softmax) or values (linear)."""
     import numpy as np
     rng = np.random.default_rng(0)
     X = rng.normal(size=(n, sizes[0])).astype(dtype)
+    W = rng.normal(size=(sizes[0], sizes[-1])) / np.sqrt(sizes[0])
     if output == "softmax":
-        y = rng.integers(0, sizes[-1], n)
+        y = np.argmax(X @ W, axis=1)
     else:
-        y = rng.normal(size=(n, sizes[-1])).astype(dtype)
+        y = (X @ W).astype(dtype)
     return X, y
 
 
-# ---- one peer, one workload (runs in a child process) -------------------------------------------
-def train_rate(peer, sizes, batch, output, dtype, n, repeats):
+def mean_loss(output, out, y):
+    """Cross-entropy of probabilities, or half the mean squared error of values."""
     import numpy as np
-    X, y = data(sizes, output, dtype, n)
-    times = []
+    out = np.asarray(out, dtype=np.float64)
+    if output == "softmax":
+        return float(-np.mean(np.log(np.clip(out[np.arange(len(y)), y], 1e-300, None))))
+    return float(0.5 * np.mean(np.sum((out.reshape(len(y), -1)
+                                       - np.asarray(y).reshape(len(y), -1)) ** 2, axis=1)))
+
+
+# ---- one peer, one workload (runs in a child process) -------------------------------------------
+def trainer(peer, sizes, batch, output, dtype, X, y):
+    """(epoch(e), predict(X)) for a peer: one epoch of training, and its outputs
+    (probabilities or values) for the loss."""
+    import numpy as np
+    n = len(X)
     if peer == "archfit":
         import archfit as af
+        from archfit import _threads
+        from archfit.kernels import Trainer
         layers = [af.Dense(s, "relu") for s in sizes[1:-1]] + [af.Dense(sizes[-1])]
         model = af.Model(af.Architecture(sizes[0], layers, output), dtype)
-        hp = af.Hyperparameters(batch_size=batch, epochs=repeats + 1, learning_rate=1e-3,
-                                n_threads=THREADS)
-        fitted = af.fit(model, X, y, hp)
-        times = [h["seconds"] for h in fitted.history[1:]]     # the first epoch warms up
-    elif peer == "numpy":
+        plan = model._kernel.training_plan(dtype, n, batch, threads=THREADS)
+        state = Trainer(model._kernel, model.dtype, n, batch, "adam",
+                        n_targets=0 if output == "softmax" else sizes[-1], threads=THREADS)
+        theta = model.init(0)
+        labels = y.astype(np.intc) if output == "softmax" else None
+        targets = None if output == "softmax" else np.ascontiguousarray(
+            y.reshape(n, -1), dtype=dtype)
+        blas = _threads.blas_during(plan["shards"], THREADS)
+        blas.__enter__()                      # for the whole process
+
+        def epoch(e):
+            state.epoch(theta, X, labels, targets, None, 1e-3, e, plan["threads"])
+        return epoch, lambda Z: model.predict(theta, Z)
+    if peer == "numpy":
         from threadpoolctl import threadpool_limits
         sys.path.insert(0, HERE)
         from numpy_mlp import NumpyMLP
+        threadpool_limits(THREADS)
         net = NumpyMLP(sizes, batch, output, np.dtype(dtype).type)
         rng = np.random.default_rng(0)
-        with threadpool_limits(THREADS):
-            for r in range(repeats + 1):
-                start = time.perf_counter()
-                net.epoch(X, y, rng)
-                if r:
-                    times.append(time.perf_counter() - start)
-    elif peer == "sklearn":
+
+        def predict(Z):          # its buffers hold one batch: predict batch by batch
+            out = np.concatenate([net.predict(Z[i:i + batch]).astype(np.float64)
+                                  for i in range(0, len(Z), batch)])
+            if output == "softmax":
+                out = np.exp(out - out.max(axis=1, keepdims=True))
+                out /= out.sum(axis=1, keepdims=True)
+            return out
+        return (lambda e: net.epoch(X, y, rng)), predict
+    if peer == "sklearn":
         import warnings
         from threadpoolctl import threadpool_limits
         from sklearn.neural_network import MLPClassifier, MLPRegressor
+        threadpool_limits(THREADS)
+        warnings.simplefilter("ignore")
         Est = MLPClassifier if output == "softmax" else MLPRegressor
         est = Est(hidden_layer_sizes=sizes[1:-1], solver="adam", batch_size=batch, alpha=0.0,
                   learning_rate_init=1e-3, random_state=0)
         kwargs = {"classes": np.arange(sizes[-1])} if output == "softmax" else {}
         yy = y if output == "softmax" else y.ravel()
-        with threadpool_limits(THREADS), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for r in range(repeats + 1):
-                start = time.perf_counter()
-                est.partial_fit(X, yy, **kwargs)
-                kwargs = {}
-                if r:
-                    times.append(time.perf_counter() - start)
-    else:
-        import torch
-        torch.set_num_threads(THREADS)
-        torch.manual_seed(0)
-        tdtype = torch.float32 if dtype == "float32" else torch.float64
-        layers = []
-        for a, b in zip(sizes[:-2], sizes[1:-1]):
-            layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-        layers.append(torch.nn.Linear(sizes[-2], sizes[-1]))
-        net = torch.nn.Sequential(*layers).to(tdtype)
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=(peer == "torch-fused"))
-        Xt = torch.from_numpy(X)
-        yt = torch.from_numpy(y)
-        loss_fn = torch.nn.CrossEntropyLoss() if output == "softmax" else torch.nn.MSELoss()
-        g = torch.Generator().manual_seed(0)
-        for r in range(repeats + 1):
+
+        def epoch(e):
+            est.partial_fit(X, yy, **(kwargs if e == 0 else {}))
+        return epoch, (est.predict_proba if output == "softmax" else est.predict)
+    if peer == "jax":
+        return _jax_trainer(sizes, batch, output, dtype, X, y)
+    return _torch_trainer(peer, sizes, batch, output, dtype, X, y)
+
+
+def _torch_trainer(peer, sizes, batch, output, dtype, X, y):
+    import torch
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    n = len(X)
+    tdtype = torch.float32 if dtype == "float32" else torch.float64
+    layers = []
+    for a, b in zip(sizes[:-2], sizes[1:-1]):
+        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    layers.append(torch.nn.Linear(sizes[-2], sizes[-1]))
+    net = torch.nn.Sequential(*layers).to(tdtype)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=peer in ("torch-fused", "torch-compile"))
+    forward = torch.compile(net) if peer == "torch-compile" else net
+    Xt = torch.from_numpy(X)
+    yt = torch.from_numpy(y if output == "softmax" else y.reshape(n, -1))
+    loss_fn = torch.nn.CrossEntropyLoss() if output == "softmax" else torch.nn.MSELoss()
+    g = torch.Generator().manual_seed(0)
+
+    def epoch(e):
+        order = torch.randperm(n, generator=g)
+        for s in range(0, n, batch):
+            idx = order[s:s + batch]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(forward(Xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+
+    def predict(Z):
+        with torch.no_grad():
+            out = forward(torch.from_numpy(Z))
+            return (torch.softmax(out, dim=1) if output == "softmax" else out).numpy()
+    return epoch, predict
+
+
+def _jax_trainer(sizes, batch, output, dtype, X, y):
+    import numpy as np
+    import jax
+    if dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    n, steps = len(X), len(X) // batch
+    rng = np.random.default_rng(0)
+    params = []
+    for a, b in zip(sizes[:-1], sizes[1:]):          # He for the relu layers, as archfit
+        params.append((jnp.asarray(rng.normal(0, np.sqrt(2 / a), (a, b)).astype(dtype)),
+                       jnp.zeros(b, dtype)))
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    state = [params, zeros, zeros, jnp.asarray(0, dtype)]
+    Xj = jnp.asarray(X)
+    yj = jnp.asarray(y if output == "softmax" else y.reshape(n, -1))
+
+    def forward(p, Z):
+        for W, b in p[:-1]:
+            Z = jax.nn.relu(Z @ W + b)
+        return Z @ p[-1][0] + p[-1][1]
+
+    def loss(p, xb, yb):
+        out = forward(p, xb)
+        if output == "softmax":
+            return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(out), yb[:, None], 1))
+        return 0.5 * jnp.mean(jnp.sum((out - yb) ** 2, axis=1))
+
+    @jax.jit
+    def run_epoch(p, m, v, t, key):
+        order = jax.random.permutation(key, n)[:steps * batch]
+        xs = Xj[order].reshape(steps, batch, -1)
+        ys = yj[order].reshape((steps, batch) + yj.shape[1:])
+
+        def step(carry, xy):
+            p, m, v, t = carry
+            grads = jax.grad(loss)(p, *xy)
+            t = t + 1
+            m = jax.tree_util.tree_map(lambda m, g: 0.9 * m + 0.1 * g, m, grads)
+            v = jax.tree_util.tree_map(lambda v, g: 0.999 * v + 0.001 * g * g, v, grads)
+            lr = 1e-3 / (1 - 0.9 ** t)
+            c = 1 / jnp.sqrt(1 - 0.999 ** t)
+            p = jax.tree_util.tree_map(lambda w, m, v: w - lr * m / (jnp.sqrt(v) * c + 1e-8),
+                                       p, m, v)
+            return (p, m, v, t), None
+        (p, m, v, t), _ = jax.lax.scan(step, (p, m, v, t), (xs, ys))
+        return p, m, v, t
+
+    probs = jax.jit(lambda p, Z: (jax.nn.softmax(forward(p, Z)) if output == "softmax"
+                                  else forward(p, Z)))
+
+    def epoch(e):
+        state[:] = run_epoch(*state, jax.random.PRNGKey(e))
+        jax.block_until_ready(state[0])
+    return epoch, lambda Z: np.asarray(probs(state[0], jnp.asarray(Z)))
+
+
+def train_rate(peer, sizes, batch, output, dtype, n, repeats, budget):
+    """Samples/s over fresh epochs and over converged ones, and whether the loss
+    fell below a tenth of the first epoch's within `budget` epochs."""
+    X, y = data(sizes, output, dtype, n)
+    epoch, predict = trainer(peer, sizes, batch, output, dtype, X, y)
+    probe = slice(0, min(n, 2048))
+
+    def timed(first, count):
+        times = []
+        for e in range(first, first + count):
             start = time.perf_counter()
-            order = torch.randperm(n, generator=g)
-            for s in range(0, n, batch):
-                idx = order[s:s + batch]
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(net(Xt[idx]), yt[idx])
-                loss.backward()
-                opt.step()
-            if r:
-                times.append(time.perf_counter() - start)
-    return n / statistics.median(times)
+            epoch(e)
+            times.append(time.perf_counter() - start)
+        return n / statistics.median(times)
+    start_loss = mean_loss(output, predict(X[probe]), y[probe])    # untrained
+    epoch(0)                                  # warm-up (and compilation)
+    fresh = timed(1, repeats)
+    e, loss = 1 + repeats, mean_loss(output, predict(X[probe]), y[probe])
+    while loss >= 0.1 * start_loss and e < budget:
+        epoch(e)
+        e += 1
+        loss = mean_loss(output, predict(X[probe]), y[probe])
+    converged = timed(e, repeats)
+    return {"fresh": fresh, "converged": converged, "reached": loss < 0.1 * start_loss,
+            "rate": min(fresh, converged), "loss": [start_loss, loss]}
 
 
 def inference(peer, mode, repeats, quick=False):
@@ -252,9 +387,10 @@ def worker(args):
     kind = args.worker
     try:
         if kind == "train":
-            sizes, batch, output, dtype, n, n_quick = WORKLOADS[args.workload]
+            sizes, batch, output, dtype, n, n_quick, budget, b_quick = WORKLOADS[args.workload]
             value = train_rate(args.peer, sizes, batch, output, dtype,
-                               n_quick if args.quick else n, 3 if args.quick else 5)
+                               n_quick if args.quick else n, 2 if args.quick else 5,
+                               b_quick if args.quick else budget)
         elif kind == "inference":
             value = inference(args.peer, args.workload, 3 if args.quick else 7, args.quick)
         elif kind == "fits":
@@ -268,6 +404,31 @@ def worker(args):
 
 
 # ---- the parent: run every measurement in its own process -----------------------------------------
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> str:
+    """The vector instruction sets this CPU reports (x86 Linux), or 'unknown'."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), [])
+    except OSError:
+        return "unknown"
+    wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "amx_tile")
+    return " ".join(f for f in wanted if f in flags) or "unknown"
+
+
+
 def measure(kind, peer, workload, quick):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--peer", peer,
            "--workload", workload] + (["--quick"] if quick else [])
@@ -292,27 +453,41 @@ def main(argv=None):
         return worker(args)
 
     import platform
-    print(f"archfit compare{' --quick' if args.quick else ''}: {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, {THREADS} threads for every peer, Python {platform.python_version()}")
-    results = {"quick": args.quick, "train": {}, "inference": {}}
+    from archfit.kernels import DETECTED, ISA
+    print(f"archfit compare{' --quick' if args.quick else ''}: {cpu_model()}, "
+          f"{os.cpu_count()} cores, {THREADS} threads for every peer, Python "
+          f"{platform.python_version()}")
+    print(f"instruction sets: {cpu_flags()}; archfit's kernel path: {ISA} "
+          f"(the CPU runs {DETECTED} at most)")
+    results = {"quick": args.quick, "cpu": cpu_model(), "isa": ISA, "train": {},
+               "inference": {}}
     fmt = lambda v: "missing" if v is None else f"{v:,.0f}"  # noqa: E731
-    print(f"\ntraining, samples/s (forward + backward + Adam), median of "
-          f"{3 if args.quick else 5} epochs")
-    header = f"{'workload':<36}" + "".join(f"{p:>13}" for p in PEERS) + "   archfit ÷ each peer"
+    print(f"\ntraining, samples/s (forward + backward + Adam) on learnable data: the slower of "
+          f"fresh and converged epochs (median of {2 if args.quick else 5} each); '*': the "
+          f"loss did not reach a tenth of its start within the epoch budget")
+    header = f"{'workload':<36}" + "".join(
+        f"{p:>14}" for p in PEERS if not args.quick or p in QUICK_PEERS) + "   archfit ÷ each peer"
     print(header)
     rates = []
-    for name, (sizes, batch, output, dtype, n, nq) in WORKLOADS.items():
+    for name, (sizes, batch, output, dtype, *_) in WORKLOADS.items():
         if name == "W3":
             rates.append(measure("gemm", "archfit", "-", args.quick))
         row = {}
         for peer in PEERS:
-            row[peer] = measure("train", peer, name, args.quick) if peer in TRAIN_PEERS[name] else None
+            wanted = peer in TRAIN_PEERS[name] and (peer in QUICK_PEERS or not args.quick)
+            row[peer] = measure("train", peer, name, args.quick) if wanted else None
         results["train"][name] = row
         label = f"{name} {'-'.join(map(str, sizes))} b{batch} {dtype}"
-        cells = "".join(f"{fmt(row[p]) if p in TRAIN_PEERS[name] else 'n/a':>13}" for p in PEERS)
-        ratios = "  ".join(f"{p} {row['archfit'] / row[p]:.2f}x" for p in PEERS[1:]
+        cell = lambda r: "missing" if r is None else f"{r['rate']:,.0f}{'' if r['reached'] else '*'}"  # noqa: E731
+        shown = [p for p in PEERS if not args.quick or p in QUICK_PEERS]
+        cells = "".join(f"{cell(row[p]) if p in TRAIN_PEERS[name] else 'n/a':>14}" for p in shown)
+        ratios = "  ".join(f"{p} {row['archfit']['rate'] / row[p]['rate']:.2f}x" for p in PEERS[1:]
                            if row.get(p) and row.get("archfit"))
         print(f"{label:<36}{cells}   {ratios}", flush=True)
+        a = row["archfit"]
+        if a:
+            print(f"{'':<36}archfit fresh {a['fresh']:,.0f}, converged {a['converged']:,.0f} "
+                  f"(loss {a['loss'][0]:.3g} -> {a['loss'][1]:.3g})", flush=True)
         if name == "W3":
             rates.append(measure("gemm", "archfit", "-", args.quick))
 
@@ -338,7 +513,7 @@ def main(argv=None):
           f"2 processes {procs:.2f} s, {one / procs:.2f}x (the machine's ceiling now)")
 
     rate = max(rates)   # measured just before and after W3's row; the higher is the bar
-    w3 = results["train"]["W3"]["archfit"]
+    w3 = results["train"]["W3"]["archfit"]["rate"]
     sizes = WORKLOADS["W3"][0]
     flops = 3 * sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:]))
     achieved = w3 * flops / 1e9

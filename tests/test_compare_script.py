@@ -20,7 +20,8 @@ def test_compare_quick_runs():
                      "W2-float64"):
         assert workload in out, workload
     for text in ("µs per 1-sample call", "samples/s at batch 4096", "64 independent W1 fits",
-                 "2 processes", "GEMM rate"):
+                 "2 processes", "GEMM rate", "archfit's kernel path", "instruction sets:",
+                 "converged", "jax"):
         assert text in out, text
     try:
         import torch  # noqa: F401

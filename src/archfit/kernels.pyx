@@ -8,6 +8,8 @@ evaluates. The Python layer (``archfit.model``, ``archfit.fitting``) drives the
 same functions through :class:`Kernel` and :class:`Trainer`, so a network
 trained from Cython and one trained by ``archfit.fit`` take the same path.
 """
+import os
+
 import numpy as np
 cimport numpy as cnp
 from libc.string cimport memset
@@ -37,7 +39,6 @@ globals()["MAX_LAYERS"] = MAX_LAYERS
 
 def get_include():
     """The folder holding ``archfit/kernels.pxd``, for a build's include path."""
-    import os
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
