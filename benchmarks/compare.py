@@ -10,8 +10,8 @@ once (an epoch); samples per second = samples / epoch time.
 
 Training data are learnable (the labels or values of a random linear
 teacher), and each peer is timed twice: its first epochs (after one warm-up
-epoch) and, after training on until its loss has fallen below a tenth of the
-untrained network's (or a budget of epochs ran out: then "not converged"), its
+epoch) and, after training on until its loss has fallen below a tenth of its
+loss after that first epoch (or a budget of epochs ran out: then "not converged"), its
 epochs there. A confident classifier computes with subnormal numbers, which
 slow some CPUs down; the figure reported is the slower of the two.
 Threads: 2 for every peer (BLAS, PyTorch intra-op, XLA). Peers that are not
@@ -30,6 +30,7 @@ runs archfit, JAX, fused PyTorch and NumPy only.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -41,10 +42,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 WORKLOADS = {
     # name: (sizes, batch, output, dtype, samples, quick samples, epoch budget, quick budget)
-    "W1": ((64, 32, 10), 32, "softmax", "float32", 32768, 4096, 40, 12),
+    "W1": ((64, 32, 10), 32, "softmax", "float32", 32768, 4096, 40, 20),
     "W2": ((784, 256, 128, 10), 128, "softmax", "float32", 16384, 2048, 30, 8),
     "W3": ((1024, 2048, 2048, 10), 256, "softmax", "float32", 2048, 512, 20, 4),
-    "W4": ((8, 64, 64, 1), 64, "linear", "float32", 32768, 4096, 40, 12),
+    "W4": ((8, 64, 64, 1), 64, "linear", "float32", 32768, 4096, 40, 20),
     "W2-float64": ((784, 256, 128, 10), 128, "softmax", "float64", 8192, 1024, 30, 8),
 }
 PEERS = ["archfit", "jax", "torch", "torch-fused", "torch-compile", "numpy", "sklearn"]
@@ -54,6 +55,7 @@ QUICK_PEERS = ["archfit", "jax", "torch-fused", "numpy"]
 TRAIN_PEERS = {"W1": PEERS, "W2": PEERS, "W3": PEERS, "W4": PEERS,
                "W2-float64": ["archfit", "jax", "torch", "torch-fused", "sklearn"]}
 THREADS = 2
+_HELD = []          # context managers a worker holds open until it exits
 
 
 # ---- data -------------------------------------------------------------------------------------
@@ -82,8 +84,9 @@ def mean_loss(output, out, y):
 
 # ---- one peer, one workload (runs in a child process) -------------------------------------------
 def trainer(peer, sizes, batch, output, dtype, X, y):
-    """(epoch(e), predict(X)) for a peer: one epoch of training, and its outputs
-    (probabilities or values) for the loss."""
+    """(epoch(e), predict(X), snapshot(), restore(s)) for a peer: one epoch of
+    training, its outputs (probabilities or values) for the loss, and a copy
+    of its training state (parameters and optimizer) to time from again."""
     import numpy as np
     n = len(X)
     if peer == "archfit":
@@ -99,12 +102,24 @@ def trainer(peer, sizes, batch, output, dtype, X, y):
         labels = y.astype(np.intc) if output == "softmax" else None
         targets = None if output == "softmax" else np.ascontiguousarray(
             y.reshape(n, -1), dtype=dtype)
-        blas = _threads.blas_during(plan["shards"], THREADS)
-        blas.__enter__()                      # for the whole process
+        # BLAS's limit for the whole process, as fit holds it for a fit; kept
+        # referenced (a collected context manager would restore BLAS's threads)
+        _HELD.append(_threads.blas_during(plan["shards"], THREADS))
+        _HELD[-1].__enter__()
+        box = [state]
 
         def epoch(e):
-            state.epoch(theta, X, labels, targets, None, 1e-3, e, plan["threads"])
-        return epoch, lambda Z: model.predict(theta, Z)
+            box[0].epoch(theta, X, labels, targets, None, 1e-3, e, plan["threads"])
+
+        def snapshot():
+            return theta.copy(), box[0].m, box[0].v, box[0].step
+
+        def restore(s):
+            theta[:] = s[0]
+            box[0] = Trainer(model._kernel, model.dtype, n, batch, "adam", m=s[1], v=s[2],
+                             step=s[3], n_targets=0 if output == "softmax" else sizes[-1],
+                             threads=THREADS)
+        return epoch, lambda Z: model.predict(theta, Z), snapshot, restore
     if peer == "numpy":
         from threadpoolctl import threadpool_limits
         sys.path.insert(0, HERE)
@@ -120,7 +135,9 @@ def trainer(peer, sizes, batch, output, dtype, X, y):
                 out = np.exp(out - out.max(axis=1, keepdims=True))
                 out /= out.sum(axis=1, keepdims=True)
             return out
-        return (lambda e: net.epoch(X, y, rng)), predict
+        return ((lambda e: net.epoch(X, y, rng)), predict,
+                lambda: copy.deepcopy(net.__dict__),
+                lambda s: net.__dict__.update(copy.deepcopy(s)))
     if peer == "sklearn":
         import warnings
         from threadpoolctl import threadpool_limits
@@ -133,9 +150,17 @@ def trainer(peer, sizes, batch, output, dtype, X, y):
         kwargs = {"classes": np.arange(sizes[-1])} if output == "softmax" else {}
         yy = y if output == "softmax" else y.ravel()
 
+        box = [est]
+
         def epoch(e):
-            est.partial_fit(X, yy, **(kwargs if e == 0 else {}))
-        return epoch, (est.predict_proba if output == "softmax" else est.predict)
+            box[0].partial_fit(X, yy, **(kwargs if e == 0 else {}))
+
+        def predict(Z):
+            return box[0].predict_proba(Z) if output == "softmax" else box[0].predict(Z)
+
+        def restore(s):
+            box[0] = copy.deepcopy(s)
+        return epoch, predict, lambda: copy.deepcopy(box[0]), restore
     if peer == "jax":
         return _jax_trainer(sizes, batch, output, dtype, X, y)
     return _torch_trainer(peer, sizes, batch, output, dtype, X, y)
@@ -172,7 +197,14 @@ def _torch_trainer(peer, sizes, batch, output, dtype, X, y):
         with torch.no_grad():
             out = forward(torch.from_numpy(Z))
             return (torch.softmax(out, dim=1) if output == "softmax" else out).numpy()
-    return epoch, predict
+
+    def snapshot():
+        return copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict())
+
+    def restore(s):
+        net.load_state_dict(s[0])
+        opt.load_state_dict(copy.deepcopy(s[1]))
+    return epoch, predict, snapshot, restore
 
 
 def _jax_trainer(sizes, batch, output, dtype, X, y):
@@ -229,32 +261,44 @@ def _jax_trainer(sizes, batch, output, dtype, X, y):
     def epoch(e):
         state[:] = run_epoch(*state, jax.random.PRNGKey(e))
         jax.block_until_ready(state[0])
-    return epoch, lambda Z: np.asarray(probs(state[0], jnp.asarray(Z)))
+
+    def restore(s):
+        state[:] = s                           # jax arrays are immutable: no copy needed
+    return (epoch, lambda Z: np.asarray(probs(state[0], jnp.asarray(Z))),
+            lambda: list(state), restore)
 
 
 def train_rate(peer, sizes, batch, output, dtype, n, repeats, budget):
-    """Samples/s over fresh epochs and over converged ones, and whether the loss
-    fell below a tenth of the first epoch's within `budget` epochs."""
-    X, y = data(sizes, output, dtype, n)
-    epoch, predict = trainer(peer, sizes, batch, output, dtype, X, y)
-    probe = slice(0, min(n, 2048))
+    """Samples/s of fresh epochs and of converged ones, and whether the loss fell
+    below a tenth of its value after the first epoch within `budget` epochs.
 
-    def timed(first, count):
-        times = []
-        for e in range(first, first + count):
-            start = time.perf_counter()
-            epoch(e)
-            times.append(time.perf_counter() - start)
-        return n / statistics.median(times)
-    start_loss = mean_loss(output, predict(X[probe]), y[probe])    # untrained
+    The machine's speed drifts within a fit (this project's 2-core machine
+    moves between a fast and a slow state by up to 2x), so the two are timed
+    alternately from snapshots of the peer's state at the fresh point and at
+    the converged point: each pair of epochs sees the same machine.
+    """
+    X, y = data(sizes, output, dtype, n)
+    epoch, predict, snapshot, restore = trainer(peer, sizes, batch, output, dtype, X, y)
+    probe = slice(0, min(n, 2048))
     epoch(0)                                  # warm-up (and compilation)
-    fresh = timed(1, repeats)
-    e, loss = 1 + repeats, mean_loss(output, predict(X[probe]), y[probe])
+    start_loss = mean_loss(output, predict(X[probe]), y[probe])    # after one epoch
+    fresh_state = snapshot()
+    e, loss = 1, start_loss
     while loss >= 0.1 * start_loss and e < budget:
         epoch(e)
         e += 1
         loss = mean_loss(output, predict(X[probe]), y[probe])
-    converged = timed(e, repeats)
+    converged_state = snapshot()
+    times = {"fresh": [], "converged": []}
+    for i in range(repeats):
+        for name, state, index in ((("fresh", fresh_state, 1), ("converged", converged_state, e))
+                                   if i % 2 == 0 else
+                                   (("converged", converged_state, e), ("fresh", fresh_state, 1))):
+            restore(state)
+            start = time.perf_counter()
+            epoch(index)
+            times[name].append(time.perf_counter() - start)
+    fresh, converged = (n / statistics.median(times[k]) for k in ("fresh", "converged"))
     return {"fresh": fresh, "converged": converged, "reached": loss < 0.1 * start_loss,
             "rate": min(fresh, converged), "loss": [start_loss, loss]}
 

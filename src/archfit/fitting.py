@@ -65,8 +65,8 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
     hyperparameters : Hyperparameters, optional
         Defaults to ``Hyperparameters()``.
     validation : tuple (X_val, y_val) or (X_val, y_val, w_val), optional
-        A hold-out set: its loss and score are recorded every epoch and early
-        stopping monitors its loss.
+        A hold-out set: its loss and score are recorded every epoch, and early
+        stopping watches one of them (``hyperparameters.monitor``).
     init : FitModel or ndarray, optional
         Start from these parameters instead of a fresh ``model.init(seed)``.
         From a FitModel, training continues: the epoch count, the schedule,
