@@ -93,11 +93,13 @@ def _is_real(value) -> bool:
 class _Converged:
     """scikit-learn's stopping rule on the training loss (stop once the loss has
     not improved by ``tol`` for *more than* ``n_iter_no_change`` epochs), and
-    its verbose lines, as an archfit callback."""
+    its verbose lines, as an archfit callback. With ``print_only`` (early
+    stopping, L-BFGS, partial_fit: archfit or the caller decides when to
+    stop) it prints and never stops."""
 
-    def __init__(self, tol, n_iter_no_change, verbose, early_stopping, adaptive):
+    def __init__(self, tol, n_iter_no_change, verbose, print_only, adaptive):
         self.tol, self.limit, self.verbose = tol, n_iter_no_change, verbose
-        self.early_stopping, self.adaptive = early_stopping, adaptive
+        self.print_only, self.adaptive = print_only, adaptive
         self.best, self.count, self.converged = np.inf, 0, False
 
     def __call__(self, record):
@@ -106,8 +108,8 @@ class _Converged:
             print("Iteration %d, loss = %.8f" % (record["epoch"], loss))
             if "validation_score" in record:
                 print("Validation score: %f" % record["validation_score"])
-        if self.early_stopping:
-            return False                # archfit's early stopping decides
+        if self.print_only:
+            return False
         if loss > self.best - self.tol:
             self.count += 1
         else:

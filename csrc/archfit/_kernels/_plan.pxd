@@ -88,9 +88,6 @@ cdef Py_ssize_t workspace(const Network* net, Workspace* ws, Py_ssize_t rows, bi
                           bint gather, Py_ssize_t n_targets) noexcept nogil
 cdef Py_ssize_t packed_layout(const Network* net, Packed* pk, char* base, Py_ssize_t rows,
                               bint f64) noexcept nogil
-cdef Py_ssize_t packed_weights_size(const Network* net, bint f64) noexcept nogil
-cdef void packed_weights_layout(const Network* net, Packed* pk, char* base,
-                                bint f64) noexcept nogil
 cdef int shards_for(const Network* net, Py_ssize_t rows) noexcept nogil
 cdef Py_ssize_t update_blocks(const Network* net, Py_ssize_t* blocks) noexcept nogil
 cdef bint splits(const Network* net, int l) noexcept nogil
@@ -105,6 +102,9 @@ cdef int lay_out_training(TrainingState* state, const Network* net, const Settin
                           void* theta, void* memory) noexcept nogil
 cdef PredictionPlan plan_prediction(const Network* net, bint f64, Py_ssize_t n_rows,
                                     int threads) noexcept nogil
+cdef Py_ssize_t prediction_block(const Network* net, const PredictionPlan* plan, bint f64,
+                                 char* base, Workspace* ws, Packed* pk, char** scratch,
+                                 Py_ssize_t* stride) noexcept nogil
 cdef Py_ssize_t loss_scratch(const Network* net, Py_ssize_t n_rows) noexcept nogil
 cdef char* aligned(void* p) noexcept nogil
 cdef void* packed_operands(const TrainingState* state, Py_ssize_t* count) noexcept nogil

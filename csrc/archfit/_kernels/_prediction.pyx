@@ -16,11 +16,10 @@ from libc.string cimport memcpy
 from cython.parallel cimport prange, parallel, threadid
 
 from archfit.kernels cimport OK
-from archfit._kernels._plan cimport (Workspace, Packed, ALIGN, CHUNK_ROWS, aligned, workspace,
-                                     packed_weights_size, packed_weights_layout, splits,
-                                     any_splits, threads_allowed)
+from archfit._kernels._plan cimport (Workspace, Packed, CHUNK_ROWS, aligned, workspace,
+                                     prediction_block, splits, any_splits, threads_allowed)
 from archfit._kernels._passes cimport forward, backward
-from archfit._kernels.packgemm cimport ARCHFIT_PK_WORK, pack
+from archfit._kernels.packgemm cimport pack
 from archfit._kernels._elementwise cimport (bias_activation, add_bias, head_output,
                                             head_loss_grad, all_finite)
 
@@ -140,19 +139,15 @@ cdef void _predict_rows(const Network* net, const PredictionPlan* plan, const fl
     cdef unsigned long long mode
     cdef Workspace ws
     cdef Packed pk
-    cdef Py_ssize_t c, rows = plan.rows, item = sizeof(floating), per
-    cdef char* base = aligned(memory)
+    cdef Py_ssize_t c, rows = plan.rows, per
+    cdef char* scratch
     cdef floating* buf
     cdef int T = plan.threads
     if n == 0:
         return
-    per = workspace(net, &ws, rows, False, n == 1, 0)
-    if plan.packed:
-        packed_weights_layout(net, &pk, base, floating is double)
-        base += (packed_weights_size(net, floating is double) * item + ALIGN - 1) // ALIGN * ALIGN
-        per += ARCHFIT_PK_WORK
-    per = (per * item + ALIGN - 1) // ALIGN * ALIGN // item      # each thread's, aligned
-    buf = <floating*> base
+    prediction_block(net, plan, floating is double, aligned(memory), &ws, &pk, &scratch, &per)
+    per //= sizeof(floating)            # each thread's scratch, in elements
+    buf = <floating*> scratch
     if plan.packed:
         # Rows are independent here, so chunks go to whichever thread is free.
         _pack_weights(net, theta, &pk)
