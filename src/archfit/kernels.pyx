@@ -130,6 +130,18 @@ cdef inline const int* _labels_ptr(const int[::1] labels):
     return &labels[0] if labels is not None and labels.shape[0] else NULL
 
 
+cdef Data _data(const floating[:, ::1] X, const int[::1] labels,
+                const floating[:, ::1] targets, const floating[::1] weights):
+    """A data set's pointers (X non-empty; labels, targets, weights optional)."""
+    cdef Data data
+    data.X = &X[0, 0]
+    data.n_samples = X.shape[0]
+    data.labels = _labels_ptr(labels)
+    data.targets = &targets[0, 0] if targets is not None else NULL
+    data.weights = &weights[0] if weights is not None else NULL
+    return data
+
+
 cdef Network _network(sizes, activations, str head, str loss, double huber_delta) except *:
     cdef Network net
     cdef Py_ssize_t c_sizes[MAX_LAYERS + 1]
@@ -271,13 +283,8 @@ cdef class Kernel:
                       const floating[::1] weights, floating[::1] grad,
                       double l2=0.0, bint compute_grad=True):
         """Weighted mean loss (+ L2/2 ||W||^2); fills `grad` when `compute_grad`."""
-        cdef Data data
         cdef double loss = 0.0
-        data.X = &X[0, 0]
-        data.n_samples = X.shape[0]
-        data.labels = _labels_ptr(labels)
-        data.targets = &targets[0, 0] if targets is not None else NULL
-        data.weights = &weights[0] if weights is not None else NULL
+        cdef Data data = _data(X, labels, targets, weights)
         block = _block(loss_bytes(&self.net, FLOAT64 if floating is double else FLOAT32,
                                   X.shape[0]))
         cdef void* memory = _address(block)
@@ -382,7 +389,6 @@ cdef class Trainer:
         cut into shards; the caller keeps BLAS to one thread then. The result
         is the same for any `threads`.
         """
-        cdef Data data
         cdef double loss_sum = 0.0, weight_sum = 0.0
         cdef int status
         cdef int code = FLOAT64 if floating is double else FLOAT32
@@ -390,11 +396,7 @@ cdef class Trainer:
             raise TypeError(f"theta must be {self.dtype}, like the trainer")
         if theta.shape[0] != self.state.net.n_parameters or X.shape[0] != self.state.n_samples:
             raise ValueError("theta or X does not have the trainer's shape")
-        data.X = &X[0, 0]
-        data.n_samples = X.shape[0]
-        data.labels = _labels_ptr(labels)
-        data.targets = &targets[0, 0] if targets is not None else NULL
-        data.weights = &weights[0] if weights is not None else NULL
+        cdef Data data = _data(X, labels, targets, weights)
         self.state.theta = &theta[0]
         with nogil:
             status = train_epoch(&self.state, &data, learning_rate, epoch, max(1, threads),
