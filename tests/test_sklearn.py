@@ -123,8 +123,16 @@ def test_translation_is_thin():
     assert (hp.optimizer, hp.momentum, hp.nesterov, hp.batch_size, hp.seed) == (
         "momentum", 0.5, False, 10, 7)
     assert hp.l2 == pytest.approx(0.2 / 10) and hp.schedule == "plateau"
-    # the same fit by hand, through archfit directly, gives the same parameters
-    by_hand = af.fit(fm.model, X, y, hp)
+    # the same fit by hand, through archfit directly from scikit-learn's initial
+    # draw (weights then biases per layer, ±sqrt(2 / (fan_in + fan_out)) for
+    # logistic, from RandomState(random_state)), gives the same parameters
+    rng = np.random.RandomState(7)
+    start = []
+    for fan_in, fan_out in [(3, 5), (5, 4), (4, 2)]:
+        bound = np.sqrt(2.0 / (fan_in + fan_out))
+        start += [rng.uniform(-bound, bound, (fan_in, fan_out)).ravel(),
+                  rng.uniform(-bound, bound, fan_out)]
+    by_hand = af.fit(fm.model, X, y, hp, init=np.concatenate(start))
     assert by_hand.parameters.tobytes() == fm.parameters.tobytes()
     assert clf.coefs_[0].shape == (3, 5) and clf.intercepts_[1].shape == (4,)
     assert clf.n_iter_ == 3 and len(clf.loss_curve_) == 3

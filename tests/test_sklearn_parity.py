@@ -29,15 +29,6 @@ EXPECTED_FAILURES = {
     "test_gradient": "calls scikit-learn's private _loss_grad_lbfgs",
     "test_learning_rate_warmstart": "reads scikit-learn's private _optimizer.learning_rate",
     "test_adaptive_learning_rate": "reads scikit-learn's private _optimizer.learning_rate",
-    # numerical outcomes of a different (valid) starting point
-    "test_lbfgs_regression_maxfun[X0-y0]":
-        "with an identity activation the problem is linear, and from archfit's "
-        "initialisation L-BFGS reaches the least-squares optimum (R^2 0.81471196 "
-        "against 0.81471197) within 9 of the 10 evaluations allowed: no "
-        "ConvergenceWarning is due",
-    "test_mlp_loading_from_joblib_partial_fit":
-        "200 Adam steps from archfit's pretrained point land 1.05e-4 from the "
-        "target, against a tolerance of 1e-4 (1.3e-5 after 250 steps)",
     # a difference kept on purpose
     "test_early_stopping_stratified":
         "with stratified early stopping a class of one sample stays in the "

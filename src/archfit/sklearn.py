@@ -270,8 +270,10 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
         hp = self._hyperparameters(X.shape[0], int(epochs))
         model = Model(self._architecture(X.shape[1], n_outputs, output), self._dtype(X))
-        init = None
-        if not reset:
+        init = start = None
+        if reset:
+            start = self._initial_parameters(model)
+        else:
             if self.fit_model_.model != model:
                 raise ValueError("the network built from the current parameters differs from "
                                  "the fitted one; warm start and partial_fit need the same "
@@ -284,7 +286,8 @@ class _BaseMLP(BaseEstimator):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", fitting.ConvergenceWarning)
             try:
-                fitted = fit(model, X, y, hp, init=init, sample_weight=sample_weight,
+                fitted = fit(model, X, y, hp, init=init if start is None else start,
+                             sample_weight=sample_weight,
                              classes=classes, callback=watch)
             except DivergenceError as error:
                 # scikit-learn keeps the best weights under early stopping, with
@@ -305,6 +308,22 @@ class _BaseMLP(BaseEstimator):
                           "and the optimization hasn't converged yet.", ConvergenceWarning,
                           stacklevel=2)
         return self
+
+    def _initial_parameters(self, model):
+        """θ drawn as scikit-learn draws it: each layer's weights, then its
+        biases, uniform on ±sqrt(f / (fan_in + fan_out)) (f = 2 for a logistic
+        hidden activation, 6 otherwise), from ``check_random_state(random_state)``,
+        so an integer ``random_state`` starts where scikit-learn's would."""
+        rng = check_random_state(self.random_state)
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        theta = np.empty(model.n_parameters, dtype=model.dtype)
+        layout = model.architecture.layout
+        for weight, bias in zip(layout[0::2], layout[1::2]):
+            fan_in, fan_out = weight.shape
+            bound = math.sqrt(factor / (fan_in + fan_out))
+            theta[weight.start:weight.stop] = rng.uniform(-bound, bound, weight.shape).ravel()
+            theta[bias.start:bias.stop] = rng.uniform(-bound, bound, fan_out)
+        return theta
 
     def _set_attributes(self, fitted, init, n_outputs, output, hp, diverged):
         history = fitted.history
