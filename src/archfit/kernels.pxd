@@ -77,7 +77,9 @@ cpdef enum Status:
     OK = 0
     NONFINITE_LOSS = 1          # an epoch's loss became NaN or infinite
     NONFINITE_PARAMETERS = 2    # θ became NaN or infinite
-    INVALID_ARGUMENT = 3        # network_init or training_init refused its arguments
+    INVALID_ARGUMENT = 3        # a function refused its arguments
+    INTERRUPTED = 4             # TrainingState.interrupt was raised: the epoch stopped
+                                # between two mini-batches (the ones before it are done)
 
 # ---- descriptions ----------------------------------------------------------------------
 cdef struct Network:
@@ -129,8 +131,8 @@ cdef struct PredictionPlan:
     Py_ssize_t bytes            # of the scratch block
 
 cdef struct TrainingState:
-    # Filled by training_init. Public fields may be read; theta, m, v and step
-    # may be set between epochs (to continue a fit); nothing else.
+    # Filled by training_init. Public fields may be read; theta, m, v, step and
+    # interrupt may be set between epochs (to continue a fit); nothing else.
     Network net
     Settings settings
     TrainingPlan plan
@@ -142,6 +144,8 @@ cdef struct TrainingState:
     void* m                     # momentum / Adam's first moment, in the block
     void* v                     # Adam's second moment, in the block
     long long step              # updates made so far (Adam's t)
+    const int* interrupt        # NULL (training_init's), or a flag read before every
+                                # mini-batch: nonzero stops the epoch with INTERRUPTED
     void* internal              # the kernel's bookkeeping, in the block
 
 # ---- functions -------------------------------------------------------------------------
@@ -165,6 +169,20 @@ cdef int train_epoch(TrainingState* state, const Data* data, double learning_rat
                      double* weight_sum) noexcept nogil
     # One epoch over data (state.n_samples rows). The epoch's order and masks
     # depend on (seed, epoch) alone. loss_sum / weight_sum is its mean loss.
+
+cdef int train_epoch_part(TrainingState* state, const Data* data, double learning_rate,
+                          uint64_t epoch, Py_ssize_t first, int threads, double* loss_sum,
+                          double* weight_sum) noexcept nogil
+    # Part of an epoch, for data that is not in memory at once: data holds the
+    # epoch's rows first .. first + data.n_samples - 1 IN THE EPOCH'S ORDER
+    # (epoch_order's, or the data's own without shuffle), gathered by the caller.
+    # Parts run in sequence from first = 0; each but the last is a multiple of
+    # batch_size rows. The sums are this part's; all parts together are
+    # bit for bit train_epoch over the whole data.
+
+cdef void epoch_order(const Settings* settings, uint64_t epoch, Py_ssize_t n_samples,
+                      Py_ssize_t* order) noexcept nogil
+    # The sample order train_epoch uses in `epoch` (0, 1, ... without shuffle).
 
 cdef PredictionPlan prediction_plan(const Network* net, int dtype, Py_ssize_t n_rows,
                                     int threads) noexcept nogil

@@ -9,21 +9,30 @@ same functions through :class:`Kernel` and :class:`Trainer`, so a network
 trained from Cython and one trained by ``archfit.fit`` take the same path.
 """
 import os
+import threading
 
 import numpy as np
 cimport numpy as cnp
 from libc.string cimport memset
 from cython cimport floating
+from cpython.exc cimport PyErr_CheckSignals
 
 from archfit._kernels._plan cimport (ALIGN, PREDICT_CHUNK, aligned, network_of, plan_training,
                                      lay_out_training, plan_prediction, loss_scratch,
                                      packed_operands, any_splits)
-from archfit._kernels._training cimport run_epoch
+from archfit._kernels._training cimport run_epoch, order_of
 from archfit._kernels._prediction cimport predict_rows, predict_small, loss_grad
 from archfit._kernels._optimizers cimport optimizer_settings
 from archfit._kernels._cpu cimport archfit_isa, ARCHFIT_ISA_AVX2, ARCHFIT_ISA_AVX512
 
 from archfit._kernels._cpu import ISA, DETECTED, paths as isa_paths
+
+cdef extern from "interrupt.h":
+    int archfit_interrupt_flag
+    bint archfit_interrupt_install() nogil
+    void archfit_interrupt_restore() nogil
+
+_MAIN = threading.main_thread()
 from archfit._kernels._elementwise import ACTIVATIONS, HEADS, LOSSES
 from archfit._kernels._optimizers import OPTIMIZERS
 
@@ -65,11 +74,24 @@ cdef int training_init(TrainingState* state, const Network* net, const Settings*
 cdef int train_epoch(TrainingState* state, const Data* data, double learning_rate,
                      uint64_t epoch, int threads, double* loss_sum,
                      double* weight_sum) noexcept nogil:
+    return train_epoch_part(state, data, learning_rate, epoch, -1, threads, loss_sum,
+                            weight_sum)
+
+
+cdef int train_epoch_part(TrainingState* state, const Data* data, double learning_rate,
+                          uint64_t epoch, Py_ssize_t first, int threads, double* loss_sum,
+                          double* weight_sum) noexcept nogil:
+    # first = -1: the whole epoch (train_epoch)
     if state.dtype == FLOAT64:
-        return run_epoch(state, data, learning_rate, epoch, threads, loss_sum, weight_sum,
-                         <double*> state.theta)
-    return run_epoch(state, data, learning_rate, epoch, threads, loss_sum, weight_sum,
+        return run_epoch(state, data, learning_rate, epoch, first, threads, loss_sum,
+                         weight_sum, <double*> state.theta)
+    return run_epoch(state, data, learning_rate, epoch, first, threads, loss_sum, weight_sum,
                      <float*> state.theta)
+
+
+cdef void epoch_order(const Settings* settings, uint64_t epoch, Py_ssize_t n_samples,
+                      Py_ssize_t* order) noexcept nogil:
+    order_of(settings, epoch, n_samples, order)
 
 
 cdef PredictionPlan prediction_plan(const Network* net, int dtype, Py_ssize_t n_rows,
@@ -380,25 +402,79 @@ cdef class Trainer:
         cdef void* start = packed_operands(&self.state, &count)
         return None if start == NULL else self._view(start, count)
 
+    def restore(self, m, v, long long step):
+        """Set the optimizer's moments and step (a snapshot taken from ``m``,
+        ``v`` and ``step``), as between two epochs."""
+        self._moment(self.state.m)[:] = m
+        self._moment(self.state.v)[:] = v
+        self.state.step = step
+
+    def order(self, uint64_t epoch):
+        """The sample order of `epoch` (``epoch_order``): what ``epoch`` visits,
+        and how ``epoch_part``'s rows must be arranged."""
+        order = np.empty(self.state.n_samples, dtype=np.intp)
+        cdef Py_ssize_t[::1] out = order
+        with nogil:
+            epoch_order(&self.state.settings, epoch, self.state.n_samples, &out[0])
+        return order
+
     def epoch(self, floating[::1] theta, const floating[:, ::1] X, const int[::1] labels,
               const floating[:, ::1] targets, const floating[::1] weights,
-              double learning_rate, uint64_t epoch, int threads=1):
+              double learning_rate, uint64_t epoch, int threads=1, bint interruptible=False):
         """Run one epoch in place on `theta`; returns (loss_sum, weight_sum, status).
 
         Up to `threads` threads (at most the plan's) share each step that is
         cut into shards; the caller keeps BLAS to one thread then. The result
-        is the same for any `threads`.
+        is the same for any `threads`. With `interruptible`, in the main
+        thread, Ctrl-C stops the epoch between two mini-batches: Python's own
+        SIGINT handling then runs (KeyboardInterrupt by default, raised from
+        here); if it does not raise, the status is INTERRUPTED. Either way θ,
+        the moments and the step hold a partial epoch.
         """
+        if X.shape[0] != self.state.n_samples:
+            raise ValueError("X does not have the trainer's number of rows")
+        return self._run(theta, X, labels, targets, weights, learning_rate, epoch, -1, threads,
+                         interruptible)
+
+    def epoch_part(self, floating[::1] theta, const floating[:, ::1] X, const int[::1] labels,
+                   const floating[:, ::1] targets, const floating[::1] weights,
+                   double learning_rate, uint64_t epoch, Py_ssize_t first, int threads=1,
+                   bint interruptible=False):
+        """Rows `first` .. `first` + len(X) - 1 of an epoch, given in the epoch's
+        order (``order``): ``train_epoch_part``. Parts run in sequence from
+        first = 0, each but the last a multiple of the batch size; their sums
+        add up to ``epoch``'s, and θ ends bit for bit as after ``epoch``."""
+        if first < 0:
+            raise ValueError(f"first must be >= 0, got {first}")
+        return self._run(theta, X, labels, targets, weights, learning_rate, epoch, first,
+                         threads, interruptible)
+
+    def _run(self, floating[::1] theta, const floating[:, ::1] X, const int[::1] labels,
+             const floating[:, ::1] targets, const floating[::1] weights,
+             double learning_rate, uint64_t epoch, Py_ssize_t first, int threads,
+             bint interruptible):
         cdef double loss_sum = 0.0, weight_sum = 0.0
         cdef int status
         cdef int code = FLOAT64 if floating is double else FLOAT32
         if code != self.state.dtype:
             raise TypeError(f"theta must be {self.dtype}, like the trainer")
-        if theta.shape[0] != self.state.net.n_parameters or X.shape[0] != self.state.n_samples:
+        if theta.shape[0] != self.state.net.n_parameters or X.shape[0] < 1:
             raise ValueError("theta or X does not have the trainer's shape")
         cdef Data data = _data(X, labels, targets, weights)
+        cdef bint catching = (interruptible and threading.current_thread() is _MAIN
+                              and archfit_interrupt_install())
         self.state.theta = &theta[0]
+        self.state.interrupt = &archfit_interrupt_flag if catching else NULL
         with nogil:
-            status = train_epoch(&self.state, &data, learning_rate, epoch, max(1, threads),
-                                 &loss_sum, &weight_sum)
+            status = train_epoch_part(&self.state, &data, learning_rate, epoch, first,
+                                      max(1, threads), &loss_sum, &weight_sum)
+        self.state.interrupt = NULL
+        if catching:
+            archfit_interrupt_restore()
+        if status == INVALID_ARGUMENT:
+            raise ValueError(f"rows {first} .. {first + X.shape[0] - 1} are not a part of an "
+                             f"epoch of {self.state.n_samples} rows in batches of "
+                             f"{self.state.settings.batch_size}")
+        if status == INTERRUPTED:
+            PyErr_CheckSignals()        # Python's SIGINT handler, as if it came now
         return loss_sum, weight_sum, Status(status)

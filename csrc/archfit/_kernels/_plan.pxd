@@ -3,6 +3,7 @@
 # and the Python layer only reads it (archfit.kernels reports it).
 from archfit.kernels cimport (Network, Settings, TrainingPlan, PredictionPlan, TrainingState,
                               MAX_LAYERS)
+from libc.stdint cimport uint64_t
 
 cdef enum:
     # Rows per chunk of a full-data loss and gradient: large enough for
@@ -82,6 +83,7 @@ cdef struct Internal:
     Py_ssize_t* blocks              # (layer, r0, r1) triples of the update phase
     Py_ssize_t n_blocks
     void* work                      # with pk: each thread's packed-GEMM scratch
+    uint64_t dropout_stream         # the masks' generator between parts of an epoch
 
 cdef int threads_allowed(int asked) noexcept nogil
 cdef Py_ssize_t workspace(const Network* net, Workspace* ws, Py_ssize_t rows, bint dropout,

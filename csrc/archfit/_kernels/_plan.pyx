@@ -303,6 +303,7 @@ cdef int lay_out_training(TrainingState* state, const Network* net, const Settin
     state.n_targets = n_targets
     state.theta = theta
     state.step = 0
+    state.interrupt = NULL
     base = aligned(memory)
     # zeros: moments start at zero, and the packed panels' padding is never written again
     memset(base, 0, state.plan.bytes - (base - <char*> memory))

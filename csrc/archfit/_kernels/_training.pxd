@@ -2,8 +2,10 @@
 from cython cimport floating
 from libc.stdint cimport uint64_t
 
-from archfit.kernels cimport TrainingState, Data
+from archfit.kernels cimport TrainingState, Data, Settings
 
 cdef int run_epoch(TrainingState* state, const Data* data, double learning_rate,
-                   uint64_t epoch, int threads, double* loss_sum, double* weight_sum,
-                   floating* theta) noexcept nogil
+                   uint64_t epoch, Py_ssize_t first, int threads, double* loss_sum,
+                   double* weight_sum, floating* theta) noexcept nogil
+cdef void order_of(const Settings* s, uint64_t epoch, Py_ssize_t n_samples,
+                   Py_ssize_t* order) noexcept nogil

@@ -18,7 +18,8 @@ from libc.math cimport isfinite
 from libc.string cimport memcpy
 from cython.parallel cimport prange, parallel, threadid
 
-from archfit.kernels cimport OK, NONFINITE_LOSS, NONFINITE_PARAMETERS, ADAMW, Network, Settings
+from archfit.kernels cimport (OK, NONFINITE_LOSS, NONFINITE_PARAMETERS, INVALID_ARGUMENT,
+                              INTERRUPTED, ADAMW, Network, Settings)
 from archfit._kernels._plan cimport Workspace, Packed, Internal, shards_for, threads_allowed
 from archfit._kernels._passes cimport forward, deltas, layer_input, layer_grad, repack
 from archfit._kernels._blas cimport gemm
@@ -30,6 +31,15 @@ from archfit._kernels._random cimport stream_seed, shuffle as shuffle_index, dro
 from archfit._kernels._cpu cimport archfit_isa_adopt, archfit_fp_enter, archfit_fp_leave
 from archfit._kernels._cpu import LEVEL
 archfit_isa_adopt(LEVEL)        # cpu.h: the one decision, before any kernel runs
+
+cdef extern from *:
+    """
+    static inline int archfit_interrupted(const int* flag)
+    {
+        return flag != NULL && __atomic_load_n(flag, __ATOMIC_RELAXED) != 0;
+    }
+    """
+    bint archfit_interrupted(const int* flag) noexcept nogil
 
 
 cdef void _draw_masks(const Network* net, const Workspace* ws, Py_ssize_t rows,
@@ -139,10 +149,11 @@ cdef inline floating* _thread_work(floating* work, int tid) noexcept nogil:
 
 
 cdef int run_epoch(TrainingState* state, const Data* data, double learning_rate,
-                   uint64_t epoch, int threads, double* loss_sum, double* weight_sum,
-                   floating* theta) noexcept nogil:
-    """One epoch of mini-batch training on `theta` (state.theta, typed);
-    returns OK or a NONFINITE_* code.
+                   uint64_t epoch, Py_ssize_t first, int threads, double* loss_sum,
+                   double* weight_sum, floating* theta) noexcept nogil:
+    """One epoch of mini-batch training on `theta` (state.theta, typed), or
+    with `first` >= 0 the part of it that `data` holds (train_epoch_part);
+    returns OK, INTERRUPTED or a NONFINITE_* code.
 
     Up to min(`threads`, the plan's) threads share each step that has shards.
     With packed weights (the plan's `packed`), they are packed here from θ
@@ -150,17 +161,38 @@ cdef int run_epoch(TrainingState* state, const Data* data, double learning_rate,
     flushed to zero meanwhile, on every thread (cpu.h); the caller's mode is
     restored.
     """
-    cdef unsigned long long mode = archfit_fp_enter()
-    cdef int status = _epoch(state, data, learning_rate, epoch, threads, loss_sum, weight_sum,
-                             theta)
+    cdef unsigned long long mode
+    cdef Py_ssize_t b = state.settings.batch_size
+    if first >= 0 and (first % b != 0 or data.n_samples < 1
+                       or first + data.n_samples > state.n_samples
+                       or (data.n_samples % b != 0
+                           and first + data.n_samples != state.n_samples)):
+        return INVALID_ARGUMENT
+    mode = archfit_fp_enter()
+    cdef int status = _epoch(state, data, learning_rate, epoch, first, threads, loss_sum,
+                             weight_sum, theta)
     archfit_fp_leave(mode)
     return status
 
 
+cdef void order_of(const Settings* s, uint64_t epoch, Py_ssize_t n_samples,
+                   Py_ssize_t* order) noexcept nogil:
+    """The sample order of `epoch`: shuffled by (seed, epoch) alone, so that
+    continuing a fit replays exactly the epochs a longer fit would have run."""
+    cdef Py_ssize_t i
+    cdef uint64_t shuffle_state
+    for i in range(n_samples):
+        order[i] = i
+    if s.shuffle:
+        shuffle_state = stream_seed(s.seed, epoch, 0)
+        shuffle_index(order, n_samples, &shuffle_state)
+
+
 cdef int _epoch(TrainingState* state, const Data* data, double learning_rate,
-                uint64_t epoch, int threads, double* loss_sum, double* weight_sum,
-                floating* theta) noexcept nogil:
-    """run_epoch's work, in the flushing mode."""
+                uint64_t epoch, Py_ssize_t first, int threads, double* loss_sum,
+                double* weight_sum, floating* theta) noexcept nogil:
+    """run_epoch's work, in the flushing mode. A part (`first` >= 0) reads its
+    rows in the order given and continues the epoch's dropout stream."""
     cdef unsigned long long mode
     cdef const Network* net = &state.net
     cdef const Settings* s = &state.settings
@@ -180,9 +212,9 @@ cdef int _epoch(TrainingState* state, const Data* data, double learning_rate,
     cdef Py_ssize_t n_samples = data.n_samples, batch_size = state.plan.rows
     cdef int L = net.n_layers, S, T
     cdef Py_ssize_t start, b, i, sh, per, c
-    cdef const Py_ssize_t* order = index if s.shuffle else NULL
+    cdef const Py_ssize_t* order = index if s.shuffle and first < 0 else NULL
     cdef const floating* Xb
-    cdef uint64_t shuffle_state, dropout_state
+    cdef uint64_t dropout_state
     cdef double wsum, batch_loss
     cdef double penalty = 0.0 if s.optimizer == ADAMW else s.l2
     cdef double decay = s.l2 if s.optimizer == ADAMW else 0.0
@@ -193,24 +225,21 @@ cdef int _epoch(TrainingState* state, const Data* data, double learning_rate,
             repack(net, pk, theta, <int> i, 0, net.sizes[i])
     loss_sum[0] = 0.0
     weight_sum[0] = 0.0
-    if s.shuffle:
-        # Each epoch's order depends only on (seed, epoch): continuing a fit
-        # replays exactly the epochs a longer fit would have run.
-        for i in range(n_samples):
-            index[i] = i
-        shuffle_state = stream_seed(s.seed, epoch, 0)
-        shuffle_index(index, n_samples, &shuffle_state)
-    dropout_state = stream_seed(s.seed, epoch, 1)
+    if order != NULL:
+        order_of(s, epoch, n_samples, index)
+    dropout_state = it.dropout_stream if first > 0 else stream_seed(s.seed, epoch, 1)
 
     start = -batch_size
     while start + batch_size < n_samples:
         start += batch_size
         b = batch_size if start + batch_size <= n_samples else n_samples - start
+        if archfit_interrupted(state.interrupt):
+            return INTERRUPTED
 
         if weights != NULL:
             wsum = 0.0
             for i in range(b):
-                wsum += weights[index[start + i] if s.shuffle else start + i]
+                wsum += weights[order[start + i] if order != NULL else start + i]
             if wsum <= 0.0:
                 continue        # a batch of zero weight carries no information
         else:
@@ -242,7 +271,7 @@ cdef int _epoch(TrainingState* state, const Data* data, double learning_rate,
         loss_sum[0] += batch_loss
         weight_sum[0] += wsum
 
-        Xb = buf + ws.x if s.shuffle else X + start * net.sizes[0]
+        Xb = buf + ws.x if order != NULL else X + start * net.sizes[0]
         state.step += 1
         T = threads if S > 1 else 1    # small steps stay on one thread
         if T > 1:
@@ -259,6 +288,7 @@ cdef int _epoch(TrainingState* state, const Data* data, double learning_rate,
                        <int> it.blocks[3 * c], it.blocks[3 * c + 1], it.blocks[3 * c + 2],
                        penalty, decay, pk, work)
 
+    it.dropout_stream = dropout_state
     if not all_finite(theta, net.n_parameters):
         return NONFINITE_PARAMETERS
     return OK
