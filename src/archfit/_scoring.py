@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+from archfit._streaming import FileRows
+
 SCORINGS = ("accuracy", "r2", "neg_loss")
 
 
@@ -17,7 +19,9 @@ def resolve(scoring, output: str) -> tuple[str, Callable]:
         scoring = "r2" if output == "linear" else "accuracy"
     if callable(scoring):
         name = getattr(scoring, "__name__", "custom")
-        return name, lambda fitted, X, y, w: float(scoring(fitted, X, y))
+        # a file-backed test part reaches a callable as an ordinary array
+        return name, lambda fitted, X, y, w: float(scoring(
+            fitted, X.take() if isinstance(X, FileRows) else X, y))
     if scoring not in SCORINGS:
         raise ValueError(f"scoring must be one of {SCORINGS}, None or a callable; got {scoring!r}")
     if scoring == "accuracy" and output == "linear":

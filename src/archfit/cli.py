@@ -80,7 +80,11 @@ def _train(args) -> int:
     classes = np.unique(y) if output == "softmax" else None
     try:
         fitted = af.fit(model, table.X[train], y[train], hp, validation=(table.X[val], y[val]),
-                        classes=classes, callback=callback)
+                        classes=classes, callback=callback, checkpoint=args.checkpoint)
+    except KeyboardInterrupt as interrupt:
+        close()
+        _save_partial(args, getattr(interrupt, "fit_model", None))
+        raise
     finally:
         close()
     score = fitted.history[-1]["validation_score"]
@@ -92,6 +96,26 @@ def _train(args) -> int:
     say(f"\nhold-out {metric}: {score:.4f} on {len(val)} rows")
     say(f"saved to {args.output_file}")
     return 0
+
+
+def _save_partial(args, partial) -> None:
+    """After Ctrl-C: keep the fit's last complete epoch next to the output
+    file, and say where it is and how to go on."""
+    from pathlib import Path
+    if args.checkpoint is not None:
+        print(f"archfit: the fit so far is in the checkpoint {args.checkpoint}; run the same "
+              "command again to resume it", file=sys.stderr)
+    if partial is None or not partial.history:
+        return
+    out = Path(args.output_file)
+    path = out.with_name(f"{out.stem}.partial{out.suffix or '.archfit'}")
+    try:
+        partial.save(path)
+    except OSError as exc:
+        print(f"archfit: could not save the partial fit to {path}: {exc}", file=sys.stderr)
+        return
+    print(f"archfit: the fit after epoch {len(partial.history)} of {args.epochs} is saved to "
+          f"{path}", file=sys.stderr)
 
 
 def _predict(args) -> int:
@@ -223,6 +247,10 @@ def parser() -> argparse.ArgumentParser:
                        help="share of rows held out to score the fit (default 0.2)")
     train.add_argument("--progress", default="auto", choices=["auto", "bar", "plain", "none"],
                        help="tqdm bar when installed (auto), a line per epoch, or nothing")
+    train.add_argument("--checkpoint", default=None, metavar="PATH",
+                       help="keep the fit's state in PATH after every epoch; if PATH exists, "
+                       "resume from it (the same command gives the same model as an "
+                       "uninterrupted run)")
     train.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     train.add_argument("-o", "--output-file", required=True, help="where to save the fit model")
     train.set_defaults(run=_train)

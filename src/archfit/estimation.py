@@ -1,6 +1,8 @@
 """The estimate of hold-out error: fit on part of the data, score on the rest."""
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +11,9 @@ import numpy as np
 
 from archfit import _parallel, _scoring
 from archfit._targets import class_labels, encode
-from archfit._validation import as_features, as_sample_weight, check_float, check_int
+from archfit._kernels._hashing import Fingerprint
+from archfit._streaming import FileRows, features
+from archfit._validation import as_sample_weight, check_float, check_int
 from archfit.fit_model import FitModel
 from archfit.fitting import fit
 from archfit.folds import kfold, validation_split
@@ -57,7 +61,7 @@ class Data:
                  validation_fraction, seed):
         first = models[0].architecture
         dtype = np.float64 if any(m.dtype == np.float64 for m in models) else np.float32
-        self.X = as_features(X, first.n_inputs, np.dtype(dtype))
+        self.X = features(X, first.n_inputs, np.dtype(dtype))
         n = self.X.shape[0]
         self.y = np.asarray(y)
         if self.y.shape[:1] != (n,):
@@ -84,7 +88,8 @@ class Data:
             self.folds = kfold(n, check_int(cv, "cv", minimum=2), seed, labels)
 
     def subset(self, index):
-        return (self.X[index], self.y[index], None if self.w is None else self.w[index])
+        X = self.X.subset(index) if isinstance(self.X, FileRows) else self.X[index]
+        return (X, self.y[index], None if self.w is None else self.w[index])
 
 
 class FoldFitter:
@@ -94,18 +99,48 @@ class FoldFitter:
     backends (dask, ray) can pickle it.
     """
 
-    def __init__(self, data: Data, scorer):
-        self.data, self.scorer = data, scorer
+    def __init__(self, data: Data, scorer, folder=None):
+        self.data, self.scorer, self.folder = data, scorer, folder
 
     def __call__(self, task) -> tuple[Any, FitModel, float, float]:
         key, model, hp, init, fold = task
         train, test = self.data.folds[fold]
         X, y, w = self.data.subset(train)
         start = time.perf_counter()
-        fitted = fit(model, X, y, hp, sample_weight=w, classes=self.data.classes, init=init)
+        fitted = fit(model, X, y, hp, sample_weight=w, classes=self.data.classes, init=init,
+                     checkpoint=checkpoint_path(self.folder, model, hp, init, fold))
         seconds = time.perf_counter() - start
         Xt, yt, wt = self.data.subset(test)
         return key, fitted, self.scorer(fitted, Xt, yt, wt), seconds
+
+
+def checkpoint_folder(folder):
+    """``checkpoint=`` of holdout and select: None, or an existing folder."""
+    if folder is None:
+        return None
+    if not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(f"checkpoint must be a path to a folder, got {type(folder).__name__}")
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"checkpoint must be an existing folder, got {folder!r}")
+    return folder
+
+
+def checkpoint_path(folder, model: Model, hp: Hyperparameters, init, fold) -> str | None:
+    """The checkpoint of one fit in `folder`, named by what the fit is (model,
+    hyperparameters, fold, starting point), so that a restarted search finds
+    each finished fit again and a changed one starts afresh."""
+    if folder is None:
+        return None
+    settings = hp.to_dict()
+    settings.pop("n_threads", None)
+    h = Fingerprint()
+    h.update(json.dumps([model.to_dict(), settings, fold], sort_keys=True).encode())
+    if init is not None:
+        h.update(np.ascontiguousarray(init.parameters))
+        h.update(str(init.n_epochs).encode())
+    name = "refit" if fold is None else f"fold{fold}"
+    return os.path.join(folder, f"{name}-{h.hexdigest()[:20]}.archfit")
 
 
 def check_models(candidates) -> list[Model]:
@@ -126,7 +161,8 @@ def check_models(candidates) -> list[Model]:
 
 def holdout(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *, cv=None,
             validation_fraction: float | None = None, scoring=None, n_jobs: int | None = None,
-            sample_weight=None, classes=None, seed: int | None = None) -> HoldoutEstimate:
+            sample_weight=None, classes=None, seed: int | None = None,
+            checkpoint=None) -> HoldoutEstimate:
     """Estimate the hold-out score of fitting ``model`` with ``hyperparameters``.
 
     Parameters
@@ -151,6 +187,10 @@ def holdout(model: Model, X, y, hyperparameters: Hyperparameters | None = None, 
         All class labels, for softmax outputs.
     seed : int, optional
         Seed of the folds; defaults to the hyperparameters' seed.
+    checkpoint : str or path-like, optional
+        An existing folder: each fold's fit keeps a checkpoint there (see
+        :func:`archfit.fit`), so that after a crash or Ctrl-C the same call
+        returns the finished folds at once and resumes the others.
 
     Returns
     -------
@@ -165,7 +205,8 @@ def holdout(model: Model, X, y, hyperparameters: Hyperparameters | None = None, 
     n_jobs = _parallel.effective_n_jobs(n_jobs)
     data = Data(models, X, y, sample_weight, classes, cv, validation_fraction, seed)
     tasks = [(fold, models[0], hp, None, fold) for fold in range(len(data.folds))]
-    results = _parallel.fit_in_parallel(FoldFitter(data, scorer), tasks, n_jobs)
+    fitter = FoldFitter(data, scorer, checkpoint_folder(checkpoint))
+    results = _parallel.fit_in_parallel(fitter, tasks, n_jobs)
     results.sort(key=lambda r: r[0])
     scores = np.array([r[2] for r in results])
     return HoldoutEstimate(

@@ -7,6 +7,7 @@ import numpy as np
 
 from archfit._metrics import accuracy, r2
 from archfit._targets import encode
+from archfit._streaming import features
 from archfit._validation import as_features, as_parameters, as_sample_weight
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
@@ -234,7 +235,7 @@ class FitModel:
     def _data(self, X, y, sample_weight, weight_dtype):
         """(X, y, sample_weight) validated and encoded against this fit model."""
         arch = self._model.architecture
-        X = as_features(X, arch.n_inputs, self._model.dtype)
+        X = features(X, arch.n_inputs, self._model.dtype)
         targets = encode(y, arch.output, arch.n_outputs, X.shape[0], self._model.dtype,
                          self._classes)
         return X, targets, as_sample_weight(sample_weight, X.shape[0], weight_dtype)

@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from typing import Any, Callable
 
 import numpy as np
 
-from archfit import _threads
+from archfit import _threads, checkpoints
 from archfit.kernels import Status, Trainer
 from archfit._memory import reserve
 from archfit._kernels._hashing import Fingerprint
 from archfit._targets import Targets, class_labels, encode
-from archfit._validation import as_features, as_parameters, as_sample_weight
+from archfit._streaming import FileRows, features
+from archfit._validation import as_features, as_parameters, as_sample_weight, check_int
 from archfit.fit_model import FitModel, score_outputs
 from archfit.folds import validation_split
 from archfit.hyperparameters import Hyperparameters
@@ -50,14 +52,16 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
         validation: tuple | None = None, init: FitModel | np.ndarray | None = None,
         sample_weight=None, classes=None,
         callback: Callable[[dict[str, Any]], bool | None] | None = None,
-        verbose: bool = False) -> FitModel:
+        verbose: bool = False, checkpoint=None, checkpoint_every: int = 1) -> FitModel:
     """Fit ``model`` to (X, y): find θ̂ by running the fitting algorithm.
 
     Parameters
     ----------
     model : Model
     X : array-like of shape (n_samples, n_inputs)
-        Bool, integer or float; converted to the model's dtype.
+        Bool, integer or float; converted to the model's dtype. A
+        ``numpy.memmap`` (or another array backed by a mapped file) is read a
+        part at a time and never copied whole (docs/long-fits.md).
     y : array-like
         softmax: class labels (n_samples,) of any sortable type; sigmoid: a 0/1
         matrix (n_samples, n_outputs); linear: floats (n_samples,) or
@@ -81,6 +85,16 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
         True to stop.
     verbose : bool
         Print one line per epoch.
+    checkpoint : str or path-like, optional
+        A file holding the fit's state, written atomically every
+        ``checkpoint_every`` epochs and when the fit ends. If it exists, the
+        fit resumes from it - to exactly the θ̂ and history of a fit never
+        interrupted - provided it was written by the same call (model,
+        hyperparameters but ``n_threads``, data, starting point); otherwise
+        a ``ValueError`` names what differs. A finished fit's checkpoint
+        returns its result at once. Not with ``optimizer="lbfgs"``.
+    checkpoint_every : int, default 1
+        Epochs between checkpoints.
 
     Returns
     -------
@@ -92,6 +106,13 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
         For invalid input, before any computation.
     DivergenceError
         If the loss or the parameters become non-finite; names the epoch.
+    KeyboardInterrupt
+        On Ctrl-C, noticed between two mini-batches even mid-epoch (in the
+        main thread). Its ``fit_model`` attribute is the fit after the last
+        complete epoch (the starting point before the first), which ``init=``
+        continues; the inputs are unchanged.
+    FileFormatError
+        ``checkpoint`` is not a checkpoint, or is truncated or altered.
     """
     if not isinstance(model, Model):
         raise TypeError(f"model must be a Model, got {type(model).__name__}")
@@ -100,6 +121,17 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
         raise TypeError(f"hyperparameters must be a Hyperparameters, got {type(hp).__name__}")
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
+    if checkpoint is not None:
+        if not isinstance(checkpoint, (str, os.PathLike)):
+            raise TypeError(f"checkpoint must be a path, got {type(checkpoint).__name__}")
+        checkpoint = os.fspath(checkpoint)
+        if hp.optimizer == "lbfgs":
+            raise ValueError("checkpoint is not supported with optimizer='lbfgs' (SciPy's "
+                             "L-BFGS state cannot be saved)")
+        checkpoint_every = check_int(checkpoint_every, "checkpoint_every", minimum=1)
+        folder = os.path.dirname(os.path.abspath(checkpoint))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"checkpoint: folder {folder} does not exist")
     arch, dtype = model.architecture, model.dtype
 
     # ---- where to start ----------------------------------------------------------------
@@ -124,7 +156,7 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
         theta = None
 
     # ---- data --------------------------------------------------------------------------
-    X = as_features(X, arch.n_inputs, dtype)
+    X = features(X, arch.n_inputs, dtype)
     n = X.shape[0]
     if classes is not None and arch.output == "softmax":
         classes = class_labels(classes, "classes")
@@ -150,9 +182,14 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
             raise ValueError(f"The validation set is too small ({len(val_idx)} of {n} rows) for "
                              "early stopping. Increase validation_fraction or the size of the "
                              "data, or pass validation=(X_val, y_val).")
-        val = (np.ascontiguousarray(X[val_idx]), targets.take(val_idx),
-               None if weights is None else np.ascontiguousarray(weights[val_idx]))
-        X, targets = np.ascontiguousarray(X[train_idx]), targets.take(train_idx)
+        if isinstance(X, FileRows):
+            val = (X.take(val_idx), targets.take(val_idx),
+                   None if weights is None else np.ascontiguousarray(weights[val_idx]))
+            X, targets = X.subset(train_idx), targets.take(train_idx)
+        else:
+            val = (np.ascontiguousarray(X[val_idx]), targets.take(val_idx),
+                   None if weights is None else np.ascontiguousarray(weights[val_idx]))
+            X, targets = np.ascontiguousarray(X[train_idx]), targets.take(train_idx)
         weights = None if weights is None else np.ascontiguousarray(weights[train_idx])
         if weights is not None and not weights.sum() > 0:
             raise ValueError("sample_weight: the training part after the validation split "
@@ -161,20 +198,78 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
     if theta is None:
         theta = model.init(hp.seed)
     fingerprint = _fingerprint(X, targets)
+    classes = targets.classes if arch.output == "softmax" else None
+    first_epoch = len(history)
+
+    keeper = None
+    if checkpoint is not None:
+        request = checkpoints.request(
+            model, hp, fingerprint, None if val is None else _fingerprint(val[0], val[1]),
+            theta, first_epoch, optimizer_state, classes)
+        keeper = _Keeper(checkpoint, checkpoint_every, request, first_epoch,
+                         lambda t, h, st: FitModel._of_fit(model, t, hp, h, classes,
+                                                           targets.ndim, st, fingerprint))
+        saved = keeper.resume()
+        if saved is not None:
+            if saved.finished:
+                return saved.fit_model
+            theta = np.array(saved.fit_model.parameters, copy=True)
+            history, optimizer_state = saved.fit_model.history, saved.fit_model._optimizer_state
+            keeper.best = saved.best
 
     run = _fit_lbfgs if hp.optimizer == "lbfgs" else _fit_minibatch
-    classes = targets.classes if arch.output == "softmax" else None
     try:
         theta, history, optimizer_state = run(model, hp, theta, X, targets, weights, val,
-                                              history, optimizer_state, callback, verbose)
+                                              history, optimizer_state, callback, verbose,
+                                              first_epoch, keeper)
     except DivergenceError as error:
         best = getattr(error, "_best", None)
         if best is not None:
             error.fit_model = FitModel._of_fit(model, best[0], hp, best[1], classes,
                                                targets.ndim, None, fingerprint)
         raise
-    return FitModel._of_fit(model, theta, hp, history, classes, targets.ndim, optimizer_state,
-                            fingerprint)
+    except KeyboardInterrupt as error:
+        done = getattr(error, "_archfit_done", None)
+        error.fit_model = None if done is None else FitModel._of_fit(
+            model, done[0], hp, done[1], classes, targets.ndim, done[2], fingerprint)
+        raise
+    result = FitModel._of_fit(model, theta, hp, history, classes, targets.ndim, optimizer_state,
+                              fingerprint)
+    if keeper is not None:
+        keeper.finish(result)
+    return result
+
+
+class _Keeper:
+    """Writes a fit's checkpoints (every `every` epochs of this fit, and at
+    its end) and reads the one to resume from."""
+
+    def __init__(self, path, every: int, request: dict, first_epoch: int, fit_model_of):
+        self.path, self.every, self.request = path, every, request
+        self.first_epoch, self.fit_model_of, self.best = first_epoch, fit_model_of, None
+
+    def resume(self) -> checkpoints.Checkpoint | None:
+        saved = checkpoints.read(self.path)
+        if saved is None:
+            return None
+        differs = checkpoints.difference(saved.request, self.request)
+        if differs is None and saved.first_epoch != self.first_epoch:
+            differs = "the starting points differ"
+        if differs is not None:
+            raise ValueError(f"checkpoint {self.path} was written by another fit: {differs}. "
+                             "Remove it, or pass another checkpoint path.")
+        return saved
+
+    def epoch_done(self, theta, history, state, best) -> None:
+        if (len(history) - self.first_epoch) % self.every == 0:
+            self._write(self.fit_model_of(theta.copy(), list(history), state), best, False)
+
+    def finish(self, result: FitModel) -> None:
+        self._write(result, None, True)
+
+    def _write(self, fit_model, best, finished) -> None:
+        checkpoints.write(self.path, checkpoints.Checkpoint(
+            fit_model, self.request, self.first_epoch, best, finished))
 
 
 def _fingerprint(X: np.ndarray, targets: Targets) -> dict[str, Any]:
@@ -187,7 +282,12 @@ def _fingerprint(X: np.ndarray, targets: Targets) -> dict[str, Any]:
     4,096 rows.
     """
     h = Fingerprint()
-    h.update(X)
+    if isinstance(X, FileRows):
+        for lo, hi in X.parts():
+            h.update(X.take(lo=lo, hi=hi))
+            X.release()
+    else:
+        h.update(X)
     for part in (targets.labels, targets.values):
         if part is not None:
             h.update(part)
@@ -218,8 +318,7 @@ def _report(record, verbose, callback) -> bool:
 
 
 def _fit_minibatch(model, hp, theta, X, targets: Targets, weights, val, history,
-                   optimizer_state, callback, verbose):
-    first_epoch = len(history)
+                   optimizer_state, callback, verbose, first_epoch, keeper):
     m, v, step = (optimizer_state[:3] if optimizer_state is not None else (None, None, 0))
     n_targets = 0 if targets.values is None else targets.values.shape[1]
     # The kernel plans the fit: a step cut into shards is shared by archfit's
@@ -239,40 +338,92 @@ def _fit_minibatch(model, hp, theta, X, targets: Targets, weights, val, history,
     history = list(history)
     with blas:
         return _epochs(model, hp, theta, X, targets, weights, val, history, callback,
-                       verbose, trainer, schedule, first_epoch, threads)
+                       verbose, trainer, schedule, first_epoch, threads, keeper)
+
+
+def _run_epoch(trainer, theta, X, targets, weights, lr, epoch, threads):
+    """One epoch: in one kernel call, or for file-backed X part by part, each
+    part's rows gathered in the epoch's order (the same bits)."""
+    if not isinstance(X, FileRows):
+        return trainer.epoch(theta, X, targets.labels, targets.values, weights, lr, epoch,
+                             threads, interruptible=True)
+    order = trainer.order(epoch)
+    loss_sum = weight_sum = 0.0
+    for lo, hi in X.parts(multiple=trainer.plan["rows"]):
+        at = order[lo:hi]
+        part = X.take(at)
+        X.release()
+        loss, weight, status = trainer.epoch_part(
+            theta, part, None if targets.labels is None else targets.labels[at],
+            None if targets.values is None else np.ascontiguousarray(targets.values[at]),
+            None if weights is None else weights[at], lr, epoch, lo, threads,
+            interruptible=True)
+        if status != Status.OK:
+            return loss_sum, weight_sum, status
+        loss_sum, weight_sum = loss_sum + loss, weight_sum + weight
+    return loss_sum, weight_sum, Status.OK
 
 
 def _epochs(model, hp, theta, X, targets, weights, val, history, callback, verbose,
-            trainer, schedule, first_epoch, threads):
+            trainer, schedule, first_epoch, threads, keeper):
     best_loss, best_theta, wait = math.inf, None, 0
-    for epoch in range(first_epoch, first_epoch + hp.epochs):
-        lr = schedule.at(epoch)
-        start = time.perf_counter()
-        loss_sum, weight_sum, status = trainer.epoch(theta, X, targets.labels, targets.values,
-                                                     weights, lr, epoch, threads)
-        seconds = time.perf_counter() - start
-        if status != Status.OK:
-            what = "the loss" if status == Status.NONFINITE_LOSS else "the parameters"
-            error = _divergence(epoch + 1, lr, what)
-            if best_theta is not None:
-                error._best = (best_theta, list(history))
-            raise error
-        record = _record(model, theta, epoch + 1, loss_sum / weight_sum, lr, seconds, val,
-                         threads)
-        history.append(record)
+    # A resumed fit: replay what the schedule and early stopping watched
+    for record in history[first_epoch:]:
         monitored = _monitored(record, hp.monitor)
         schedule.observe(monitored)
-        stop = _report(record, verbose, callback)
         if hp.early_stopping:
             if monitored < best_loss - hp.tolerance:
                 best_loss, wait = monitored, 0
-                if hp.restore_best:
-                    best_theta = theta.copy()
             else:
                 wait += 1
-                stop = stop or (hp.patience is not None and wait >= hp.patience)
-        if stop:
-            break
+    if keeper is not None and keeper.best is not None:
+        best_theta = keeper.best
+    # The last complete epoch: what Ctrl-C leaves, and where an interrupted
+    # epoch starts again if the program's SIGINT handler lets the fit go on.
+    done = (theta.copy(), len(history), trainer.m, trainer.v, trainer.step)
+    epoch = len(history)
+    try:
+        while epoch < first_epoch + hp.epochs:
+            lr = schedule.at(epoch)
+            start = time.perf_counter()
+            loss_sum, weight_sum, status = _run_epoch(trainer, theta, X, targets, weights, lr,
+                                                      epoch, threads)
+            seconds = time.perf_counter() - start
+            if status == Status.INTERRUPTED:
+                theta[:] = done[0]
+                trainer.restore(done[2], done[3], done[4])
+                continue
+            if status != Status.OK:
+                what = "the loss" if status == Status.NONFINITE_LOSS else "the parameters"
+                error = _divergence(epoch + 1, lr, what)
+                if best_theta is not None:
+                    error._best = (best_theta, list(history))
+                raise error
+            record = _record(model, theta, epoch + 1, loss_sum / weight_sum, lr, seconds, val,
+                             threads)
+            history.append(record)
+            monitored = _monitored(record, hp.monitor)
+            schedule.observe(monitored)
+            stop = False
+            if hp.early_stopping:
+                if monitored < best_loss - hp.tolerance:
+                    best_loss, wait = monitored, 0
+                    if hp.restore_best:
+                        best_theta = theta.copy()
+                else:
+                    wait += 1
+                    stop = hp.patience is not None and wait >= hp.patience
+            epoch += 1
+            done = (theta.copy(), len(history), trainer.m, trainer.v, trainer.step)
+            if keeper is not None:
+                keeper.epoch_done(theta, history, (done[2], done[3], done[4], hp.optimizer),
+                                  best_theta)
+            if _report(record, verbose, callback) or stop:
+                break
+    except KeyboardInterrupt as error:
+        error._archfit_done = (done[0], history[:done[1]],
+                               (done[2], done[3], done[4], hp.optimizer))
+        raise
     state = (trainer.m, trainer.v, trainer.step, hp.optimizer)
     if best_theta is not None and not np.array_equal(best_theta, theta):
         # The moments belong to the last epoch's θ, not the restored one.
@@ -290,15 +441,19 @@ def _monitored(record, monitor: str) -> float:
 
 
 def _fit_lbfgs(model, hp, theta, X, targets: Targets, weights, val, history,
-               optimizer_state, callback, verbose):
+               optimizer_state, callback, verbose, first_epoch, keeper):
     from scipy.optimize import minimize
 
+    if isinstance(X, FileRows):
+        raise ValueError("optimizer='lbfgs' evaluates the loss on all the data at every step "
+                         "and needs X in memory; X is a file-backed array: use a mini-batch "
+                         "optimizer, or load X into memory (numpy.asarray)")
     kernel, dtype = model._kernel, model.dtype
     grad = np.empty_like(theta)
     history = list(history)
-    first_epoch = len(history)
     clock = [time.perf_counter()]
     asked_to_stop = []
+    last = [theta.copy(), len(history)]     # the last complete iteration, for Ctrl-C
 
     def objective(x):
         t = np.ascontiguousarray(x, dtype=dtype)
@@ -313,6 +468,7 @@ def _fit_lbfgs(model, hp, theta, X, targets: Targets, weights, val, history,
         epoch = len(history) + 1
         record = _record(model, t, epoch, intermediate_result.fun, None, now - clock[0], val)
         history.append(record)
+        last[:] = [t.copy(), len(history)]
         clock[0] = now
         if _report(record, verbose, callback):
             asked_to_stop.append(True)
@@ -323,9 +479,13 @@ def _fit_lbfgs(model, hp, theta, X, targets: Targets, weights, val, history,
                else hp.max_evaluations}
     if hp.gradient_tolerance is not None:
         options["gtol"] = hp.gradient_tolerance
-    with _threads.blas_limit(hp.n_threads):
-        result = minimize(objective, theta.astype(np.float64), jac=True, method="L-BFGS-B",
-                          callback=on_iteration, options=options)
+    try:
+        with _threads.blas_limit(hp.n_threads):
+            result = minimize(objective, theta.astype(np.float64), jac=True,
+                              method="L-BFGS-B", callback=on_iteration, options=options)
+    except KeyboardInterrupt as error:
+        error._archfit_done = (last[0], history[:last[1]], None)
+        raise
     theta = np.ascontiguousarray(result.x, dtype=dtype)
     if not np.isfinite(theta).all() or not math.isfinite(result.fun):
         raise _divergence(max(len(history), first_epoch + 1), None, "the loss")

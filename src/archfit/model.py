@@ -14,6 +14,7 @@ from archfit import _threads
 from archfit.kernels import Kernel
 from archfit._memory import reserve
 from archfit._targets import encode
+from archfit._streaming import FileRows, features, file_backed
 from archfit._validation import (as_features, as_parameters, as_sample_weight, check_float,
                                  check_int)
 from archfit.architecture import Architecture
@@ -176,14 +177,22 @@ class Model:
 
     def _outputs(self, theta: np.ndarray, X) -> np.ndarray:
         """f(X; θ) for a valid θ: small ready arrays straight to the kernel."""
+        if isinstance(X, FileRows) or file_backed(X):
+            return self._predict(theta, features(X, self._architecture.n_inputs, self._dtype))
         out = self._kernel.predict_ready(
             theta, X, _threads.budget(None) if self._splits_rows else 1)
         if out is None:
             out = self._predict(theta, as_features(X, self._architecture.n_inputs, self._dtype))
         return out
 
-    def _predict(self, theta: np.ndarray, X: np.ndarray, n_threads: int | None = None
-                 ) -> np.ndarray:
+    def _predict(self, theta: np.ndarray, X, n_threads: int | None = None) -> np.ndarray:
+        if isinstance(X, FileRows):
+            # a part at a time: read, convert, predict, hand the pages back
+            out = np.empty((len(X), self._architecture.n_outputs), dtype=self._dtype)
+            for lo, hi in X.parts():
+                out[lo:hi] = self._predict(theta, X.take(lo=lo, hi=hi), n_threads)
+                X.release()
+            return out
         n = X.shape[0]
         # the kernel decides: chunks, threads, packed weights, scratch
         plan = self._kernel.prediction_plan(self._dtype, n, _threads.budget(n_threads))
@@ -232,6 +241,17 @@ class Model:
 
     def _loss(self, theta, X, targets, weights) -> float:
         """Mean loss of validated inputs, without a gradient."""
+        if isinstance(X, FileRows):
+            # the weighted mean of the parts' weighted means
+            total = weight = 0.0
+            for lo, hi in X.parts():
+                w = 1.0 * (hi - lo) if weights is None else float(weights[lo:hi].sum(dtype=float))
+                if w > 0:
+                    total += w * self._loss(theta, X.take(lo=lo, hi=hi), targets.take(
+                        np.arange(lo, hi)), None if weights is None else weights[lo:hi])
+                    weight += w
+                X.release()
+            return total / weight
         return float(self._kernel.loss_and_grad(theta, X, targets.labels, targets.values,
                                                 weights, np.empty(0, self._dtype), 0.0, False))
 

@@ -71,19 +71,18 @@ def to_bytes(fitted: FitModel, *, optimizer_state: bool = True) -> bytes:
     """The file contents for ``fitted`` (see the module docstring)."""
     if not isinstance(fitted, FitModel):
         raise TypeError(f"expected a FitModel, got {type(fitted).__name__}")
+    header, arrays = fit_model_fields(fitted, optimizer_state=optimizer_state)
+    header["format"] = "archfit.FitModel"
+    return pack(header, arrays)
+
+
+def fit_model_fields(fitted: FitModel, *, optimizer_state: bool = True):
+    """The header fields and named arrays that describe ``fitted``."""
     arrays: list[tuple[str, np.ndarray]] = [("parameters", fitted.parameters)]
     state = fitted._optimizer_state if optimizer_state else None
     if state is not None:
         arrays += [("m", state[0]), ("v", state[1])]
-    payload_index, offset = {}, 0
-    for name, arr in arrays:
-        little = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
-        payload_index[name] = {"offset": offset, "nbytes": little.nbytes,
-                               "dtype": little.dtype.str, "length": int(little.shape[0])}
-        offset += little.nbytes
     header = {
-        "format": "archfit.FitModel",
-        "version": FORMAT_VERSION,
         "model": fitted.model.to_dict(),
         "hyperparameters": fitted.hyperparameters.to_dict(),
         "classes": _classes_to_json(fitted.classes),
@@ -91,19 +90,37 @@ def to_bytes(fitted: FitModel, *, optimizer_state: bool = True) -> bytes:
         "history": fitted.history,
         "training_data": fitted.training_data,
         "optimizer_state": None if state is None else {"step": state[2], "optimizer": state[3]},
-        "payload": payload_index,
     }
+    return header, arrays
+
+
+def pack(header: dict[str, Any], arrays) -> bytes:
+    """The container: magic, JSON header (with the payload's index, the format
+    version and archfit's version added), the arrays' bytes, SHA-256."""
+    payload_index, offset, parts = {}, 0, []
+    for name, arr in arrays:
+        little = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False)
+        payload_index[name] = {"offset": offset, "nbytes": little.nbytes,
+                               "dtype": little.dtype.str, "length": int(little.shape[0])}
+        offset += little.nbytes
+        parts.append(little.tobytes())
     from archfit import __version__
-    header["archfit_version"] = __version__
+    header = dict(header, version=FORMAT_VERSION, payload=payload_index,
+                  archfit_version=__version__)
     head = json.dumps(header, allow_nan=False, sort_keys=True).encode("utf-8")
-    body = b"".join([MAGIC, struct.pack("<Q", len(head)), head] +
-                    [arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
-                     for _, arr in arrays])
+    body = b"".join([MAGIC, struct.pack("<Q", len(head)), head] + parts)
     return body + hashlib.sha256(body).digest()
 
 
 def from_bytes(data: bytes, source: str = "data") -> FitModel:
     """Rebuild a FitModel from :func:`to_bytes` output, checking everything."""
+    header, payload = unpack(data, source, "archfit.FitModel", "an archfit fit-model file")
+    return fit_model_of(header, payload, source)
+
+
+def unpack(data: bytes, source: str, kind: str, what: str):
+    """(header, payload) of a container of format `kind`, after checking the
+    signature, the checksum, the header and the version."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"expected bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -122,13 +139,17 @@ def from_bytes(data: bytes, source: str = "data") -> FitModel:
         header = json.loads(body[start:start + head_len].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FileFormatError(f"{source}: the header is not valid JSON ({exc})") from None
-    if not isinstance(header, dict) or header.get("format") != "archfit.FitModel":
-        raise FileFormatError(f"{source}: not an archfit fit-model file")
+    if not isinstance(header, dict) or header.get("format") != kind:
+        raise FileFormatError(f"{source}: not {what}")
     version = header.get("version")
     if version != FORMAT_VERSION:
         raise FileFormatError(f"{source}: format version {version!r} is not supported by this "
                               f"archfit (it reads version {FORMAT_VERSION})")
-    payload = body[start + head_len:]
+    return header, body[start + head_len:]
+
+
+def fit_model_of(header: dict[str, Any], payload: bytes, source: str) -> FitModel:
+    """The FitModel described by a container's fields (fit_model_fields)."""
     try:
         return _rebuild(header, payload)
     except FileFormatError:
@@ -137,7 +158,7 @@ def from_bytes(data: bytes, source: str = "data") -> FitModel:
         raise FileFormatError(f"{source}: invalid contents: {exc}") from None
 
 
-def _array(payload: bytes, index: dict, name: str, dtype: np.dtype, length: int) -> np.ndarray:
+def array(payload: bytes, index: dict, name: str, dtype: np.dtype, length: int) -> np.ndarray:
     entry = index.get(name)
     if not isinstance(entry, dict):
         raise FileFormatError(f"payload entry {name!r} is missing")
@@ -161,14 +182,14 @@ def _rebuild(header: dict[str, Any], payload: bytes) -> FitModel:
     if not isinstance(index, dict):
         raise FileFormatError("header field 'payload' is malformed")
     P = model.n_parameters
-    theta = _array(payload, index, "parameters", model.dtype, P)
+    theta = array(payload, index, "parameters", model.dtype, P)
     state = header.get("optimizer_state")
     optimizer_state = None
     if state is not None:
         if not isinstance(state, dict) or not isinstance(state.get("step"), int):
             raise FileFormatError("header field 'optimizer_state' is malformed")
-        optimizer_state = (_array(payload, index, "m", model.dtype, P),
-                           _array(payload, index, "v", model.dtype, P),
+        optimizer_state = (array(payload, index, "m", model.dtype, P),
+                           array(payload, index, "v", model.dtype, P),
                            state["step"], str(state["optimizer"]))
     history = header["history"]
     if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
@@ -184,7 +205,13 @@ def save(fitted: FitModel, path, *, optimizer_state: bool = True) -> Path:
     ``optimizer_state=False`` leaves out the optimizer's moments (a file a third
     the size; continuing training from it starts the moments afresh).
     """
-    data = to_bytes(fitted, optimizer_state=optimizer_state)
+    return write_atomic(path, to_bytes(fitted, optimizer_state=optimizer_state))
+
+
+def write_atomic(path, data: bytes) -> Path:
+    """Write `data` to `path` so that a crash at any moment leaves either the
+    old file or the new one: a temporary file in the same folder, flushed to
+    disk, renamed over `path`, and the folder's entry flushed too."""
     path = Path(os.fspath(path))
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
@@ -200,7 +227,22 @@ def save(fitted: FitModel, path, *, optimizer_state: bool = True) -> Path:
         except OSError:
             pass
         raise
+    _sync_directory(directory)
     return path
+
+
+def _sync_directory(directory: Path) -> None:
+    """Flush a folder's entries (the rename) to disk, where the system allows it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load(path) -> FitModel:

@@ -14,7 +14,8 @@ from archfit._validation import check_int
 from archfit.distributions import Choice, Distribution
 from archfit.fit_model import FitModel
 from archfit.fitting import fit
-from archfit.estimation import Data, FoldFitter, check_models
+from archfit.estimation import (Data, FoldFitter, check_models, checkpoint_folder,
+                                checkpoint_path)
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
 
@@ -173,7 +174,8 @@ def select(candidates: Model | list[Model], X, y, space: dict[str, Any], *,
            validation_fraction: float | None = None, search: str = "grid",
            n_candidates: int | None = None, n_jobs: int | None = None, refit: bool = True,
            scoring=None, seed: int | None = None, halving_factor: int = 2,
-           sample_weight=None, classes=None, verbose: bool = False) -> Selection:
+           sample_weight=None, classes=None, verbose: bool = False,
+           checkpoint=None) -> Selection:
     """Choose a model and hyperparameters by an estimate of hold-out score.
 
     Choosing among architectures is model selection and choosing among
@@ -217,6 +219,12 @@ def select(candidates: Model | list[Model], X, y, space: dict[str, Any], *,
     sample_weight, classes : as for :func:`archfit.fit`
     verbose : bool
         Print a line per finished candidate.
+    checkpoint : str or path-like, optional
+        An existing folder where every fit (each candidate on each fold, each
+        halving round, the refit) keeps a checkpoint (see
+        :func:`archfit.fit`): after a crash or Ctrl-C the same call does not
+        refit finished candidates, resumes the interrupted ones, and gives the
+        same table and best fit model.
 
     Returns
     -------
@@ -242,7 +250,8 @@ def select(candidates: Model | list[Model], X, y, space: dict[str, Any], *,
     configs = _candidates(space, len(models), search, n_candidates, rng)
     hps = [base.replace(**params) for _, params in configs]
 
-    fitter = FoldFitter(data, scorer)
+    folder = checkpoint_folder(checkpoint)
+    fitter = FoldFitter(data, scorer, folder)
     if search == "halving":
         rows = _halving(configs, hps, models, data, fitter, n_jobs, halving_factor, verbose)
     else:
@@ -257,8 +266,10 @@ def select(candidates: Model | list[Model], X, y, space: dict[str, Any], *,
     best_index = order[0]
     best = None
     if refit:
-        best = fit(models[rows[best_index]["model"]], data.X, data.y, hps[best_index],
-                   sample_weight=data.w, classes=data.classes)
+        model = models[rows[best_index]["model"]]
+        best = fit(model, data.X, data.y, hps[best_index], sample_weight=data.w,
+                   classes=data.classes,
+                   checkpoint=checkpoint_path(folder, model, hps[best_index], None, None))
     return Selection(rows, models, hps, best_index, best, name, space)
 
 

@@ -1,0 +1,171 @@
+"""Ctrl-C during a fit: noticed between mini-batches, the last complete epoch kept.
+
+Each case runs in a child process that sends SIGINT to itself, so a signal
+can never reach pytest.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import archfit as af
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+SETUP = """
+import json, os, signal, sys, threading, time
+import numpy as np
+import archfit as af
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(N_ROWS, 256)).astype(np.float32)
+y = (X[:, :10] @ rng.normal(size=(10, 10))).argmax(axis=1)
+X_before, y_before = X.copy(), y.copy()
+model = af.Model(af.Architecture(256, [af.Dense(WIDTH, activation="relu"),
+                                       af.Dense(WIDTH, activation="relu"), af.Dense(10)],
+                                 output="softmax"))
+sent, ends = [], []
+
+def kick_after(seconds):
+    def kick():
+        sent.append(time.perf_counter())
+        os.kill(os.getpid(), signal.SIGINT)
+    threading.Timer(seconds, kick).start()
+
+def callback(record):
+    # half-way through the second epoch, judged by the first one's length
+    ends.append(time.perf_counter())
+    if len(ends) == 1:
+        kick_after(0.5 * (ends[0] - START[0]))
+START = [0.0]
+"""
+
+
+def _child(code: str, n_rows=4096, width=512, timeout=300):
+    source = SETUP.replace("N_ROWS", str(n_rows)).replace("WIDTH", str(width))
+    return subprocess.run([sys.executable, "-c", source + textwrap.dedent(code)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_ctrl_c_stops_mid_epoch_and_keeps_the_last_complete_epoch():
+    result = _child("""
+        hp = af.Hyperparameters(epochs=1000, batch_size=64)
+        START[0] = time.perf_counter()
+        try:
+            af.fit(model, X, y, hp, callback=callback)
+        except KeyboardInterrupt as error:
+            stopped = time.perf_counter()
+            partial = error.fit_model
+        one_epoch = af.fit(model, X, y, hp.replace(epochs=1))
+        print(json.dumps({
+            "latency": stopped - sent[0], "epoch_seconds": ends[0] - START[0],
+            "epochs": len(partial.history),
+            "same_as_one_epoch": partial.parameters.tobytes() == one_epoch.parameters.tobytes(),
+            "handler_restored": signal.getsignal(signal.SIGINT) is signal.default_int_handler,
+            "inputs_unchanged": bool(np.array_equal(X, X_before) and np.array_equal(y, y_before)),
+            "continues": af.fit(model, X, y, hp.replace(epochs=1), init=partial).n_epochs}))
+    """)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.splitlines()[-1])
+    print(f"stopped {out['latency'] * 1e3:.1f} ms after SIGINT; an epoch takes "
+          f"{out['epoch_seconds'] * 1e3:.0f} ms")
+    # mid-epoch: far sooner than the epoch would have ended (half an epoch later)
+    assert out["latency"] < out["epoch_seconds"] / 4
+    assert out["epochs"] == 1 and out["same_as_one_epoch"]
+    assert out["handler_restored"] and out["inputs_unchanged"]
+    assert out["continues"] == 2
+
+
+def test_a_handler_that_does_not_raise_lets_the_fit_finish_with_the_same_bits():
+    result = _child("""
+        calls = []
+        signal.signal(signal.SIGINT, lambda number, frame: calls.append(number))
+        hp = af.Hyperparameters(epochs=3, batch_size=64, dropout=0.1)
+        START[0] = time.perf_counter()
+        fitted = af.fit(model, X, y, hp, callback=callback)
+        reference = af.fit(model, X, y, hp)
+        print(json.dumps({"calls": len(calls), "sent": len(sent),
+                          "same": fitted.parameters.tobytes() == reference.parameters.tobytes(),
+                          "epochs": fitted.n_epochs}))
+    """, n_rows=2048, width=256)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.splitlines()[-1])
+    assert out == {"calls": 1, "sent": 1, "same": True, "epochs": 3}
+
+
+def test_the_default_disposition_still_terminates():
+    result = _child("""
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        START[0] = time.perf_counter()
+        af.fit(model, X, y, af.Hyperparameters(epochs=1000, batch_size=64), callback=callback)
+        print("not reached")
+    """, n_rows=2048, width=256)
+    assert result.returncode == -signal.SIGINT
+    assert "not reached" not in result.stdout
+
+
+def test_an_ignored_sigint_stays_ignored():
+    result = _child("""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        hp = af.Hyperparameters(epochs=3, batch_size=64)
+        START[0] = time.perf_counter()
+        fitted = af.fit(model, X, y, hp, callback=callback)
+        print(json.dumps({"epochs": fitted.n_epochs, "sent": len(sent),
+                          "ignored": signal.getsignal(signal.SIGINT) is signal.SIG_IGN}))
+    """, n_rows=2048, width=256)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {"epochs": 3, "sent": 1, "ignored": True}
+
+
+def test_lbfgs_keeps_its_last_iteration():
+    result = _child("""
+        def stop_soon(record):
+            if record["epoch"] == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+        try:
+            af.fit(model, X[:512], y[:512], af.Hyperparameters(optimizer="lbfgs", epochs=50),
+                   callback=stop_soon)
+        except KeyboardInterrupt as error:
+            print(json.dumps({"epochs": len(error.fit_model.history)}))
+    """, n_rows=512, width=32)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["epochs"] in (2, 3)
+
+
+def test_the_command_line_saves_the_partial_fit_and_resumes(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(3000, 20))
+    y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int)
+    data = tmp_path / "data.csv"
+    np.savetxt(data, np.column_stack([X, y]), delimiter=",", comments="",
+               header=",".join([f"x{i}" for i in range(20)] + ["label"]), fmt="%.6g")
+    model, checkpoint = tmp_path / "m.archfit", tmp_path / "m.checkpoint"
+    command = [sys.executable, "-m", "archfit", "train", str(data), "--target", "label",
+               "--hidden", "512,512", "--epochs", "40", "--progress", "plain",
+               "--checkpoint", str(checkpoint), "-o", str(model)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as child:
+        for line in child.stdout:
+            if line.startswith("epoch") and line.split()[1].startswith("2/"):
+                child.send_signal(signal.SIGINT)
+                break
+        _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err
+    partial_path = tmp_path / "m.partial.archfit"
+    assert str(partial_path) in err and str(checkpoint) in err and "interrupted" in err
+    partial = af.load(partial_path)
+    assert 2 <= partial.n_epochs < 40 and not model.exists()
+
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    straight = tmp_path / "straight.archfit"
+    whole = subprocess.run(command[:-4] + ["-o", str(straight)], capture_output=True, text=True,
+                           timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    assert af.load(model).parameters.tobytes() == af.load(straight).parameters.tobytes()
