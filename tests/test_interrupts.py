@@ -169,3 +169,26 @@ def test_the_command_line_saves_the_partial_fit_and_resumes(tmp_path):
                            timeout=300)
     assert whole.returncode == 0, whole.stderr
     assert af.load(model).parameters.tobytes() == af.load(straight).parameters.tobytes()
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_holdout_and_select_stop_their_fits_in_every_thread(n_jobs):
+    result = _child(f"""
+        kick_after(1.0)
+        hp = af.Hyperparameters(epochs=100000, batch_size=64)
+        start = time.perf_counter()
+        try:
+            af.select(model, X, y, {{"learning_rate": [1e-3, 2e-3, 3e-3, 4e-3]}}, base=hp,
+                      cv=2, n_jobs={n_jobs})
+        except KeyboardInterrupt:
+            stopped = time.perf_counter()
+        cpu = time.process_time()
+        time.sleep(0.5)         # no fit goes on in the background
+        print(json.dumps({{"latency": stopped - sent[0], "cpu": time.process_time() - cpu}}))
+    """, n_rows=1024, width=256)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.splitlines()[-1])
+    print(f"n_jobs={n_jobs}: stopped {out['latency'] * 1e3:.1f} ms after SIGINT")
+    # an epoch here takes tens of ms; without stopping, the fits would run for hours
+    assert out["latency"] < 2.0
+    assert out["cpu"] < 0.1

@@ -8,12 +8,13 @@ that parallel fits do not oversubscribe the cores.
 """
 from __future__ import annotations
 
-import contextlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, TypeVar
 
 from archfit._validation import check_int
+from archfit.kernels import cancel_fits
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -63,20 +64,76 @@ def parallel_map(fn: Callable[[T], R], tasks: Iterable[T], n_jobs: int,
         import joblib
     except ImportError:
         joblib = None
-    with contextlib.ExitStack() as stack:
-        if joblib is not None and (n_jobs != 1 or _joblib_configured(joblib)):
-            parallel = joblib.Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")
-            outputs = parallel(joblib.delayed(fn)(t) for t in tasks)
-        elif n_jobs == 1:
-            outputs = map(fn, tasks)
-        else:
-            outputs = stack.enter_context(ThreadPoolExecutor(max_workers=n_jobs)).map(fn, tasks)
-        results: list[R] = []
+    pool = None
+    in_threads = not (joblib is not None and _joblib_configured(joblib))
+    if in_threads:
+        fn = _Stoppable(fn)
+    if joblib is not None and (n_jobs != 1 or _joblib_configured(joblib)):
+        parallel = joblib.Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")
+        outputs = parallel(joblib.delayed(fn)(t) for t in tasks)
+    elif n_jobs == 1:
+        outputs = map(fn, tasks)
+    else:
+        pool = ThreadPoolExecutor(max_workers=n_jobs)
+        outputs = pool.map(fn, tasks)
+    results: list[R] = []
+    try:
         for result in outputs:
             results.append(result)
             if on_result is not None:
                 on_result(result)
+    except KeyboardInterrupt:
+        # Ctrl-C reaches the main thread only: start no more fits, and stop
+        # the ones running in other threads at their next mini-batch
+        if in_threads:
+            fn.stop(lambda: pool.shutdown(wait=False, cancel_futures=True) if pool is not None
+                    else getattr(outputs, "close", lambda: None)())
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     return results
+
+
+class _Stoppable:
+    """A task function that can be stopped: once ``stop`` is called, tasks not
+    yet begun raise KeyboardInterrupt, and running fits are cancelled
+    (``archfit.kernels.cancel_fits``) until all have returned."""
+
+    def __init__(self, fn):
+        self.fn, self.running, self.stopped = fn, 0, False
+        self.changed = threading.Condition()
+
+    def __call__(self, task):
+        with self.changed:
+            if self.stopped:
+                raise KeyboardInterrupt("cancelled: the main thread was interrupted")
+            self.running += 1
+        try:
+            return self.fn(task)
+        finally:
+            with self.changed:
+                self.running -= 1
+                self.changed.notify_all()
+
+    def __reduce__(self):
+        # in another process (a loky, dask or ray worker): the task function alone
+        return (_same, (self.fn,))
+
+    def stop(self, drop_pending) -> None:
+        with self.changed:
+            self.stopped = True
+        cancel_fits(True)
+        try:
+            drop_pending()
+            with self.changed:
+                self.changed.wait_for(lambda: self.running == 0)
+        finally:
+            cancel_fits(False)
+
+
+def _same(fn):
+    return fn
 
 
 def _joblib_configured(joblib) -> bool:

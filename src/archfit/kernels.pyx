@@ -33,13 +33,30 @@ cdef extern from "interrupt.h":
     void archfit_interrupt_restore() nogil
 
 _MAIN = threading.main_thread()
+
+cdef extern from *:
+    """
+    static int archfit_cancel_flag = 0;     /* fits in other threads: stop */
+    static void archfit_set_cancel(int on) { __atomic_store_n(&archfit_cancel_flag, on, __ATOMIC_SEQ_CST); }
+    """
+    int archfit_cancel_flag
+    void archfit_set_cancel(int on) nogil
+
+
+def cancel_fits(bint cancel=True):
+    """Make the epochs of interruptible fits running in threads other than the
+    main one stop at their next mini-batch and raise KeyboardInterrupt (True),
+    or let them run again (False). archfit's parallel fits use it when the
+    main thread is interrupted."""
+    archfit_set_cancel(1 if cancel else 0)
 from archfit._kernels._elementwise import ACTIVATIONS, HEADS, LOSSES
 from archfit._kernels._optimizers import OPTIMIZERS
 
 cnp.import_array()
 
 __all__ = ["ACTIVATIONS", "HEADS", "LOSSES", "OPTIMIZERS", "MAX_LAYERS", "ISA", "DETECTED",
-           "isa_paths", "Status", "Kernel", "Trainer", "parameter_layout", "get_include"]
+           "isa_paths", "Status", "Kernel", "Trainer", "parameter_layout", "get_include",
+           "cancel_fits"]
 
 # Layers of a network, at most: kernels.pxd's MAX_LAYERS, under the same name
 # for Python (a module global cannot be declared with a C constant's name).
@@ -428,8 +445,9 @@ cdef class Trainer:
         is the same for any `threads`. With `interruptible`, in the main
         thread, Ctrl-C stops the epoch between two mini-batches: Python's own
         SIGINT handling then runs (KeyboardInterrupt by default, raised from
-        here); if it does not raise, the status is INTERRUPTED. Either way θ,
-        the moments and the step hold a partial epoch.
+        here); if it does not raise, the status is INTERRUPTED. In another
+        thread, ``cancel_fits()`` stops it and KeyboardInterrupt is raised.
+        Either way θ, the moments and the step hold a partial epoch.
         """
         if X.shape[0] != self.state.n_samples:
             raise ValueError("X does not have the trainer's number of rows")
@@ -461,10 +479,14 @@ cdef class Trainer:
         if theta.shape[0] != self.state.net.n_parameters or X.shape[0] < 1:
             raise ValueError("theta or X does not have the trainer's shape")
         cdef Data data = _data(X, labels, targets, weights)
-        cdef bint catching = (interruptible and threading.current_thread() is _MAIN
-                              and archfit_interrupt_install())
+        cdef bint main = threading.current_thread() is _MAIN
+        cdef bint catching = interruptible and main and archfit_interrupt_install()
         self.state.theta = &theta[0]
-        self.state.interrupt = &archfit_interrupt_flag if catching else NULL
+        self.state.interrupt = NULL
+        if catching:
+            self.state.interrupt = &archfit_interrupt_flag
+        elif interruptible and not main:
+            self.state.interrupt = &archfit_cancel_flag
         with nogil:
             status = train_epoch_part(&self.state, &data, learning_rate, epoch, first,
                                       max(1, threads), &loss_sum, &weight_sum)
@@ -476,5 +498,7 @@ cdef class Trainer:
                              f"epoch of {self.state.n_samples} rows in batches of "
                              f"{self.state.settings.batch_size}")
         if status == INTERRUPTED:
+            if not main:
+                raise KeyboardInterrupt("cancelled: the main thread was interrupted")
             PyErr_CheckSignals()        # Python's SIGINT handler, as if it came now
         return loss_sum, weight_sum, Status(status)
