@@ -75,7 +75,7 @@ def test_without_optimizer_state_is_smaller(fitted, tmp_path):
     ("linear", np.linspace(0, 1, 12)),
     ("sigmoid", (np.arange(24).reshape(12, 2) % 3 == 0).astype(int)),
     ("softmax", np.arange(12) % 2 == 0),          # bool labels
-    ("softmax", np.arange(12) % 2 * 1.5),         # float labels
+    ("softmax", np.arange(12) % 2 * 2.0),         # float labels (whole numbers)
 ])
 def test_every_head_and_label_type_round_trips(tmp_path, output, y):
     X = np.random.default_rng(1).normal(size=(12, 3))

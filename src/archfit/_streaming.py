@@ -184,8 +184,9 @@ class FileRows:
     """
 
     def __init__(self, X, n_features: int, dtype, name: str = "X", rows=None, _checked=False,
-                 _file=None):
+                 _file=None, _transform=None):
         self.X, self.dtype, self.name = X, np.dtype(dtype), name
+        self.transform = _transform
         self.rows = None if rows is None else np.asarray(rows, dtype=np.intp)
         self._file = _file if _file is not None or _checked else _File.of(X)
         self._mapping = (_shared_mapping(X) if _madvise is not None and self._file is None
@@ -244,7 +245,8 @@ class FileRows:
         if positions is None:
             positions = np.arange(lo, len(self) if hi is None else hi)
         file_rows = np.asarray(positions) if self.rows is None else self.rows[positions]
-        return np.ascontiguousarray(self._raw(file_rows), dtype=self.dtype)
+        rows = np.ascontiguousarray(self._raw(file_rows), dtype=self.dtype)
+        return rows if self.transform is None else self.transform(rows)
 
     def _raw(self, file_rows) -> np.ndarray:
         """Rows of the file, in X's own dtype; read in file order (the pages
@@ -262,7 +264,16 @@ class FileRows:
         rows = np.asarray(positions, dtype=np.intp)
         return FileRows(self.X, self.X.shape[1], self.dtype, self.name,
                         rows if self.rows is None else self.rows[rows], _checked=True,
-                        _file=self._file)
+                        _file=self._file, _transform=self.transform)
+
+    def transformed(self, transform) -> "FileRows":
+        """These rows with `transform` applied to every part read (after any
+        transform already there)."""
+        if self.transform is not None:
+            first = self.transform
+            transform = (lambda part, second=transform: second(first(part)))
+        return FileRows(self.X, self.X.shape[1], self.dtype, self.name, self.rows,
+                        _checked=True, _file=self._file, _transform=transform)
 
     def with_dtype(self, dtype, n_features: int) -> "FileRows":
         """These rows for a model of `dtype` (checked again if narrower)."""
@@ -273,7 +284,7 @@ class FileRows:
         if dtype == self.dtype:
             return self
         out = FileRows(self.X, n_features, dtype, self.name, self.rows, _checked=True,
-                       _file=self._file)
+                       _file=self._file, _transform=self.transform)
         if dtype.itemsize < self.dtype.itemsize:
             out._check(n_features)
         return out

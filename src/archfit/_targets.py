@@ -26,6 +26,10 @@ class Targets(NamedTuple):
                        None if self.values is None else np.ascontiguousarray(self.values[index]),
                        self.classes, self.ndim)
 
+    def with_values(self, values: np.ndarray) -> "Targets":
+        """The same targets with other values (standardised ones)."""
+        return Targets(self.labels, values, self.classes, self.ndim)
+
 
 def _as_label_array(y, name: str) -> np.ndarray:
     try:
@@ -47,9 +51,18 @@ def _as_label_array(y, name: str) -> np.ndarray:
     return arr
 
 
-def class_labels(y, name: str = "y") -> np.ndarray:
-    """The sorted distinct labels of ``y``."""
+def class_labels(y, name: str = "y", declared: bool = False) -> np.ndarray:
+    """The sorted distinct labels of ``y``. Float labels read off data must be
+    whole numbers (others are continuous values); ``declared`` ones (a
+    ``classes=`` argument) may be anything."""
     arr = _as_label_array(y, name)
+    if arr.dtype.kind == "f" and arr.size and not declared:
+        fractional = arr[arr != np.round(arr)]
+        if fractional.size:
+            raise ValueError(
+                f"{name} holds continuous values ({float(fractional[0])!r} is not a whole "
+                "number), not class labels: a softmax output classifies; for regression "
+                "use output='linear' in the Architecture")
     try:
         return np.unique(arr)
     except TypeError as exc:

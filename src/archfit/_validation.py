@@ -129,3 +129,34 @@ def as_sample_weight(sample_weight, n_samples: int, dtype: np.dtype) -> np.ndarr
     if not w.sum() > 0:
         raise ValueError("sample_weight must have a positive sum")
     return w
+
+
+def feature_names(X) -> list[str] | None:
+    """The column names of a data frame (anything with ``columns``) whose
+    names are all strings; None for arrays and unnamed columns."""
+    columns = getattr(X, "columns", None)
+    if columns is None or isinstance(X, np.ndarray):
+        return None
+    names = list(columns)
+    if not names or not all(isinstance(c, str) for c in names):
+        return None
+    return names
+
+
+def by_name(X, names: list[str] | None, name: str = "X"):
+    """X's columns in the order `names` gives, when X is a data frame with
+    named columns and the fit recorded names; X itself otherwise."""
+    if names is None:
+        return X
+    given = feature_names(X)
+    if given is None:
+        return X
+    if given == names:
+        return X
+    present = set(given)
+    missing = [c for c in names if c not in present]
+    if missing:
+        shown = ", ".join(repr(c) for c in missing[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        raise ValueError(f"{name} lacks column(s) the model was fit on: {shown}{more}")
+    return X[names]

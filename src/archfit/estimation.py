@@ -13,7 +13,7 @@ from archfit import _parallel, _scoring
 from archfit._targets import class_labels, encode
 from archfit._kernels._hashing import Fingerprint
 from archfit._streaming import FileRows, features
-from archfit._validation import as_sample_weight, check_float, check_int
+from archfit._validation import as_sample_weight, check_float, check_int, feature_names
 from archfit.fit_model import FitModel
 from archfit.fitting import fit
 from archfit.folds import kfold, validation_split
@@ -61,6 +61,7 @@ class Data:
                  validation_fraction, seed):
         first = models[0].architecture
         dtype = np.float64 if any(m.dtype == np.float64 for m in models) else np.float32
+        self.feature_names = feature_names(X)
         self.X = features(X, first.n_inputs, np.dtype(dtype))
         n = self.X.shape[0]
         self.y = np.asarray(y)
@@ -71,7 +72,8 @@ class Data:
         labels = None
         if first.output == "softmax":
             self.classes = class_labels(self.y if classes is None else classes,
-                                        "y" if classes is None else "classes")
+                                        "y" if classes is None else "classes",
+                                        declared=classes is not None)
             labels = self.y
         # Validate y fully once (shape, NaN, unknown labels) before any fit.
         encode(self.y, first.output, first.n_outputs, n, np.dtype(dtype), self.classes)

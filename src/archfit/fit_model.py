@@ -7,10 +7,11 @@ import numpy as np
 
 from archfit._metrics import accuracy, r2
 from archfit._targets import encode
-from archfit._streaming import features
-from archfit._validation import as_features, as_parameters, as_sample_weight
+from archfit._streaming import FileRows, features
+from archfit._validation import as_features, as_parameters, as_sample_weight, by_name
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
+from archfit.scaling import Standardization
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -27,6 +28,25 @@ def score_outputs(model: Model, out: np.ndarray, targets, weights=None) -> float
     if output == "sigmoid":
         return accuracy(targets.values >= 0.5, out >= 0.5, weights)
     return r2(targets.values, out, weights)
+
+
+def _checked_standardization(standardization, model):
+    if standardization is None:
+        return None
+    if not isinstance(standardization, Standardization):
+        raise TypeError("standardization must be a Standardization or None")
+    arch = model.architecture
+    if (standardization.feature_mean is not None
+            and len(standardization.feature_mean) != arch.n_inputs):
+        raise ValueError(f"standardization has {len(standardization.feature_mean)} feature "
+                         f"means; the model has {arch.n_inputs} inputs")
+    if standardization.target_mean is not None:
+        if arch.output != "linear":
+            raise ValueError("only a linear output's targets can be standardised")
+        if len(standardization.target_mean) != arch.n_outputs:
+            raise ValueError(f"standardization has {len(standardization.target_mean)} target "
+                             f"means; the model has {arch.n_outputs} outputs")
+    return standardization
 
 
 class FitModel:
@@ -49,14 +69,18 @@ class FitModel:
         set, ``validation_loss`` and ``validation_score``.
     classes : ndarray or None
         The class labels of a softmax model, in output order.
+    standardization : Standardization or None
+        The means and scales fitting found on the training rows
+        (``hyperparameters.standardize``), applied by every prediction.
     """
 
     __slots__ = ("_model", "_theta", "_hyperparameters", "_history", "_classes",
-                 "_target_ndim", "_optimizer_state", "_training_data")
+                 "_target_ndim", "_optimizer_state", "_training_data", "_standardization")
 
     def __init__(self, model: Model, parameters: np.ndarray, hyperparameters: Hyperparameters,
                  history=(), classes=None, target_ndim: int = 2, optimizer_state=None,
-                 training_data: dict | None = None):
+                 training_data: dict | None = None,
+                 standardization: Standardization | None = None):
         if not isinstance(model, Model):
             raise TypeError(f"model must be a Model, got {type(model).__name__}")
         if not isinstance(hyperparameters, Hyperparameters):
@@ -85,11 +109,12 @@ class FitModel:
         if training_data is not None and not isinstance(training_data, dict):
             raise TypeError("training_data must be a dict or None")
         self._training_data = None if training_data is None else dict(training_data)
+        self._standardization = _checked_standardization(standardization, model)
 
     @classmethod
     def _of_fit(cls, model: Model, theta: np.ndarray, hyperparameters: Hyperparameters,
                 history, classes, target_ndim: int, optimizer_state,
-                training_data: dict) -> "FitModel":
+                training_data: dict, standardization=None) -> "FitModel":
         """The FitModel ``fit`` returns, from arrays fit made and nobody else holds.
 
         They are frozen in place instead of validated and copied (``fit`` has
@@ -111,6 +136,7 @@ class FitModel:
             optimizer_state = (freeze(m), freeze(v), int(step), str(name))
         self._optimizer_state = optimizer_state
         self._training_data = dict(training_data)
+        self._standardization = standardization
         return self
 
     # ---- what it is -------------------------------------------------------------------
@@ -128,6 +154,12 @@ class FitModel:
     def parameters(self) -> np.ndarray:
         """θ̂ (read-only)."""
         return self._theta
+
+    @property
+    def standardization(self) -> Standardization | None:
+        """The features' (and a linear output's targets') means and scales
+        found when fitting, or None when fitting did not standardise."""
+        return self._standardization
 
     @property
     def weights(self) -> dict[str, np.ndarray]:
@@ -162,11 +194,19 @@ class FitModel:
         earlier versions: ``"sha256:..."`` or ``"blake2b:..."``)."""
         return None if self._training_data is None else dict(self._training_data)
 
+    @property
+    def feature_names(self) -> list[str] | None:
+        """The names of the columns it was fit on (a data frame's), in order,
+        or None. Predicting on a data frame then matches its columns by name."""
+        names = (self._training_data or {}).get("feature_names")
+        return None if names is None else list(names)
+
     def _with_training_data(self, training_data: dict) -> "FitModel":
         """The same fit model with richer provenance (the command line adds file and
         column names)."""
         return FitModel(self._model, self._theta, self._hyperparameters, self._history,
-                        self._classes, self._target_ndim, self._optimizer_state, training_data)
+                        self._classes, self._target_ndim, self._optimizer_state, training_data,
+                        self._standardization)
 
     # ---- files ------------------------------------------------------------------------
     def save(self, path, *, optimizer_state: bool = True):
@@ -199,7 +239,16 @@ class FitModel:
 
     # ---- prediction -------------------------------------------------------------------
     def _outputs(self, X) -> np.ndarray:
-        return self._model._outputs(self._theta, X)
+        X = by_name(X, self.feature_names)
+        scaling = self._standardization
+        if scaling is None:
+            return self._model._outputs(self._theta, X)
+        X = features(X, self._model.architecture.n_inputs, self._model.dtype)
+        if isinstance(X, FileRows):
+            X = X.transformed(scaling.features)
+        else:
+            X = scaling.features(X)
+        return scaling.outputs(self._model._predict(self._theta, X))
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (softmax) or per-label probabilities (sigmoid)."""
@@ -228,16 +277,24 @@ class FitModel:
         return self._score(X, targets, w)
 
     def loss(self, X, y, sample_weight=None) -> float:
-        """Mean loss of θ̂ on (X, y): the model's loss, without any L2 penalty."""
+        """Mean loss of θ̂ on (X, y): the model's loss, without any L2 penalty
+        (with standardised targets, in their standardised units: the loss
+        the fit minimised)."""
         X, targets, w = self._data(X, y, sample_weight, self._model.dtype)
         return self._model._loss(self._theta, X, targets, w)
 
     def _data(self, X, y, sample_weight, weight_dtype):
         """(X, y, sample_weight) validated and encoded against this fit model."""
         arch = self._model.architecture
-        X = features(X, arch.n_inputs, self._model.dtype)
+        X = features(by_name(X, self.feature_names), arch.n_inputs, self._model.dtype)
         targets = encode(y, arch.output, arch.n_outputs, X.shape[0], self._model.dtype,
                          self._classes)
+        scaling = self._standardization
+        if scaling is not None:
+            X = X.transformed(scaling.features) if isinstance(X, FileRows) \
+                else scaling.features(X)
+            if targets.values is not None and scaling.target_mean is not None:
+                targets = targets.with_values(scaling.targets(targets.values))
         return X, targets, as_sample_weight(sample_weight, X.shape[0], weight_dtype)
 
     def _score(self, X, targets, weights=None) -> float:

@@ -15,11 +15,13 @@ from archfit._memory import reserve
 from archfit._kernels._hashing import Fingerprint
 from archfit._targets import Targets, class_labels, encode
 from archfit._streaming import FileRows, features
-from archfit._validation import as_features, as_parameters, as_sample_weight, check_int
+from archfit._validation import (as_features, as_parameters, as_sample_weight, by_name,
+                                 check_int, feature_names)
 from archfit.fit_model import FitModel, score_outputs
 from archfit.folds import validation_split
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
+from archfit.scaling import Standardization
 from archfit.schedules import LearningRateSchedule
 
 
@@ -134,9 +136,13 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
             raise FileNotFoundError(f"checkpoint: folder {folder} does not exist")
     arch, dtype = model.architecture, model.dtype
 
+    if hp.standardize_targets and arch.output != "linear":
+        raise ValueError(f"standardize_targets is for linear outputs; this model has a "
+                         f"{arch.output} output")
+
     # ---- where to start ----------------------------------------------------------------
     history: list[dict[str, Any]] = []
-    optimizer_state = None
+    optimizer_state = standardization = None
     if isinstance(init, FitModel):
         if init.model != model:
             raise ValueError(f"init was fit with a different model ({init.model!r}); "
@@ -150,16 +156,27 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
         if state is not None and state[3] == hp.optimizer:
             optimizer_state = state
         theta = np.array(init.parameters, copy=True)
+        standardization = init.standardization
+        had = (standardization is not None and standardization.feature_mean is not None,
+               standardization is not None and standardization.target_mean is not None)
+        if had != (hp.standardize, hp.standardize_targets):
+            raise ValueError(f"init was fit with standardize={had[0]}, standardize_targets="
+                             f"{had[1]}: its θ̂ is in those units, so continue it with the "
+                             "same settings")
     elif init is not None:
         theta = np.array(as_parameters(init, model.n_parameters, dtype, "init"), copy=True)
     else:
         theta = None
 
     # ---- data --------------------------------------------------------------------------
+    names = feature_names(X)
+    if isinstance(init, FitModel) and init.feature_names is not None:
+        X = by_name(X, init.feature_names)
+        names = init.feature_names if names is not None else None
     X = features(X, arch.n_inputs, dtype)
     n = X.shape[0]
     if classes is not None and arch.output == "softmax":
-        classes = class_labels(classes, "classes")
+        classes = class_labels(classes, "classes", declared=True)
         if len(classes) != arch.n_outputs:
             raise ValueError(f"classes has {len(classes)} labels, the architecture has "
                              f"{arch.n_outputs} softmax outputs")
@@ -170,7 +187,8 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) not in (2, 3):
             raise TypeError("validation must be a tuple (X_val, y_val) or (X_val, y_val, w_val)")
-        Xv = as_features(validation[0], arch.n_inputs, dtype, "validation X")
+        Xv = as_features(by_name(validation[0], names, "validation X"), arch.n_inputs, dtype,
+                         "validation X")
         tv = encode(validation[1], arch.output, arch.n_outputs, Xv.shape[0], dtype,
                     targets.classes, "validation y")
         wv = (as_sample_weight(validation[2], Xv.shape[0], dtype)
@@ -198,17 +216,25 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
     if theta is None:
         theta = model.init(hp.seed)
     fingerprint = _fingerprint(X, targets)
+    if names is not None:
+        fingerprint["feature_names"] = names
     classes = targets.classes if arch.output == "softmax" else None
     first_epoch = len(history)
+    if standardization is None and (hp.standardize or hp.standardize_targets):
+        standardization = _standardization(X, targets, hp)
+    if standardization is not None:
+        X, targets, val = _standardized(standardization, X, targets, val)
+
+    def fit_model(theta, history, state):
+        return FitModel._of_fit(model, theta, hp, history, classes, targets.ndim, state,
+                                fingerprint, standardization)
 
     keeper = None
     if checkpoint is not None:
         request = checkpoints.request(
             model, hp, fingerprint, None if val is None else _fingerprint(val[0], val[1]),
             theta, first_epoch, optimizer_state, classes)
-        keeper = _Keeper(checkpoint, checkpoint_every, request, first_epoch,
-                         lambda t, h, st: FitModel._of_fit(model, t, hp, h, classes,
-                                                           targets.ndim, st, fingerprint))
+        keeper = _Keeper(checkpoint, checkpoint_every, request, first_epoch, fit_model)
         saved = keeper.resume()
         if saved is not None:
             if saved.finished:
@@ -225,16 +251,13 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
     except DivergenceError as error:
         best = getattr(error, "_best", None)
         if best is not None:
-            error.fit_model = FitModel._of_fit(model, best[0], hp, best[1], classes,
-                                               targets.ndim, None, fingerprint)
+            error.fit_model = fit_model(best[0], best[1], None)
         raise
     except KeyboardInterrupt as error:
         done = getattr(error, "_archfit_done", None)
-        error.fit_model = None if done is None else FitModel._of_fit(
-            model, done[0], hp, done[1], classes, targets.ndim, done[2], fingerprint)
+        error.fit_model = None if done is None else fit_model(*done)
         raise
-    result = FitModel._of_fit(model, theta, hp, history, classes, targets.ndim, optimizer_state,
-                              fingerprint)
+    result = fit_model(theta, history, optimizer_state)
     if keeper is not None:
         keeper.finish(result)
     return result
@@ -270,6 +293,34 @@ class _Keeper:
     def _write(self, fit_model, best, finished) -> None:
         checkpoints.write(self.path, checkpoints.Checkpoint(
             fit_model, self.request, self.first_epoch, best, finished))
+
+
+def _standardization(X, targets: Targets, hp) -> Standardization:
+    """The training rows' means and scales, in float64, a part at a time."""
+    feature = target = (None, None)
+    if hp.standardize:
+        if isinstance(X, FileRows):
+            parts = (X.take(lo=lo, hi=hi) for lo, hi in X.parts())
+        else:
+            parts = (X[lo:lo + 65536] for lo in range(0, len(X), 65536))
+        feature = Standardization.statistics(parts)
+    if hp.standardize_targets:
+        target = Standardization.statistics([targets.values])
+    return Standardization(*feature, *target)
+
+
+def _standardized(scaling: Standardization, X, targets: Targets, val):
+    """The training data, and the validation set, in standardised units (new
+    arrays: the caller's are never changed)."""
+    X = X.transformed(scaling.features) if isinstance(X, FileRows) else scaling.features(X)
+    if scaling.target_mean is not None:
+        targets = targets.with_values(scaling.targets(targets.values))
+    if val is not None:
+        Xv, tv, wv = val
+        if scaling.target_mean is not None:
+            tv = tv.with_values(scaling.targets(tv.values))
+        val = (scaling.features(Xv), tv, wv)
+    return X, targets, val
 
 
 def _fingerprint(X: np.ndarray, targets: Targets) -> dict[str, Any]:

@@ -104,6 +104,16 @@ class Hyperparameters:
     tolerance : float, default 1e-4
     restore_best : bool, default True
         With early stopping, return the θ of the best validation loss.
+    standardize : bool, default False
+        Standardise the features: subtract each one's mean and divide by its
+        standard deviation, both found on the training rows (after any
+        validation split; a constant feature keeps scale 1). The statistics
+        become part of the fit model (``FitModel.standardization``), which
+        applies them to everything it predicts, scores, saves and exports.
+    standardize_targets : bool, default False
+        Linear outputs only: standardise the targets the same way; the fit
+        model maps its predictions back to the targets' units. Losses in the
+        history are then in standardised units (R² is unchanged).
     """
 
     optimizer: str = "adam"
@@ -134,6 +144,8 @@ class Hyperparameters:
     restore_best: bool = True
     max_evaluations: int | None = None
     gradient_tolerance: float | None = None
+    standardize: bool = False
+    standardize_targets: bool = False
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -177,7 +189,8 @@ class Hyperparameters:
             set_("gradient_tolerance", check_float(self.gradient_tolerance, "gradient_tolerance",
                                                    low=0.0))
         set_("tolerance", check_float(self.tolerance, "tolerance", low=0.0))
-        for name in ("nesterov", "shuffle", "early_stopping", "restore_best"):
+        for name in ("nesterov", "shuffle", "early_stopping", "restore_best", "standardize",
+                     "standardize_targets"):
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be True or False, got {value!r}")

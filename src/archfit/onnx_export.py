@@ -1,9 +1,11 @@
 """Export a fit model as a standard ONNX graph (``pip install "archfit[onnx]"``).
 
-The graph is what the network computes, written in ONNX operators: one
+The graph is what the fit model computes, written in ONNX operators: its
+standardisation of the features (``Sub``, ``Div``) when it has one, one
 ``Gemm`` per layer, the activation (``Relu``, ``LeakyRelu``, ``Tanh``,
 ``Sigmoid``; gelu as ``0.5 x (1 + Erf(x / sqrt 2))``), then the head
-(``Softmax``, ``Sigmoid`` or ``Exp``; nothing for linear). Input ``X`` has shape
+(``Softmax``, ``Sigmoid`` or ``Exp``; nothing for linear, or ``Mul``, ``Add``
+back to the targets' units when they were standardised). Input ``X`` has shape
 (batch, n_inputs) in the model's dtype. Outputs: ``probabilities`` (softmax,
 sigmoid) or ``values`` (linear), and for softmax also ``label``, the predicted
 class label. Opset 17, which onnxruntime and most other runtimes execute.
@@ -50,6 +52,14 @@ def to_onnx(fitted: FitModel, path=None):
 
     weights = fitted.weights
     current = "X"
+    scaling = fitted.standardization
+    if scaling is not None and scaling.feature_mean is not None:
+        # the fit model's standardisation, as FitModel.predict does it
+        mean = const("standardize.mean", scaling.feature_mean.astype(dtype))
+        scale = const("standardize.scale", scaling.feature_scale.astype(dtype))
+        nodes.append(helper.make_node("Sub", ["X", mean], ["standardize.centred"]))
+        nodes.append(helper.make_node("Div", ["standardize.centred", scale], ["standardize.x"]))
+        current = "standardize.x"
     for i, layer in enumerate(arch.layers):
         w = const(f"dense{i}.weight", np.array(weights[f"dense{i}.weight"]))
         b = const(f"dense{i}.bias", np.array(weights[f"dense{i}.bias"]))
@@ -78,6 +88,12 @@ def to_onnx(fitted: FitModel, path=None):
         outputs.append(helper.make_tensor_value_info("probabilities", elem, ["batch", arch.n_outputs]))
     elif arch.output == "exponential":
         nodes.append(helper.make_node("Exp", [current], ["values"]))
+        outputs.append(helper.make_tensor_value_info("values", elem, ["batch", arch.n_outputs]))
+    elif scaling is not None and scaling.target_mean is not None:
+        scale = const("standardize.target_scale", scaling.target_scale.astype(dtype))
+        mean = const("standardize.target_mean", scaling.target_mean.astype(dtype))
+        nodes.append(helper.make_node("Mul", [current, scale], ["standardize.scaled"]))
+        nodes.append(helper.make_node("Add", ["standardize.scaled", mean], ["values"]))
         outputs.append(helper.make_tensor_value_info("values", elem, ["batch", arch.n_outputs]))
     else:
         nodes.append(helper.make_node("Identity", [current], ["values"]))

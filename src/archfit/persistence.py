@@ -32,6 +32,7 @@ import numpy as np
 from archfit.fit_model import FitModel
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
+from archfit.scaling import Standardization
 
 MAGIC = b"ARCHFIT\x00"
 FORMAT_VERSION = 1
@@ -82,6 +83,9 @@ def fit_model_fields(fitted: FitModel, *, optimizer_state: bool = True):
     state = fitted._optimizer_state if optimizer_state else None
     if state is not None:
         arrays += [("m", state[0]), ("v", state[1])]
+    scaling = fitted.standardization
+    if scaling is not None:
+        arrays += scaling.arrays()
     header = {
         "model": fitted.model.to_dict(),
         "hyperparameters": fitted.hyperparameters.to_dict(),
@@ -90,6 +94,7 @@ def fit_model_fields(fitted: FitModel, *, optimizer_state: bool = True):
         "history": fitted.history,
         "training_data": fitted.training_data,
         "optimizer_state": None if state is None else {"step": state[2], "optimizer": state[3]},
+        "standardization": None if scaling is None else [name for name, _ in scaling.arrays()],
     }
     return header, arrays
 
@@ -194,9 +199,20 @@ def _rebuild(header: dict[str, Any], payload: bytes) -> FitModel:
     history = header["history"]
     if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
         raise FileFormatError("header field 'history' is malformed")
+    scaling = None
+    names = header.get("standardization")
+    if names is not None:
+        if not isinstance(names, list) or not set(names) <= set(Standardization.__slots__):
+            raise FileFormatError("header field 'standardization' is malformed")
+        arch = model.architecture
+        length = {"feature": arch.n_inputs, "target": arch.n_outputs}
+        scaling = Standardization(**{name: array(payload, index, name, np.float64,
+                                                 length[name.split("_")[0]])
+                                     for name in names})
     # The constructor re-validates: finite parameters, classes matching the head.
     return FitModel(model, theta, hp, history, _classes_from_json(header["classes"]),
-                    header["target_ndim"], optimizer_state, header.get("training_data"))
+                    header["target_ndim"], optimizer_state, header.get("training_data"),
+                    scaling)
 
 
 def save(fitted: FitModel, path, *, optimizer_state: bool = True) -> Path:

@@ -270,6 +270,9 @@ def select(candidates: Model | list[Model], X, y, space: dict[str, Any], *,
         best = fit(model, data.X, data.y, hps[best_index], sample_weight=data.w,
                    classes=data.classes,
                    checkpoint=checkpoint_path(folder, model, hps[best_index], None, None))
+        if data.feature_names is not None:
+            best = best._with_training_data(dict(best.training_data,
+                                                  feature_names=data.feature_names))
     return Selection(rows, models, hps, best_index, best, name, space)
 
 
