@@ -365,11 +365,37 @@ def test_poisson_regression_matches_the_glm():
 
 
 
-def test_verbose_prints_a_line_per_epoch(digits_split, capsys):
-    X, y, _, _ = digits_split
-    af.fit(small_softmax(), X, y, af.Hyperparameters(epochs=2), verbose=True)
+def test_verbose_without_tqdm_prints_a_line_per_epoch_and_how_it_ended(digits_split, capsys,
+                                                                        monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_tqdm(name, *args, **kwargs):
+        if name == "tqdm":
+            raise ImportError("no tqdm here")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    X, y, Xv, yv = digits_split
+    af.fit(small_softmax(), X, y, af.Hyperparameters(epochs=2), validation=(Xv, yv),
+           verbose=True)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("epoch")
+    assert len(lines) == 3
+    assert lines[0].startswith("epoch 1/2  loss ") and "validation accuracy" in lines[0]
+    assert "left)" in lines[0]
+    assert lines[2].startswith("fitted 2 epoch(s); validation accuracy")
+
+
+def test_verbose_says_which_epoch_early_stopping_restored(digits_split, capsys):
+    pytest.importorskip("tqdm")
+    X, y, _, _ = digits_split
+    fitted = af.fit(small_softmax(), X, y, af.Hyperparameters(
+        epochs=200, early_stopping=True, patience=2, learning_rate=0.05), verbose=True)
+    out = capsys.readouterr()
+    last = (out.out + out.err).strip().splitlines()[-1]
+    kept = int(last.split("restored epoch ")[1].split(",")[0])
+    assert last.startswith(f"early stopping ended the fit after epoch {fitted.n_epochs}")
+    best = min(fitted.history, key=lambda r: r["validation_loss"])
+    assert kept == best["epoch"]
 
 
 # ---- the fit model ------------------------------------------------------------------------------

@@ -7,58 +7,80 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 
 import numpy as np
 
 
-def _progress(kind: str, epochs: int):
-    """A per-epoch callback: a tqdm bar, a plain line, or nothing."""
-    if kind == "none":
-        return None, lambda: None
-    if kind in ("auto", "bar"):
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            if kind == "bar":
-                raise ImportError("--progress bar needs tqdm: pip install tqdm") from None
-            kind = "plain"
-        else:
-            bar = tqdm(total=epochs, unit="epoch", file=sys.stdout, dynamic_ncols=True)
+def _check_writable(path: str) -> None:
+    """Refuse an output path that cannot be written, before any work."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"-o {path}: is a folder, not a file name")
+    if not os.path.isdir(folder):
+        raise ValueError(f"-o {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"-o {path}: the folder {folder} is not writable")
 
-            def update(record):
-                post = {"loss": f"{record['train_loss']:.4f}"}
-                if "validation_score" in record:
-                    post["val_loss"] = f"{record['validation_loss']:.4f}"
-                    post["val_score"] = f"{record['validation_score']:.4f}"
-                bar.set_postfix(post, refresh=False)
-                bar.update(1)
-            return update, bar.close
 
-    def line(record):
-        text = f"epoch {record['epoch']:4d}/{epochs}  loss {record['train_loss']:.4f}"
-        if "validation_score" in record:
-            text += (f"  validation loss {record['validation_loss']:.4f}"
-                     f"  score {record['validation_score']:.4f}")
-        print(text, flush=True)
-    return line, lambda: None
+def _impute(X: np.ndarray, rows: np.ndarray, strategy: str) -> list[float]:
+    """Per-column fill values (mean or median of the training rows' present values)."""
+    part = X[rows]
+    present = ~np.isnan(part)
+    empty = np.flatnonzero(~present.any(axis=0))
+    if len(empty):
+        raise ValueError(f"column(s) {empty.tolist()} have no value in the training rows to "
+                         "impute from")
+    with np.errstate(all="ignore"):
+        values = np.nanmean(part, axis=0) if strategy == "mean" else np.nanmedian(part, axis=0)
+    return [float(v) for v in values]
+
+
+def _fill(X: np.ndarray, values) -> np.ndarray:
+    """X with each missing value (NaN) replaced by its column's fill value."""
+    missing = np.isnan(X)
+    if missing.any():
+        X = X.copy()
+        X[missing] = np.take(np.asarray(values, dtype=np.float64), np.nonzero(missing)[1])
+    return X
+
+
+def _targets(table, output):
+    """(y, n_outputs, classes) for the chosen head, or a clear refusal."""
+    y = table.y
+    if output == "softmax":
+        classes = np.unique(y)
+        if len(classes) < 2:
+            raise ValueError(f"the target column {table.target!r} holds one class only "
+                             f"({classes[0]!r}); a classifier needs at least two")
+        return y, len(classes), classes
+    if output == "sigmoid":
+        if y.dtype.kind not in "biuf" or not np.isin(y, (0, 1)).all():
+            raise ValueError(f"--output sigmoid needs a 0/1 target column; {table.target!r} "
+                             f"holds {np.unique(y)[:5].tolist()}")
+        return y.astype(np.int8), 1, None
+    if y.dtype.kind not in "biuf":
+        raise ValueError(f"--output linear needs a numeric target; {table.target!r} holds "
+                         "labels")
+    return y.astype(np.float64), 1, None
 
 
 def _train(args) -> int:
     import archfit as af
+    from archfit._progress import Progress, metric_name
     from archfit.tabular import looks_categorical, read
 
-    table = read(args.data, args.target)
-    y = table.y
+    _check_writable(args.output_file)
+    fraction = args.validation_fraction
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"--validation-fraction must be in [0, 1) (0: train on every row), "
+                         f"got {fraction}")
+    table = read(args.data, args.target, missing="keep" if args.impute else "refuse")
     output = args.output
     if output == "auto":
-        output = "softmax" if looks_categorical(y) else "linear"
-    if output == "softmax":
-        n_outputs = len(np.unique(y))
-    elif y.ndim == 1:
-        n_outputs = 1
-    else:
-        n_outputs = y.shape[1]
+        output = "softmax" if looks_categorical(table.y) else "linear"
+    y, n_outputs, classes = _targets(table, output)
     try:
         hidden = [int(h) for h in args.hidden.split(",") if h.strip()]
     except ValueError:
@@ -67,38 +89,59 @@ def _train(args) -> int:
                            [af.Dense(h, args.activation) for h in hidden] + [af.Dense(n_outputs)],
                            output)
     model = af.Model(arch, args.dtype)
+    scale = not args.no_scale
     hp = af.Hyperparameters(optimizer=args.optimizer, learning_rate=args.lr,
                             batch_size=args.batch_size, epochs=args.epochs, l2=args.l2,
-                            seed=args.seed)
-    train, val = af.validation_split(len(table.X), args.validation_fraction, args.seed,
-                                     y if output == "softmax" else None)
+                            seed=args.seed, standardize=scale,
+                            standardize_targets=scale and output == "linear")
+    n = len(table.X)
+    if fraction > 0:
+        train, val = af.validation_split(n, fraction, args.seed,
+                                         y if output == "softmax" else None)
+    else:
+        train, val = np.arange(n), np.arange(0)
+    X = table.X
+    provenance = {"source": str(args.data), "target": table.target,
+                  "feature_names": table.feature_names,
+                  "held_out": {"fraction": fraction, "rows": int(len(val))}}
+    if args.impute:
+        values = _impute(X, train, args.impute)
+        provenance["impute"] = {"strategy": args.impute, "values": values,
+                                "missing_cells": int(np.isnan(X).sum())}
+        X = _fill(X, values)
     say = (lambda *a: None) if args.quiet else print  # noqa: E731
-    say(f"training on {len(train)} rows of {args.data}, holding out {len(val)}; "
-        f"target {table.target!r} ({output}), {len(table.feature_names)} features\n")
+    held = f"holding out {len(val)}" if len(val) else "holding out none"
+    say(f"training on {len(train)} rows of {args.data}, {held}; target {table.target!r} "
+        f"({output}), {len(table.feature_names)} features"
+        + ("" if scale else ", not standardised") + "\n")
     say(arch.summary() + "\n")
-    callback, close = _progress("none" if args.quiet else args.progress, hp.epochs)
-    classes = np.unique(y) if output == "softmax" else None
+    progress = None if args.quiet or args.progress == "none" else \
+        Progress(hp.epochs, output, args.progress)
+    validation = (X[val], y[val]) if len(val) else None
     try:
-        fitted = af.fit(model, table.X[train], y[train], hp, validation=(table.X[val], y[val]),
-                        classes=classes, callback=callback, checkpoint=args.checkpoint)
+        fitted = af.fit(model, X[train], y[train], hp, validation=validation, classes=classes,
+                        callback=None if progress is None else progress.epoch,
+                        checkpoint=args.checkpoint)
     except KeyboardInterrupt as interrupt:
-        close()
-        _save_partial(args, getattr(interrupt, "fit_model", None))
+        if progress is not None:
+            progress.close()
+        _save_partial(args, getattr(interrupt, "fit_model", None), provenance)
         raise
-    finally:
-        close()
-    score = fitted.history[-1]["validation_score"]
-    provenance = dict(fitted.training_data, source=str(args.data), target=table.target,
-                      feature_names=table.feature_names)
-    fitted = fitted._with_training_data(provenance)
+    if progress is not None:
+        progress.close()
+    fitted = fitted._with_training_data(dict(fitted.training_data, **provenance))
     fitted.save(args.output_file)
-    metric = "accuracy" if output == "softmax" else "R²"
-    say(f"\nhold-out {metric}: {score:.4f} on {len(val)} rows")
+    metric = metric_name(output)
+    if len(val):
+        say(f"\nhold-out {metric}: {fitted.history[-1]['validation_score']:.4f} on "
+            f"{len(val)} rows")
+    else:
+        say(f"\ntraining {metric}: {fitted.score(X[train], y[train]):.4f} (no rows held out)")
     say(f"saved to {args.output_file}")
     return 0
 
 
-def _save_partial(args, partial) -> None:
+def _save_partial(args, partial, provenance) -> None:
     """After Ctrl-C: keep the fit's last complete epoch next to the output
     file, and say where it is and how to go on."""
     from pathlib import Path
@@ -110,7 +153,7 @@ def _save_partial(args, partial) -> None:
     out = Path(args.output_file)
     path = out.with_name(f"{out.stem}.partial{out.suffix or '.archfit'}")
     try:
-        partial.save(path)
+        partial._with_training_data(dict(partial.training_data, **provenance)).save(path)
     except OSError as exc:
         print(f"archfit: could not save the partial fit to {path}: {exc}", file=sys.stderr)
         return
@@ -122,17 +165,22 @@ def _predict(args) -> int:
     import archfit as af
     from archfit.tabular import read
 
+    if args.output_file != "-":
+        _check_writable(args.output_file)
     fitted = af.load(args.model)
     data = fitted.training_data or {}
     names = data.get("feature_names")
-    table = read(args.data, data.get("target"), features=names, require_target=False)
-    predictions = fitted.predict(table.X)
+    impute = data.get("impute")
+    table = read(args.data, data.get("target"), features=names, require_target=False,
+                 missing="keep" if impute else "refuse")
+    X = table.X if not impute else _fill(table.X, impute["values"])
+    predictions = fitted.predict(X)
     columns = ["prediction"]
     rows = [[p] for p in predictions.tolist()] if predictions.ndim == 1 else predictions.tolist()
     if predictions.ndim == 2:
         columns = [f"prediction_{i}" for i in range(predictions.shape[1])]
     if fitted.architecture.output == "softmax":
-        proba = fitted.predict_proba(table.X)
+        proba = fitted.predict_proba(X)
         columns += [f"probability_{c}" for c in fitted.classes.tolist()]
         rows = [r + [f"{p:.6g}" for p in ps] for r, ps in zip(rows, proba.tolist())]
     out = sys.stdout if args.output_file == "-" else open(args.output_file, "w", newline="")
@@ -150,29 +198,50 @@ def _predict(args) -> int:
 
 def _info(args) -> int:
     import archfit as af
+    from archfit._progress import metric_name
 
     fitted = af.load(args.model)
     model = fitted.model
+    hp = fitted.hyperparameters
+    metric = metric_name(fitted.architecture.output)
     print(f"{args.model}: archfit fit model ({model.dtype.name}, loss {model.loss})\n")
     print(fitted.architecture.summary())
     if fitted.classes is not None:
         print(f"\nclasses: {fitted.classes.tolist()}")
+    scaling = fitted.standardization
+    print(f"\nstandardisation: {'none' if scaling is None else scaling.describe()}")
+    data = fitted.training_data or {}
+    if data.get("impute"):
+        impute = data["impute"]
+        print(f"missing values: {impute['missing_cells']} cell(s) filled with the training "
+              f"rows' {impute['strategy']} of their column")
+    held = data.get("held_out")
+    if held is not None:
+        print(f"validation: {held['rows']} rows ({held['fraction']:.0%}) held out by the "
+              "command line and scored every epoch" if held["rows"] else
+              "validation: none (every row trained on)")
     print("\nhyperparameters:")
-    for key, value in fitted.hyperparameters.to_dict().items():
-        print(f"  {key:20s} {value}")
+    unused = set()
+    if not hp.early_stopping:
+        unused |= {"validation_fraction", "monitor", "patience", "restore_best"}
+    for key, value in hp.to_dict().items():
+        note = "  (not used: no early stopping)" if key in unused else ""
+        print(f"  {key:20s} {value}{note}")
     history = fitted.history
     print(f"\nhistory: {len(history)} epochs, {sum(h['seconds'] for h in history):.2f} s")
     last = history[-1]
-    line = f"  last epoch: train loss {last['train_loss']:.5f}"
+    line = f"  last epoch: training loss {last['train_loss']:.5f}"
     if "validation_loss" in last:
         best = min(history, key=lambda h: h["validation_loss"])
-        line += (f", validation loss {last['validation_loss']:.5f}, score "
-                 f"{last['validation_score']:.4f} (best loss at epoch {best['epoch']})")
+        line += (f", validation loss {last['validation_loss']:.5f}, validation {metric} "
+                 f"{last['validation_score']:.4f} (lowest validation loss at epoch "
+                 f"{best['epoch']})")
     print(line)
-    data = fitted.training_data
     if data:
         print("\ntraining data:")
         for key, value in data.items():
+            if key in ("impute", "held_out"):
+                continue
             if isinstance(value, list) and len(value) > 8:
                 value = ", ".join(map(str, value[:8])) + f", ... ({len(value)} in all)"
             print(f"  {key:20s} {value}")
@@ -205,7 +274,8 @@ def _plot(args) -> int:
         ax2 = fig.add_subplot(1, 2, 2)
         ax2.plot(epochs, [h["validation_score"] for h in history], color="C1")
         ax2.set_xlabel("epoch")
-        ax2.set_ylabel("validation score")
+        from archfit._progress import metric_name
+        ax2.set_ylabel(f"validation {metric_name(fitted.architecture.output)}")
         ax2.grid(alpha=0.3)
     fig.suptitle(str(args.model))
     fig.savefig(args.output_file, dpi=100)
@@ -229,22 +299,34 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
     demo.set_defaults(run=_demo)
 
-    train = sub.add_parser("train", help="fit a network to a CSV or NPZ file")
-    train.add_argument("data", help="CSV with a header row, or NPZ with arrays X and y")
-    train.add_argument("--target", required=True, help="the column (CSV) or array (NPZ) to predict")
-    train.add_argument("--hidden", default="64", help="hidden widths, e.g. 128,64 (default 64)")
-    train.add_argument("--activation", default="relu", help="hidden activation (default relu)")
-    train.add_argument("--output", default="auto", choices=["auto", "softmax", "linear"],
-                       help="head: softmax (classify) or linear (regress); auto guesses")
-    train.add_argument("--epochs", type=int, default=50)
-    train.add_argument("--batch-size", type=int, default=64)
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+    train = sub.add_parser("train", help="fit a network to a CSV, Parquet or NPZ file",
+                           formatter_class=defaults)
+    train.add_argument("data", help="CSV or Parquet with named columns, or NPZ with arrays X "
+                       "and y")
+    train.add_argument("--target", required=True, help="the column (or NPZ array) to predict")
+    train.add_argument("--hidden", default="64", help="hidden widths, e.g. 128,64")
+    train.add_argument("--activation", default="relu", help="hidden activation")
+    train.add_argument("--output", default="auto",
+                       choices=["auto", "softmax", "sigmoid", "linear"],
+                       help="head: softmax (classes), sigmoid (a 0/1 target) or linear "
+                       "(regression); auto: softmax for labels and few whole numbers")
+    train.add_argument("--epochs", type=int, default=50, help="passes over the training rows")
+    train.add_argument("--batch-size", type=int, default=64, help="rows per update")
     train.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    train.add_argument("--optimizer", default="adam")
-    train.add_argument("--l2", type=float, default=0.0)
+    train.add_argument("--optimizer", default="adam", help="sgd, momentum, adam, adamw, lbfgs")
+    train.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the weights")
     train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="seed of the split and the fit")
     train.add_argument("--validation-fraction", type=float, default=0.2,
-                       help="share of rows held out to score the fit (default 0.2)")
+                       help="share of rows held out to score the fit; 0 trains on every row")
+    train.add_argument("--no-scale", action="store_true",
+                       help="use the features (and a regression's target) as given instead "
+                       "of standardising them with the training rows' means and deviations")
+    train.add_argument("--impute", choices=["mean", "median"], default=None,
+                       help="fill empty feature cells with the training rows' mean or median "
+                       "of the column (kept with the model, applied by predict); default: "
+                       "refuse missing values")
     train.add_argument("--progress", default="auto", choices=["auto", "bar", "plain", "none"],
                        help="tqdm bar when installed (auto), a line per epoch, or nothing")
     train.add_argument("--checkpoint", default=None, metavar="PATH",
@@ -255,7 +337,8 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("-o", "--output-file", required=True, help="where to save the fit model")
     train.set_defaults(run=_train)
 
-    predict = sub.add_parser("predict", help="predict with a saved fit model")
+    predict = sub.add_parser("predict", help="predict with a saved fit model",
+                             formatter_class=defaults)
     predict.add_argument("model", help="a file written by archfit train or FitModel.save")
     predict.add_argument("data", help="CSV or NPZ with the same feature columns")
     predict.add_argument("-o", "--output-file", default="-", help="CSV to write (default stdout)")
@@ -276,6 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
+    except BrokenPipeError:
+        # the reader went away (`archfit predict ... | head`): end quietly, and
+        # keep Python from complaining when it flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("archfit: interrupted", file=sys.stderr)
         return 130

@@ -21,6 +21,7 @@ from archfit.fit_model import FitModel, score_outputs
 from archfit.folds import validation_split
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
+from archfit._progress import Progress, ending
 from archfit.scaling import Standardization
 from archfit.schedules import LearningRateSchedule
 
@@ -86,7 +87,10 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
         Called after every epoch with that epoch's history record; return
         True to stop.
     verbose : bool
-        Print one line per epoch.
+        Show progress: a tqdm bar when tqdm is installed (epochs done, time
+        left, the loss and the validation score by name), else a line per
+        epoch; and at the end how the fit ended (early stopping, and the
+        epoch it restored).
     checkpoint : str or path-like, optional
         A file holding the fit's state, written atomically every
         ``checkpoint_every`` epochs and when the fit ends. If it exists, the
@@ -244,16 +248,26 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
             keeper.best = saved.best
 
     run = _fit_lbfgs if hp.optimizer == "lbfgs" else _fit_minibatch
+    progress = (Progress(hp.epochs, arch.output, first=first_epoch,
+                         done=len(history) - first_epoch) if verbose else None)
     try:
         theta, history, optimizer_state = run(model, hp, theta, X, targets, weights, val,
-                                              history, optimizer_state, callback, verbose,
+                                              history, optimizer_state, callback, progress,
                                               first_epoch, keeper)
+        if progress is not None:
+            progress.close(ending(history, first_epoch, hp.epochs, progress.kept or len(history),
+                                  hp.early_stopping, hp.monitor, progress.metric))
+            progress = None
     except DivergenceError as error:
+        if progress is not None:
+            progress.close("diverged")
         best = getattr(error, "_best", None)
         if best is not None:
             error.fit_model = fit_model(best[0], best[1], None)
         raise
     except KeyboardInterrupt as error:
+        if progress is not None:
+            progress.close("interrupted")
         done = getattr(error, "_archfit_done", None)
         error.fit_model = None if done is None else fit_model(*done)
         raise
@@ -357,19 +371,15 @@ def _record(model, theta, epoch, train_loss, learning_rate, seconds, val, n_thre
     return record
 
 
-def _report(record, verbose, callback) -> bool:
-    """Print and call back; True when the callback asks to stop."""
-    if verbose:
-        line = f"epoch {record['epoch']:4d}  train_loss {record['train_loss']:.5f}"
-        if "validation_loss" in record:
-            line += (f"  validation_loss {record['validation_loss']:.5f}"
-                     f"  validation_score {record['validation_score']:.4f}")
-        print(line + f"  ({record['seconds'] * 1e3:.1f} ms)", flush=True)
+def _report(record, progress, callback) -> bool:
+    """Show progress and call back; True when the callback asks to stop."""
+    if progress is not None:
+        progress.epoch(record)
     return callback is not None and bool(callback(dict(record)))
 
 
 def _fit_minibatch(model, hp, theta, X, targets: Targets, weights, val, history,
-                   optimizer_state, callback, verbose, first_epoch, keeper):
+                   optimizer_state, callback, progress, first_epoch, keeper):
     m, v, step = (optimizer_state[:3] if optimizer_state is not None else (None, None, 0))
     n_targets = 0 if targets.values is None else targets.values.shape[1]
     # The kernel plans the fit: a step cut into shards is shared by archfit's
@@ -389,7 +399,7 @@ def _fit_minibatch(model, hp, theta, X, targets: Targets, weights, val, history,
     history = list(history)
     with blas:
         return _epochs(model, hp, theta, X, targets, weights, val, history, callback,
-                       verbose, trainer, schedule, first_epoch, threads, keeper)
+                       progress, trainer, schedule, first_epoch, threads, keeper)
 
 
 def _run_epoch(trainer, theta, X, targets, weights, lr, epoch, threads):
@@ -415,16 +425,16 @@ def _run_epoch(trainer, theta, X, targets, weights, lr, epoch, threads):
     return loss_sum, weight_sum, Status.OK
 
 
-def _epochs(model, hp, theta, X, targets, weights, val, history, callback, verbose,
+def _epochs(model, hp, theta, X, targets, weights, val, history, callback, progress,
             trainer, schedule, first_epoch, threads, keeper):
-    best_loss, best_theta, wait = math.inf, None, 0
+    best_loss, best_theta, wait, best_epoch = math.inf, None, 0, None
     # A resumed fit: replay what the schedule and early stopping watched
     for record in history[first_epoch:]:
         monitored = _monitored(record, hp.monitor)
         schedule.observe(monitored)
         if hp.early_stopping:
             if monitored < best_loss - hp.tolerance:
-                best_loss, wait = monitored, 0
+                best_loss, wait, best_epoch = monitored, 0, record["epoch"]
             else:
                 wait += 1
     if keeper is not None and keeper.best is not None:
@@ -458,7 +468,7 @@ def _epochs(model, hp, theta, X, targets, weights, val, history, callback, verbo
             stop = False
             if hp.early_stopping:
                 if monitored < best_loss - hp.tolerance:
-                    best_loss, wait = monitored, 0
+                    best_loss, wait, best_epoch = monitored, 0, len(history)
                     if hp.restore_best:
                         best_theta = theta.copy()
                 else:
@@ -469,7 +479,7 @@ def _epochs(model, hp, theta, X, targets, weights, val, history, callback, verbo
             if keeper is not None:
                 keeper.epoch_done(theta, history, (done[2], done[3], done[4], hp.optimizer),
                                   best_theta)
-            if _report(record, verbose, callback) or stop:
+            if _report(record, progress, callback) or stop:
                 break
     except KeyboardInterrupt as error:
         error._archfit_done = (done[0], history[:done[1]],
@@ -479,6 +489,8 @@ def _epochs(model, hp, theta, X, targets, weights, val, history, callback, verbo
     if best_theta is not None and not np.array_equal(best_theta, theta):
         # The moments belong to the last epoch's θ, not the restored one.
         theta, state = best_theta, None
+        if progress is not None:
+            progress.kept = best_epoch
     return theta, history, state
 
 
@@ -521,7 +533,7 @@ def _fit_lbfgs(model, hp, theta, X, targets: Targets, weights, val, history,
         history.append(record)
         last[:] = [t.copy(), len(history)]
         clock[0] = now
-        if _report(record, verbose, callback):
+        if _report(record, progress, callback):
             asked_to_stop.append(True)
             raise StopIteration
 

@@ -1,4 +1,11 @@
-"""Reading data files for the command line: CSV with a header row, or NPZ."""
+"""Reading data files for the command line: CSV with a header row, Parquet, or NPZ.
+
+CSV is read by pyarrow when it is installed, else by pandas, else by Python's
+``csv`` module (slow, but correct): the same table, the same errors. Feature
+columns must be numeric; an empty cell is a *missing* value, reported with
+its column and line unless the caller imputes it (``missing="keep"`` leaves
+NaN for it).
+"""
 from __future__ import annotations
 
 import csv
@@ -6,6 +13,8 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+
+ENGINES = ("auto", "pyarrow", "pandas", "python")
 
 
 @dataclass
@@ -16,31 +25,203 @@ class Table:
     target: str | None
 
 
-def _number(text: str, column: str, row: int) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"column {column!r} is not numeric (row {row}: {text!r})") from None
-    if not np.isfinite(value):
-        raise ValueError(f"column {column!r} has a missing or non-finite value at row {row}")
-    return value
-
-
 def read(path, target: str | None = None, features: list[str] | None = None,
-         require_target: bool = True) -> Table:
-    """Read ``path`` (``.csv`` or ``.npz``).
+         require_target: bool = True, missing: str = "refuse", engine: str = "auto") -> Table:
+    """Read ``path`` (``.csv``, ``.parquet`` or ``.npz``).
 
-    CSV: a header row names the columns; every feature column must be numeric;
-    the ``target`` column may hold numbers or labels. NPZ: arrays ``X`` (2-D)
-    and the target array named ``target`` (``"y"`` by default).
-    ``features`` selects and orders the feature columns (CSV) when given.
+    CSV and Parquet: named columns; every feature column must be numeric; the
+    ``target`` column may hold numbers or labels. NPZ: arrays ``X`` (2-D) and
+    the target array named ``target`` (``"y"`` by default). ``features``
+    selects and orders the feature columns when given. ``missing``: "refuse"
+    (an error naming the column and line of the first empty feature cell) or
+    "keep" (NaN, for the caller to impute).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if path.endswith(".npz"):
         return _read_npz(path, target or "y", require_target, features)
-    return _read_csv(path, target, features, require_target)
+    if path.endswith(".parquet"):
+        header, columns = _parquet_columns(path)
+    else:
+        header, columns = _csv_columns(path, engine)
+    return _table(path, header, columns, target, features, require_target, missing)
+
+
+# ---- the readers: (header, {name: column}) --------------------------------------------------
+def _parquet_columns(path):
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ImportError("reading Parquet needs pyarrow: pip install \"archfit[tables]\"") \
+            from None
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:
+        raise ValueError(f"{path} is not a readable Parquet file ({exc})") from None
+    return _arrow_columns(table)
+
+
+def _arrow_columns(table):
+    import pyarrow as pa
+    header = [str(name).strip() for name in table.column_names]
+    columns = {}
+    for name, column in zip(header, table.columns):
+        kind = column.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+            # chunk by chunk: ChunkedArray.to_numpy is several times slower
+            values = np.concatenate([chunk.to_numpy(zero_copy_only=False)
+                                     for chunk in column.chunks]) if column.num_chunks else \
+                np.empty(0)
+            if column.null_count:
+                values = values.astype(np.float64)       # nulls as NaN
+            columns[name] = values
+        else:
+            columns[name] = np.array(column.to_pylist(), dtype=object)
+    return header, columns
+
+
+def _csv_columns(path, engine):
+    if engine in ("auto", "pyarrow"):
+        try:
+            import pyarrow.csv as pacsv
+        except ImportError:
+            if engine == "pyarrow":
+                raise ImportError("engine 'pyarrow' needs pyarrow") from None
+        else:
+            try:
+                table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+                    strings_can_be_null=True, null_values=[""],
+                    quoted_strings_can_be_null=True))
+            except Exception as exc:
+                raise ValueError(f"{path} is not a readable CSV file ({exc})") from None
+            return _arrow_columns(table)
+    if engine in ("auto", "pandas"):
+        try:
+            import pandas as pd
+        except ImportError:
+            if engine == "pandas":
+                raise ImportError("engine 'pandas' needs pandas") from None
+        else:
+            try:
+                frame = pd.read_csv(path, keep_default_na=False, na_values=[""],
+                                    skip_blank_lines=True)
+            except Exception as exc:
+                raise ValueError(f"{path} is not a readable CSV file ({exc})") from None
+            header = [str(c).strip() for c in frame.columns]
+            return header, {h: frame[c].to_numpy() for h, c in zip(header, frame.columns)}
+    return _python_csv(path)
+
+
+def _python_csv(path):
+    with open(path, newline="") as f:
+        try:
+            rows = [r for r in csv.reader(f) if r]
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path} is not a readable CSV file ({exc})") from None
+    if not rows:
+        raise ValueError(f"{path} needs a header row and at least one data row")
+    header = [h.strip() for h in rows[0]]
+    for i, r in enumerate(rows[1:], 2):
+        if len(r) != len(header):
+            raise ValueError(f"{path}: line {i} has {len(r)} fields, the header has {len(header)}")
+    columns = {}
+    for j, name in enumerate(header):
+        cells = [r[j].strip() for r in rows[1:]]
+        try:
+            columns[name] = np.array([np.nan if c == "" else float(c) for c in cells])
+        except ValueError:
+            columns[name] = np.array([None if c == "" else c for c in cells], dtype=object)
+    return header, columns
+
+
+# ---- from columns to a table --------------------------------------------------------------
+def _table(path, header, columns, target, features, require_target, missing) -> Table:
+    if len(set(header)) != len(header):
+        raise ValueError(f"{path}: duplicate column names in the header")
+    n = len(next(iter(columns.values()))) if columns else 0
+    if n == 0:
+        raise ValueError(f"{path} needs a header row and at least one data row")
+    if target is not None and target not in header:
+        if require_target:
+            raise ValueError(f"{path}: unknown target column {target!r}; columns are {header}")
+        target = None
+    if features is None:
+        features = [h for h in header if h != target]
+    absent = [c for c in features if c not in header]
+    if absent:
+        raise ValueError(f"{path}: missing feature column(s) {absent}")
+    if not features:
+        raise ValueError(f"{path}: no feature columns besides the target")
+    X = np.empty((n, len(features)), dtype=np.float64)
+    for j, name in enumerate(features):
+        X[:, j] = _numeric_column(path, name, columns[name], missing)
+    y = None
+    if target is not None:
+        y = _target_column(path, target, columns[target])
+    return Table(X, y, list(features), target)
+
+
+def _line(index) -> int:
+    return int(index) + 2       # the header is line 1
+
+
+def _numeric_column(path, name, column, missing) -> np.ndarray:
+    if column.dtype.kind in "biuf":
+        values = column.astype(np.float64)
+    else:
+        values = np.full(len(column), np.nan)
+        for i, cell in enumerate(column):
+            if cell is None or (isinstance(cell, float) and np.isnan(cell)) or cell == "":
+                continue
+            try:
+                values[i] = float(cell)
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}: column {name!r} is not numeric (line {_line(i)}: "
+                                 f"{cell!r})") from None
+            if np.isnan(values[i]):
+                raise ValueError(f"{path}: column {name!r} has a NaN at line {_line(i)}")
+    nan = np.isnan(values)
+    if nan.any() and missing != "keep":
+        first = int(np.argmax(nan))
+        raise ValueError(f"{path}: column {name!r} has {int(nan.sum())} missing value(s), the "
+                         f"first at line {_line(first)}; impute them (archfit train --impute "
+                         "mean|median) or remove those rows")
+    if np.isinf(values).any():
+        first = int(np.argmax(np.isinf(values)))
+        raise ValueError(f"{path}: column {name!r} has an infinite value at line {_line(first)}")
+    return values
+
+
+def _target_column(path, target, column) -> np.ndarray:
+    if column.dtype.kind in "biuf":
+        y = column.astype(np.float64) if column.dtype.kind == "f" else column
+        if y.dtype.kind == "f":
+            if np.isnan(y).any():
+                raise ValueError(f"{path}: the target column {target!r} has missing values "
+                                 f"(the first at line {_line(np.argmax(np.isnan(y)))})")
+            if not np.isfinite(y).all():
+                raise ValueError(f"{path}: the target column {target!r} has non-finite values")
+            if np.all(y == np.round(y)) and np.abs(y).max() < 2**53:
+                y = y.astype(np.int64)   # whole numbers: keep them as integer labels
+        return y
+    cells = [None if c is None or (isinstance(c, float) and np.isnan(c)) else str(c).strip()
+             for c in column]
+    empty = [i for i, c in enumerate(cells) if c is None or c == ""]
+    if empty:
+        raise ValueError(f"{path}: the target column {target!r} has missing values (the first "
+                         f"at line {_line(empty[0])})")
+    try:
+        y = np.array([float(c) for c in cells])
+    except ValueError:
+        return np.array(cells)        # labels
+    if not np.isfinite(y).all():
+        raise ValueError(f"{path}: the target column {target!r} has non-finite values")
+    if np.all(y == np.round(y)) and np.abs(y).max() < 2**53:
+        y = y.astype(np.int64)
+    return y
 
 
 def _read_npz(path, target, require_target, features):
@@ -66,53 +247,6 @@ def _read_npz(path, target, require_target, features):
         raise ValueError(f"{path}: X has {X.shape[1]} columns, the model expects {len(features)}")
     return Table(X.astype(np.float64), y, names if features is None else list(features),
                  target if y is not None else None)
-
-
-def _read_csv(path, target, features, require_target):
-    with open(path, newline="") as f:
-        try:
-            rows = list(csv.reader(f))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise ValueError(f"{path} is not a readable CSV file ({exc})") from None
-    rows = [r for r in rows if r]
-    if len(rows) < 2:
-        raise ValueError(f"{path} needs a header row and at least one data row")
-    header = [h.strip() for h in rows[0]]
-    if len(set(header)) != len(header):
-        raise ValueError(f"{path}: duplicate column names in the header")
-    for i, r in enumerate(rows[1:], 2):
-        if len(r) != len(header):
-            raise ValueError(f"{path}: row {i} has {len(r)} fields, the header has {len(header)}")
-    if target is not None and target not in header:
-        if require_target:
-            raise ValueError(f"{path}: unknown target column {target!r}; columns are {header}")
-        target = None
-    if features is None:
-        features = [h for h in header if h != target]
-    missing = [c for c in features if c not in header]
-    if missing:
-        raise ValueError(f"{path}: missing feature column(s) {missing}")
-    if not features:
-        raise ValueError(f"{path}: no feature columns besides the target")
-    index = {h: i for i, h in enumerate(header)}
-    X = np.array([[_number(r[index[c]].strip(), c, i) for c in features]
-                  for i, r in enumerate(rows[1:], 2)], dtype=np.float64)
-    y = None
-    if target is not None:
-        raw = [r[index[target]].strip() for r in rows[1:]]
-        if any(v == "" for v in raw):
-            raise ValueError(f"{path}: the target column {target!r} has missing values")
-        try:
-            y = np.array([float(v) for v in raw])
-            if not np.isfinite(y).all():
-                raise ValueError(f"{path}: the target column {target!r} has non-finite values")
-            if np.all(y == np.round(y)) and np.abs(y).max() < 2**53:
-                y = y.astype(np.int64)   # whole numbers: keep them as integer labels
-        except ValueError as exc:
-            if "non-finite" in str(exc):
-                raise
-            y = np.array(raw)        # labels
-    return Table(X, y, list(features), target)
 
 
 def looks_categorical(y: np.ndarray) -> bool:

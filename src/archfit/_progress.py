@@ -1,0 +1,106 @@
+"""Progress of a fit: a tqdm bar when tqdm is installed, else a line per epoch.
+
+Both name the score (accuracy or R²), count epochs against the total and
+estimate the time left; the end says how the fit ended (the last epoch, or
+early stopping and the epoch it restored).
+"""
+from __future__ import annotations
+
+import sys
+
+
+def metric_name(output: str) -> str:
+    """What ``score`` measures for an output head."""
+    return "accuracy" if output in ("softmax", "sigmoid") else "R²"
+
+
+class Progress:
+    """Reports the epochs of one fit.
+
+    Parameters
+    ----------
+    total : int
+        Epochs the fit may run (this fit's, after any resumed ones).
+    output : str
+        The head, for the score's name.
+    kind : {"auto", "bar", "plain"}
+        ``auto``: a bar when tqdm is installed, else plain lines.
+    first : int
+        Epochs in the history before this fit (a continued fit's).
+    done : int
+        Epochs of this fit already done (a resumed one).
+    """
+
+    def __init__(self, total: int, output: str, kind: str = "auto", first: int = 0,
+                 done: int = 0, file=None):
+        self.total, self.first, self.metric = total, first, metric_name(output)
+        self.file = sys.stdout if file is None else file
+        self.bar = None
+        self.seconds = 0.0
+        self.kept = None        # the epoch early stopping restored, when it did
+        self.resumed = done
+        if kind in ("auto", "bar"):
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                if kind == "bar":
+                    raise ImportError("a progress bar needs tqdm: pip install tqdm") from None
+            else:
+                self.bar = tqdm(total=total, initial=done, unit="epoch", file=self.file,
+                                dynamic_ncols=True, leave=True)
+
+    def epoch(self, record: dict) -> None:
+        """Report one finished epoch (its history record)."""
+        self.seconds += record["seconds"]
+        done = record["epoch"] - self.first
+        post = {"loss": f"{record['train_loss']:.4g}"}
+        if "validation_loss" in record:
+            post["validation loss"] = f"{record['validation_loss']:.4g}"
+            post[f"validation {self.metric}"] = f"{record['validation_score']:.4f}"
+        if self.bar is not None:
+            self.bar.set_postfix(post, refresh=False)
+            self.bar.update(1)
+            return
+        left = self.seconds / max(done - self.resumed, 1) * (self.total - done)
+        text = "  ".join(f"{k} {v}" for k, v in post.items())
+        print(f"epoch {record['epoch']}/{self.first + self.total}  {text}  "
+              f"({record['seconds'] * 1e3:.0f} ms, about {_duration(left)} left)",
+              file=self.file, flush=True)
+
+    def close(self, message: str | None = None) -> None:
+        """End the report, with a closing line (how the fit ended)."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if message:
+            print(message, file=self.file, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def ending(history: list[dict], first: int, total: int, returned_epoch: int,
+           early_stopping: bool, monitor: str, metric: str) -> str:
+    """The closing line of a fit's report."""
+    ran = len(history) - first
+    last = history[-1] if history else None
+    if last is None:
+        return "no epoch ran"
+    if early_stopping and ran < total:
+        text = f"early stopping ended the fit after epoch {last['epoch']}"
+    else:
+        text = f"fitted {ran} epoch(s)"
+    if returned_epoch != last["epoch"]:
+        kept = history[returned_epoch - 1]
+        watched = ("validation loss" if monitor == "validation_loss"
+                   else f"validation {metric}")
+        value = kept["validation_loss" if monitor == "validation_loss" else "validation_score"]
+        text += f"; restored epoch {returned_epoch}, the best ({watched} {value:.4g})"
+    elif "validation_score" in last:
+        text += f"; validation {metric} {last['validation_score']:.4f}"
+    return text
