@@ -197,8 +197,17 @@ def test_verbose_prints_a_line_per_candidate(digits, capsys):
     X, y = digits
     af.select(small(), X, y, {"learning_rate": [1e-3, 1e-2]}, base=BASE, cv=2,
               verbose=True, refit=False)
-    lines = capsys.readouterr().out.strip().splitlines()
+    out = capsys.readouterr().out
+    lines = [line for line in out.replace("\r", "\n").splitlines() if "] model " in line]
     assert len(lines) == 2 and all("learning_rate" in line for line in lines)
+    assert "best accuracy=" in out and "4/4" in out          # the bar over the four fits
+
+
+def test_holdout_verbose_reports_each_fold(digits, capsys):
+    X, y = digits
+    af.holdout(small(), X, y, BASE, cv=3, verbose=True)
+    out = capsys.readouterr().out
+    assert all(f"fold {k}/3: accuracy " in out for k in (1, 2, 3)) and "3/3" in out
 
 
 def test_plot_writes_a_png(digits, tmp_path):

@@ -104,3 +104,47 @@ def ending(history: list[dict], first: int, total: int, returned_epoch: int,
     elif "validation_score" in last:
         text += f"; validation {metric} {last['validation_score']:.4f}"
     return text
+
+
+class FitsProgress:
+    """Reports the fits of a hold-out estimate or a search: a tqdm bar over
+    fits (done, time left, the best mean score so far by name) when tqdm is
+    installed, else nothing but the lines given to ``say``."""
+
+    def __init__(self, total: int, metric: str, file=None):
+        self.metric, self.best = metric, None
+        self.file = sys.stdout if file is None else file
+        self.bar = None
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return
+        self.bar = tqdm(total=total, unit="fit", file=self.file, dynamic_ncols=True)
+
+    def add(self, n: int) -> None:
+        """n more fits to come (a further halving round)."""
+        if self.bar is not None:
+            self.bar.total += n
+            self.bar.refresh()
+
+    def fit_done(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def score(self, mean: float) -> None:
+        """A candidate's mean score is known."""
+        if self.best is None or mean > self.best:
+            self.best = mean
+            if self.bar is not None:
+                self.bar.set_postfix({f"best {self.metric}": f"{mean:.4f}"})
+
+    def say(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=self.file)
+        else:
+            print(text, file=self.file, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

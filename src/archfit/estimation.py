@@ -12,6 +12,7 @@ import numpy as np
 from archfit import _parallel, _scoring
 from archfit._targets import class_labels, encode
 from archfit._kernels._hashing import Fingerprint
+from archfit._progress import FitsProgress
 from archfit._streaming import FileRows, features
 from archfit._validation import as_sample_weight, check_float, check_int, feature_names
 from archfit.fit_model import FitModel
@@ -164,7 +165,7 @@ def check_models(candidates) -> list[Model]:
 def holdout(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *, cv=None,
             validation_fraction: float | None = None, scoring=None, n_jobs: int | None = None,
             sample_weight=None, classes=None, seed: int | None = None,
-            checkpoint=None) -> HoldoutEstimate:
+            checkpoint=None, verbose: bool = False) -> HoldoutEstimate:
     """Estimate the hold-out score of fitting ``model`` with ``hyperparameters``.
 
     Parameters
@@ -193,6 +194,9 @@ def holdout(model: Model, X, y, hyperparameters: Hyperparameters | None = None, 
         An existing folder: each fold's fit keeps a checkpoint there (see
         :func:`archfit.fit`), so that after a crash or Ctrl-C the same call
         returns the finished folds at once and resumes the others.
+    verbose : bool
+        A tqdm bar over the folds' fits (done, time left) when tqdm is
+        installed, and a line per fold.
 
     Returns
     -------
@@ -208,7 +212,18 @@ def holdout(model: Model, X, y, hyperparameters: Hyperparameters | None = None, 
     data = Data(models, X, y, sample_weight, classes, cv, validation_fraction, seed)
     tasks = [(fold, models[0], hp, None, fold) for fold in range(len(data.folds))]
     fitter = FoldFitter(data, scorer, checkpoint_folder(checkpoint))
-    results = _parallel.fit_in_parallel(fitter, tasks, n_jobs)
+    progress = FitsProgress(len(tasks), name) if verbose else None
+
+    def on_result(result):
+        if progress is not None:
+            progress.fit_done()
+            progress.say(f"fold {result[0] + 1}/{len(tasks)}: {name} {result[2]:.4f} "
+                         f"({result[3]:.2f} s, {result[1].n_epochs} epochs)")
+    try:
+        results = _parallel.fit_in_parallel(fitter, tasks, n_jobs, on_result)
+    finally:
+        if progress is not None:
+            progress.close()
     results.sort(key=lambda r: r[0])
     scores = np.array([r[2] for r in results])
     return HoldoutEstimate(

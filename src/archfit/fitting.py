@@ -504,7 +504,7 @@ def _monitored(record, monitor: str) -> float:
 
 
 def _fit_lbfgs(model, hp, theta, X, targets: Targets, weights, val, history,
-               optimizer_state, callback, verbose, first_epoch, keeper):
+               optimizer_state, callback, progress, first_epoch, keeper):
     from scipy.optimize import minimize
 
     if isinstance(X, FileRows):

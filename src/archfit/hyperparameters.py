@@ -86,7 +86,7 @@ class Hyperparameters:
         enough to be shared runs on archfit's threads with BLAS on one each,
         a smaller one on one thread with BLAS on ``n_threads``. None: as many
         as BLAS is currently allowed (every core by default). The result does
-        not depend on it for shared steps (see the README, Threads).
+        not depend on it for shared steps (docs/guarantees.md, Reproducibility).
     early_stopping : bool, default False
         Stop when the validation loss has not improved by ``tolerance`` for
         ``patience`` epochs. Uses the ``validation`` set given to ``fit``, or

@@ -14,6 +14,7 @@ from archfit._validation import check_int
 from archfit.distributions import Choice, Distribution
 from archfit.fit_model import FitModel
 from archfit.fitting import fit
+from archfit._progress import FitsProgress, metric_name
 from archfit.estimation import (Data, FoldFitter, check_models, checkpoint_folder,
                                 checkpoint_path)
 from archfit.hyperparameters import Hyperparameters
@@ -218,7 +219,8 @@ def select(candidates: Model | list[Model], X, y, space: dict[str, Any], *,
     halving_factor : int, default 2
     sample_weight, classes : as for :func:`archfit.fit`
     verbose : bool
-        Print a line per finished candidate.
+        A tqdm bar over the fits (done, time left, the best mean score) when
+        tqdm is installed, and a line per finished candidate.
     checkpoint : str or path-like, optional
         An existing folder where every fit (each candidate on each fold, each
         halving round, the refit) keeps a checkpoint (see
@@ -252,10 +254,17 @@ def select(candidates: Model | list[Model], X, y, space: dict[str, Any], *,
 
     folder = checkpoint_folder(checkpoint)
     fitter = FoldFitter(data, scorer, folder)
-    if search == "halving":
-        rows = _halving(configs, hps, models, data, fitter, n_jobs, halving_factor, verbose)
-    else:
-        rows = _evaluate_all(configs, hps, models, data, fitter, n_jobs, verbose)
+    progress = (FitsProgress(len(configs) * len(data.folds), metric_name(
+        models[0].architecture.output) if name in ("accuracy", "r2") else name)
+        if verbose else None)
+    try:
+        if search == "halving":
+            rows = _halving(configs, hps, models, data, fitter, n_jobs, halving_factor, progress)
+        else:
+            rows = _evaluate_all(configs, hps, models, data, fitter, n_jobs, progress)
+    finally:
+        if progress is not None:
+            progress.close()
     means = np.array([r["mean_score"] for r in rows])
     # rank: halving survivors first (a candidate eliminated early was judged on
     # less training), then by mean score; ties keep the earlier candidate.
@@ -284,14 +293,15 @@ def _row(index, config, scores, seconds, epochs):
             "fit_seconds": float(sum(seconds)), "epochs": epochs}
 
 
-def _say(verbose, index, total, row):
-    if verbose:
-        print(f"[{index + 1}/{total}] model {row['model']} {row['params']}: "
-              f"{row['mean_score']:.4f} ± {row['std_score']:.4f} "
-              f"({row['fit_seconds']:.2f} s, {row['epochs']} epochs)", flush=True)
+def _say(progress, index, total, row):
+    if progress is not None:
+        progress.score(row["mean_score"])
+        progress.say(f"[{index + 1}/{total}] model {row['model']} {row['params']}: "
+                     f"{row['mean_score']:.4f} ± {row['std_score']:.4f} "
+                     f"({row['fit_seconds']:.2f} s, {row['epochs']} epochs)")
 
 
-def _evaluate_all(configs, hps, models, data, fitter, n_jobs, verbose):
+def _evaluate_all(configs, hps, models, data, fitter, n_jobs, progress):
     n_folds = len(data.folds)
     tasks = [((c, f), models[configs[c][0]], hps[c], None, f)
              for c in range(len(configs)) for f in range(n_folds)]
@@ -300,18 +310,20 @@ def _evaluate_all(configs, hps, models, data, fitter, n_jobs, verbose):
 
     def on_result(result):
         (c, f), fitted, score, seconds = result
+        if progress is not None:
+            progress.fit_done()
         done.setdefault(c, []).append((f, score, seconds, fitted.n_epochs))
         if len(done[c]) == n_folds:
             parts = sorted(done.pop(c))
             rows[c] = _row(c, configs[c], [p[1] for p in parts], [p[2] for p in parts],
                            max(p[3] for p in parts))
-            _say(verbose, c, len(configs), rows[c])
+            _say(progress, c, len(configs), rows[c])
 
     _parallel.fit_in_parallel(fitter, tasks, n_jobs, on_result)
     return [rows[c] for c in range(len(configs))]
 
 
-def _halving(configs, hps, models, data, fitter, n_jobs, factor, verbose):
+def _halving(configs, hps, models, data, fitter, n_jobs, factor, progress):
     n_folds = len(data.folds)
     full = hps[0].epochs
     n_rounds = 1 + max(0, math.ceil(math.log(len(configs), factor) - 1e-9))
@@ -330,7 +342,10 @@ def _halving(configs, hps, models, data, fitter, n_jobs, factor, verbose):
         if extra > 0:
             tasks = [((c, f), models[configs[c][0]], hps[c].replace(epochs=extra),
                       fits[c][f], f) for c in alive for f in range(n_folds)]
-            results = _parallel.fit_in_parallel(fitter, tasks, n_jobs)
+            if progress is not None:
+                progress.add(len(tasks) if r else 0)
+            results = _parallel.fit_in_parallel(
+                fitter, tasks, n_jobs, None if progress is None else lambda _: progress.fit_done())
             scores: dict[int, list] = {c: [None] * n_folds for c in alive}
             for (c, f), fitted, score, secs in results:
                 fits[c][f] = fitted
@@ -346,9 +361,9 @@ def _halving(configs, hps, models, data, fitter, n_jobs, factor, verbose):
             keep = max(1, math.ceil(len(alive) / factor))
             ranked = sorted(alive, key=lambda c: (-rows[c]["mean_score"], c))
             for c in ranked[keep:]:
-                _say(verbose, c, len(configs), rows[c])
+                _say(progress, c, len(configs), rows[c])
                 fits[c] = [None] * n_folds   # free the eliminated candidates' fits
             alive = sorted(ranked[:keep])
     for c in alive:
-        _say(verbose, c, len(configs), rows[c])
+        _say(progress, c, len(configs), rows[c])
     return [rows[c] for c in range(len(configs))]

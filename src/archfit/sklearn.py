@@ -35,8 +35,8 @@ learning_rate_init,      ``beta1``, ``beta2``, ``epsilon``
 momentum, beta_1,
 beta_2, epsilon
 early_stopping,          ``early_stopping``, ``validation_fraction``,
-validation_fraction,     ``monitor="validation_score"``, ``patience =
-n_iter_no_change, tol    n_iter_no_change + 1`` (scikit-learn stops after *more
+validation_fraction,     ``monitor="validation_score"``, ``patience`` =
+n_iter_no_change, tol    ``n_iter_no_change + 1`` (scikit-learn stops after *more
                          than* n flat epochs; ``np.inf``: never), ``tolerance``;
                          without early stopping, training stops when the training
                          loss has not improved by ``tol`` for more than
