@@ -24,7 +24,7 @@ EXPECTED_FAILURES = {
         "how many updates an epoch makes, so weight 2 and a repeated row give different "
         "(equally valid) fits. scikit-learn's own MLP estimators cannot pass this either.",
     "check_sample_weight_equivalence_on_sparse_data":
-        "The same check on sparse input (made dense by the adapters), with the same reason.",
+        "The same check on sparse input, with the same reason.",
 }
 
 

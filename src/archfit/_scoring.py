@@ -3,7 +3,18 @@ from __future__ import annotations
 
 from typing import Callable
 
+from archfit._sparse import SparseRows
 from archfit._streaming import FileRows
+
+
+def _as_given(X):
+    """A hold-out part as a user's function expects it: an array, or the
+    scipy.sparse matrix for sparse X."""
+    if isinstance(X, FileRows):
+        return X.take()
+    if isinstance(X, SparseRows):
+        return X.matrix
+    return X
 
 SCORINGS = ("accuracy", "r2", "neg_loss")
 
@@ -20,8 +31,7 @@ def resolve(scoring, output: str) -> tuple[str, Callable]:
     if callable(scoring):
         name = getattr(scoring, "__name__", "custom")
         # a file-backed test part reaches a callable as an ordinary array
-        return name, lambda fitted, X, y, w: float(scoring(
-            fitted, X.take() if isinstance(X, FileRows) else X, y))
+        return name, lambda fitted, X, y, w: float(scoring(fitted, _as_given(X), y))
     if scoring not in SCORINGS:
         raise ValueError(f"scoring must be one of {SCORINGS}, None or a callable; got {scoring!r}")
     if scoring == "accuracy" and output == "linear":

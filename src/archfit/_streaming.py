@@ -23,6 +23,7 @@ import sys
 import numpy as np
 
 from archfit._kernels._files import read_rows
+from archfit._sparse import SparseRows, is_sparse
 from archfit._validation import MAX_DIMENSION, as_features, check_finite
 
 # Bytes of rows gathered per part (in the model's dtype): large enough that a
@@ -158,10 +159,15 @@ if sys.platform.startswith("linux"):
 
 
 def features(X, n_features: int, dtype, name: str = "X"):
-    """X validated for a kernel: a :class:`FileRows` when it is file-backed
-    (checked by streaming over it), else ``as_features``' C-contiguous array."""
+    """X validated for a kernel: :class:`SparseRows` for scipy.sparse X, a
+    :class:`FileRows` when it is file-backed (checked by streaming over it),
+    else ``as_features``' C-contiguous array."""
     if isinstance(X, FileRows):
         return X.with_dtype(dtype, n_features)
+    if isinstance(X, SparseRows):
+        return X.with_dtype(dtype, n_features, name)
+    if is_sparse(X):
+        return SparseRows.of(X, n_features, dtype, name)
     if file_backed(X):
         return FileRows(X, n_features, dtype, name)
     return as_features(X, n_features, dtype, name)

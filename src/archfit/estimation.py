@@ -13,6 +13,7 @@ from archfit import _parallel, _scoring
 from archfit._targets import class_labels, encode
 from archfit._kernels._hashing import Fingerprint
 from archfit._progress import FitsProgress
+from archfit._sparse import SparseRows
 from archfit._streaming import FileRows, features
 from archfit._validation import as_sample_weight, check_float, check_int, feature_names
 from archfit.fit_model import FitModel
@@ -91,7 +92,12 @@ class Data:
             self.folds = kfold(n, check_int(cv, "cv", minimum=2), seed, labels)
 
     def subset(self, index):
-        X = self.X.subset(index) if isinstance(self.X, FileRows) else self.X[index]
+        if isinstance(self.X, FileRows):
+            X = self.X.subset(index)
+        elif isinstance(self.X, SparseRows):
+            X = self.X.take(index)
+        else:
+            X = self.X[index]
         return (X, self.y[index], None if self.w is None else self.w[index])
 
 

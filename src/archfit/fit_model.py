@@ -7,6 +7,7 @@ import numpy as np
 
 from archfit._metrics import accuracy, r2
 from archfit._targets import encode
+from archfit._sparse import SparseRows
 from archfit._streaming import FileRows, features
 from archfit._validation import as_features, as_parameters, as_sample_weight, by_name
 from archfit.hyperparameters import Hyperparameters
@@ -28,6 +29,18 @@ def score_outputs(model: Model, out: np.ndarray, targets, weights=None) -> float
     if output == "sigmoid":
         return accuracy(targets.values >= 0.5, out >= 0.5, weights)
     return r2(targets.values, out, weights)
+
+
+def _standardized_features(scaling, X):
+    """Validated X in the units the network was fit in."""
+    if scaling.feature_mean is None:
+        return X
+    if isinstance(X, FileRows):
+        return X.transformed(scaling.features)
+    if isinstance(X, SparseRows):
+        raise ValueError("this fit model standardises its features, which would make sparse "
+                         "X dense: pass X dense (X.toarray())")
+    return scaling.features(X)
 
 
 def _checked_standardization(standardization, model):
@@ -244,10 +257,7 @@ class FitModel:
         if scaling is None:
             return self._model._outputs(self._theta, X)
         X = features(X, self._model.architecture.n_inputs, self._model.dtype)
-        if isinstance(X, FileRows):
-            X = X.transformed(scaling.features)
-        else:
-            X = scaling.features(X)
+        X = _standardized_features(scaling, X)
         return scaling.outputs(self._model._predict(self._theta, X))
 
     def predict_proba(self, X) -> np.ndarray:
@@ -291,8 +301,7 @@ class FitModel:
                          self._classes)
         scaling = self._standardization
         if scaling is not None:
-            X = X.transformed(scaling.features) if isinstance(X, FileRows) \
-                else scaling.features(X)
+            X = _standardized_features(scaling, X)
             if targets.values is not None and scaling.target_mean is not None:
                 targets = targets.with_values(scaling.targets(targets.values))
         return X, targets, as_sample_weight(sample_weight, X.shape[0], weight_dtype)

@@ -14,6 +14,7 @@ from archfit.kernels import Status, Trainer
 from archfit._memory import reserve
 from archfit._kernels._hashing import Fingerprint
 from archfit._targets import Targets, class_labels, encode
+from archfit._sparse import SparseRows, is_sparse
 from archfit._streaming import FileRows, features
 from archfit._validation import (as_features, as_parameters, as_sample_weight, by_name,
                                  check_int, feature_names)
@@ -61,8 +62,9 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
     Parameters
     ----------
     model : Model
-    X : array-like of shape (n_samples, n_inputs)
-        Bool, integer or float; converted to the model's dtype. A
+    X : array-like or scipy.sparse matrix of shape (n_samples, n_inputs)
+        Bool, integer or float; converted to the model's dtype. Sparse X
+        stays sparse: the first layer's products are sparse x dense. A
         ``numpy.memmap`` (or another array backed by a mapped file) is read a
         part at a time and never copied whole (docs/long-fits.md).
     y : array-like
@@ -191,8 +193,9 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) not in (2, 3):
             raise TypeError("validation must be a tuple (X_val, y_val) or (X_val, y_val, w_val)")
-        Xv = as_features(by_name(validation[0], names, "validation X"), arch.n_inputs, dtype,
-                         "validation X")
+        Xv = by_name(validation[0], names, "validation X")
+        Xv = (SparseRows.of(Xv, arch.n_inputs, dtype, "validation X") if is_sparse(Xv)
+              else as_features(Xv, arch.n_inputs, dtype, "validation X"))
         tv = encode(validation[1], arch.output, arch.n_outputs, Xv.shape[0], dtype,
                     targets.classes, "validation y")
         wv = (as_sample_weight(validation[2], Xv.shape[0], dtype)
@@ -204,10 +207,11 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
             raise ValueError(f"The validation set is too small ({len(val_idx)} of {n} rows) for "
                              "early stopping. Increase validation_fraction or the size of the "
                              "data, or pass validation=(X_val, y_val).")
-        if isinstance(X, FileRows):
+        if isinstance(X, (FileRows, SparseRows)):
             val = (X.take(val_idx), targets.take(val_idx),
                    None if weights is None else np.ascontiguousarray(weights[val_idx]))
-            X, targets = X.subset(train_idx), targets.take(train_idx)
+            X = X.subset(train_idx) if isinstance(X, FileRows) else X.take(train_idx)
+            targets = targets.take(train_idx)
         else:
             val = (np.ascontiguousarray(X[val_idx]), targets.take(val_idx),
                    None if weights is None else np.ascontiguousarray(weights[val_idx]))
@@ -224,6 +228,10 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
         fingerprint["feature_names"] = names
     classes = targets.classes if arch.output == "softmax" else None
     first_epoch = len(history)
+    if hp.standardize and isinstance(X, SparseRows):
+        raise ValueError("standardize=True would centre sparse X and make it dense; scale "
+                         "its columns beforehand (for example by their maxima) or pass it "
+                         "dense")
     if standardization is None and (hp.standardize or hp.standardize_targets):
         standardization = _standardization(X, targets, hp)
     if standardization is not None:
@@ -347,7 +355,10 @@ def _fingerprint(X: np.ndarray, targets: Targets) -> dict[str, Any]:
     4,096 rows.
     """
     h = Fingerprint()
-    if isinstance(X, FileRows):
+    if isinstance(X, SparseRows):
+        for part in X.parts():
+            h.update(part)
+    elif isinstance(X, FileRows):
         for lo, hi in X.parts():
             h.update(X.take(lo=lo, hi=hi))
             X.release()
@@ -405,6 +416,10 @@ def _fit_minibatch(model, hp, theta, X, targets: Targets, weights, val, history,
 def _run_epoch(trainer, theta, X, targets, weights, lr, epoch, threads):
     """One epoch: in one kernel call, or for file-backed X part by part, each
     part's rows gathered in the epoch's order (the same bits)."""
+    if isinstance(X, SparseRows):
+        return trainer.epoch_sparse(theta, X.values, X.indices, X.indptr, targets.labels,
+                                    targets.values, weights, lr, epoch, threads,
+                                    interruptible=True)
     if not isinstance(X, FileRows):
         return trainer.epoch(theta, X, targets.labels, targets.values, weights, lr, epoch,
                              threads, interruptible=True)
@@ -520,7 +535,12 @@ def _fit_lbfgs(model, hp, theta, X, targets: Targets, weights, val, history,
 
     def objective(x):
         t = np.ascontiguousarray(x, dtype=dtype)
-        loss = kernel.loss_and_grad(t, X, targets.labels, targets.values, weights, grad, hp.l2)
+        if isinstance(X, SparseRows):
+            loss = kernel.loss_and_grad_sparse(t, X.values, X.indices, X.indptr, targets.labels,
+                                               targets.values, weights, grad, hp.l2)
+        else:
+            loss = kernel.loss_and_grad(t, X, targets.labels, targets.values, weights, grad,
+                                        hp.l2)
         if not (math.isfinite(loss) and np.isfinite(grad).all()):
             return math.inf, np.zeros_like(x)
         return loss, grad.astype(np.float64)

@@ -109,11 +109,16 @@ cdef struct Settings:
 
 cdef struct Data:
     # Caller-owned, read-only. X and targets are row-major, of θ's dtype.
-    const void* X               # (n_samples, sizes[0])
+    const void* X               # (n_samples, sizes[0]); with indptr: the stored values
     Py_ssize_t n_samples
     const int* labels           # SOFTMAX: (n_samples,) class indices; else NULL
     const void* targets         # SIGMOID_HEAD, LINEAR: (n_samples, n_outputs); else NULL
     const void* weights         # (n_samples,) non-negative sample weights, or NULL
+    # Sparse X (compressed sparse rows), or NULL: row r's values are X[indptr[r]] ..
+    # X[indptr[r + 1] - 1], in columns indices[indptr[r]] ..; the first layer's
+    # products and weight gradient are then sparse x dense.
+    const Py_ssize_t* indptr    # (n_samples + 1,), or NULL: X is dense
+    const int* indices          # column of each stored value, 0 <= column < sizes[0]
 
 # ---- plans -----------------------------------------------------------------------------
 cdef struct TrainingPlan:
@@ -191,6 +196,11 @@ cdef int predict(const Network* net, const PredictionPlan* plan, int dtype,
                  const void* theta, const void* X, Py_ssize_t n_rows, void* out,
                  void* memory) noexcept nogil
     # out: (n_rows, n_outputs) probabilities or values; plan for the same n_rows
+
+cdef int predict_data(const Network* net, const PredictionPlan* plan, int dtype,
+                      const void* theta, const Data* data, void* out,
+                      void* memory) noexcept nogil
+    # predict for a Data (dense or sparse X; labels, targets, weights unused)
 
 cdef Py_ssize_t loss_bytes(const Network* net, int dtype, Py_ssize_t n_rows) noexcept nogil
 

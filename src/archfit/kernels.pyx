@@ -21,7 +21,7 @@ from archfit._kernels._plan cimport (ALIGN, PREDICT_CHUNK, aligned, network_of, 
                                      lay_out_training, plan_prediction, loss_scratch,
                                      packed_operands, any_splits)
 from archfit._kernels._training cimport run_epoch, order_of
-from archfit._kernels._prediction cimport predict_rows, predict_small, loss_grad
+from archfit._kernels._prediction cimport predict_rows, predict_sparse, predict_small, loss_grad
 from archfit._kernels._optimizers cimport optimizer_settings
 from archfit._kernels._cpu cimport archfit_isa, ARCHFIT_ISA_AVX2, ARCHFIT_ISA_AVX512
 
@@ -126,6 +126,16 @@ cdef int predict(const Network* net, const PredictionPlan* plan, int dtype,
                         <float*> out, memory)
 
 
+cdef int predict_data(const Network* net, const PredictionPlan* plan, int dtype,
+                      const void* theta, const Data* data, void* out,
+                      void* memory) noexcept nogil:
+    if data.indptr == NULL:
+        return predict(net, plan, dtype, theta, data.X, data.n_samples, out, memory)
+    if dtype == FLOAT64:
+        return predict_sparse(net, plan, <const double*> theta, data, <double*> out, memory)
+    return predict_sparse(net, plan, <const float*> theta, data, <float*> out, memory)
+
+
 cdef Py_ssize_t loss_bytes(const Network* net, int dtype, Py_ssize_t n_rows) noexcept nogil:
     return ALIGN + loss_scratch(net, n_rows) * (8 if dtype == FLOAT64 else 4)
 
@@ -178,6 +188,23 @@ cdef Data _data(const floating[:, ::1] X, const int[::1] labels,
     data.labels = _labels_ptr(labels)
     data.targets = &targets[0, 0] if targets is not None else NULL
     data.weights = &weights[0] if weights is not None else NULL
+    data.indptr = NULL
+    data.indices = NULL
+    return data
+
+
+cdef Data _sparse_data(const floating[::1] values, const int[::1] indices,
+                       const Py_ssize_t[::1] indptr, const int[::1] labels,
+                       const floating[:, ::1] targets, const floating[::1] weights):
+    """A data set's pointers, X in compressed sparse rows (values may be empty)."""
+    cdef Data data
+    data.X = &values[0] if values.shape[0] else NULL
+    data.n_samples = indptr.shape[0] - 1
+    data.labels = _labels_ptr(labels)
+    data.targets = &targets[0, 0] if targets is not None else NULL
+    data.weights = &weights[0] if weights is not None else NULL
+    data.indptr = &indptr[0]
+    data.indices = &indices[0] if indices.shape[0] else NULL
     return data
 
 
@@ -277,6 +304,40 @@ cdef class Kernel:
         cdef void* memory = _address(block)
         with nogil:
             predict_rows(&self.net, &plan, &theta[0], &X[0, 0], n, &out[0, 0], memory)
+
+    def predict_sparse(self, const floating[::1] theta, const floating[::1] values,
+                       const int[::1] indices, const Py_ssize_t[::1] indptr,
+                       floating[:, ::1] out, int threads=1):
+        """``predict`` for X in compressed sparse rows (checked by the caller)."""
+        cdef Py_ssize_t n = indptr.shape[0] - 1
+        cdef PredictionPlan plan = plan_prediction(&self.net, floating is double, n, threads)
+        cdef const int[::1] no_labels = None
+        cdef const floating[:, ::1] no_targets = None
+        cdef const floating[::1] no_weights = None
+        cdef Data data = _sparse_data(values, indices, indptr, no_labels, no_targets,
+                                      no_weights)
+        if n == 0:
+            return
+        block = _block(plan.bytes)
+        cdef void* memory = _address(block)
+        with nogil:
+            predict_sparse(&self.net, &plan, &theta[0], &data, &out[0, 0], memory)
+
+    def loss_and_grad_sparse(self, const floating[::1] theta, const floating[::1] values,
+                             const int[::1] indices, const Py_ssize_t[::1] indptr,
+                             const int[::1] labels, const floating[:, ::1] targets,
+                             const floating[::1] weights, floating[::1] grad,
+                             double l2=0.0, bint compute_grad=True):
+        """``loss_and_grad`` for X in compressed sparse rows."""
+        cdef double loss = 0.0
+        cdef Data data = _sparse_data(values, indices, indptr, labels, targets, weights)
+        block = _block(loss_bytes(&self.net, FLOAT64 if floating is double else FLOAT32,
+                                  data.n_samples))
+        cdef void* memory = _address(block)
+        cdef floating* g = &grad[0] if compute_grad else NULL
+        with nogil:
+            loss_grad(&self.net, &theta[0], &data, l2, g, memory, &loss)
+        return loss
 
     def predict_ready(self, cnp.ndarray theta, X, int threads=1):
         """head(f(X; θ)) for up to 256 rows, validated here in C; or None.
@@ -471,31 +532,55 @@ cdef class Trainer:
              const floating[:, ::1] targets, const floating[::1] weights,
              double learning_rate, uint64_t epoch, Py_ssize_t first, int threads,
              bint interruptible):
-        cdef double loss_sum = 0.0, weight_sum = 0.0
-        cdef int status
         cdef int code = FLOAT64 if floating is double else FLOAT32
         if code != self.state.dtype:
             raise TypeError(f"theta must be {self.dtype}, like the trainer")
         if theta.shape[0] != self.state.net.n_parameters or X.shape[0] < 1:
             raise ValueError("theta or X does not have the trainer's shape")
         cdef Data data = _data(X, labels, targets, weights)
+        return self._go(&theta[0], &data, learning_rate, epoch, first, threads, interruptible)
+
+    def epoch_sparse(self, floating[::1] theta, const floating[::1] values,
+                     const int[::1] indices, const Py_ssize_t[::1] indptr,
+                     const int[::1] labels, const floating[:, ::1] targets,
+                     const floating[::1] weights, double learning_rate, uint64_t epoch,
+                     int threads=1, bint interruptible=False):
+        """``epoch`` for sparse X in compressed sparse rows (``values``,
+        ``indices``, ``indptr``; checked by the caller: sorted row pointers,
+        columns in range): the first layer's products and weight gradient are
+        sparse x dense."""
+        cdef int code = FLOAT64 if floating is double else FLOAT32
+        if code != self.state.dtype:
+            raise TypeError(f"theta must be {self.dtype}, like the trainer")
+        if theta.shape[0] != self.state.net.n_parameters:
+            raise ValueError("theta does not have the trainer's shape")
+        if indptr.shape[0] != self.state.n_samples + 1:
+            raise ValueError("indptr does not have the trainer's number of rows")
+        cdef Data data = _sparse_data(values, indices, indptr, labels, targets, weights)
+        return self._go(&theta[0], &data, learning_rate, epoch, -1, threads, interruptible)
+
+    cdef object _go(self, void* theta, Data* data, double learning_rate, uint64_t epoch,
+                    Py_ssize_t first, int threads, bint interruptible):
+        """One call of the epoch kernel, with Ctrl-C handled as ``epoch`` says."""
+        cdef double loss_sum = 0.0, weight_sum = 0.0
+        cdef int status
         cdef bint main = threading.current_thread() is _MAIN
         cdef bint catching = interruptible and main and archfit_interrupt_install()
-        self.state.theta = &theta[0]
+        self.state.theta = theta
         self.state.interrupt = NULL
         if catching:
             self.state.interrupt = &archfit_interrupt_flag
         elif interruptible and not main:
             self.state.interrupt = &archfit_cancel_flag
         with nogil:
-            status = train_epoch_part(&self.state, &data, learning_rate, epoch, first,
+            status = train_epoch_part(&self.state, data, learning_rate, epoch, first,
                                       max(1, threads), &loss_sum, &weight_sum)
         self.state.interrupt = NULL
         if catching:
             archfit_interrupt_restore()
         if status == INVALID_ARGUMENT:
-            raise ValueError(f"rows {first} .. {first + X.shape[0] - 1} are not a part of an "
-                             f"epoch of {self.state.n_samples} rows in batches of "
+            raise ValueError(f"rows {first} .. {first + data.n_samples - 1} are not a part of "
+                             f"an epoch of {self.state.n_samples} rows in batches of "
                              f"{self.state.settings.batch_size}")
         if status == INTERRUPTED:
             if not main:

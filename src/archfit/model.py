@@ -14,6 +14,7 @@ from archfit import _threads
 from archfit.kernels import Kernel
 from archfit._memory import reserve
 from archfit._targets import encode
+from archfit._sparse import SparseRows, is_sparse
 from archfit._streaming import FileRows, features, file_backed
 from archfit._validation import (as_features, as_parameters, as_sample_weight, check_float,
                                  check_int)
@@ -177,7 +178,7 @@ class Model:
 
     def _outputs(self, theta: np.ndarray, X) -> np.ndarray:
         """f(X; θ) for a valid θ: small ready arrays straight to the kernel."""
-        if isinstance(X, FileRows) or file_backed(X):
+        if isinstance(X, (FileRows, SparseRows)) or file_backed(X) or is_sparse(X):
             return self._predict(theta, features(X, self._architecture.n_inputs, self._dtype))
         out = self._kernel.predict_ready(
             theta, X, _threads.budget(None) if self._splits_rows else 1)
@@ -186,6 +187,16 @@ class Model:
         return out
 
     def _predict(self, theta: np.ndarray, X, n_threads: int | None = None) -> np.ndarray:
+        if isinstance(X, SparseRows):
+            n = len(X)
+            plan = self._kernel.prediction_plan(self._dtype, n, _threads.budget(n_threads))
+            reserve(plan["bytes"] + n * self._architecture.n_outputs * self._dtype.itemsize,
+                    "the scratch memory of this computation")
+            out = np.empty((n, self._architecture.n_outputs), dtype=self._dtype)
+            with _threads.blas_during(plan["chunks"], n_threads):
+                self._kernel.predict_sparse(theta, X.values, X.indices, X.indptr, out,
+                                            plan["threads"])
+            return out
         if isinstance(X, FileRows):
             # a part at a time: read, convert, predict, hand the pages back
             out = np.empty((len(X), self._architecture.n_outputs), dtype=self._dtype)
@@ -210,7 +221,7 @@ class Model:
         Parameters
         ----------
         theta : ndarray of the model's dtype, shape (n_parameters,)
-        X : array-like of shape (n_samples, n_inputs)
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_inputs)
         y : array-like
             softmax: class indices in ``range(n_outputs)``; sigmoid: a 0/1
             matrix (n_samples, n_outputs); linear: floats (n_samples,) or
@@ -227,7 +238,8 @@ class Model:
         """
         theta = self._check_theta(theta)
         arch = self._architecture
-        X = as_features(X, arch.n_inputs, self._dtype)
+        X = (SparseRows.of(X, arch.n_inputs, self._dtype) if is_sparse(X)
+             else as_features(X, arch.n_inputs, self._dtype))
         classes = np.arange(arch.n_outputs) if arch.output == "softmax" else None
         targets = encode(y, arch.output, arch.n_outputs, X.shape[0], self._dtype, classes)
         w = as_sample_weight(sample_weight, X.shape[0], self._dtype)
@@ -236,11 +248,20 @@ class Model:
                 + self.n_parameters * self._dtype.itemsize,
                 "the scratch memory of this computation")
         grad = np.empty_like(theta)
-        loss = self._kernel.loss_and_grad(theta, X, targets.labels, targets.values, w, grad, l2)
+        if isinstance(X, SparseRows):
+            loss = self._kernel.loss_and_grad_sparse(theta, X.values, X.indices, X.indptr,
+                                                     targets.labels, targets.values, w, grad, l2)
+        else:
+            loss = self._kernel.loss_and_grad(theta, X, targets.labels, targets.values, w,
+                                              grad, l2)
         return float(loss), grad
 
     def _loss(self, theta, X, targets, weights) -> float:
         """Mean loss of validated inputs, without a gradient."""
+        if isinstance(X, SparseRows):
+            return float(self._kernel.loss_and_grad_sparse(
+                theta, X.values, X.indices, X.indptr, targets.labels, targets.values, weights,
+                np.empty(0, self._dtype), 0.0, False))
         if isinstance(X, FileRows):
             # the weighted mean of the parts' weighted means
             total = weight = 0.0

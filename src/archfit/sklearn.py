@@ -47,7 +47,7 @@ random_state             ``seed``
 
 ``dtype=None`` fits in float32 when X is float32 and in float64 otherwise, as
 scikit-learn does; ``n_threads`` bounds archfit's and BLAS's threads together.
-Sparse X is accepted and made dense (archfit's kernels take dense input).
+Sparse X stays sparse: archfit's kernels compute the first layer as sparse x dense.
 """
 from __future__ import annotations
 
@@ -68,7 +68,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
     raise ImportError("archfit.sklearn needs scikit-learn: pip install scikit-learn") from exc
 
 from archfit import fitting
-from archfit._memory import reserve
 from archfit.architecture import Architecture, Dense
 from archfit.fitting import DivergenceError, fit
 from archfit.hyperparameters import Hyperparameters
@@ -239,22 +238,19 @@ class _BaseMLP(BaseEstimator):
 
     def _validate_X(self, X, reset=True):
         """scikit-learn's checks of X for prediction."""
-        return self._dense(validate_data(self, X, reset=reset, **_X_CHECKS))
+        return self._rows(validate_data(self, X, reset=reset, **_X_CHECKS))
 
     def _validate_Xy(self, X, y, reset=True):
         """scikit-learn's checks of X and y (y=None refused as scikit-learn words it)."""
         X, y = validate_data(self, X, y, reset=reset, multi_output=True,
                              y_numeric=self._output == "linear", **_X_CHECKS)
-        return self._dense(X), y
+        return self._rows(X), y
 
     @staticmethod
-    def _dense(X):
-        """Sparse X made dense (archfit's kernels take dense input), refused with
-        MemoryError when that cannot fit."""
-        if hasattr(X, "toarray"):
-            reserve(X.shape[0] * X.shape[1] * X.dtype.itemsize, "a dense copy of sparse X")
-            X = X.toarray()
-        return X
+    def _rows(X):
+        """Sparse X as compressed sparse rows, which archfit's kernels take as
+        they are (the first layer's products are sparse x dense)."""
+        return X.tocsr() if hasattr(X, "tocsr") else X
 
     # ---- fitting --------------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, *, incremental=False, classes=None):

@@ -11,6 +11,7 @@ Design
 * A layer's product reads the weights packed once (``Packed``, AVX2 only)
   when the plan packs that layer, else goes to BLAS through ``_blas.gemm``.
 """
+from archfit.kernels cimport Data
 from archfit._kernels._blas cimport gemm
 from archfit._kernels.packgemm cimport pack_rows, packed_gemm
 from archfit._kernels._elementwise cimport (bias_activation, activation_backward, add_bias,
@@ -48,13 +49,71 @@ cdef void repack(const Network* net, const Packed* pk, const floating* theta, in
         pack_rows(n_in, n_out, theta + net.w_start[l], n_out, r0, r1, pk.PT[l], True)
 
 
+cdef inline Py_ssize_t _row(const Py_ssize_t* order, Py_ssize_t start,
+                            Py_ssize_t i) noexcept nogil:
+    """The data row of the batch's row i: order[start + i], or start + i."""
+    return order[start + i] if order != NULL else start + i
+
+
+cdef void _sparse_product(const Data* sparse, const Py_ssize_t* order, Py_ssize_t start,
+                          Py_ssize_t lo, Py_ssize_t hi, const floating* W, Py_ssize_t n_out,
+                          floating* Z) noexcept nogil:
+    """Z[i - lo] = X[row i] W for the batch's rows [lo, hi), X sparse: each
+    stored value scales its column's row of W into Z (no dense X is formed)."""
+    cdef const Py_ssize_t* indptr = sparse.indptr
+    cdef const int* indices = sparse.indices
+    cdef const floating* values = <const floating*> sparse.X
+    cdef Py_ssize_t i, j, p, r
+    cdef floating v
+    cdef floating* z
+    cdef const floating* w
+    for i in range(lo, hi):
+        r = _row(order, start, i)
+        z = Z + (i - lo) * n_out
+        for j in range(n_out):
+            z[j] = 0
+        for p in range(indptr[r], indptr[r + 1]):
+            v = values[p]
+            w = W + <Py_ssize_t> indices[p] * n_out
+            for j in range(n_out):
+                z[j] += v * w[j]
+
+
+cdef void sparse_weight_grad(const Network* net, const Data* sparse, const Py_ssize_t* order,
+                             Py_ssize_t start, Py_ssize_t rows, const floating* D,
+                             floating* grad, bint accumulate) noexcept nogil:
+    """The first layer's weight gradient X^T D for the batch's rows [0, rows),
+    X sparse: each stored value adds its row's error to its column's row of
+    the gradient (in θ's layout; += when `accumulate`)."""
+    cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[1], i, j, p, r
+    cdef floating* G = grad + net.w_start[0]
+    cdef const floating* values = <const floating*> sparse.X
+    cdef floating v
+    cdef floating* g
+    cdef const floating* d
+    if not accumulate:
+        for i in range(n_in * n_out):
+            G[i] = 0
+    for i in range(rows):
+        r = _row(order, start, i)
+        d = D + i * n_out
+        for p in range(sparse.indptr[r], sparse.indptr[r + 1]):
+            v = values[p]
+            g = G + <Py_ssize_t> sparse.indices[p] * n_out
+            for j in range(n_out):
+                g[j] += v * d[j]
+
+
 cdef void forward(const Network* net, const Workspace* ws,
                   const floating* theta,   # IN  parameters
                   const floating* X,       # IN  (ws.rows, sizes[0]); rows [lo, hi) are read
                   Py_ssize_t lo, Py_ssize_t hi,
                   floating* buf,           # INOUT scratch: rows [lo, hi) written; masks read
                   const Packed* pk=NULL,   # IN  packed weights of θ's dtype, or NULL: BLAS
-                  floating* work=NULL      # scratch of the packed GEMM (with pk)
+                  floating* work=NULL,     # scratch of the packed GEMM (with pk)
+                  const Data* sparse=NULL, # IN  sparse X instead of X: the batch's row i is
+                  const Py_ssize_t* order=NULL,   # data row order[start + i] (or start + i)
+                  Py_ssize_t start=0
                   ) noexcept nogil:
     """Forward pass of rows [lo, hi); the logits land in buf + ws.z[L-1]."""
     cdef int l, L = net.n_layers
@@ -68,7 +127,10 @@ cdef void forward(const Network* net, const Workspace* ws,
         n_in = net.sizes[l]
         n_out = net.sizes[l + 1]
         Z = buf + ws.z[l] + lo * n_out
-        _product(pk, l, False, n, n_out, n_in, inp, theta + net.w_start[l], Z, work)
+        if l == 0 and sparse != NULL:
+            _sparse_product(sparse, order, start, lo, hi, theta + net.w_start[0], n_out, Z)
+        else:
+            _product(pk, l, False, n, n_out, n_in, inp, theta + net.w_start[l], Z, work)
         if l < L - 1:
             A = buf + ws.a[l] + lo * n_out
             bias_activation(Z, theta + net.b_start[l], A, n, n_out, net.activation[l])
@@ -145,10 +207,16 @@ cdef void backward(const Network* net, const Workspace* ws,
                    Py_ssize_t n_rows,
                    floating* buf,           # IN  scratch from forward; dloss/dlogits in delta[L-1]
                    floating* grad,          # OUT (or += when accumulate) gradient, θ's layout
-                   bint accumulate) noexcept nogil:
+                   bint accumulate,
+                   const Data* sparse=NULL, # IN  sparse X instead of X: rows start ..
+                   Py_ssize_t start=0) noexcept nogil:
     """Errors at every layer, then the whole gradient, for rows [0, n_rows)."""
     cdef int l
     deltas(net, ws, theta, 0, n_rows, buf)
     for l in range(net.n_layers):
-        layer_grad(net, ws, X, n_rows, buf, grad, l, 0, net.sizes[l], accumulate)
+        if l == 0 and sparse != NULL:
+            sparse_weight_grad(net, sparse, NULL, start, n_rows, buf + ws.delta[0], grad,
+                               accumulate)
+        else:
+            layer_grad(net, ws, X, n_rows, buf, grad, l, 0, net.sizes[l], accumulate)
         layer_grad(net, ws, X, n_rows, buf, grad, l, -1, -1, accumulate)

@@ -15,7 +15,7 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from cython.parallel cimport prange, parallel, threadid
 
-from archfit.kernels cimport OK
+from archfit.kernels cimport OK, Data
 from archfit._kernels._plan cimport (Workspace, Packed, CHUNK_ROWS, aligned, workspace,
                                      prediction_block, splits, any_splits, threads_allowed)
 from archfit._kernels._passes cimport forward, backward
@@ -105,12 +105,17 @@ cdef void _predict_row(const Network* net, const Workspace* ws, const floating* 
 
 cdef void _predict_chunk(const Network* net, const Workspace* ws, const floating* theta,
                          const floating* X, floating* out, Py_ssize_t n, Py_ssize_t lo,
-                         floating* buf, const Packed* pk=NULL, floating* work=NULL) noexcept nogil:
+                         floating* buf, const Packed* pk=NULL, floating* work=NULL,
+                         const Data* sparse=NULL) noexcept nogil:
     """Outputs of rows [lo, lo + ws.rows) of X (fewer at the end); with `pk`
-    the products read the packed weights, `work` being the packed GEMM's scratch."""
+    the products read the packed weights, `work` being the packed GEMM's scratch.
+    With `sparse`, X's rows come from it."""
     cdef int L = net.n_layers
     cdef Py_ssize_t b = min(ws.rows, n - lo)
-    forward(net, ws, theta, X + lo * net.sizes[0], 0, b, buf, pk, work)
+    if sparse != NULL:
+        forward(net, ws, theta, X, 0, b, buf, pk, work, sparse, NULL, lo)
+    else:
+        forward(net, ws, theta, X + lo * net.sizes[0], 0, b, buf, pk, work)
     head_output(buf + ws.z[L - 1], out + lo * net.sizes[L], b, net.sizes[L], net.head)
 
 
@@ -133,9 +138,19 @@ cdef int predict_rows(const Network* net, const PredictionPlan* plan, const floa
     return OK
 
 
+cdef int predict_sparse(const Network* net, const PredictionPlan* plan, const floating* theta,
+                        const Data* data, floating* out, void* memory) noexcept nogil:
+    """predict_rows for sparse X (data.indptr set): chunks of rows shared
+    among threads, each chunk's first-layer product sparse x dense."""
+    cdef unsigned long long mode = archfit_fp_enter()
+    _predict_rows(net, plan, theta, <const floating*> data.X, data.n_samples, out, memory, data)
+    archfit_fp_leave(mode)
+    return OK
+
+
 cdef void _predict_rows(const Network* net, const PredictionPlan* plan, const floating* theta,
                         const floating* X, Py_ssize_t n, floating* out,
-                        void* memory) noexcept nogil:
+                        void* memory, const Data* sparse=NULL) noexcept nogil:
     cdef unsigned long long mode
     cdef Workspace ws
     cdef Packed pk
@@ -148,7 +163,19 @@ cdef void _predict_rows(const Network* net, const PredictionPlan* plan, const fl
     prediction_block(net, plan, floating is double, aligned(memory), &ws, &pk, &scratch, &per)
     per //= sizeof(floating)            # each thread's scratch, in elements
     buf = <floating*> scratch
-    if plan.packed:
+    if sparse != NULL:
+        # the first layer reads the sparse rows; the others as planned (packed or not)
+        if plan.packed:
+            _pack_weights(net, theta, &pk)
+        with parallel(num_threads=T):
+            mode = archfit_fp_enter()
+            for c in prange(plan.chunks, schedule="dynamic"):
+                _predict_chunk(net, &ws, theta, X, out, n, c * rows, buf + threadid() * per,
+                               &pk if plan.packed else NULL,
+                               buf + threadid() * per + ws.size if plan.packed else NULL,
+                               sparse)
+            archfit_fp_leave(mode)
+    elif plan.packed:
         # Rows are independent here, so chunks go to whichever thread is free.
         _pack_weights(net, theta, &pk)
         with parallel(num_threads=T):
@@ -226,6 +253,7 @@ cdef void _loss_grad(const Network* net, const floating* theta, const Data* data
     cdef const floating* tgt = <const floating*> data.targets
     cdef const floating* wts = <const floating*> data.weights
     cdef floating* buf = <floating*> aligned(memory)
+    cdef const Data* sparse = data if data.indptr != NULL else NULL
     workspace(net, &ws, max(rows, 1), False, False, 0)
     if wts != NULL:
         for i in range(n):
@@ -236,7 +264,10 @@ cdef void _loss_grad(const Network* net, const floating* theta, const Data* data
     while start + rows < n:
         start += rows
         b = min(rows, n - start)
-        forward(net, &ws, theta, X + start * n_in, 0, b, buf)
+        if sparse != NULL:
+            forward(net, &ws, theta, X, 0, b, buf, NULL, NULL, sparse, NULL, start)
+        else:
+            forward(net, &ws, theta, X + start * n_in, 0, b, buf)
         loss_sum += head_loss_grad(
             buf + ws.z[L - 1], b, k, net.loss,
             lab + start if lab != NULL else NULL,
@@ -244,7 +275,7 @@ cdef void _loss_grad(const Network* net, const floating* theta, const Data* data
             wts + start if wts != NULL else NULL,
             buf + ws.delta[L - 1] if grad != NULL else NULL, 1.0 / total_w, net.huber_delta)
         if grad != NULL:
-            backward(net, &ws, theta, X + start * n_in, b, buf, grad, start > 0)
+            backward(net, &ws, theta, X + start * n_in, b, buf, grad, start > 0, sparse, start)
     if l2 != 0.0:
         for l in range(L):
             for i in range(net.w_start[l], net.b_start[l]):

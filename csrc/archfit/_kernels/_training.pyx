@@ -21,7 +21,8 @@ from cython.parallel cimport prange, parallel, threadid
 from archfit.kernels cimport (OK, NONFINITE_LOSS, NONFINITE_PARAMETERS, INVALID_ARGUMENT,
                               INTERRUPTED, ADAMW, Network, Settings)
 from archfit._kernels._plan cimport Workspace, Packed, Internal, shards_for, threads_allowed
-from archfit._kernels._passes cimport forward, deltas, layer_input, layer_grad, repack
+from archfit._kernels._passes cimport (forward, deltas, layer_input, layer_grad, repack,
+                                      sparse_weight_grad)
 from archfit._kernels._blas cimport gemm
 from archfit._kernels.packgemm cimport ARCHFIT_PK_WORK, pack_rows, packed_gemm
 from archfit._kernels._elementwise cimport head_loss_grad, all_finite
@@ -55,13 +56,13 @@ cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
                  Py_ssize_t lo, Py_ssize_t hi, const int* labels, const floating* targets,
                  const floating* weights, int* batch_labels, floating* buf,
                  double scale, double* row_loss, const Packed* pk, floating* work,
-                 Py_ssize_t b) noexcept nogil:
+                 Py_ssize_t b, const Data* sparse) noexcept nogil:
     """Rows [lo, hi) of the mini-batch at `start` of the epoch order: gather,
     forward, per-row loss and the error at every layer.
 
     `order` is the shuffled sample index (NULL: the data's own order). `pk`:
     the packed weights (or NULL), with the running thread's `work`; the batch
-    has `b` rows.
+    has `b` rows. With `sparse`, X's rows are read where they are, not gathered.
     """
     cdef int L = net.n_layers
     cdef Py_ssize_t i, j, r, n_features = net.sizes[0], k = net.sizes[L]
@@ -74,8 +75,9 @@ cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
         for i in range(lo, hi):
             r = order[start + i]
             # a loop, not memcpy: rows are often a few dozen bytes
-            for j in range(n_features):
-                buf[ws.x + i * n_features + j] = X[r * n_features + j]
+            if sparse == NULL:
+                for j in range(n_features):
+                    buf[ws.x + i * n_features + j] = X[r * n_features + j]
             if labels != NULL:
                 batch_labels[i] = labels[r]
             if targets != NULL:
@@ -97,7 +99,7 @@ cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
             tb = targets + start * k
         if weights != NULL:
             wb = weights + start
-    forward(net, ws, theta, Xb, lo, hi, buf, pk, work)
+    forward(net, ws, theta, Xb, lo, hi, buf, pk, work, sparse, order, start)
     head_loss_grad(buf + ws.z[L - 1] + lo * k, hi - lo, k, net.loss,
                    lb + lo if lb != NULL else NULL, tb + lo * k if tb != NULL else NULL,
                    wb + lo if wb != NULL else NULL, buf + ws.delta[L - 1] + lo * k,
@@ -116,16 +118,19 @@ cdef void _block(const Network* net, const Workspace* ws, const Settings* settin
                  floating* theta, floating* grad, floating* m, floating* v,
                  const floating* Xb, Py_ssize_t rows, const floating* buf,
                  int l, Py_ssize_t r0, Py_ssize_t r1, double penalty, double decay,
-                 const Packed* pk, floating* work) noexcept nogil:
+                 const Packed* pk, floating* work, bint sparse) noexcept nogil:
     """Gradient of one block of θ, then its update while the block is in cache
     (and its packed copies, with `pk`; `work`, ARCHFIT_PK_WORK elements of the
     running thread's own, is then the packed GEMM's scratch).
 
     Weight rows [r0, r1) of layer l get the L2 terms; a bias block (r0 < 0)
-    does not.
+    does not. With `sparse` X, the first layer's weight gradient is already
+    in `grad`.
     """
     cdef Py_ssize_t first, stop
-    if pk != NULL and r0 >= 0 and pk.layer[l]:
+    if sparse and l == 0 and r0 >= 0:
+        pass
+    elif pk != NULL and r0 >= 0 and pk.layer[l]:
         packed_gemm(True, r1 - r0, net.sizes[l + 1], rows, layer_input(net, ws, Xb, buf, l) + r0,
                     net.sizes[l], pk.D[l], grad + net.w_start[l] + r0 * net.sizes[l + 1],
                     net.sizes[l + 1], work)
@@ -216,6 +221,7 @@ cdef int _epoch(TrainingState* state, const Data* data, double learning_rate,
     cdef const floating* Xb
     cdef uint64_t dropout_state
     cdef double wsum, batch_loss
+    cdef const Data* sparse = data if data.indptr != NULL else NULL
     cdef double penalty = 0.0 if s.optimizer == ADAMW else s.l2
     cdef double decay = s.l2 if s.optimizer == ADAMW else 0.0
 
@@ -256,13 +262,14 @@ cdef int _epoch(TrainingState* state, const Data* data, double learning_rate,
                 for sh in prange(S, schedule="static"):
                     _shard(net, ws, theta, X, order, start, min(b, sh * per),
                            min(b, sh * per + per), labels, targets, weights, it.batch_labels,
-                           buf, 1.0 / wsum, it.row_loss, pk, _thread_work(work, threadid()), b)
+                           buf, 1.0 / wsum, it.row_loss, pk, _thread_work(work, threadid()), b,
+                           sparse)
                 archfit_fp_leave(mode)
         else:
             for sh in range(S):
                 _shard(net, ws, theta, X, order, start, min(b, sh * per), min(b, sh * per + per),
                        labels, targets, weights, it.batch_labels, buf, 1.0 / wsum, it.row_loss,
-                       pk, work, b)
+                       pk, work, b, sparse)
         batch_loss = 0.0
         for i in range(b):
             batch_loss += it.row_loss[i]
@@ -270,6 +277,9 @@ cdef int _epoch(TrainingState* state, const Data* data, double learning_rate,
             return NONFINITE_LOSS
         loss_sum[0] += batch_loss
         weight_sum[0] += wsum
+        if sparse != NULL:
+            # the first layer's weight gradient, one pass over the batch's values
+            sparse_weight_grad(net, sparse, order, start, b, buf + ws.delta[0], grad, False)
 
         Xb = buf + ws.x if order != NULL else X + start * net.sizes[0]
         state.step += 1
@@ -280,13 +290,13 @@ cdef int _epoch(TrainingState* state, const Data* data, double learning_rate,
                 for c in prange(it.n_blocks, schedule="dynamic"):
                     _block(net, ws, s, learning_rate, state.step, theta, grad, m, v, Xb, b, buf,
                            <int> it.blocks[3 * c], it.blocks[3 * c + 1], it.blocks[3 * c + 2],
-                           penalty, decay, pk, _thread_work(work, threadid()))
+                           penalty, decay, pk, _thread_work(work, threadid()), sparse != NULL)
                 archfit_fp_leave(mode)
         else:
             for c in range(it.n_blocks):
                 _block(net, ws, s, learning_rate, state.step, theta, grad, m, v, Xb, b, buf,
                        <int> it.blocks[3 * c], it.blocks[3 * c + 1], it.blocks[3 * c + 2],
-                       penalty, decay, pk, work)
+                       penalty, decay, pk, work, sparse != NULL)
 
     it.dropout_stream = dropout_state
     if not all_finite(theta, net.n_parameters):

@@ -41,6 +41,7 @@ cdef int _fit(const Network* net, double* theta, const double* X, const int* lab
     if memory == NULL:
         return -1
     status = training_init(&state, net, &settings, FLOAT64, n, 0, 1, theta, memory)
+    memset(&data, 0, sizeof(data))      # dense X: indptr and indices stay NULL
     data.X = X
     data.n_samples = n
     data.labels = labels
