@@ -12,6 +12,15 @@ from __future__ import annotations
 import numpy as np
 
 
+def _standardized(a: np.ndarray, mean, scale) -> np.ndarray:
+    """(a - mean) / scale, a new array in a's dtype (a itself without statistics)."""
+    if mean is None:
+        return a
+    out = np.subtract(a, mean.astype(a.dtype))
+    np.divide(out, scale.astype(a.dtype), out=out)
+    return out
+
+
 class Standardization:
     """Means and standard deviations found on training rows.
 
@@ -75,19 +84,11 @@ class Standardization:
     # ---- applying them ------------------------------------------------------------------
     def features(self, X: np.ndarray) -> np.ndarray:
         """A new array: standardised X, in X's dtype."""
-        if self.feature_mean is None:
-            return X
-        out = np.subtract(X, self.feature_mean.astype(X.dtype))
-        np.divide(out, self.feature_scale.astype(X.dtype), out=out)
-        return out
+        return _standardized(X, self.feature_mean, self.feature_scale)
 
     def targets(self, values: np.ndarray) -> np.ndarray:
         """A new array: standardised target values, in their dtype."""
-        if self.target_mean is None:
-            return values
-        out = np.subtract(values, self.target_mean.astype(values.dtype))
-        np.divide(out, self.target_scale.astype(values.dtype), out=out)
-        return out
+        return _standardized(values, self.target_mean, self.target_scale)
 
     def outputs(self, out: np.ndarray) -> np.ndarray:
         """The network's linear outputs in the targets' units (in place)."""
