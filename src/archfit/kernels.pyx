@@ -296,32 +296,39 @@ cdef class Kernel:
         """out = head(f(X; θ)) without the GIL, as ``prediction_plan`` says;
         the result does not depend on `threads` (the caller keeps BLAS to one
         thread when the plan has several chunks)."""
-        cdef Py_ssize_t n = X.shape[0]
-        cdef PredictionPlan plan = plan_prediction(&self.net, floating is double, n, threads)
-        if n == 0:
+        cdef const int[::1] no_labels = None
+        cdef const floating[:, ::1] no_targets = None
+        cdef const floating[::1] no_weights = None
+        cdef Data data
+        if X.shape[0] == 0:
             return
-        block = _block(plan.bytes)
-        cdef void* memory = _address(block)
-        with nogil:
-            predict_rows(&self.net, &plan, &theta[0], &X[0, 0], n, &out[0, 0], memory)
+        data = _data(X, no_labels, no_targets, no_weights)
+        self._predict(&theta[0], &data, &out[0, 0], FLOAT64 if floating is double else FLOAT32,
+                      threads)
 
     def predict_sparse(self, const floating[::1] theta, const floating[::1] values,
                        const int[::1] indices, const Py_ssize_t[::1] indptr,
                        floating[:, ::1] out, int threads=1):
         """``predict`` for X in compressed sparse rows (checked by the caller)."""
-        cdef Py_ssize_t n = indptr.shape[0] - 1
-        cdef PredictionPlan plan = plan_prediction(&self.net, floating is double, n, threads)
         cdef const int[::1] no_labels = None
         cdef const floating[:, ::1] no_targets = None
         cdef const floating[::1] no_weights = None
         cdef Data data = _sparse_data(values, indices, indptr, no_labels, no_targets,
                                       no_weights)
-        if n == 0:
+        if data.n_samples == 0:
             return
+        self._predict(&theta[0], &data, &out[0, 0], FLOAT64 if floating is double else FLOAT32,
+                      threads)
+
+    cdef void _predict(self, const void* theta, const Data* data, void* out, int dtype,
+                       int threads) except *:
+        """predict_data as ``prediction_plan`` says, with a block of its own."""
+        cdef PredictionPlan plan = plan_prediction(&self.net, dtype == FLOAT64,
+                                                   data.n_samples, threads)
         block = _block(plan.bytes)
         cdef void* memory = _address(block)
         with nogil:
-            predict_sparse(&self.net, &plan, &theta[0], &data, &out[0, 0], memory)
+            predict_data(&self.net, &plan, dtype, theta, data, out, memory)
 
     def loss_and_grad_sparse(self, const floating[::1] theta, const floating[::1] values,
                              const int[::1] indices, const Py_ssize_t[::1] indptr,
@@ -329,14 +336,18 @@ cdef class Kernel:
                              const floating[::1] weights, floating[::1] grad,
                              double l2=0.0, bint compute_grad=True):
         """``loss_and_grad`` for X in compressed sparse rows."""
-        cdef double loss = 0.0
         cdef Data data = _sparse_data(values, indices, indptr, labels, targets, weights)
-        block = _block(loss_bytes(&self.net, FLOAT64 if floating is double else FLOAT32,
-                                  data.n_samples))
+        return self._loss(&theta[0], &data, &grad[0] if compute_grad else NULL,
+                          FLOAT64 if floating is double else FLOAT32, l2)
+
+    cdef double _loss(self, const void* theta, const Data* data, void* grad, int dtype,
+                      double l2) except? -1:
+        """loss_and_grad with a scratch block of its own (`grad` NULL: no gradient)."""
+        cdef double loss = 0.0
+        block = _block(loss_bytes(&self.net, dtype, data.n_samples))
         cdef void* memory = _address(block)
-        cdef floating* g = &grad[0] if compute_grad else NULL
         with nogil:
-            loss_grad(&self.net, &theta[0], &data, l2, g, memory, &loss)
+            loss_and_grad(&self.net, dtype, theta, data, l2, grad, memory, &loss)
         return loss
 
     def predict_ready(self, cnp.ndarray theta, X, int threads=1):
@@ -383,15 +394,9 @@ cdef class Kernel:
                       const floating[::1] weights, floating[::1] grad,
                       double l2=0.0, bint compute_grad=True):
         """Weighted mean loss (+ L2/2 ||W||^2); fills `grad` when `compute_grad`."""
-        cdef double loss = 0.0
         cdef Data data = _data(X, labels, targets, weights)
-        block = _block(loss_bytes(&self.net, FLOAT64 if floating is double else FLOAT32,
-                                  X.shape[0]))
-        cdef void* memory = _address(block)
-        cdef floating* g = &grad[0] if compute_grad else NULL
-        with nogil:
-            loss_grad(&self.net, &theta[0], &data, l2, g, memory, &loss)
-        return loss
+        return self._loss(&theta[0], &data, &grad[0] if compute_grad else NULL,
+                          FLOAT64 if floating is double else FLOAT32, l2)
 
 
 cdef class Trainer:
