@@ -73,7 +73,7 @@ class SparseRows:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def take(self, rows) -> "SparseRows":
+    def subset(self, rows) -> "SparseRows":
         """These rows at `rows` (a split's part), still sparse."""
         part = self.matrix[np.asarray(rows)]
         return SparseRows(part, np.ascontiguousarray(part.data, dtype=self.dtype),

@@ -159,17 +159,22 @@ if sys.platform.startswith("linux"):
 
 
 def features(X, n_features: int, dtype, name: str = "X"):
-    """X validated for a kernel: :class:`SparseRows` for scipy.sparse X, a
-    :class:`FileRows` when it is file-backed (checked by streaming over it),
-    else ``as_features``' C-contiguous array."""
+    """X validated for a kernel: a :class:`FileRows` when it is file-backed
+    (checked by streaming over it), else :func:`in_memory`'s."""
     if isinstance(X, FileRows):
         return X.with_dtype(dtype, n_features)
+    if not isinstance(X, SparseRows) and not is_sparse(X) and file_backed(X):
+        return FileRows(X, n_features, dtype, name)
+    return in_memory(X, n_features, dtype, name)
+
+
+def in_memory(X, n_features: int, dtype, name: str = "X"):
+    """X validated for a kernel and held in memory: :class:`SparseRows` for
+    scipy.sparse X, else ``as_features``' C-contiguous array."""
     if isinstance(X, SparseRows):
         return X.with_dtype(dtype, n_features, name)
     if is_sparse(X):
         return SparseRows.of(X, n_features, dtype, name)
-    if file_backed(X):
-        return FileRows(X, n_features, dtype, name)
     return as_features(X, n_features, dtype, name)
 
 

@@ -92,10 +92,8 @@ class Data:
             self.folds = kfold(n, check_int(cv, "cv", minimum=2), seed, labels)
 
     def subset(self, index):
-        if isinstance(self.X, FileRows):
-            X = self.X.subset(index)
-        elif isinstance(self.X, SparseRows):
-            X = self.X.take(index)
+        if isinstance(self.X, (FileRows, SparseRows)):
+            X = self.X.subset(index)          # still read from the file, still sparse
         else:
             X = self.X[index]
         return (X, self.y[index], None if self.w is None else self.w[index])

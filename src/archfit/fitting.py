@@ -14,9 +14,9 @@ from archfit.kernels import Status, Trainer
 from archfit._memory import reserve
 from archfit._kernels._hashing import Fingerprint
 from archfit._targets import Targets, class_labels, encode
-from archfit._sparse import SparseRows, is_sparse
-from archfit._streaming import FileRows, features
-from archfit._validation import (as_features, as_parameters, as_sample_weight, by_name,
+from archfit._sparse import SparseRows
+from archfit._streaming import FileRows, features, in_memory
+from archfit._validation import (as_parameters, as_sample_weight, by_name,
                                  check_int, feature_names)
 from archfit.fit_model import FitModel, score_outputs
 from archfit.folds import validation_split
@@ -193,9 +193,8 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) not in (2, 3):
             raise TypeError("validation must be a tuple (X_val, y_val) or (X_val, y_val, w_val)")
-        Xv = by_name(validation[0], names, "validation X")
-        Xv = (SparseRows.of(Xv, arch.n_inputs, dtype, "validation X") if is_sparse(Xv)
-              else as_features(Xv, arch.n_inputs, dtype, "validation X"))
+        Xv = in_memory(by_name(validation[0], names, "validation X"), arch.n_inputs, dtype,
+                       "validation X")
         tv = encode(validation[1], arch.output, arch.n_outputs, Xv.shape[0], dtype,
                     targets.classes, "validation y")
         wv = (as_sample_weight(validation[2], Xv.shape[0], dtype)
@@ -208,10 +207,10 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
                              "early stopping. Increase validation_fraction or the size of the "
                              "data, or pass validation=(X_val, y_val).")
         if isinstance(X, (FileRows, SparseRows)):
-            val = (X.take(val_idx), targets.take(val_idx),
+            val = (X.take(val_idx) if isinstance(X, FileRows) else X.subset(val_idx),
+                   targets.take(val_idx),
                    None if weights is None else np.ascontiguousarray(weights[val_idx]))
-            X = X.subset(train_idx) if isinstance(X, FileRows) else X.take(train_idx)
-            targets = targets.take(train_idx)
+            X, targets = X.subset(train_idx), targets.take(train_idx)
         else:
             val = (np.ascontiguousarray(X[val_idx]), targets.take(val_idx),
                    None if weights is None else np.ascontiguousarray(weights[val_idx]))
@@ -442,21 +441,18 @@ def _run_epoch(trainer, theta, X, targets, weights, lr, epoch, threads):
 
 def _epochs(model, hp, theta, X, targets, weights, val, history, callback, progress,
             trainer, schedule, first_epoch, threads, keeper):
-    best_loss, best_theta, wait, best_epoch = math.inf, None, 0, None
+    watch = _EarlyStopping(hp, schedule)
     # A resumed fit: replay what the schedule and early stopping watched
     for record in history[first_epoch:]:
-        monitored = _monitored(record, hp.monitor)
-        schedule.observe(monitored)
-        if hp.early_stopping:
-            if monitored < best_loss - hp.tolerance:
-                best_loss, wait, best_epoch = monitored, 0, record["epoch"]
-            else:
-                wait += 1
-    if keeper is not None and keeper.best is not None:
-        best_theta = keeper.best
-    # The last complete epoch: what Ctrl-C leaves, and where an interrupted
-    # epoch starts again if the program's SIGINT handler lets the fit go on.
-    done = (theta.copy(), len(history), trainer.m, trainer.v, trainer.step)
+        watch.observe(record)
+    best_theta = keeper.best if keeper is not None else None
+
+    def state():
+        return (trainer.m, trainer.v, trainer.step, hp.optimizer)
+    # The last complete epoch (θ, the history's length, the optimizer's state):
+    # what Ctrl-C leaves, and where an interrupted epoch starts again if the
+    # program's SIGINT handler lets the fit go on.
+    done = (theta.copy(), len(history), state())
     epoch = len(history)
     try:
         while epoch < first_epoch + hp.epochs:
@@ -467,7 +463,7 @@ def _epochs(model, hp, theta, X, targets, weights, val, history, callback, progr
             seconds = time.perf_counter() - start
             if status == Status.INTERRUPTED:
                 theta[:] = done[0]
-                trainer.restore(done[2], done[3], done[4])
+                trainer.restore(*done[2][:3])
                 continue
             if status != Status.OK:
                 what = "the loss" if status == Status.NONFINITE_LOSS else "the parameters"
@@ -478,35 +474,52 @@ def _epochs(model, hp, theta, X, targets, weights, val, history, callback, progr
             record = _record(model, theta, epoch + 1, loss_sum / weight_sum, lr, seconds, val,
                              threads)
             history.append(record)
-            monitored = _monitored(record, hp.monitor)
-            schedule.observe(monitored)
-            stop = False
-            if hp.early_stopping:
-                if monitored < best_loss - hp.tolerance:
-                    best_loss, wait, best_epoch = monitored, 0, len(history)
-                    if hp.restore_best:
-                        best_theta = theta.copy()
-                else:
-                    wait += 1
-                    stop = hp.patience is not None and wait >= hp.patience
+            if watch.observe(record) and hp.restore_best:
+                best_theta = theta.copy()
             epoch += 1
-            done = (theta.copy(), len(history), trainer.m, trainer.v, trainer.step)
+            done = (theta.copy(), len(history), state())
             if keeper is not None:
-                keeper.epoch_done(theta, history, (done[2], done[3], done[4], hp.optimizer),
-                                  best_theta)
-            if _report(record, progress, callback) or stop:
+                keeper.epoch_done(theta, history, done[2], best_theta)
+            if _report(record, progress, callback) or watch.exhausted:
                 break
     except KeyboardInterrupt as error:
-        error._archfit_done = (done[0], history[:done[1]],
-                               (done[2], done[3], done[4], hp.optimizer))
+        error._archfit_done = (done[0], history[:done[1]], done[2])
         raise
-    state = (trainer.m, trainer.v, trainer.step, hp.optimizer)
+    final = state()
     if best_theta is not None and not np.array_equal(best_theta, theta):
         # The moments belong to the last epoch's θ, not the restored one.
-        theta, state = best_theta, None
+        theta, final = best_theta, None
         if progress is not None:
-            progress.kept = best_epoch
-    return theta, history, state
+            progress.kept = watch.best_epoch
+    return theta, history, final
+
+
+class _EarlyStopping:
+    """What early stopping watches, and the schedule's view of it: the best
+    monitored value, its epoch, and the epochs since it improved."""
+
+    def __init__(self, hp: Hyperparameters, schedule: LearningRateSchedule):
+        self.hp, self.schedule = hp, schedule
+        self.best, self.best_epoch, self.wait = math.inf, None, 0
+
+    def observe(self, record) -> bool:
+        """Take one epoch's record; True when early stopping counts it as the
+        new best."""
+        monitored = _monitored(record, self.hp.monitor)
+        self.schedule.observe(monitored)
+        if not self.hp.early_stopping:
+            return False
+        if monitored < self.best - self.hp.tolerance:
+            self.best, self.best_epoch, self.wait = monitored, record["epoch"], 0
+            return True
+        self.wait += 1
+        return False
+
+    @property
+    def exhausted(self) -> bool:
+        """Patience has run out."""
+        return (self.hp.early_stopping and self.hp.patience is not None
+                and self.wait >= self.hp.patience)
 
 
 def _monitored(record, monitor: str) -> float:
@@ -526,7 +539,7 @@ def _fit_lbfgs(model, hp, theta, X, targets: Targets, weights, val, history,
         raise ValueError("optimizer='lbfgs' evaluates the loss on all the data at every step "
                          "and needs X in memory; X is a file-backed array: use a mini-batch "
                          "optimizer, or load X into memory (numpy.asarray)")
-    kernel, dtype = model._kernel, model.dtype
+    dtype = model.dtype
     grad = np.empty_like(theta)
     history = list(history)
     clock = [time.perf_counter()]
@@ -535,12 +548,7 @@ def _fit_lbfgs(model, hp, theta, X, targets: Targets, weights, val, history,
 
     def objective(x):
         t = np.ascontiguousarray(x, dtype=dtype)
-        if isinstance(X, SparseRows):
-            loss = kernel.loss_and_grad_sparse(t, X.values, X.indices, X.indptr, targets.labels,
-                                               targets.values, weights, grad, hp.l2)
-        else:
-            loss = kernel.loss_and_grad(t, X, targets.labels, targets.values, weights, grad,
-                                        hp.l2)
+        loss = model._loss_grad(t, X, targets, weights, grad, hp.l2)
         if not (math.isfinite(loss) and np.isfinite(grad).all()):
             return math.inf, np.zeros_like(x)
         return loss, grad.astype(np.float64)

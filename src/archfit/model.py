@@ -15,7 +15,7 @@ from archfit.kernels import Kernel
 from archfit._memory import reserve
 from archfit._targets import encode
 from archfit._sparse import SparseRows, is_sparse
-from archfit._streaming import FileRows, features, file_backed
+from archfit._streaming import FileRows, features, file_backed, in_memory
 from archfit._validation import (as_features, as_parameters, as_sample_weight, check_float,
                                  check_int)
 from archfit.architecture import Architecture
@@ -238,8 +238,7 @@ class Model:
         """
         theta = self._check_theta(theta)
         arch = self._architecture
-        X = (SparseRows.of(X, arch.n_inputs, self._dtype) if is_sparse(X)
-             else as_features(X, arch.n_inputs, self._dtype))
+        X = in_memory(X, arch.n_inputs, self._dtype)
         classes = np.arange(arch.n_outputs) if arch.output == "softmax" else None
         targets = encode(y, arch.output, arch.n_outputs, X.shape[0], self._dtype, classes)
         w = as_sample_weight(sample_weight, X.shape[0], self._dtype)
@@ -248,20 +247,25 @@ class Model:
                 + self.n_parameters * self._dtype.itemsize,
                 "the scratch memory of this computation")
         grad = np.empty_like(theta)
+        return self._loss_grad(theta, X, targets, w, grad, l2), grad
+
+    def _loss_grad(self, theta, X, targets, weights, grad=None, l2: float = 0.0) -> float:
+        """The kernel's loss (+ L2) of validated in-memory inputs, dense or
+        sparse; the gradient into `grad` unless it is None."""
+        compute = grad is not None
+        if not compute:
+            grad = np.empty(0, self._dtype)
         if isinstance(X, SparseRows):
             loss = self._kernel.loss_and_grad_sparse(theta, X.values, X.indices, X.indptr,
-                                                     targets.labels, targets.values, w, grad, l2)
+                                                     targets.labels, targets.values, weights,
+                                                     grad, l2, compute)
         else:
-            loss = self._kernel.loss_and_grad(theta, X, targets.labels, targets.values, w,
-                                              grad, l2)
-        return float(loss), grad
+            loss = self._kernel.loss_and_grad(theta, X, targets.labels, targets.values, weights,
+                                              grad, l2, compute)
+        return float(loss)
 
     def _loss(self, theta, X, targets, weights) -> float:
         """Mean loss of validated inputs, without a gradient."""
-        if isinstance(X, SparseRows):
-            return float(self._kernel.loss_and_grad_sparse(
-                theta, X.values, X.indices, X.indptr, targets.labels, targets.values, weights,
-                np.empty(0, self._dtype), 0.0, False))
         if isinstance(X, FileRows):
             # the weighted mean of the parts' weighted means
             total = weight = 0.0
@@ -273,8 +277,7 @@ class Model:
                     weight += w
                 X.release()
             return total / weight
-        return float(self._kernel.loss_and_grad(theta, X, targets.labels, targets.values,
-                                                weights, np.empty(0, self._dtype), 0.0, False))
+        return self._loss_grad(theta, X, targets, weights)
 
     def _check_theta(self, theta) -> np.ndarray:
         return as_parameters(theta, self.n_parameters, self._dtype)
