@@ -12,6 +12,7 @@ fit model          :class:`FitModel`       θ̂ found by :func:`fit` on training
 from archfit.architecture import Architecture, Dense, LayoutEntry
 from archfit.fit_model import FitModel
 from archfit.fitting import ConvergenceWarning, DivergenceError, fit
+from archfit.population import fit_many
 from archfit.folds import kfold, validation_split
 from archfit.estimation import HoldoutEstimate, holdout
 from archfit.selection import Selection, select
@@ -36,6 +37,7 @@ __all__ = [
     "Selection",
     "distributions",
     "fit",
+    "fit_many",
     "holdout",
     "kfold",
     "load",

@@ -140,6 +140,79 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
         folder = os.path.dirname(os.path.abspath(checkpoint))
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"checkpoint: folder {folder} does not exist")
+    prep = _prepare(model, X, y, hp, validation, init, sample_weight, classes)
+    theta, history, optimizer_state = prep.theta, prep.history, prep.optimizer_state
+    X, targets, weights, val, first_epoch = prep.X, prep.targets, prep.weights, prep.val, \
+        prep.first_epoch
+    fit_model, fingerprint, classes = prep.fit_model, prep.fingerprint, prep.classes
+
+    keeper = None
+    if checkpoint is not None:
+        request = checkpoints.request(
+            model, hp, fingerprint, None if val is None else _fingerprint(val[0], val[1]),
+            theta, first_epoch, optimizer_state, classes)
+        keeper = _Keeper(checkpoint, checkpoint_every, request, first_epoch, fit_model)
+        saved = keeper.resume()
+        if saved is not None:
+            if saved.finished:
+                return saved.fit_model
+            theta = np.array(saved.fit_model.parameters, copy=True)
+            history, optimizer_state = saved.fit_model.history, saved.fit_model._optimizer_state
+            keeper.best = saved.best
+
+    run = _fit_lbfgs if hp.optimizer == "lbfgs" else _fit_minibatch
+    progress = (Progress(hp.epochs, model.architecture.output, first=first_epoch,
+                         done=len(history) - first_epoch) if verbose else None)
+    try:
+        theta, history, optimizer_state = run(model, hp, theta, X, targets, weights, val,
+                                              history, optimizer_state, callback, progress,
+                                              first_epoch, keeper)
+        if progress is not None:
+            progress.close(ending(history, first_epoch, hp.epochs, progress.kept or len(history),
+                                  hp.early_stopping, hp.monitor, progress.metric))
+            progress = None
+    except DivergenceError as error:
+        if progress is not None:
+            progress.close("diverged")
+        best = getattr(error, "_best", None)
+        if best is not None:
+            error.fit_model = fit_model(best[0], best[1], None)
+        raise
+    except KeyboardInterrupt as error:
+        if progress is not None:
+            progress.close("interrupted")
+        done = getattr(error, "_archfit_done", None)
+        error.fit_model = None if done is None else fit_model(*done)
+        raise
+    result = fit_model(theta, history, optimizer_state)
+    if keeper is not None:
+        keeper.finish(result)
+    return result
+
+
+class _Prepared:
+    """One fit's inputs, validated and ready for the kernels: where it starts
+    (θ, history, optimizer state), the training data (X, targets, weights, and
+    with `rows` the rows of a shared X it trains on), the validation set, and
+    what the fit model will carry (fingerprint, classes, standardisation)."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+    def fit_model(self, theta, history, state) -> FitModel:
+        return FitModel._of_fit(self.model, theta, self.hp, history, self.classes,
+                                self.targets.ndim, state, self.fingerprint, self.standardization)
+
+
+def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_weight,
+             classes, rows: np.ndarray | None = None, checked: bool = False,
+             names=None) -> _Prepared:
+    """Validate one fit's data and starting point (everything ``fit`` checks
+    before a kernel runs). With `rows`, the fit trains on those rows of X and
+    y (X already checked, `checked`): X stays shared when the kernels can read
+    the rows where they are (dense X in memory, shuffled, not standardised),
+    and is copied otherwise; the result is that of a fit on X[rows], y[rows].
+    `names`: checked X's feature names."""
     arch, dtype = model.architecture, model.dtype
 
     if hp.standardize_targets and arch.output != "linear":
@@ -175,12 +248,18 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
         theta = None
 
     # ---- data --------------------------------------------------------------------------
-    names = feature_names(X)
-    if isinstance(init, FitModel) and init.feature_names is not None:
-        X = by_name(X, init.feature_names)
-        names = init.feature_names if names is not None else None
-    X = features(X, arch.n_inputs, dtype)
-    n = X.shape[0]
+    if not checked:
+        names = feature_names(X)
+        if isinstance(init, FitModel) and init.feature_names is not None:
+            X = by_name(X, init.feature_names)
+            names = init.feature_names if names is not None else None
+        X = features(X, arch.n_inputs, dtype)
+    if rows is not None:
+        shared = (isinstance(X, np.ndarray) and hp.shuffle and hp.optimizer != "lbfgs"
+                  and not hp.standardize)
+        if not shared:
+            X, rows = _subset(X, rows), None
+    n = X.shape[0] if rows is None else len(rows)
     if classes is not None and arch.output == "softmax":
         classes = class_labels(classes, "classes", declared=True)
         if len(classes) != arch.n_outputs:
@@ -206,7 +285,11 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
             raise ValueError(f"The validation set is too small ({len(val_idx)} of {n} rows) for "
                              "early stopping. Increase validation_fraction or the size of the "
                              "data, or pass validation=(X_val, y_val).")
-        if isinstance(X, (FileRows, SparseRows)):
+        if rows is not None:
+            val = (np.ascontiguousarray(X[rows[val_idx]]), targets.take(val_idx),
+                   None if weights is None else np.ascontiguousarray(weights[val_idx]))
+            rows, targets = np.ascontiguousarray(rows[train_idx]), targets.take(train_idx)
+        elif isinstance(X, (FileRows, SparseRows)):
             val = (X.take(val_idx) if isinstance(X, FileRows) else X.subset(val_idx),
                    targets.take(val_idx),
                    None if weights is None else np.ascontiguousarray(weights[val_idx]))
@@ -222,11 +305,10 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
 
     if theta is None:
         theta = model.init(hp.seed)
-    fingerprint = _fingerprint(X, targets)
+    fingerprint = _fingerprint(X, targets, rows)
     if names is not None:
         fingerprint["feature_names"] = names
     classes = targets.classes if arch.output == "softmax" else None
-    first_epoch = len(history)
     if hp.standardize and isinstance(X, SparseRows):
         raise ValueError("standardize=True would centre sparse X and make it dense; scale "
                          "its columns beforehand (for example by their maxima) or pass it "
@@ -235,53 +317,17 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
         standardization = _standardization(X, targets, hp)
     if standardization is not None:
         X, targets, val = _standardized(standardization, X, targets, val)
+    return _Prepared(model=model, hp=hp, theta=theta, history=history,
+                     optimizer_state=optimizer_state, X=X, rows=rows, targets=targets,
+                     weights=weights, val=val, fingerprint=fingerprint, classes=classes,
+                     standardization=standardization, first_epoch=len(history))
 
-    def fit_model(theta, history, state):
-        return FitModel._of_fit(model, theta, hp, history, classes, targets.ndim, state,
-                                fingerprint, standardization)
 
-    keeper = None
-    if checkpoint is not None:
-        request = checkpoints.request(
-            model, hp, fingerprint, None if val is None else _fingerprint(val[0], val[1]),
-            theta, first_epoch, optimizer_state, classes)
-        keeper = _Keeper(checkpoint, checkpoint_every, request, first_epoch, fit_model)
-        saved = keeper.resume()
-        if saved is not None:
-            if saved.finished:
-                return saved.fit_model
-            theta = np.array(saved.fit_model.parameters, copy=True)
-            history, optimizer_state = saved.fit_model.history, saved.fit_model._optimizer_state
-            keeper.best = saved.best
-
-    run = _fit_lbfgs if hp.optimizer == "lbfgs" else _fit_minibatch
-    progress = (Progress(hp.epochs, arch.output, first=first_epoch,
-                         done=len(history) - first_epoch) if verbose else None)
-    try:
-        theta, history, optimizer_state = run(model, hp, theta, X, targets, weights, val,
-                                              history, optimizer_state, callback, progress,
-                                              first_epoch, keeper)
-        if progress is not None:
-            progress.close(ending(history, first_epoch, hp.epochs, progress.kept or len(history),
-                                  hp.early_stopping, hp.monitor, progress.metric))
-            progress = None
-    except DivergenceError as error:
-        if progress is not None:
-            progress.close("diverged")
-        best = getattr(error, "_best", None)
-        if best is not None:
-            error.fit_model = fit_model(best[0], best[1], None)
-        raise
-    except KeyboardInterrupt as error:
-        if progress is not None:
-            progress.close("interrupted")
-        done = getattr(error, "_archfit_done", None)
-        error.fit_model = None if done is None else fit_model(*done)
-        raise
-    result = fit_model(theta, history, optimizer_state)
-    if keeper is not None:
-        keeper.finish(result)
-    return result
+def _subset(X, rows: np.ndarray):
+    """Rows of checked X, as their own data (sparse stays sparse, a file stays a file)."""
+    if isinstance(X, (FileRows, SparseRows)):
+        return X.subset(rows)
+    return np.ascontiguousarray(X[rows])
 
 
 class _Keeper:
@@ -344,8 +390,9 @@ def _standardized(scaling: Standardization, X, targets: Targets, val):
     return X, targets, val
 
 
-def _fingerprint(X: np.ndarray, targets: Targets) -> dict[str, Any]:
-    """Shape, dtype and a hash of the data as fitted (after any validation split).
+def _fingerprint(X: np.ndarray, targets: Targets, rows=None) -> dict[str, Any]:
+    """Shape, dtype and a hash of the data as fitted (after any validation
+    split; with `rows`, of X[rows], read a part at a time).
 
     The hash is XXH64 of the bytes of X, then of the encoded targets, with
     seeds 0 and 1 (128 bits, "xxh64x2:" prefix): at several GB/s it costs a
@@ -361,12 +408,16 @@ def _fingerprint(X: np.ndarray, targets: Targets) -> dict[str, Any]:
         for lo, hi in X.parts():
             h.update(X.take(lo=lo, hi=hi))
             X.release()
+    elif rows is not None:
+        for lo in range(0, len(rows), 65536):
+            h.update(np.ascontiguousarray(X[rows[lo:lo + 65536]]))
     else:
         h.update(X)
     for part in (targets.labels, targets.values):
         if part is not None:
             h.update(part)
-    return {"n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
+    return {"n_samples": int(X.shape[0] if rows is None else len(rows)),
+            "n_features": int(X.shape[1]),
             "dtype": X.dtype.name, "hash": "xxh64x2:" + h.hexdigest()}
 
 
@@ -388,28 +439,46 @@ def _report(record, progress, callback) -> bool:
     return callback is not None and bool(callback(dict(record)))
 
 
-def _fit_minibatch(model, hp, theta, X, targets: Targets, weights, val, history,
-                   optimizer_state, callback, progress, first_epoch, keeper):
+def _trainer(model, hp, n_samples, targets: Targets, optimizer_state, budget,
+             reserved: bool = False) -> Trainer:
+    """The kernel's state of one mini-batch fit, its memory reserved first
+    (unless the caller has, `reserved`)."""
     m, v, step = (optimizer_state[:3] if optimizer_state is not None else (None, None, 0))
     n_targets = 0 if targets.values is None else targets.values.shape[1]
+    plan = model._kernel.training_plan(model.dtype, n_samples, hp.batch_size, hp.dropout,
+                                       hp.shuffle, n_targets, budget)
+    if not reserved:
+        reserve(plan["bytes"], "the training state (gradients, optimizer moments, batch "
+                               "buffers)")
+    return Trainer(model._kernel, model.dtype, n_samples, hp.batch_size, hp.optimizer,
+                   momentum=hp.momentum, nesterov=hp.nesterov, beta1=hp.beta1,
+                   beta2=hp.beta2, epsilon=hp.epsilon, l2=hp.l2, dropout=hp.dropout,
+                   shuffle=hp.shuffle, seed=hp.seed, m=m, v=v, step=step,
+                   n_targets=n_targets, threads=budget)
+
+
+def _fit_minibatch(model, hp, theta, X, targets: Targets, weights, val, history,
+                   optimizer_state, callback, progress, first_epoch, keeper):
     # The kernel plans the fit: a step cut into shards is shared by archfit's
     # threads (BLAS on one thread each); a small step runs on one thread with
     # BLAS's own threads.
     budget = _threads.budget(hp.n_threads)
-    plan = model._kernel.training_plan(model.dtype, X.shape[0], hp.batch_size, hp.dropout,
-                                       hp.shuffle, n_targets, budget)
-    reserve(plan["bytes"], "the training state (gradients, optimizer moments, batch buffers)")
-    trainer = Trainer(model._kernel, model.dtype, X.shape[0], hp.batch_size, hp.optimizer,
-                      momentum=hp.momentum, nesterov=hp.nesterov, beta1=hp.beta1,
-                      beta2=hp.beta2, epsilon=hp.epsilon, l2=hp.l2, dropout=hp.dropout,
-                      shuffle=hp.shuffle, seed=hp.seed, m=m, v=v, step=step,
-                      n_targets=n_targets, threads=budget)
-    threads, blas = plan["threads"], _threads.blas_during(plan["shards"], hp.n_threads)
-    schedule = LearningRateSchedule(hp, first_epoch, X.shape[0])
-    history = list(history)
-    with blas:
-        return _epochs(model, hp, theta, X, targets, weights, val, history, callback,
-                       progress, trainer, schedule, first_epoch, threads, keeper)
+    trainer = _trainer(model, hp, X.shape[0], targets, optimizer_state, budget)
+    threads, blas = trainer.plan["threads"], _threads.blas_during(trainer.plan["shards"],
+                                                                  hp.n_threads)
+    run = _Epochs(model, hp, theta, val, history, trainer, first_epoch, X.shape[0], threads,
+                  keeper, callback, progress)
+    try:
+        with blas:
+            while run.going:
+                lr = run.learning_rate()
+                start = time.perf_counter()
+                out = _run_epoch(trainer, theta, X, targets, weights, lr, run.epoch, threads)
+                run.done_epoch(*out, time.perf_counter() - start, lr)
+    except KeyboardInterrupt as error:
+        error._archfit_done = run.last_complete()
+        raise
+    return run.result()
 
 
 def _run_epoch(trainer, theta, X, targets, weights, lr, epoch, threads):
@@ -439,59 +508,84 @@ def _run_epoch(trainer, theta, X, targets, weights, lr, epoch, threads):
     return loss_sum, weight_sum, Status.OK
 
 
-def _epochs(model, hp, theta, X, targets, weights, val, history, callback, progress,
-            trainer, schedule, first_epoch, threads, keeper):
-    watch = _EarlyStopping(hp, schedule)
-    # A resumed fit: replay what the schedule and early stopping watched
-    for record in history[first_epoch:]:
-        watch.observe(record)
-    best_theta = keeper.best if keeper is not None else None
+class _Epochs:
+    """One mini-batch fit's course, epoch by epoch, whoever runs the epochs
+    (``fit``'s loop, or ``fit_many``'s population): the schedule's learning
+    rate, each epoch's record, early stopping, the rollback of an interrupted
+    epoch, checkpoints, progress and the callback, and the result.
 
-    def state():
-        return (trainer.m, trainer.v, trainer.step, hp.optimizer)
-    # The last complete epoch (θ, the history's length, the optimizer's state):
-    # what Ctrl-C leaves, and where an interrupted epoch starts again if the
-    # program's SIGINT handler lets the fit go on.
-    done = (theta.copy(), len(history), state())
-    epoch = len(history)
-    try:
-        while epoch < first_epoch + hp.epochs:
-            lr = schedule.at(epoch)
-            start = time.perf_counter()
-            loss_sum, weight_sum, status = _run_epoch(trainer, theta, X, targets, weights, lr,
-                                                      epoch, threads)
-            seconds = time.perf_counter() - start
-            if status == Status.INTERRUPTED:
-                theta[:] = done[0]
-                trainer.restore(*done[2][:3])
-                continue
-            if status != Status.OK:
-                what = "the loss" if status == Status.NONFINITE_LOSS else "the parameters"
-                error = _divergence(epoch + 1, lr, what)
-                if best_theta is not None:
-                    error._best = (best_theta, list(history))
-                raise error
-            record = _record(model, theta, epoch + 1, loss_sum / weight_sum, lr, seconds, val,
-                             threads)
-            history.append(record)
-            if watch.observe(record) and hp.restore_best:
-                best_theta = theta.copy()
-            epoch += 1
-            done = (theta.copy(), len(history), state())
-            if keeper is not None:
-                keeper.epoch_done(theta, history, done[2], best_theta)
-            if _report(record, progress, callback) or watch.exhausted:
-                break
-    except KeyboardInterrupt as error:
-        error._archfit_done = (done[0], history[:done[1]], done[2])
-        raise
-    final = state()
-    if best_theta is not None and not np.array_equal(best_theta, theta):
-        # The moments belong to the last epoch's θ, not the restored one.
-        theta, final = best_theta, None
-        if progress is not None:
-            progress.kept = watch.best_epoch
-    return theta, history, final
+    θ (`theta`) is trained in place by the caller's kernel calls between
+    ``learning_rate`` and ``done_epoch``.
+    """
+
+    def __init__(self, model, hp, theta, val, history, trainer, first_epoch, n_samples,
+                 threads, keeper, callback, progress):
+        self.model, self.hp, self.theta, self.val, self.trainer = model, hp, theta, val, trainer
+        self.first_epoch, self.threads, self.keeper = first_epoch, threads, keeper
+        self.callback, self.progress = callback, progress
+        self.history = list(history)
+        self.schedule = LearningRateSchedule(hp, first_epoch, n_samples)
+        self.watch = _EarlyStopping(hp, self.schedule)
+        # A resumed fit: replay what the schedule and early stopping watched
+        for record in self.history[first_epoch:]:
+            self.watch.observe(record)
+        self.best_theta = keeper.best if keeper is not None else None
+        # The last complete epoch (θ, the history's length, the optimizer's state):
+        # what Ctrl-C leaves, and where an interrupted epoch starts again if the
+        # program's SIGINT handler lets the fit go on.
+        self.done = (theta.copy(), len(self.history), self._state())
+        self.epoch = len(self.history)
+        self.stopped = False
+
+    def _state(self):
+        return (self.trainer.m, self.trainer.v, self.trainer.step, self.hp.optimizer)
+
+    @property
+    def going(self) -> bool:
+        """Another epoch is due."""
+        return not self.stopped and self.epoch < self.first_epoch + self.hp.epochs
+
+    def learning_rate(self) -> float:
+        return self.schedule.at(self.epoch)
+
+    def done_epoch(self, loss_sum, weight_sum, status, seconds, lr) -> None:
+        """Take the kernel's result of the epoch just run."""
+        theta = self.theta
+        if status == Status.INTERRUPTED:
+            theta[:] = self.done[0]
+            self.trainer.restore(*self.done[2][:3])
+            return
+        if status != Status.OK:
+            what = "the loss" if status == Status.NONFINITE_LOSS else "the parameters"
+            error = _divergence(self.epoch + 1, lr, what)
+            if self.best_theta is not None:
+                error._best = (self.best_theta, list(self.history))
+            raise error
+        record = _record(self.model, theta, self.epoch + 1, loss_sum / weight_sum, lr, seconds,
+                         self.val, self.threads)
+        self.history.append(record)
+        if self.watch.observe(record) and self.hp.restore_best:
+            self.best_theta = theta.copy()
+        self.epoch += 1
+        self.done = (theta.copy(), len(self.history), self._state())
+        if self.keeper is not None:
+            self.keeper.epoch_done(theta, self.history, self.done[2], self.best_theta)
+        if _report(record, self.progress, self.callback) or self.watch.exhausted:
+            self.stopped = True
+
+    def last_complete(self):
+        """(θ, history, optimizer state) after the last complete epoch."""
+        return (self.done[0], self.history[:self.done[1]], self.done[2])
+
+    def result(self):
+        """(θ̂, history, optimizer state): early stopping's best θ when it
+        restores one (its moments then belong to another θ: no state)."""
+        theta, final = self.theta, self._state()
+        if self.best_theta is not None and not np.array_equal(self.best_theta, theta):
+            theta, final = self.best_theta, None
+            if self.progress is not None:
+                self.progress.kept = self.watch.best_epoch
+        return theta, self.history, final
 
 
 class _EarlyStopping:

@@ -119,6 +119,11 @@ cdef struct Data:
     # products and weight gradient are then sparse x dense.
     const Py_ssize_t* indptr    # (n_samples + 1,), or NULL: X is dense
     const int* indices          # column of each stored value, 0 <= column < sizes[0]
+    # Rows of a shared X, or NULL: sample i's features are X's row rows[i]
+    # (dense X, training with shuffle only); labels, targets and weights are
+    # still per sample (n_samples of each). Members of a population training
+    # on folds or bootstrap samples of one X use it instead of copies.
+    const Py_ssize_t* rows
 
 # ---- plans -----------------------------------------------------------------------------
 cdef struct TrainingPlan:
@@ -184,6 +189,16 @@ cdef int train_epoch_part(TrainingState* state, const Data* data, double learnin
     # Parts run in sequence from first = 0; each but the last is a multiple of
     # batch_size rows. The sums are this part's; all parts together are
     # bit for bit train_epoch over the whole data.
+
+cdef int train_population(TrainingState** states, const Data* data,
+                          const double* learning_rates, const uint64_t* epochs,
+                          int n_members, int threads, double* loss_sums, double* weight_sums,
+                          int* statuses) noexcept nogil
+    # One epoch of each of n_members fits (states[i] on data[i], at
+    # learning_rates[i], its epoch epochs[i]) in one call: the members are
+    # shared by up to `threads` threads, each member's epoch on one thread, so
+    # member i ends bit for bit as train_epoch(states[i], ...) would, whatever
+    # `threads`. statuses[i] is member i's train_epoch status; returns OK.
 
 cdef void epoch_order(const Settings* settings, uint64_t epoch, Py_ssize_t n_samples,
                       Py_ssize_t* order) noexcept nogil

@@ -20,7 +20,7 @@ from cpython.exc cimport PyErr_CheckSignals
 from archfit._kernels._plan cimport (ALIGN, PREDICT_CHUNK, aligned, network_of, plan_training,
                                      lay_out_training, plan_prediction, loss_scratch,
                                      packed_operands, any_splits)
-from archfit._kernels._training cimport run_epoch, order_of
+from archfit._kernels._training cimport run_epoch, run_population, order_of
 from archfit._kernels._prediction cimport predict_rows, predict_sparse, predict_small, loss_grad
 from archfit._kernels._optimizers cimport optimizer_settings
 from archfit._kernels._cpu cimport archfit_isa, ARCHFIT_ISA_AVX2, ARCHFIT_ISA_AVX512
@@ -55,8 +55,8 @@ from archfit._kernels._optimizers import OPTIMIZERS
 cnp.import_array()
 
 __all__ = ["ACTIVATIONS", "HEADS", "LOSSES", "OPTIMIZERS", "MAX_LAYERS", "ISA", "DETECTED",
-           "isa_paths", "Status", "Kernel", "Trainer", "parameter_layout", "get_include",
-           "cancel_fits"]
+           "isa_paths", "Status", "Kernel", "Trainer", "Population", "parameter_layout",
+           "get_include", "cancel_fits"]
 
 # Layers of a network, at most: kernels.pxd's MAX_LAYERS, under the same name
 # for Python (a module global cannot be declared with a C constant's name).
@@ -104,6 +104,15 @@ cdef int train_epoch_part(TrainingState* state, const Data* data, double learnin
                          weight_sum, <double*> state.theta)
     return run_epoch(state, data, learning_rate, epoch, first, threads, loss_sum, weight_sum,
                      <float*> state.theta)
+
+
+cdef int train_population(TrainingState** states, const Data* data,
+                          const double* learning_rates, const uint64_t* epochs,
+                          int n_members, int threads, double* loss_sums, double* weight_sums,
+                          int* statuses) noexcept nogil:
+    run_population(states, data, learning_rates, epochs, n_members, max(1, threads),
+                   loss_sums, weight_sums, statuses)
+    return OK
 
 
 cdef void epoch_order(const Settings* settings, uint64_t epoch, Py_ssize_t n_samples,
@@ -190,6 +199,7 @@ cdef Data _data(const floating[:, ::1] X, const int[::1] labels,
     data.weights = &weights[0] if weights is not None else NULL
     data.indptr = NULL
     data.indices = NULL
+    data.rows = NULL
     return data
 
 
@@ -205,6 +215,7 @@ cdef Data _sparse_data(const floating[::1] values, const int[::1] indices,
     data.weights = &weights[0] if weights is not None else NULL
     data.indptr = &indptr[0]
     data.indices = &indices[0] if indices.shape[0] else NULL
+    data.rows = NULL
     return data
 
 
@@ -592,3 +603,133 @@ cdef class Trainer:
                 raise KeyboardInterrupt("cancelled: the main thread was interrupted")
             PyErr_CheckSignals()        # Python's SIGINT handler, as if it came now
         return loss_sum, weight_sum, Status(status)
+
+
+cdef class Population:
+    """Fits of one kernel trained together: one ``train_population`` call runs
+    an epoch of every member that is still training.
+
+    Each member is a :class:`Trainer` with its own θ and data; the arrays are
+    held here, so their pointers stay valid. Member i's θ after each epoch is
+    bit for bit what ``Trainer.epoch`` gives (a member's epoch runs on one
+    thread; members share the threads).
+    """
+    cdef list trainers, held
+    cdef object states_block, data_block, numbers
+    cdef TrainingState** states
+    cdef Data* data
+    cdef readonly int size
+
+    def __init__(self, list trainers):
+        self.size = len(trainers)
+        if self.size < 1:
+            raise ValueError("a population needs at least one member")
+        for t in trainers:
+            if not isinstance(t, Trainer):
+                raise TypeError("members must be Trainers")
+        self.trainers = list(trainers)
+        self.held = [None] * self.size
+        self.states_block = _block(self.size * sizeof(TrainingState*))
+        self.data_block = _block(self.size * sizeof(Data))
+        self.states = <TrainingState**> _address(self.states_block)
+        self.data = <Data*> _address(self.data_block)
+        memset(self.data, 0, self.size * sizeof(Data))
+
+    def bind(self, int i, floating[::1] theta, const floating[:, ::1] X, const int[::1] labels,
+             const floating[:, ::1] targets, const floating[::1] weights,
+             const Py_ssize_t[::1] rows=None):
+        """Member i trains θ (updated in place) on dense X; with `rows`, on
+        those rows of X (labels, targets and weights then have one entry per
+        row given; the member must shuffle)."""
+        cdef Trainer t = self._member(i, FLOAT64 if floating is double else FLOAT32,
+                                      theta.shape[0])
+        cdef Py_ssize_t n = rows.shape[0] if rows is not None else X.shape[0]
+        if n != t.state.n_samples or X.shape[0] < 1:
+            raise ValueError(f"member {i}: the data does not have the trainer's rows")
+        if rows is not None and not t.state.settings.shuffle:
+            raise ValueError(f"member {i}: rows need shuffle=True")
+        self.data[i] = _data(X, labels, targets, weights)
+        self.data[i].n_samples = n
+        if rows is not None:
+            if np.any(np.asarray(rows) < 0) or np.any(np.asarray(rows) >= X.shape[0]):
+                raise ValueError(f"member {i}: rows out of range")
+            self.data[i].rows = &rows[0]
+        t.state.theta = &theta[0]
+        self.states[i] = &t.state
+        self.held[i] = (theta, X, labels, targets, weights, rows)
+
+    def bind_sparse(self, int i, floating[::1] theta, const floating[::1] values,
+                    const int[::1] indices, const Py_ssize_t[::1] indptr,
+                    const int[::1] labels, const floating[:, ::1] targets,
+                    const floating[::1] weights):
+        """Member i trains θ on sparse X (checked by the caller, as for
+        ``Trainer.epoch_sparse``)."""
+        cdef Trainer t = self._member(i, FLOAT64 if floating is double else FLOAT32,
+                                      theta.shape[0])
+        if indptr.shape[0] != t.state.n_samples + 1:
+            raise ValueError(f"member {i}: indptr does not have the trainer's rows")
+        self.data[i] = _sparse_data(values, indices, indptr, labels, targets, weights)
+        t.state.theta = &theta[0]
+        self.states[i] = &t.state
+        self.held[i] = (theta, values, indices, indptr, labels, targets, weights)
+
+    cdef Trainer _member(self, int i, int code, Py_ssize_t n_parameters):
+        if not 0 <= i < self.size:
+            raise IndexError(f"member {i} of {self.size}")
+        cdef Trainer t = self.trainers[i]
+        if code != t.state.dtype:
+            raise TypeError(f"member {i}: theta must be {t.dtype}, like its trainer")
+        if n_parameters != t.state.net.n_parameters:
+            raise ValueError(f"member {i}: theta does not have the trainer's shape")
+        return t
+
+    def epoch(self, members, learning_rates, epochs, int threads=1, bint interruptible=False):
+        """One epoch of each of `members` (indices, each bound), in one kernel
+        call; returns a list of (loss_sum, weight_sum, status), one per member.
+
+        Ctrl-C and ``cancel_fits`` stop every member's epoch as for
+        ``Trainer.epoch``.
+        """
+        cdef Py_ssize_t k = len(members), j
+        if k == 0:
+            return []
+        if len(learning_rates) != k or len(epochs) != k:
+            raise ValueError("one learning rate and one epoch per member")
+        chosen = np.asarray(members, dtype=np.intp)
+        if np.any(chosen < 0) or np.any(chosen >= self.size) or len(np.unique(chosen)) != k:
+            raise ValueError("members must be distinct member indices")
+        for j in range(k):
+            if self.held[chosen[j]] is None:
+                raise ValueError(f"member {chosen[j]} has no data: bind it first")
+        states = _block(k * sizeof(TrainingState*))
+        data = _block(k * sizeof(Data))
+        cdef TrainingState** s = <TrainingState**> _address(states)
+        cdef Data* d = <Data*> _address(data)
+        cdef double[::1] lr = np.ascontiguousarray(learning_rates, dtype=np.float64)
+        cdef uint64_t[::1] ep = np.ascontiguousarray(epochs, dtype=np.uint64)
+        cdef double[::1] losses = np.zeros(k), weights = np.zeros(k)
+        cdef int[::1] statuses = np.zeros(k, dtype=np.intc)
+        for j in range(k):
+            s[j] = self.states[chosen[j]]
+            d[j] = self.data[chosen[j]]
+        cdef bint main = threading.current_thread() is _MAIN
+        cdef bint catching = interruptible and main and archfit_interrupt_install()
+        cdef const int* flag = NULL
+        if catching:
+            flag = &archfit_interrupt_flag
+        elif interruptible and not main:
+            flag = &archfit_cancel_flag
+        for j in range(k):
+            s[j].interrupt = flag
+        with nogil:
+            train_population(s, d, &lr[0], &ep[0], <int> k, max(1, threads), &losses[0],
+                             &weights[0], &statuses[0])
+        for j in range(k):
+            s[j].interrupt = NULL
+        if catching:
+            archfit_interrupt_restore()
+        if any(statuses[j] == INTERRUPTED for j in range(k)):
+            if not main:
+                raise KeyboardInterrupt("cancelled: the main thread was interrupted")
+            PyErr_CheckSignals()
+        return [(losses[j], weights[j], Status(statuses[j])) for j in range(k)]

@@ -19,7 +19,7 @@ from libc.string cimport memcpy
 from cython.parallel cimport prange, parallel, threadid
 
 from archfit.kernels cimport (OK, NONFINITE_LOSS, NONFINITE_PARAMETERS, INVALID_ARGUMENT,
-                              INTERRUPTED, ADAMW, Network, Settings)
+                              INTERRUPTED, ADAMW, FLOAT64, Network, Settings)
 from archfit._kernels._plan cimport Workspace, Packed, Internal, shards_for, threads_allowed
 from archfit._kernels._passes cimport (forward, deltas, layer_input, layer_grad, repack,
                                       sparse_weight_grad)
@@ -56,16 +56,17 @@ cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
                  Py_ssize_t lo, Py_ssize_t hi, const int* labels, const floating* targets,
                  const floating* weights, int* batch_labels, floating* buf,
                  double scale, double* row_loss, const Packed* pk, floating* work,
-                 Py_ssize_t b, const Data* sparse) noexcept nogil:
+                 Py_ssize_t b, const Data* sparse, const Py_ssize_t* rows) noexcept nogil:
     """Rows [lo, hi) of the mini-batch at `start` of the epoch order: gather,
     forward, per-row loss and the error at every layer.
 
     `order` is the shuffled sample index (NULL: the data's own order). `pk`:
     the packed weights (or NULL), with the running thread's `work`; the batch
     has `b` rows. With `sparse`, X's rows are read where they are, not gathered.
+    `rows` (with `order`): sample r's features are X's row rows[r].
     """
     cdef int L = net.n_layers
-    cdef Py_ssize_t i, j, r, n_features = net.sizes[0], k = net.sizes[L]
+    cdef Py_ssize_t i, j, r, xr, n_features = net.sizes[0], k = net.sizes[L]
     cdef const floating* Xb
     cdef const int* lb = NULL
     cdef const floating* tb = NULL
@@ -74,10 +75,11 @@ cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
     if order != NULL:
         for i in range(lo, hi):
             r = order[start + i]
+            xr = rows[r] if rows != NULL else r
             # a loop, not memcpy: rows are often a few dozen bytes
             if sparse == NULL:
                 for j in range(n_features):
-                    buf[ws.x + i * n_features + j] = X[r * n_features + j]
+                    buf[ws.x + i * n_features + j] = X[xr * n_features + j]
             if labels != NULL:
                 batch_labels[i] = labels[r]
             if targets != NULL:
@@ -168,6 +170,8 @@ cdef int run_epoch(TrainingState* state, const Data* data, double learning_rate,
     """
     cdef unsigned long long mode
     cdef Py_ssize_t b = state.settings.batch_size
+    if data.rows != NULL and (first >= 0 or data.indptr != NULL or not state.settings.shuffle):
+        return INVALID_ARGUMENT
     if first >= 0 and (first % b != 0 or data.n_samples < 1
                        or first + data.n_samples > state.n_samples
                        or (data.n_samples % b != 0
@@ -178,6 +182,35 @@ cdef int run_epoch(TrainingState* state, const Data* data, double learning_rate,
                              weight_sum, theta)
     archfit_fp_leave(mode)
     return status
+
+
+cdef void run_population(TrainingState** states, const Data* data,
+                         const double* learning_rates, const uint64_t* epochs, int n_members,
+                         int threads, double* loss_sums, double* weight_sums,
+                         int* statuses) noexcept nogil:
+    """One epoch of each member: the members are shared by up to `threads`
+    threads (dynamically, in order), each member's epoch on one thread, so
+    each ends bit for bit as its own run_epoch would."""
+    cdef int i, T = min(threads_allowed(threads), n_members)
+    if T > 1:
+        with parallel(num_threads=T):
+            for i in prange(n_members, schedule="dynamic", chunksize=1):
+                statuses[i] = _member_epoch(states[i], &data[i], learning_rates[i], epochs[i],
+                                            &loss_sums[i], &weight_sums[i])
+    else:
+        for i in range(n_members):
+            statuses[i] = _member_epoch(states[i], &data[i], learning_rates[i], epochs[i],
+                                        &loss_sums[i], &weight_sums[i])
+
+
+cdef inline int _member_epoch(TrainingState* state, const Data* data, double learning_rate,
+                              uint64_t epoch, double* loss_sum,
+                              double* weight_sum) noexcept nogil:
+    if state.dtype == FLOAT64:
+        return run_epoch(state, data, learning_rate, epoch, -1, 1, loss_sum, weight_sum,
+                         <double*> state.theta)
+    return run_epoch(state, data, learning_rate, epoch, -1, 1, loss_sum, weight_sum,
+                     <float*> state.theta)
 
 
 cdef void order_of(const Settings* s, uint64_t epoch, Py_ssize_t n_samples,
@@ -263,13 +296,13 @@ cdef int _epoch(TrainingState* state, const Data* data, double learning_rate,
                     _shard(net, ws, theta, X, order, start, min(b, sh * per),
                            min(b, sh * per + per), labels, targets, weights, it.batch_labels,
                            buf, 1.0 / wsum, it.row_loss, pk, _thread_work(work, threadid()), b,
-                           sparse)
+                           sparse, data.rows)
                 archfit_fp_leave(mode)
         else:
             for sh in range(S):
                 _shard(net, ws, theta, X, order, start, min(b, sh * per), min(b, sh * per + per),
                        labels, targets, weights, it.batch_labels, buf, 1.0 / wsum, it.row_loss,
-                       pk, work, b, sparse)
+                       pk, work, b, sparse, data.rows)
         batch_loss = 0.0
         for i in range(b):
             batch_loss += it.row_loss[i]

@@ -1,0 +1,291 @@
+"""Many fits of one model at once: ``fit_many(model, X, y, hyperparameters) -> [FitModel]``.
+
+A *population* is K fits that share the architecture, the dtype, the
+optimizer kind and the batch size, and may differ in everything else: the
+seed (so the initial θ and the shuffles), the learning rate and its schedule,
+L2, dropout, momentum, the number of epochs, early stopping, the training rows
+and the validation set. One kernel call runs an epoch of every member still
+training (``kernels.Population``); each member's result is bit for bit what
+``fit`` returns for it.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from archfit import _threads
+from archfit._memory import reserve
+from archfit._streaming import FileRows, features
+from archfit._sparse import SparseRows
+from archfit._validation import by_name, feature_names
+from archfit.fit_model import FitModel
+from archfit.fitting import DivergenceError, _Epochs, _prepare, _run_epoch, _trainer
+from archfit.hyperparameters import Hyperparameters
+from archfit.kernels import Population, Status
+from archfit.model import Model
+
+# Settings every member of a population shares (besides the model): one step
+# of every member has the same shape.
+SHARED_SETTINGS = ("optimizer", "batch_size")
+
+
+def fit_many(model: Model | Sequence[Model], X, y,
+             hyperparameters: Hyperparameters | Sequence[Hyperparameters] | None = None, *,
+             rows=None, validation=None, sample_weight=None, init=None, classes=None,
+             callback: Callable[[int, dict[str, Any]], bool | None] | None = None
+             ) -> list[FitModel]:
+    """Fit K members of one model together; member k's result equals
+    ``fit(model, X[rows[k]], y[rows[k]], hyperparameters[k], ...)`` bit for bit.
+
+    Every argument that may differ between members takes either one value,
+    shared by all, or a list with one value per member; K is the length of
+    the lists (they must agree), or 1.
+
+    Parameters
+    ----------
+    model : Model or list of Model
+        (A list always means one value per member, in every argument.)
+        Members share the architecture and the dtype (a list must hold equal
+        models).
+    X, y : the data, as for :func:`archfit.fit`
+        One X shared by every member: with ``rows``, dense X in memory is not
+        copied per member.
+    hyperparameters : Hyperparameters or list of Hyperparameters
+        Members share ``optimizer`` and ``batch_size`` (``"lbfgs"`` is not a
+        mini-batch optimizer: use :func:`archfit.fit`); anything else may
+        differ, the seed included.
+    rows : list of array-like of int, optional
+        Member k trains on rows ``rows[k]`` of X and y (folds, bootstrap
+        samples; repeats allowed), in that order.
+    validation : tuple or list, optional
+        One validation set, a tuple ``(X_val, y_val[, w_val])``, for all; or
+        a list of them (or None) with one per member.
+    sample_weight : array-like of shape (n_samples,), optional
+        Weights of X's rows (with ``rows``, each member takes its rows').
+    init : FitModel, array, or list of them (or None) per member, optional
+        Starting points, as ``fit``'s ``init`` (None: ``model.init(seed)``).
+    classes : array-like, optional
+        All class labels of a softmax model.
+    callback : callable, optional
+        Called after every epoch of every member as ``callback(k, record)``;
+        True stops member k.
+
+    Returns
+    -------
+    list of FitModel
+        One per member, in order. A member whose early stopping ends it stops
+        updating while the others go on.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For invalid input or members that cannot share a population (the
+        message names the first difference), before any kernel runs.
+    DivergenceError
+        When a member diverges; ``member`` is its index and ``fit_models``
+        holds every member's fit after its last complete epoch.
+    KeyboardInterrupt
+        On Ctrl-C, between two mini-batches; ``fit_models`` holds every
+        member's fit after its last complete epoch.
+    """
+    models, hps, rows, validation, init, K = _members(model, hyperparameters, rows, validation,
+                                                      init)
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable")
+    first = models[0]
+    names = feature_names(X)
+    fitted_names = {i.feature_names for i in init if isinstance(i, FitModel)} - {None}
+    if names is not None and fitted_names:
+        if len(fitted_names) > 1:
+            raise ValueError("init: the members' starting fits name their features differently")
+        X = by_name(X, next(iter(fitted_names)))
+        names = next(iter(fitted_names))
+    X = features(X, first.architecture.n_inputs, first.dtype)
+    n = X.shape[0]
+    y_all = y if rows is None else np.asarray(y)
+    if rows is not None and y_all.shape[:1] != (n,):
+        raise ValueError(f"y has {y_all.shape[:1] or 'no'} rows, X has {n} samples")
+    if rows is not None:
+        for k, r in enumerate(rows):
+            if r.min() < -n or r.max() >= n:
+                raise ValueError(f"rows[{k}] holds row indices outside 0 .. {n - 1}")
+            r %= n        # negative indices count from the end, as in NumPy
+    w_all = None if sample_weight is None else np.asarray(sample_weight)
+    if rows is not None and w_all is not None and w_all.shape != (n,):
+        raise ValueError(f"sample_weight must have shape ({n},), got {w_all.shape}")
+
+    preps = []
+    for k in range(K):
+        r = None if rows is None else rows[k]
+        try:
+            preps.append(_prepare(
+                models[k], X, y_all if r is None else y_all[r], hps[k], validation[k], init[k],
+                w_all if r is None or w_all is None else w_all[r], classes, rows=r,
+                checked=True, names=names))
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"member {k}: {error}") from None
+    return _Run(preps, callback).go()
+
+
+def _listed(value, name: str) -> list | None:
+    """`value` as a list of per-member values, or None when it is one shared value."""
+    if isinstance(value, list):
+        if not value:
+            raise ValueError(f"{name} is an empty list: give one value per member")
+        return value
+    return None
+
+
+def _members(model, hyperparameters, rows, validation, init):
+    # A list holds one value per member; anything else is shared (a tuple
+    # is one validation set; θ to start from is an array).
+    lists = {"model": _listed(model, "model"),
+             "hyperparameters": _listed(hyperparameters, "hyperparameters"),
+             "validation": _listed(validation, "validation"), "init": _listed(init, "init")}
+    if rows is not None:
+        if not isinstance(rows, list) or not rows:
+            raise TypeError("rows must be a non-empty list of row-index arrays, one per member")
+        lists["rows"] = rows
+    sizes = {name: len(v) for name, v in lists.items() if v is not None}
+    K = max(sizes.values(), default=1)
+    for name, size in sizes.items():
+        if size != K:
+            other = next(m for m, s in sizes.items() if s == K)
+            raise ValueError(f"{name} has {size} members, {other} has {K}")
+
+    def each(name, value):
+        return lists[name] if lists.get(name) is not None else [value] * K
+
+    models = each("model", model)
+    hps = [Hyperparameters() if h is None else h
+           for h in each("hyperparameters", hyperparameters)]
+    for k, (m, h) in enumerate(zip(models, hps)):
+        if not isinstance(m, Model):
+            raise TypeError(f"model of member {k} must be a Model, got {type(m).__name__}")
+        if not isinstance(h, Hyperparameters):
+            raise TypeError(f"hyperparameters of member {k} must be a Hyperparameters, got "
+                            f"{type(h).__name__}")
+    _compatible(models, hps)
+    member_rows = None
+    if rows is not None:
+        member_rows = [_row_index(r, k) for k, r in enumerate(lists["rows"])]
+    return (models, hps, member_rows, each("validation", validation), each("init", init), K)
+
+
+def _compatible(models: list[Model], hps: list[Hyperparameters]) -> None:
+    """Raise ValueError naming the first way a member cannot join member 0."""
+    for k in range(1, len(models)):
+        if models[k] != models[0]:
+            a, b = models[0], models[k]
+            what = ("architecture" if a.architecture != b.architecture else
+                    "dtype" if a.dtype != b.dtype else "loss")
+            raise ValueError(f"member {k}'s model differs from member 0's in its {what} "
+                             f"({b!r} vs {a!r}); a population shares one model")
+    for k in range(len(hps)):
+        if hps[k].optimizer == "lbfgs":
+            raise ValueError(f"member {k}: optimizer='lbfgs' is not a mini-batch optimizer; "
+                             "fit it with archfit.fit")
+        for name in SHARED_SETTINGS:
+            if getattr(hps[k], name) != getattr(hps[0], name):
+                raise ValueError(f"member {k}'s {name} ({getattr(hps[k], name)!r}) differs from "
+                                 f"member 0's ({getattr(hps[0], name)!r}); a population shares "
+                                 f"{' and '.join(SHARED_SETTINGS)}")
+
+
+def _row_index(r, k: int) -> np.ndarray:
+    index = np.asarray(r)
+    if index.ndim != 1 or index.size == 0:
+        raise ValueError(f"rows[{k}] must be a non-empty 1-D array of row indices")
+    if index.dtype == bool or not np.issubdtype(index.dtype, np.integer):
+        raise TypeError(f"rows[{k}] must hold integer row indices, got {index.dtype}")
+    return np.array(index, dtype=np.intp)     # a copy: negative indices are rewritten
+
+
+class _Run:
+    """The population's training: one kernel call per epoch for the members
+    whose data is in memory; file-backed members' epochs run part by part."""
+
+    def __init__(self, preps, callback):
+        self.preps = preps
+        budget = max(_threads.budget(p.hp.n_threads) for p in preps)
+        self.threads = max(1, min(budget, len(preps)))
+        bytes_needed = 0
+        for p in preps:
+            n_targets = 0 if p.targets.values is None else p.targets.values.shape[1]
+            bytes_needed += p.model._kernel.training_plan(
+                p.model.dtype, _n(p), p.hp.batch_size, p.hp.dropout, p.hp.shuffle,
+                n_targets, 1)["bytes"]
+        reserve(bytes_needed, f"the training states of {len(preps)} members (gradients, "
+                              "optimizer moments, batch buffers)")
+        self.trainers = [_trainer(p.model, p.hp, _n(p), p.targets, p.optimizer_state, 1,
+                                  reserved=True) for p in preps]
+        self.population = Population(self.trainers)
+        self.on_file = []
+        for k, (p, t) in enumerate(zip(preps, self.trainers)):
+            if isinstance(p.X, FileRows):
+                self.on_file.append(k)
+            elif isinstance(p.X, SparseRows):
+                self.population.bind_sparse(k, p.theta, p.X.values, p.X.indices, p.X.indptr,
+                                            p.targets.labels, p.targets.values, p.weights)
+            else:
+                self.population.bind(k, p.theta, p.X, p.targets.labels, p.targets.values,
+                                     p.weights, p.rows)
+        self.runs = [_Epochs(p.model, p.hp, p.theta, p.val, p.history, t, p.first_epoch,
+                             _n(p), 1, None, _member_callback(callback, k), None)
+                     for k, (p, t) in enumerate(zip(preps, self.trainers))]
+
+    def go(self) -> list[FitModel]:
+        try:
+            with _threads.blas_limit(1):
+                while True:
+                    active = [k for k, run in enumerate(self.runs) if run.going]
+                    if not active:
+                        break
+                    self._epoch(active)
+        except KeyboardInterrupt as error:
+            error.fit_models = [p.fit_model(*run.last_complete())
+                                for p, run in zip(self.preps, self.runs)]
+            raise
+        return [p.fit_model(*run.result()) for p, run in zip(self.preps, self.runs)]
+
+    def _epoch(self, active):
+        lrs = {k: self.runs[k].learning_rate() for k in active}
+        together = [k for k in active if k not in self.on_file]
+        start = time.perf_counter()
+        out = dict(zip(together, self.population.epoch(
+            together, [lrs[k] for k in together], [self.runs[k].epoch for k in together],
+            self.threads, interruptible=True)))
+        for k in active:
+            if k in self.on_file:
+                p = self.preps[k]
+                out[k] = _run_epoch(self.trainers[k], p.theta, p.X, p.targets, p.weights, lrs[k],
+                                    self.runs[k].epoch, self.threads)
+        # every member's record gets an equal share of the population's epoch
+        seconds = (time.perf_counter() - start) / len(active)
+        for k in active:
+            try:
+                self.runs[k].done_epoch(*out[k], seconds, lrs[k])
+            except DivergenceError as error:
+                raise self._diverged(k, error) from None
+
+    def _diverged(self, k: int, error: DivergenceError) -> DivergenceError:
+        final = DivergenceError(f"member {k}: {error}")
+        final.member = k
+        best = getattr(error, "_best", None)
+        final.fit_model = None if best is None else self.preps[k].fit_model(best[0], best[1],
+                                                                            None)
+        final.fit_models = [p.fit_model(*run.last_complete())
+                            for p, run in zip(self.preps, self.runs)]
+        return final
+
+
+def _n(prep) -> int:
+    return prep.X.shape[0] if prep.rows is None else len(prep.rows)
+
+
+def _member_callback(callback, k):
+    if callback is None:
+        return None
+    return lambda record: callback(k, record)
