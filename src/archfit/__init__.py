@@ -13,6 +13,7 @@ from archfit.architecture import Architecture, Dense, LayoutEntry
 from archfit.fit_model import FitModel
 from archfit.fitting import ConvergenceWarning, DivergenceError, fit
 from archfit.population import fit_many
+from archfit.ensemble import Ensemble
 from archfit.folds import kfold, validation_split
 from archfit.estimation import HoldoutEstimate, holdout
 from archfit.selection import Selection, select
@@ -28,6 +29,7 @@ __all__ = [
     "ConvergenceWarning",
     "Dense",
     "DivergenceError",
+    "Ensemble",
     "FileFormatError",
     "FitModel",
     "HoldoutEstimate",

@@ -10,6 +10,9 @@ back to the targets' units when they were standardised). Input ``X`` has shape
 sigmoid) or ``values`` (linear), and for softmax also ``label``, the predicted
 class label. Opset 17, which onnxruntime and most other runtimes execute.
 
+An :class:`~archfit.ensemble.Ensemble` exports as every member's graph
+(names prefixed ``member0.``, ...) and ``Mean`` of their outputs.
+
 One approximation: onnxruntime has no float64 ``Erf``, so a float64 model's
 gelu evaluates its erf in float32 (a relative error near 1e-7 in that
 activation); everything else keeps the model's dtype.
@@ -36,13 +39,21 @@ def _onnx():
     return onnx, TensorProto, helper, numpy_helper
 
 
-def to_onnx(fitted: FitModel, path=None):
-    """The ONNX ``ModelProto`` of ``fitted``; written to ``path`` when given."""
-    if not isinstance(fitted, FitModel):
-        raise TypeError(f"expected a FitModel, got {type(fitted).__name__}")
+def to_onnx(fitted, path=None):
+    """The ONNX ``ModelProto`` of ``fitted`` (a FitModel, or an
+    :class:`~archfit.ensemble.Ensemble`: every member's graph, then ``Mean``
+    of their probabilities or values); written to ``path`` when given."""
+    from archfit.ensemble import Ensemble
+    if isinstance(fitted, Ensemble):
+        members = fitted.members
+    elif isinstance(fitted, FitModel):
+        members = [fitted]
+    else:
+        raise TypeError(f"expected a FitModel or an Ensemble, got {type(fitted).__name__}")
     onnx, TensorProto, helper, numpy_helper = _onnx()
-    arch = fitted.architecture
-    dtype = fitted.model.dtype
+    first = members[0]
+    arch = first.architecture
+    dtype = first.model.dtype
     elem = TensorProto.FLOAT if dtype == np.float32 else TensorProto.DOUBLE
     nodes, inits = [], []
 
@@ -50,27 +61,16 @@ def to_onnx(fitted: FitModel, path=None):
         inits.append(numpy_helper.from_array(np.asarray(value), name))
         return name
 
-    weights = fitted.weights
-    current = "X"
-    scaling = fitted.standardization
-    if scaling is not None and scaling.feature_mean is not None:
-        # the fit model's standardisation, as FitModel.predict does it
-        mean = const("standardize.mean", scaling.feature_mean.astype(dtype))
-        scale = const("standardize.scale", scaling.feature_scale.astype(dtype))
-        nodes.append(helper.make_node("Sub", ["X", mean], ["standardize.centred"]))
-        nodes.append(helper.make_node("Div", ["standardize.centred", scale], ["standardize.x"]))
-        current = "standardize.x"
-    for i, layer in enumerate(arch.layers):
-        w = const(f"dense{i}.weight", np.array(weights[f"dense{i}.weight"]))
-        b = const(f"dense{i}.bias", np.array(weights[f"dense{i}.bias"]))
-        z = f"dense{i}.z"
-        nodes.append(helper.make_node("Gemm", [current, w, b], [z], name=f"dense{i}"))
-        current = _activation(helper, nodes, const, layer.activation, z, f"dense{i}", dtype)
-    outputs = []
+    result = "probabilities" if arch.output in ("softmax", "sigmoid") else "values"
+    if len(members) == 1:
+        _member(helper, nodes, const, first, "", result, dtype)
+    else:
+        outs = [_member(helper, nodes, const, m, f"member{k}.", f"member{k}.{result}", dtype)
+                for k, m in enumerate(members)]
+        nodes.append(helper.make_node("Mean", outs, [result], name="mean"))
+    outputs = [helper.make_tensor_value_info(result, elem, ["batch", arch.n_outputs])]
     if arch.output == "softmax":
-        nodes.append(helper.make_node("Softmax", [current], ["probabilities"], axis=1))
-        outputs.append(helper.make_tensor_value_info("probabilities", elem, ["batch", arch.n_outputs]))
-        classes = fitted.classes
+        classes = first.classes
         if classes.dtype.kind in "US" or classes.dtype.kind == "O":
             table = np.array([str(c) for c in classes.tolist()], dtype=object)
             label_type = TensorProto.STRING
@@ -83,27 +83,13 @@ def to_onnx(fitted: FitModel, path=None):
                                       keepdims=0))
         nodes.append(helper.make_node("Gather", ["classes", "label_index"], ["label"], axis=0))
         outputs.append(helper.make_tensor_value_info("label", label_type, ["batch"]))
-    elif arch.output == "sigmoid":
-        nodes.append(helper.make_node("Sigmoid", [current], ["probabilities"]))
-        outputs.append(helper.make_tensor_value_info("probabilities", elem, ["batch", arch.n_outputs]))
-    elif arch.output == "exponential":
-        nodes.append(helper.make_node("Exp", [current], ["values"]))
-        outputs.append(helper.make_tensor_value_info("values", elem, ["batch", arch.n_outputs]))
-    elif scaling is not None and scaling.target_mean is not None:
-        scale = const("standardize.target_scale", scaling.target_scale.astype(dtype))
-        mean = const("standardize.target_mean", scaling.target_mean.astype(dtype))
-        nodes.append(helper.make_node("Mul", [current, scale], ["standardize.scaled"]))
-        nodes.append(helper.make_node("Add", ["standardize.scaled", mean], ["values"]))
-        outputs.append(helper.make_tensor_value_info("values", elem, ["batch", arch.n_outputs]))
-    else:
-        nodes.append(helper.make_node("Identity", [current], ["values"]))
-        outputs.append(helper.make_tensor_value_info("values", elem, ["batch", arch.n_outputs]))
     graph = helper.make_graph(
         nodes, "archfit", [helper.make_tensor_value_info("X", elem, ["batch", arch.n_inputs])],
         outputs, initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="archfit", ir_version=IR_VERSION)
-    model.doc_string = repr(fitted.model)
+    model.doc_string = (repr(first.model) if len(members) == 1
+                        else f"Ensemble of {len(members)} x {first.model!r}")
     onnx.checker.check_model(model)
     if path is not None:
         tmp = f"{os.fspath(path)}.tmp"
@@ -111,6 +97,43 @@ def to_onnx(fitted: FitModel, path=None):
             f.write(model.SerializeToString())
         os.replace(tmp, path)
     return model
+
+
+def _member(helper, nodes, const, fitted: FitModel, prefix: str, out: str, dtype) -> str:
+    """Nodes computing one fit model's probabilities or values (in the targets'
+    units) from ``X`` into `out`; names start with `prefix`."""
+    arch = fitted.architecture
+    weights = fitted.weights
+    current = "X"
+    scaling = fitted.standardization
+    if scaling is not None and scaling.feature_mean is not None:
+        # the fit model's standardisation, as FitModel.predict does it
+        mean = const(f"{prefix}standardize.mean", scaling.feature_mean.astype(dtype))
+        scale = const(f"{prefix}standardize.scale", scaling.feature_scale.astype(dtype))
+        nodes.append(helper.make_node("Sub", ["X", mean], [f"{prefix}standardize.centred"]))
+        nodes.append(helper.make_node("Div", [f"{prefix}standardize.centred", scale],
+                                      [f"{prefix}standardize.x"]))
+        current = f"{prefix}standardize.x"
+    for i, layer in enumerate(arch.layers):
+        name = f"{prefix}dense{i}"
+        w = const(f"{name}.weight", np.array(weights[f"dense{i}.weight"]))
+        b = const(f"{name}.bias", np.array(weights[f"dense{i}.bias"]))
+        nodes.append(helper.make_node("Gemm", [current, w, b], [f"{name}.z"], name=name))
+        current = _activation(helper, nodes, const, layer.activation, f"{name}.z", name, dtype)
+    if arch.output == "softmax":
+        nodes.append(helper.make_node("Softmax", [current], [out], axis=1))
+    elif arch.output == "sigmoid":
+        nodes.append(helper.make_node("Sigmoid", [current], [out]))
+    elif arch.output == "exponential":
+        nodes.append(helper.make_node("Exp", [current], [out]))
+    elif scaling is not None and scaling.target_mean is not None:
+        scale = const(f"{prefix}standardize.target_scale", scaling.target_scale.astype(dtype))
+        mean = const(f"{prefix}standardize.target_mean", scaling.target_mean.astype(dtype))
+        nodes.append(helper.make_node("Mul", [current, scale], [f"{prefix}standardize.scaled"]))
+        nodes.append(helper.make_node("Add", [f"{prefix}standardize.scaled", mean], [out]))
+    else:
+        nodes.append(helper.make_node("Identity", [current], [out]))
+    return out
 
 
 def _activation(helper, nodes, const, name, x, prefix, dtype):

@@ -40,6 +40,12 @@ _DIGEST = 32
 _MAX_HEADER = 64 * 2**20
 
 
+# What reads each kind of archfit file, for the message when another is given.
+_READERS = {"archfit.FitModel": "archfit.load",
+            "archfit.Ensemble": "archfit.Ensemble.load",
+            "archfit.Checkpoint": "archfit.fit(..., checkpoint=...)"}
+
+
 class FileFormatError(ValueError):
     """A file is not an archfit file, or is truncated, altered or of an unknown version."""
 
@@ -145,7 +151,10 @@ def unpack(data: bytes, source: str, kind: str, what: str):
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FileFormatError(f"{source}: the header is not valid JSON ({exc})") from None
     if not isinstance(header, dict) or header.get("format") != kind:
-        raise FileFormatError(f"{source}: not {what}")
+        found = header.get("format") if isinstance(header, dict) else None
+        reader = _READERS.get(found) if isinstance(found, str) else None
+        raise FileFormatError(f"{source}: not {what}" + (
+            f" (it holds {found}: read it with {reader})" if reader else ""))
     version = header.get("version")
     if version != FORMAT_VERSION:
         raise FileFormatError(f"{source}: format version {version!r} is not supported by this "
