@@ -252,3 +252,55 @@ def test_bad_rows_and_member_data(no_kernel):
         af.fit_many(SOFTMAX, X, y[:50], hps, rows=[np.arange(10)] * 2)
     with pytest.raises(TypeError, match="callback"):
         af.fit_many(SOFTMAX, X, y, hps, callback=3)
+
+
+# ---- holdout and select train their folds as populations -----------------------------------
+def _table(selection):
+    return [{k: v for k, v in row.items() if k != "fit_seconds"} for row in selection.table]
+
+
+@pytest.mark.parametrize("search", ["grid", "halving"])
+def test_select_as_populations_gives_todays_table(monkeypatch, search):
+    from archfit import estimation
+    from archfit.datasets import load_digits
+    X, y = load_digits()
+    X, y = X[:600], y[:600]
+    candidates = [af.Model(af.Architecture(64, [af.Dense(h, activation="relu"), af.Dense(10)],
+                                           output="softmax")) for h in (16, 32)]
+    space = {"learning_rate": [1e-3, 3e-3], "dropout": [0.0, 0.1], "optimizer": ["adam", "sgd"],
+             "batch_size": [32, 64]}
+    base = af.Hyperparameters(epochs=4, early_stopping=(search == "grid"), patience=1)
+    calls = []
+    real = estimation.fit_many
+    monkeypatch.setattr(estimation, "fit_many", lambda *a, **k: calls.append(1) or real(*a, **k))
+    together = af.select(candidates, X, y, space, base=base, search=search, cv=3, n_jobs=2,
+                         n_candidates=8, seed=1, refit=True)
+    # groups: model x optimizer x batch size
+    assert 1 < len(calls) <= (8 if search == "grid" else 24)
+    monkeypatch.setattr(estimation, "compatible", lambda model, hp: None)   # one fit at a time
+    apart = af.select(candidates, X, y, space, base=base, search=search, cv=3, n_jobs=2,
+                      n_candidates=8, seed=1, refit=True)
+    assert _table(together) == _table(apart)
+    assert together.best_index == apart.best_index
+    assert np.array_equal(together.best.parameters, apart.best.parameters)
+
+
+def test_holdout_as_a_population_gives_todays_estimate(monkeypatch):
+    from archfit import estimation
+    X, y = _data(600)
+    w = np.random.default_rng(0).uniform(0.5, 1.5, size=len(y))
+    hp = af.Hyperparameters(batch_size=32, epochs=3, dropout=0.1)
+    together = af.holdout(SOFTMAX, X, y, hp, cv=4, n_jobs=2, sample_weight=w)
+    monkeypatch.setattr(estimation, "compatible", lambda model, hp: None)
+    apart = af.holdout(SOFTMAX, X, y, hp, cv=4, n_jobs=1, sample_weight=w)
+    assert np.array_equal(together.scores, apart.scores)
+    for a, b in zip(together.fits, apart.fits):
+        _same_fit(a, b)
+
+
+@pytest.mark.filterwarnings("ignore::archfit.ConvergenceWarning")
+def test_lbfgs_candidates_still_fit_one_at_a_time():
+    X, y = _data(300)
+    sel = af.select(SOFTMAX, X, y, {"optimizer": ["adam", "lbfgs"]},
+                    base=af.Hyperparameters(epochs=3, batch_size=32), cv=2, refit=False)
+    assert len(sel.table) == 2 and all(np.isfinite(r["mean_score"]) for r in sel.table)

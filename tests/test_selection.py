@@ -169,13 +169,13 @@ def test_halving_continues_fits_instead_of_restarting(digits, monkeypatch):
     X, y = digits
     import archfit.estimation
     inits = []
-    real_fit = archfit.estimation.fit
+    real_fit_many = archfit.estimation.fit_many
 
-    def spy(*args, **kwargs):
-        inits.append(kwargs.get("init"))
-        return real_fit(*args, **kwargs)
+    def spy(*args, **kwargs):       # the folds' fits run as populations
+        inits.extend(kwargs.get("init"))
+        return real_fit_many(*args, **kwargs)
 
-    monkeypatch.setattr(archfit.estimation, "fit", spy)
+    monkeypatch.setattr(archfit.estimation, "fit_many", spy)
     af.select(small(), X, y, {"learning_rate": [1e-3, 1e-2]}, base=BASE.replace(epochs=4),
               search="halving", cv=2, refit=False)
     # round 1: 2 candidates x 2 folds from scratch; round 2: 1 candidate x 2 folds continued

@@ -43,6 +43,22 @@ def fit_in_parallel(fn: Callable[[T], R], tasks: Iterable[T], n_jobs: int,
         return parallel_map(_OneBlasThread(fn), tasks, n_jobs, on_result)
 
 
+def external_backend() -> bool:
+    """True inside ``joblib.parallel_config(backend=...)`` naming a backend
+    other than threads or loky (dask, ray): work then goes to its workers."""
+    try:
+        import joblib
+    except ImportError:
+        return False
+    return _joblib_configured(joblib)
+
+
+def one_blas_thread():
+    """Context holding BLAS to one thread in this process."""
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 class _OneBlasThread:
     # a class, not a closure, so that the task pickles for process-based backends
     def __init__(self, fn):

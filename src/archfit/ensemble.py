@@ -63,6 +63,7 @@ class Ensemble:
     # ---- what it is -------------------------------------------------------------------
     @property
     def members(self) -> list[FitModel]:
+        """The fit models, in order."""
         return list(self._members)
 
     @property
@@ -72,10 +73,12 @@ class Ensemble:
 
     @property
     def classes(self) -> np.ndarray | None:
+        """The class labels (softmax), the members' own."""
         return self._members[0].classes
 
     @property
     def feature_names(self) -> list[str] | None:
+        """The features' names, when the members were fit on named columns."""
         return self._members[0].feature_names
 
     def __len__(self) -> int:

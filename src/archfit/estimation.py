@@ -21,6 +21,11 @@ from archfit.fitting import fit
 from archfit.folds import kfold, validation_split
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
+from archfit.population import compatible, fit_many, member_bytes
+
+# The most training-state memory one population of fold fits may hold: a
+# search of many candidates runs as several populations one after another.
+POPULATION_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,73 @@ class FoldFitter:
         return key, fitted, self.scorer(fitted, Xt, yt, wt), seconds
 
 
+class PopulationFitter:
+    """Fits a population of fold tasks with ``fit_many`` (each member the fit
+    ``FoldFitter`` would make) and scores each on its fold's rest; picklable
+    for process-based backends."""
+
+    def __init__(self, data: Data, scorer, n_threads: int):
+        self.data, self.scorer, self.n_threads = data, scorer, n_threads
+
+    def __call__(self, tasks) -> list[tuple[Any, FitModel, float, float]]:
+        start = time.perf_counter()
+        fitted = fit_many([t[1] for t in tasks], self.data.X, self.data.y,
+                          [t[2] for t in tasks], rows=[self.data.folds[t[4]][0] for t in tasks],
+                          sample_weight=self.data.w, init=[t[3] for t in tasks],
+                          classes=self.data.classes, n_threads=self.n_threads)
+        # each fit's share of the population's time
+        seconds = (time.perf_counter() - start) / len(tasks)
+        results = []
+        for task, fit_model in zip(tasks, fitted):
+            Xt, yt, wt = self.data.subset(self.data.folds[task[4]][1])
+            results.append((task[0], fit_model, self.scorer(fit_model, Xt, yt, wt), seconds))
+        return results
+
+
+def run_fits(fitter: FoldFitter, tasks, n_jobs: int, on_result=None) -> list:
+    """The results of ``fitter`` on every task, fits that can share a
+    population (one model, optimizer and batch size; data in memory; no
+    checkpoints) trained as populations.
+
+    In threads, a population's members share ``n_jobs`` threads; with a
+    process-based joblib backend (dask, ray), populations are split so that
+    ``n_jobs`` of them run at once, one thread each. Other fits run as before,
+    ``n_jobs`` at a time.
+    """
+    data = fitter.data
+    if fitter.folder is not None or isinstance(data.X, FileRows):
+        return _parallel.fit_in_parallel(fitter, tasks, n_jobs, on_result)
+    groups: dict[Any, list] = {}
+    singles = []
+    for task in tasks:
+        key = compatible(task[1], task[2])
+        (singles if key is None else groups.setdefault(key, [])).append(task)
+    external = _parallel.external_backend()
+    populations = []
+    for group in groups.values():
+        size = sum(member_bytes(t[1], t[2], len(data.folds[t[4]][0])) for t in group)
+        parts = max(-(-size // POPULATION_BYTES), n_jobs if external else 1)
+        per = -(-len(group) // min(parts, len(group)))
+        populations += [group[i:i + per] for i in range(0, len(group), per)]
+    results = []
+
+    def took(batch):
+        for result in batch:
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+    if external:
+        _parallel.fit_in_parallel(PopulationFitter(data, fitter.scorer, 1), populations,
+                                  n_jobs, took)
+    else:
+        with _parallel.one_blas_thread():
+            for population in populations:
+                took(PopulationFitter(data, fitter.scorer, n_jobs)(population))
+    if singles:
+        results += _parallel.fit_in_parallel(fitter, singles, n_jobs, on_result)
+    return results
+
+
 def checkpoint_folder(folder):
     """``checkpoint=`` of holdout and select: None, or an existing folder."""
     if folder is None:
@@ -186,8 +258,11 @@ def holdout(model: Model, X, y, hyperparameters: Hyperparameters | None = None, 
         None: accuracy for softmax/sigmoid, R² for linear outputs. A callable
         is called as ``scoring(fitted, X_test, y_test)``.
     n_jobs : int, optional
-        Folds fitted in parallel (threads; or the active joblib backend).
-        Each fit is limited to one BLAS thread.
+        Threads the folds' fits share (or the active joblib backend's
+        workers). The folds are fitted together as one population
+        (:func:`archfit.fit_many`, each fit on one thread at a time) unless
+        ``checkpoint`` is given or X is file-backed; each fit is limited to
+        one BLAS thread. The estimate is the same for any ``n_jobs``.
     sample_weight : array-like, optional
         Used in fitting and in scoring.
     classes : array-like, optional
@@ -224,7 +299,7 @@ def holdout(model: Model, X, y, hyperparameters: Hyperparameters | None = None, 
             progress.say(f"fold {result[0] + 1}/{len(tasks)}: {name} {result[2]:.4f} "
                          f"({result[3]:.2f} s, {result[1].n_epochs} epochs)")
     try:
-        results = _parallel.fit_in_parallel(fitter, tasks, n_jobs, on_result)
+        results = run_fits(fitter, tasks, n_jobs, on_result)
     finally:
         if progress is not None:
             progress.close()

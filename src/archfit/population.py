@@ -19,7 +19,7 @@ from archfit import _threads
 from archfit._memory import reserve
 from archfit._streaming import FileRows, features
 from archfit._sparse import SparseRows
-from archfit._validation import by_name, feature_names
+from archfit._validation import by_name, check_int, feature_names
 from archfit.fit_model import FitModel
 from archfit.fitting import DivergenceError, _Epochs, _prepare, _run_epoch, _trainer
 from archfit.hyperparameters import Hyperparameters
@@ -34,8 +34,8 @@ SHARED_SETTINGS = ("optimizer", "batch_size")
 def fit_many(model: Model | Sequence[Model], X, y,
              hyperparameters: Hyperparameters | Sequence[Hyperparameters] | None = None, *,
              rows=None, validation=None, sample_weight=None, init=None, classes=None,
-             callback: Callable[[int, dict[str, Any]], bool | None] | None = None
-             ) -> list[FitModel]:
+             callback: Callable[[int, dict[str, Any]], bool | None] | None = None,
+             n_threads: int | None = None) -> list[FitModel]:
     """Fit K members of one model together; member k's result equals
     ``fit(model, X[rows[k]], y[rows[k]], hyperparameters[k], ...)`` bit for bit.
 
@@ -71,6 +71,10 @@ def fit_many(model: Model | Sequence[Model], X, y,
     callback : callable, optional
         Called after every epoch of every member as ``callback(k, record)``;
         True stops member k.
+    n_threads : int, optional
+        Threads sharing the members (each member's epoch runs on one; the
+        result does not depend on it). Default: the largest of the members'
+        ``n_threads``, or BLAS's thread limit.
 
     Returns
     -------
@@ -94,6 +98,8 @@ def fit_many(model: Model | Sequence[Model], X, y,
                                                       init)
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
+    if n_threads is not None:
+        n_threads = check_int(n_threads, "n_threads", minimum=1)
     first = models[0]
     names = feature_names(X)
     fitted_names = {i.feature_names for i in init if isinstance(i, FitModel)} - {None}
@@ -126,7 +132,7 @@ def fit_many(model: Model | Sequence[Model], X, y,
                 checked=True, names=names))
         except (TypeError, ValueError) as error:
             raise type(error)(f"member {k}: {error}") from None
-    return _Run(preps, callback).go()
+    return _Run(preps, callback, n_threads).go()
 
 
 def _listed(value, name: str) -> list | None:
@@ -207,16 +213,13 @@ class _Run:
     """The population's training: one kernel call per epoch for the members
     whose data is in memory; file-backed members' epochs run part by part."""
 
-    def __init__(self, preps, callback):
+    def __init__(self, preps, callback, n_threads):
         self.preps = preps
-        budget = max(_threads.budget(p.hp.n_threads) for p in preps)
+        budget = (n_threads if n_threads is not None
+                  else max(_threads.budget(p.hp.n_threads) for p in preps))
         self.threads = max(1, min(budget, len(preps)))
-        bytes_needed = 0
-        for p in preps:
-            n_targets = 0 if p.targets.values is None else p.targets.values.shape[1]
-            bytes_needed += p.model._kernel.training_plan(
-                p.model.dtype, _n(p), p.hp.batch_size, p.hp.dropout, p.hp.shuffle,
-                n_targets, 1)["bytes"]
+        bytes_needed = sum(member_bytes(p.model, p.hp, _n(p), p.targets.values)
+                           for p in preps)
         reserve(bytes_needed, f"the training states of {len(preps)} members (gradients, "
                               "optimizer moments, batch buffers)")
         self.trainers = [_trainer(p.model, p.hp, _n(p), p.targets, p.optimizer_state, 1,
@@ -279,6 +282,21 @@ class _Run:
         final.fit_models = [p.fit_model(*run.last_complete())
                             for p, run in zip(self.preps, self.runs)]
         return final
+
+
+def member_bytes(model: Model, hp: Hyperparameters, n_samples: int, values=None) -> int:
+    """Bytes of one member's training state (the kernel's plan): a
+    population's memory is the sum over its members."""
+    n_targets = 0 if values is None else values.shape[1]
+    return model._kernel.training_plan(model.dtype, n_samples, hp.batch_size, hp.dropout,
+                                       hp.shuffle, n_targets, 1)["bytes"]
+
+
+def compatible(model: Model, hp: Hyperparameters):
+    """The key of the populations a fit may join (None: it cannot join one)."""
+    if hp.optimizer == "lbfgs":
+        return None
+    return (model, *(getattr(hp, name) for name in SHARED_SETTINGS))
 
 
 def _n(prep) -> int:

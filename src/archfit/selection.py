@@ -15,7 +15,7 @@ from archfit.distributions import Choice, Distribution
 from archfit.fit_model import FitModel
 from archfit.fitting import fit
 from archfit._progress import FitsProgress, metric_name
-from archfit.estimation import (Data, FoldFitter, check_models, checkpoint_folder,
+from archfit.estimation import (Data, FoldFitter, check_models, checkpoint_folder, run_fits,
                                 checkpoint_path)
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
@@ -319,7 +319,7 @@ def _evaluate_all(configs, hps, models, data, fitter, n_jobs, progress):
                            max(p[3] for p in parts))
             _say(progress, c, len(configs), rows[c])
 
-    _parallel.fit_in_parallel(fitter, tasks, n_jobs, on_result)
+    run_fits(fitter, tasks, n_jobs, on_result)
     return [rows[c] for c in range(len(configs))]
 
 
@@ -344,8 +344,8 @@ def _halving(configs, hps, models, data, fitter, n_jobs, factor, progress):
                       fits[c][f], f) for c in alive for f in range(n_folds)]
             if progress is not None:
                 progress.add(len(tasks) if r else 0)
-            results = _parallel.fit_in_parallel(
-                fitter, tasks, n_jobs, None if progress is None else lambda _: progress.fit_done())
+            results = run_fits(fitter, tasks, n_jobs,
+                               None if progress is None else lambda _: progress.fit_done())
             scores: dict[int, list] = {c: [None] * n_folds for c in alive}
             for (c, f), fitted, score, secs in results:
                 fits[c][f] = fitted
