@@ -440,21 +440,21 @@ def _report(record, progress, callback) -> bool:
 
 
 def _trainer(model, hp, n_samples, targets: Targets, optimizer_state, budget,
-             reserved: bool = False) -> Trainer:
+             memory=None) -> Trainer:
     """The kernel's state of one mini-batch fit, its memory reserved first
-    (unless the caller has, `reserved`)."""
+    (unless the caller gives the `memory` it reserved)."""
     m, v, step = (optimizer_state[:3] if optimizer_state is not None else (None, None, 0))
     n_targets = 0 if targets.values is None else targets.values.shape[1]
     plan = model._kernel.training_plan(model.dtype, n_samples, hp.batch_size, hp.dropout,
                                        hp.shuffle, n_targets, budget)
-    if not reserved:
+    if memory is None:
         reserve(plan["bytes"], "the training state (gradients, optimizer moments, batch "
                                "buffers)")
     return Trainer(model._kernel, model.dtype, n_samples, hp.batch_size, hp.optimizer,
                    momentum=hp.momentum, nesterov=hp.nesterov, beta1=hp.beta1,
                    beta2=hp.beta2, epsilon=hp.epsilon, l2=hp.l2, dropout=hp.dropout,
                    shuffle=hp.shuffle, seed=hp.seed, m=m, v=v, step=step,
-                   n_targets=n_targets, threads=budget)
+                   n_targets=n_targets, threads=budget, memory=memory)
 
 
 def _fit_minibatch(model, hp, theta, X, targets: Targets, weights, val, history,

@@ -431,6 +431,10 @@ cdef class Trainer:
         Columns of the targets (0 for class labels).
     threads : int
         The most threads an epoch may use (the plan's budget).
+    memory : numpy.ndarray of uint8, optional
+        Where to lay out the state (at least the plan's ``bytes``; zeroed
+        here): a part of one block holding a whole population's states.
+        By default the trainer allocates its own.
     """
     cdef Kernel kernel
     cdef TrainingState state
@@ -442,7 +446,7 @@ cdef class Trainer:
                  str optimizer, double momentum=0.9, bint nesterov=False, double beta1=0.9,
                  double beta2=0.999, double epsilon=1e-8, double l2=0.0, double dropout=0.0,
                  bint shuffle=True, uint64_t seed=0, m=None, v=None, long long step=0,
-                 Py_ssize_t n_targets=0, int threads=1):
+                 Py_ssize_t n_targets=0, int threads=1, memory=None):
         cdef Settings settings = optimizer_settings(optimizer, momentum, nesterov, beta1, beta2,
                                                     epsilon)
         cdef int code = _dtype_code(dtype)
@@ -456,7 +460,16 @@ cdef class Trainer:
         cdef TrainingPlan plan = plan_training(&kernel.net, &settings, code == FLOAT64,
                                                max(1, n_samples), n_targets, threads)
         self.plan = plan
-        self.memory = _block(plan.bytes)
+        if memory is None:
+            self.memory = _block(plan.bytes)
+        else:
+            # a part of a larger block (a population's, planned once)
+            if (not isinstance(memory, np.ndarray) or memory.dtype != np.uint8
+                    or memory.ndim != 1 or not memory.flags.c_contiguous
+                    or not memory.flags.writeable or memory.shape[0] < plan.bytes):
+                raise ValueError(f"memory must be a writable contiguous uint8 array of at least "
+                                 f"{plan.bytes} bytes")
+            self.memory = memory
         # θ is given to every epoch; the block's own start stands in until then
         if training_init(&self.state, &kernel.net, &settings, code, n_samples, n_targets,
                          threads, _address(self.memory), _address(self.memory)) != OK:

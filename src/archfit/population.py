@@ -218,12 +218,15 @@ class _Run:
         budget = (n_threads if n_threads is not None
                   else max(_threads.budget(p.hp.n_threads) for p in preps))
         self.threads = max(1, min(budget, len(preps)))
-        bytes_needed = sum(member_bytes(p.model, p.hp, _n(p), p.targets.values)
-                           for p in preps)
-        reserve(bytes_needed, f"the training states of {len(preps)} members (gradients, "
-                              "optimizer moments, batch buffers)")
+        # the population's memory, planned once: one block, each member's state a part
+        sizes = [member_bytes(p.model, p.hp, _n(p), p.targets.values) for p in preps]
+        reserve(sum(sizes), f"the training states of {len(preps)} members (gradients, "
+                            "optimizer moments, batch buffers)")
+        self.memory = np.empty(sum(sizes), dtype=np.uint8)
+        ends = np.cumsum(sizes)
         self.trainers = [_trainer(p.model, p.hp, _n(p), p.targets, p.optimizer_state, 1,
-                                  reserved=True) for p in preps]
+                                  memory=self.memory[end - size:end])
+                         for p, size, end in zip(preps, sizes, ends)]
         self.population = Population(self.trainers)
         self.on_file = []
         for k, (p, t) in enumerate(zip(preps, self.trainers)):
