@@ -205,7 +205,7 @@ cdef double head_loss_grad(const floating* Z,        # IN  logits (n_rows, n_col
                            ) noexcept nogil:
     """Weighted sum over rows of the per-row loss (summed over outputs)."""
     cdef Py_ssize_t i, j
-    cdef double total = 0, row, w, m, s, z, y, r, lse, mu
+    cdef double total = 0, row, w, m, s, z, y, r, lse, mu, e
     cdef floating g
     cdef const floating* zr
     cdef const floating* tr
@@ -221,14 +221,21 @@ cdef double head_loss_grad(const floating* Z,        # IN  logits (n_rows, n_col
                 if zr[j] > m:
                     m = zr[j]
             s = 0
-            for j in range(n_cols):
-                s += exp(zr[j] - m)
+            if dr != NULL:
+                # one exp per output: exp(z - max) kept in D, then divided by the sum
+                for j in range(n_cols):
+                    e = exp(zr[j] - m)
+                    s += e
+                    dr[j] = <floating> e
+            else:
+                for j in range(n_cols):
+                    s += exp(zr[j] - m)
             lse = m + log(s)
             row = lse - zr[labels[i]]
             if dr != NULL:
                 g = <floating> (w * grad_scale)
                 for j in range(n_cols):
-                    dr[j] = <floating> exp(zr[j] - lse) * g
+                    dr[j] = <floating> (dr[j] / s) * g
                 dr[labels[i]] -= g
         else:
             tr = targets + i * n_cols
