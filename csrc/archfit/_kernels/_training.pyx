@@ -39,8 +39,20 @@ cdef extern from *:
     {
         return flag != NULL && __atomic_load_n(flag, __ATOMIC_RELAXED) != 0;
     }
+    /* Ask for the cache lines of `bytes` bytes at p (a row of X the next
+     * mini-batch gathers) while this one computes. */
+    static inline void archfit_prefetch_row(const void* p, Py_ssize_t bytes)
+    {
+    #if defined(__GNUC__) || defined(__clang__)
+        const char* c = (const char*) p;
+        for (Py_ssize_t at = 0; at < bytes; at += 64) __builtin_prefetch(c + at, 0, 3);
+    #else
+        (void) p; (void) bytes;
+    #endif
+    }
     """
     bint archfit_interrupted(const int* flag) noexcept nogil
+    void archfit_prefetch_row(const void* p, Py_ssize_t bytes) noexcept nogil
 
 
 cdef void _draw_masks(const Network* net, const Workspace* ws, Py_ssize_t rows,
@@ -274,6 +286,12 @@ cdef int _epoch(TrainingState* state, const Data* data, double learning_rate,
         b = batch_size if start + batch_size <= n_samples else n_samples - start
         if archfit_interrupted(state.interrupt):
             return INTERRUPTED
+        if order != NULL and sparse == NULL:
+            # the next batch's rows lie anywhere in X: start reading them now
+            for i in range(start + batch_size, min(start + 2 * batch_size, n_samples)):
+                archfit_prefetch_row(
+                    X + (data.rows[order[i]] if data.rows != NULL else order[i]) * net.sizes[0],
+                    net.sizes[0] * sizeof(floating))
 
         if weights != NULL:
             wsum = 0.0
