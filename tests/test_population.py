@@ -304,3 +304,23 @@ def test_lbfgs_candidates_still_fit_one_at_a_time():
     sel = af.select(SOFTMAX, X, y, {"optimizer": ["adam", "lbfgs"]},
                     base=af.Hyperparameters(epochs=3, batch_size=32), cv=2, refit=False)
     assert len(sel.table) == 2 and all(np.isfinite(r["mean_score"]) for r in sel.table)
+
+
+def test_verbose_reports_the_populations_epochs(monkeypatch, capsys):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_tqdm(name, *args, **kwargs):
+        if name == "tqdm":
+            raise ImportError("no tqdm here")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    X, y = _data()
+    hps = [af.Hyperparameters(batch_size=32, epochs=e, seed=k) for k, e in enumerate((2, 3))]
+    af.fit_many(SOFTMAX, X, y, hps, validation=(X[:50], y[:50]), verbose=True)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4
+    assert lines[0].startswith("epoch 1/3  training 2/2  mean loss ")
+    assert "best validation accuracy" in lines[0]
+    assert lines[2].startswith("epoch 3/3  training 1/2")
+    assert lines[3] == "fitted 2 members, every one to its last epoch"

@@ -148,3 +148,41 @@ class FitsProgress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class PopulationProgress:
+    """Reports a population's epochs (``fit_many``): a tqdm bar over epochs
+    when tqdm is installed, else a line per epoch; with the members still
+    training, their mean training loss and the best validation score."""
+
+    def __init__(self, total: int, n_members: int, output: str, file=None):
+        self.total, self.n_members, self.metric = total, n_members, metric_name(output)
+        self.file = sys.stdout if file is None else file
+        self.bar = None
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return
+        self.bar = tqdm(total=total, unit="epoch", file=self.file, dynamic_ncols=True)
+
+    def epoch(self, records: list[dict], seconds: float) -> None:
+        """One population epoch: the history records of the members it trained."""
+        post = {"training": f"{len(records)}/{self.n_members}",
+                "mean loss": f"{sum(r['train_loss'] for r in records) / len(records):.4g}"}
+        scores = [r["validation_score"] for r in records if "validation_score" in r]
+        if scores:
+            post[f"best validation {self.metric}"] = f"{max(scores):.4f}"
+        if self.bar is not None:
+            self.bar.set_postfix(post, refresh=False)
+            self.bar.update(1)
+            return
+        text = "  ".join(f"{k} {v}" for k, v in post.items())
+        print(f"epoch {max(r['epoch'] for r in records)}/{self.total}  {text}  "
+              f"({seconds * 1e3:.0f} ms)", file=self.file, flush=True)
+
+    def close(self, message: str | None = None) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if message:
+            print(message, file=self.file, flush=True)

@@ -17,6 +17,7 @@ import numpy as np
 
 from archfit import _threads
 from archfit._memory import reserve
+from archfit._progress import PopulationProgress
 from archfit._streaming import FileRows, features
 from archfit._sparse import SparseRows
 from archfit._validation import by_name, check_int, feature_names
@@ -35,7 +36,7 @@ def fit_many(model: Model | Sequence[Model], X, y,
              hyperparameters: Hyperparameters | Sequence[Hyperparameters] | None = None, *,
              rows=None, validation=None, sample_weight=None, init=None, classes=None,
              callback: Callable[[int, dict[str, Any]], bool | None] | None = None,
-             n_threads: int | None = None) -> list[FitModel]:
+             n_threads: int | None = None, verbose: bool = False) -> list[FitModel]:
     """Fit K members of one model together; member k's result equals
     ``fit(model, X[rows[k]], y[rows[k]], hyperparameters[k], ...)`` bit for bit.
 
@@ -75,6 +76,11 @@ def fit_many(model: Model | Sequence[Model], X, y,
         Threads sharing the members (each member's epoch runs on one; the
         result does not depend on it). Default: the largest of the members'
         ``n_threads``, or BLAS's thread limit.
+    verbose : bool
+        Show progress: a tqdm bar over the population's epochs when tqdm is
+        installed (else a line per epoch) with the members still training,
+        their mean training loss and the best validation score; at the end,
+        how many members stopped early.
 
     Returns
     -------
@@ -132,7 +138,7 @@ def fit_many(model: Model | Sequence[Model], X, y,
                 checked=True, names=names))
         except (TypeError, ValueError) as error:
             raise type(error)(f"member {k}: {error}") from None
-    return _Run(preps, callback, n_threads).go()
+    return _Run(preps, callback, n_threads, verbose).go()
 
 
 def _listed(value, name: str) -> list | None:
@@ -213,8 +219,13 @@ class _Run:
     """The population's training: one kernel call per epoch for the members
     whose data is in memory; file-backed members' epochs run part by part."""
 
-    def __init__(self, preps, callback, n_threads):
+    def __init__(self, preps, callback, n_threads, verbose=False):
         self.preps = preps
+        self.progress = None
+        if verbose:
+            self.progress = PopulationProgress(
+                max(p.first_epoch + p.hp.epochs for p in preps), len(preps),
+                preps[0].model.architecture.output)
         budget = (n_threads if n_threads is not None
                   else max(_threads.budget(p.hp.n_threads) for p in preps))
         self.threads = max(1, min(budget, len(preps)))
@@ -250,10 +261,19 @@ class _Run:
                     if not active:
                         break
                     self._epoch(active)
-        except KeyboardInterrupt as error:
-            error.fit_models = [p.fit_model(*run.last_complete())
-                                for p, run in zip(self.preps, self.runs)]
+        except BaseException as error:
+            if self.progress is not None:
+                self.progress.close("interrupted" if isinstance(error, KeyboardInterrupt)
+                                    else None)
+            if isinstance(error, KeyboardInterrupt):
+                error.fit_models = [p.fit_model(*run.last_complete())
+                                    for p, run in zip(self.preps, self.runs)]
             raise
+        if self.progress is not None:
+            early = sum(run.stopped for run in self.runs)
+            self.progress.close(f"fitted {len(self.runs)} members; {early} stopped before their "
+                                "epochs ran out" if early else
+                                f"fitted {len(self.runs)} members, every one to its last epoch")
         return [p.fit_model(*run.result()) for p, run in zip(self.preps, self.runs)]
 
     def _epoch(self, active):
@@ -269,12 +289,18 @@ class _Run:
                 out[k] = _run_epoch(self.trainers[k], p.theta, p.X, p.targets, p.weights, lrs[k],
                                     self.runs[k].epoch, self.threads)
         # every member's record gets an equal share of the population's epoch
-        seconds = (time.perf_counter() - start) / len(active)
+        took = time.perf_counter() - start
+        seconds = took / len(active)
         for k in active:
             try:
                 self.runs[k].done_epoch(*out[k], seconds, lrs[k])
             except DivergenceError as error:
                 raise self._diverged(k, error) from None
+        if self.progress is not None:
+            records = [self.runs[k].history[-1] for k in active
+                       if self.runs[k].history and self.runs[k].epoch > self.runs[k].first_epoch]
+            if records:
+                self.progress.epoch(records, took)
 
     def _diverged(self, k: int, error: DivergenceError) -> DivergenceError:
         final = DivergenceError(f"member {k}: {error}")
