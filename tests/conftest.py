@@ -22,6 +22,19 @@ def dtype(request):
     return request.param
 
 
+@pytest.fixture
+def no_tqdm(monkeypatch):
+    """tqdm cannot be imported: progress is reported as lines."""
+    import builtins
+    real_import = builtins.__import__
+
+    def refuse(name, *args, **kwargs):
+        if name == "tqdm":
+            raise ImportError("no tqdm here")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", refuse)
+
+
 @pytest.fixture(scope="session")
 def digits():
     from archfit.datasets import load_digits

@@ -306,15 +306,7 @@ def test_lbfgs_candidates_still_fit_one_at_a_time():
     assert len(sel.table) == 2 and all(np.isfinite(r["mean_score"]) for r in sel.table)
 
 
-def test_verbose_reports_the_populations_epochs(monkeypatch, capsys):
-    import builtins
-    real_import = builtins.__import__
-
-    def no_tqdm(name, *args, **kwargs):
-        if name == "tqdm":
-            raise ImportError("no tqdm here")
-        return real_import(name, *args, **kwargs)
-    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+def test_verbose_reports_the_populations_epochs(no_tqdm, capsys):
     X, y = _data()
     hps = [af.Hyperparameters(batch_size=32, epochs=e, seed=k) for k, e in enumerate((2, 3))]
     af.fit_many(SOFTMAX, X, y, hps, validation=(X[:50], y[:50]), verbose=True)

@@ -106,20 +106,35 @@ def ending(history: list[dict], first: int, total: int, returned_epoch: int,
     return text
 
 
-class FitsProgress:
-    """Reports the fits of a hold-out estimate or a search: a tqdm bar over
-    fits (done, time left, the best mean score so far by name) when tqdm is
-    installed, else nothing but the lines given to ``say``."""
+class _Bar:
+    """A tqdm bar of `total` `unit`s when tqdm is installed (else ``bar`` is
+    None and the reports are lines), closed with an optional last line."""
 
-    def __init__(self, total: int, metric: str, file=None):
-        self.metric, self.best = metric, None
+    def __init__(self, total: int, unit: str, file=None):
         self.file = sys.stdout if file is None else file
         self.bar = None
         try:
             from tqdm import tqdm
         except ImportError:
             return
-        self.bar = tqdm(total=total, unit="fit", file=self.file, dynamic_ncols=True)
+        self.bar = tqdm(total=total, unit=unit, file=self.file, dynamic_ncols=True)
+
+    def close(self, message: str | None = None) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if message:
+            print(message, file=self.file, flush=True)
+
+
+class FitsProgress(_Bar):
+    """Reports the fits of a hold-out estimate or a search: a tqdm bar over
+    fits (done, time left, the best mean score so far by name) when tqdm is
+    installed, else nothing but the lines given to ``say``."""
+
+    def __init__(self, total: int, metric: str, file=None):
+        super().__init__(total, "fit", file)
+        self.metric, self.best = metric, None
 
     def add(self, n: int) -> None:
         """n more fits to come (a further halving round)."""
@@ -144,26 +159,15 @@ class FitsProgress:
         else:
             print(text, file=self.file, flush=True)
 
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
-
-class PopulationProgress:
+class PopulationProgress(_Bar):
     """Reports a population's epochs (``fit_many``): a tqdm bar over epochs
     when tqdm is installed, else a line per epoch; with the members still
     training, their mean training loss and the best validation score."""
 
     def __init__(self, total: int, n_members: int, output: str, file=None):
+        super().__init__(total, "epoch", file)
         self.total, self.n_members, self.metric = total, n_members, metric_name(output)
-        self.file = sys.stdout if file is None else file
-        self.bar = None
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            return
-        self.bar = tqdm(total=total, unit="epoch", file=self.file, dynamic_ncols=True)
 
     def epoch(self, records: list[dict], seconds: float) -> None:
         """One population epoch: the history records of the members it trained."""
@@ -179,10 +183,3 @@ class PopulationProgress:
         text = "  ".join(f"{k} {v}" for k, v in post.items())
         print(f"epoch {max(r['epoch'] for r in records)}/{self.total}  {text}  "
               f"({seconds * 1e3:.0f} ms)", file=self.file, flush=True)
-
-    def close(self, message: str | None = None) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        if message:
-            print(message, file=self.file, flush=True)

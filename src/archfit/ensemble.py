@@ -15,7 +15,7 @@ import numpy as np
 from archfit._targets import encode
 from archfit._validation import as_sample_weight
 from archfit._streaming import features
-from archfit.fit_model import FitModel, score_outputs
+from archfit.fit_model import FitModel, predictions, score_outputs
 
 FORMAT = "archfit.Ensemble"
 
@@ -118,13 +118,9 @@ class Ensemble:
         """Class labels (softmax), 0/1 indicators (sigmoid) or mean values."""
         out = self._outputs(X)
         output = self.model.architecture.output
-        if output == "softmax":
-            return self.classes[np.argmax(out, axis=1)]
-        if output == "sigmoid":
-            out = (out >= 0.5).astype(np.int8)
-        else:
+        if output not in ("softmax", "sigmoid"):
             out = out.astype(self.model.dtype)
-        return out[:, 0] if self._members[0]._target_ndim == 1 else out
+        return predictions(out, output, self.classes, self._members[0]._target_ndim)
 
     def _targets(self, X, y, sample_weight):
         arch = self.model.architecture

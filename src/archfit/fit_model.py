@@ -31,6 +31,17 @@ def score_outputs(model: Model, out: np.ndarray, targets, weights=None) -> float
     return r2(targets.values, out, weights)
 
 
+def predictions(out: np.ndarray, output: str, classes, target_ndim: int) -> np.ndarray:
+    """What ``predict`` returns for outputs `out` (probabilities or values):
+    the most probable class, 0/1 indicators at 0.5, or the values, shaped
+    like the targets were."""
+    if output == "softmax":
+        return classes[np.argmax(out, axis=1)]
+    if output == "sigmoid":
+        out = (out >= 0.5).astype(np.int8)
+    return out[:, 0] if target_ndim == 1 else out
+
+
 def _standardized_features(scaling, X):
     """Validated X in the units the network was fit in."""
     if scaling.feature_mean is None:
@@ -271,15 +282,8 @@ class FitModel:
     def predict(self, X) -> np.ndarray:
         """Predicted class labels (softmax), 0/1 indicators (sigmoid), values
         (linear) or means (exponential)."""
-        out = self._outputs(X)
-        output = self._model.architecture.output
-        if output == "softmax":
-            return self._classes[np.argmax(out, axis=1)]
-        if output == "sigmoid":
-            out = (out >= 0.5).astype(np.int8)
-        if self._target_ndim == 1:
-            return out[:, 0]
-        return out
+        return predictions(self._outputs(X), self._model.architecture.output, self._classes,
+                           self._target_ndim)
 
     def score(self, X, y, sample_weight=None) -> float:
         """Accuracy (softmax; subset accuracy for sigmoid) or R² (linear, exponential)."""
