@@ -14,7 +14,29 @@ def metric_name(output: str) -> str:
     return "accuracy" if output in ("softmax", "sigmoid") else "R²"
 
 
-class Progress:
+class _Bar:
+    """A tqdm bar of `total` `unit`s when tqdm is installed (else ``bar`` is
+    None and the reports are lines), closed with an optional last line."""
+
+    def __init__(self, total: int, unit: str, file=None):
+        self.file = sys.stdout if file is None else file
+        self.bar = None
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return
+        self.bar = tqdm(total=total, unit=unit, file=self.file, dynamic_ncols=True)
+
+    def close(self, message: str | None = None) -> None:
+        """End the report, with a closing line (how the fit ended)."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if message:
+            print(message, file=self.file, flush=True)
+
+
+class Progress(_Bar):
     """Reports the epochs of one fit.
 
     Parameters
@@ -67,15 +89,6 @@ class Progress:
               f"({record['seconds'] * 1e3:.0f} ms, about {_duration(left)} left)",
               file=self.file, flush=True)
 
-    def close(self, message: str | None = None) -> None:
-        """End the report, with a closing line (how the fit ended)."""
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        if message:
-            print(message, file=self.file, flush=True)
-
-
 def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f} s"
@@ -104,27 +117,6 @@ def ending(history: list[dict], first: int, total: int, returned_epoch: int,
     elif "validation_score" in last:
         text += f"; validation {metric} {last['validation_score']:.4f}"
     return text
-
-
-class _Bar:
-    """A tqdm bar of `total` `unit`s when tqdm is installed (else ``bar`` is
-    None and the reports are lines), closed with an optional last line."""
-
-    def __init__(self, total: int, unit: str, file=None):
-        self.file = sys.stdout if file is None else file
-        self.bar = None
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            return
-        self.bar = tqdm(total=total, unit=unit, file=self.file, dynamic_ncols=True)
-
-    def close(self, message: str | None = None) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        if message:
-            print(message, file=self.file, flush=True)
 
 
 class FitsProgress(_Bar):
