@@ -316,3 +316,18 @@ def test_verbose_reports_the_populations_epochs(no_tqdm, capsys):
     assert "best validation accuracy" in lines[0]
     assert lines[2].startswith("epoch 3/3  training 1/2")
     assert lines[3] == "fitted 2 members, every one to its last epoch"
+
+
+def test_named_features_and_continued_members():
+    pd = pytest.importorskip("pandas")
+    X, y = _data(300)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    hps = [af.Hyperparameters(batch_size=32, epochs=2, seed=k) for k in range(2)]
+    first = af.fit_many(SOFTMAX, frame, y, hps)
+    assert first[0].feature_names == list(frame.columns)
+    # continued from fits on named columns, given the columns in another order
+    shuffled = frame[list(reversed(frame.columns))]
+    more = af.fit_many(SOFTMAX, shuffled, y, hps, init=first)
+    for k in range(2):
+        _same_fit(af.fit(SOFTMAX, shuffled, y, hps[k], init=first[k]), more[k])
+        assert more[k].n_epochs == 4

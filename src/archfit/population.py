@@ -108,12 +108,13 @@ def fit_many(model: Model | Sequence[Model], X, y,
         n_threads = check_int(n_threads, "n_threads", minimum=1)
     first = models[0]
     names = feature_names(X)
-    fitted_names = {i.feature_names for i in init if isinstance(i, FitModel)} - {None}
+    fitted_names = {tuple(i.feature_names) for i in init
+                    if isinstance(i, FitModel) and i.feature_names is not None}
     if names is not None and fitted_names:
         if len(fitted_names) > 1:
             raise ValueError("init: the members' starting fits name their features differently")
-        X = by_name(X, next(iter(fitted_names)))
-        names = next(iter(fitted_names))
+        names = list(next(iter(fitted_names)))
+        X = by_name(X, names)
     X = features(X, first.architecture.n_inputs, first.dtype)
     n = X.shape[0]
     y_all = y if rows is None else np.asarray(y)
