@@ -309,3 +309,46 @@ def test_thread_pool_without_joblib_gives_the_same_results(digits, monkeypatch):
     monkeypatch.setitem(sys.modules, "joblib", None)   # import joblib now fails
     without = af.select(small(), X, y, space, base=BASE, cv=2, n_jobs=2, refit=False)
     assert [r["scores"] for r in with_joblib.table] == [r["scores"] for r in without.table]
+
+
+def test_verbose_bar_moves_with_the_epochs_of_populations(digits, monkeypatch):
+    # a search's fits train together: the bar advances epoch by epoch, each fit
+    # counts once in all (early stopping's unused epochs are made up at its end)
+    from archfit._progress import FitsProgress
+    X, y = digits
+    steps = []
+    real = FitsProgress.advance
+
+    def spy(self, key, fraction):
+        steps.append((key, fraction))
+        return real(self, key, fraction)
+    monkeypatch.setattr(FitsProgress, "advance", spy)
+    bars = []
+    real_close = FitsProgress.close
+
+    def keep(self, *args):
+        if self.bar is not None:
+            bars.append(self.bar.n)
+        return real_close(self, *args)
+    monkeypatch.setattr(FitsProgress, "close", keep)
+    base = BASE.replace(epochs=4, early_stopping=True, patience=1)
+    af.select(small(), X, y, {"learning_rate": [1e-3, 1e-2]}, base=base, cv=2, verbose=True,
+              refit=False)
+    assert len({key for key, _ in steps}) == 4
+    assert all(abs(fraction - 0.25) < 1e-12 for _, fraction in steps)
+    if bars:                                     # tqdm installed
+        assert bars[0] == pytest.approx(4.0)
+
+
+def test_fits_progress_counts_each_fit_once():
+    from archfit._progress import FitsProgress
+    import io
+    progress = FitsProgress(2, "accuracy", file=io.StringIO())
+    progress.advance("a", 0.5)
+    progress.advance("a", 0.25)
+    progress.fit_done("a")
+    progress.fit_done("b")
+    if progress.bar is not None:
+        assert progress.bar.n == pytest.approx(2.0)
+    assert progress.credited == {}
+    progress.close()

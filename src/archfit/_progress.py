@@ -18,14 +18,15 @@ class _Bar:
     """A tqdm bar of `total` `unit`s when tqdm is installed (else ``bar`` is
     None and the reports are lines), closed with an optional last line."""
 
-    def __init__(self, total: int, unit: str, file=None):
+    def __init__(self, total: int, unit: str, file=None, bar_format=None):
         self.file = sys.stdout if file is None else file
         self.bar = None
         try:
             from tqdm import tqdm
         except ImportError:
             return
-        self.bar = tqdm(total=total, unit=unit, file=self.file, dynamic_ncols=True)
+        self.bar = tqdm(total=total, unit=unit, file=self.file, dynamic_ncols=True,
+                        bar_format=bar_format)
 
     def close(self, message: str | None = None) -> None:
         """End the report, with a closing line (how the fit ended)."""
@@ -125,8 +126,11 @@ class FitsProgress(_Bar):
     installed, else nothing but the lines given to ``say``."""
 
     def __init__(self, total: int, metric: str, file=None):
-        super().__init__(total, "fit", file)
+        # fits advance by fractions (epochs of fits trained together): "2.75/8"
+        super().__init__(total, "fit", file, "{l_bar}{bar}| {n:.4g}/{total_fmt} "
+                                             "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
         self.metric, self.best = metric, None
+        self.credited: dict = {}
 
     def add(self, n: int) -> None:
         """n more fits to come (a further halving round)."""
@@ -134,9 +138,17 @@ class FitsProgress(_Bar):
             self.bar.total += n
             self.bar.refresh()
 
-    def fit_done(self) -> None:
+    def advance(self, key, fraction: float) -> None:
+        """Part of fit `key` is done (an epoch of a fit trained in a population)."""
+        self.credited[key] = self.credited.get(key, 0.0) + fraction
         if self.bar is not None:
-            self.bar.update(1)
+            self.bar.update(fraction)
+
+    def fit_done(self, key=None) -> None:
+        """Fit `key` is done: the bar moves by what ``advance`` has not shown of it."""
+        left = 1.0 - self.credited.pop(key, 0.0)
+        if self.bar is not None and left > 0:
+            self.bar.update(left)
 
     def score(self, mean: float) -> None:
         """A candidate's mean score is known."""

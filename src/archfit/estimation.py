@@ -131,15 +131,22 @@ class PopulationFitter:
     ``FoldFitter`` would make) and scores each on its fold's rest; picklable
     for process-based backends."""
 
-    def __init__(self, data: Data, scorer, n_threads: int):
+    def __init__(self, data: Data, scorer, n_threads: int, on_epoch=None):
         self.data, self.scorer, self.n_threads = data, scorer, n_threads
+        self.on_epoch = on_epoch
 
     def __call__(self, tasks) -> list[tuple[Any, FitModel, float, float]]:
         start = time.perf_counter()
+        callback = None
+        if self.on_epoch is not None:
+            def callback(k, record):
+                # each epoch is a fraction of its fit (a progress bar's step)
+                self.on_epoch(tasks[k][0], 1.0 / tasks[k][2].epochs)
         fitted = fit_many([t[1] for t in tasks], self.data.X, self.data.y,
                           [t[2] for t in tasks], rows=[self.data.folds[t[4]][0] for t in tasks],
                           sample_weight=self.data.w, init=[t[3] for t in tasks],
-                          classes=self.data.classes, n_threads=self.n_threads)
+                          classes=self.data.classes, n_threads=self.n_threads,
+                          callback=callback)
         # each fit's share of the population's time
         seconds = (time.perf_counter() - start) / len(tasks)
         results = []
@@ -149,7 +156,7 @@ class PopulationFitter:
         return results
 
 
-def run_fits(fitter: FoldFitter, tasks, n_jobs: int, on_result=None) -> list:
+def run_fits(fitter: FoldFitter, tasks, n_jobs: int, on_result=None, on_epoch=None) -> list:
     """The results of ``fitter`` on every task, fits that can share a
     population (one model, optimizer and batch size; data in memory; no
     checkpoints) trained as populations.
@@ -157,7 +164,9 @@ def run_fits(fitter: FoldFitter, tasks, n_jobs: int, on_result=None) -> list:
     In threads, a population's members share ``n_jobs`` threads; with a
     process-based joblib backend (dask, ray), populations are split so that
     ``n_jobs`` of them run at once, one thread each. Other fits run as before,
-    ``n_jobs`` at a time.
+    ``n_jobs`` at a time. ``on_epoch(key, fraction)`` hears of each epoch of
+    a population's fit in this process (for progress); ``on_result`` of each
+    fit's end.
     """
     data = fitter.data
     if fitter.folder is not None or isinstance(data.X, FileRows):
@@ -187,7 +196,7 @@ def run_fits(fitter: FoldFitter, tasks, n_jobs: int, on_result=None) -> list:
     else:
         with _parallel.one_blas_thread():
             for population in populations:
-                took(PopulationFitter(data, fitter.scorer, n_jobs)(population))
+                took(PopulationFitter(data, fitter.scorer, n_jobs, on_epoch)(population))
     if singles:
         results += _parallel.fit_in_parallel(fitter, singles, n_jobs, on_result)
     return results
@@ -295,11 +304,12 @@ def holdout(model: Model, X, y, hyperparameters: Hyperparameters | None = None, 
 
     def on_result(result):
         if progress is not None:
-            progress.fit_done()
+            progress.fit_done(result[0])
             progress.say(f"fold {result[0] + 1}/{len(tasks)}: {name} {result[2]:.4f} "
                          f"({result[3]:.2f} s, {result[1].n_epochs} epochs)")
     try:
-        results = run_fits(fitter, tasks, n_jobs, on_result)
+        results = run_fits(fitter, tasks, n_jobs, on_result,
+                           None if progress is None else progress.advance)
     finally:
         if progress is not None:
             progress.close()

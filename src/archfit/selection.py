@@ -311,7 +311,7 @@ def _evaluate_all(configs, hps, models, data, fitter, n_jobs, progress):
     def on_result(result):
         (c, f), fitted, score, seconds = result
         if progress is not None:
-            progress.fit_done()
+            progress.fit_done((c, f))
         done.setdefault(c, []).append((f, score, seconds, fitted.n_epochs))
         if len(done[c]) == n_folds:
             parts = sorted(done.pop(c))
@@ -319,7 +319,7 @@ def _evaluate_all(configs, hps, models, data, fitter, n_jobs, progress):
                            max(p[3] for p in parts))
             _say(progress, c, len(configs), rows[c])
 
-    run_fits(fitter, tasks, n_jobs, on_result)
+    run_fits(fitter, tasks, n_jobs, on_result, None if progress is None else progress.advance)
     return [rows[c] for c in range(len(configs))]
 
 
@@ -345,7 +345,8 @@ def _halving(configs, hps, models, data, fitter, n_jobs, factor, progress):
             if progress is not None:
                 progress.add(len(tasks) if r else 0)
             results = run_fits(fitter, tasks, n_jobs,
-                               None if progress is None else lambda _: progress.fit_done())
+                               None if progress is None else lambda r: progress.fit_done(r[0]),
+                               None if progress is None else progress.advance)
             scores: dict[int, list] = {c: [None] * n_folds for c in alive}
             for (c, f), fitted, score, secs in results:
                 fits[c][f] = fitted
