@@ -99,11 +99,7 @@ cdef int train_epoch_part(TrainingState* state, const Data* data, double learnin
                           uint64_t epoch, Py_ssize_t first, int threads, double* loss_sum,
                           double* weight_sum) noexcept nogil:
     # first = -1: the whole epoch (train_epoch)
-    if state.dtype == FLOAT64:
-        return run_epoch(state, data, learning_rate, epoch, first, threads, loss_sum,
-                         weight_sum, <double*> state.theta)
-    return run_epoch(state, data, learning_rate, epoch, first, threads, loss_sum, weight_sum,
-                     <float*> state.theta)
+    return run_epoch(state, data, learning_rate, epoch, first, threads, loss_sum, weight_sum)
 
 
 cdef int train_population(TrainingState** states, const Data* data,
@@ -410,6 +406,40 @@ cdef class Kernel:
                           FLOAT64 if floating is double else FLOAT32, l2)
 
 
+cdef struct _Catch:
+    const int* flag         # what an interruptible call's epochs read (NULL: nothing)
+    bint main               # called from the main thread
+    bint catching           # a SIGINT handler is installed for the call
+
+
+cdef _Catch _catch_interrupts(bint interruptible):
+    """Before an interruptible kernel call: in the main thread, a SIGINT
+    handler for the call's duration (Ctrl-C raises its flag); in another
+    thread, cancel_fits' flag."""
+    cdef _Catch catch
+    catch.main = threading.current_thread() is _MAIN
+    catch.catching = interruptible and catch.main and archfit_interrupt_install()
+    catch.flag = NULL
+    if catch.catching:
+        catch.flag = &archfit_interrupt_flag
+    elif interruptible and not catch.main:
+        catch.flag = &archfit_cancel_flag
+    return catch
+
+
+cdef void _release_interrupts(_Catch catch, bint interrupted) except *:
+    """After the call: the SIGINT handler it replaced back in place; if the
+    call stopped on the flag, Python's own SIGINT handling runs as if the
+    signal came now (KeyboardInterrupt by default), or in another thread
+    KeyboardInterrupt is raised."""
+    if catch.catching:
+        archfit_interrupt_restore()
+    if interrupted:
+        if not catch.main:
+            raise KeyboardInterrupt("cancelled: the main thread was interrupted")
+        PyErr_CheckSignals()
+
+
 cdef class Trainer:
     """The state of one fit (``TrainingState``) in one memory block.
 
@@ -593,28 +623,18 @@ cdef class Trainer:
         """One call of the epoch kernel, with Ctrl-C handled as ``epoch`` says."""
         cdef double loss_sum = 0.0, weight_sum = 0.0
         cdef int status
-        cdef bint main = threading.current_thread() is _MAIN
-        cdef bint catching = interruptible and main and archfit_interrupt_install()
+        cdef _Catch catch = _catch_interrupts(interruptible)
         self.state.theta = theta
-        self.state.interrupt = NULL
-        if catching:
-            self.state.interrupt = &archfit_interrupt_flag
-        elif interruptible and not main:
-            self.state.interrupt = &archfit_cancel_flag
+        self.state.interrupt = catch.flag
         with nogil:
             status = train_epoch_part(&self.state, data, learning_rate, epoch, first,
                                       max(1, threads), &loss_sum, &weight_sum)
         self.state.interrupt = NULL
-        if catching:
-            archfit_interrupt_restore()
+        _release_interrupts(catch, status == INTERRUPTED)
         if status == INVALID_ARGUMENT:
             raise ValueError(f"rows {first} .. {first + data.n_samples - 1} are not a part of "
                              f"an epoch of {self.state.n_samples} rows in batches of "
                              f"{self.state.settings.batch_size}")
-        if status == INTERRUPTED:
-            if not main:
-                raise KeyboardInterrupt("cancelled: the main thread was interrupted")
-            PyErr_CheckSignals()        # Python's SIGINT handler, as if it came now
         return loss_sum, weight_sum, Status(status)
 
 
@@ -725,24 +745,13 @@ cdef class Population:
         for j in range(k):
             s[j] = self.states[chosen[j]]
             d[j] = self.data[chosen[j]]
-        cdef bint main = threading.current_thread() is _MAIN
-        cdef bint catching = interruptible and main and archfit_interrupt_install()
-        cdef const int* flag = NULL
-        if catching:
-            flag = &archfit_interrupt_flag
-        elif interruptible and not main:
-            flag = &archfit_cancel_flag
+        cdef _Catch catch = _catch_interrupts(interruptible)
         for j in range(k):
-            s[j].interrupt = flag
+            s[j].interrupt = catch.flag
         with nogil:
             train_population(s, d, &lr[0], &ep[0], <int> k, max(1, threads), &losses[0],
                              &weights[0], &statuses[0])
         for j in range(k):
             s[j].interrupt = NULL
-        if catching:
-            archfit_interrupt_restore()
-        if any(statuses[j] == INTERRUPTED for j in range(k)):
-            if not main:
-                raise KeyboardInterrupt("cancelled: the main thread was interrupted")
-            PyErr_CheckSignals()
+        _release_interrupts(catch, any(statuses[j] == INTERRUPTED for j in range(k)))
         return [(losses[j], weights[j], Status(statuses[j])) for j in range(k)]

@@ -15,6 +15,7 @@ Design
   escapes.
 """
 from libc.math cimport isfinite
+from cython cimport floating
 from libc.string cimport memcpy
 from cython.parallel cimport prange, parallel, threadid
 
@@ -169,10 +170,10 @@ cdef inline floating* _thread_work(floating* work, int tid) noexcept nogil:
 
 cdef int run_epoch(TrainingState* state, const Data* data, double learning_rate,
                    uint64_t epoch, Py_ssize_t first, int threads, double* loss_sum,
-                   double* weight_sum, floating* theta) noexcept nogil:
-    """One epoch of mini-batch training on `theta` (state.theta, typed), or
-    with `first` >= 0 the part of it that `data` holds (train_epoch_part);
-    returns OK, INTERRUPTED or a NONFINITE_* code.
+                   double* weight_sum) noexcept nogil:
+    """One epoch of mini-batch training on state.theta (of the state's dtype),
+    or with `first` >= 0 the part of it that `data` holds (train_epoch_part);
+    returns OK, INTERRUPTED, INVALID_ARGUMENT or a NONFINITE_* code.
 
     Up to min(`threads`, the plan's) threads share each step that has shards.
     With packed weights (the plan's `packed`), they are packed here from θ
@@ -189,9 +190,14 @@ cdef int run_epoch(TrainingState* state, const Data* data, double learning_rate,
                        or (data.n_samples % b != 0
                            and first + data.n_samples != state.n_samples)):
         return INVALID_ARGUMENT
+    cdef int status
     mode = archfit_fp_enter()
-    cdef int status = _epoch(state, data, learning_rate, epoch, first, threads, loss_sum,
-                             weight_sum, theta)
+    if state.dtype == FLOAT64:
+        status = _epoch(state, data, learning_rate, epoch, first, threads, loss_sum,
+                        weight_sum, <double*> state.theta)
+    else:
+        status = _epoch(state, data, learning_rate, epoch, first, threads, loss_sum,
+                        weight_sum, <float*> state.theta)
     archfit_fp_leave(mode)
     return status
 
@@ -207,22 +213,12 @@ cdef void run_population(TrainingState** states, const Data* data,
     if T > 1:
         with parallel(num_threads=T):
             for i in prange(n_members, schedule="dynamic", chunksize=1):
-                statuses[i] = _member_epoch(states[i], &data[i], learning_rates[i], epochs[i],
-                                            &loss_sums[i], &weight_sums[i])
+                statuses[i] = run_epoch(states[i], &data[i], learning_rates[i], epochs[i], -1,
+                                        1, &loss_sums[i], &weight_sums[i])
     else:
         for i in range(n_members):
-            statuses[i] = _member_epoch(states[i], &data[i], learning_rates[i], epochs[i],
-                                        &loss_sums[i], &weight_sums[i])
-
-
-cdef inline int _member_epoch(TrainingState* state, const Data* data, double learning_rate,
-                              uint64_t epoch, double* loss_sum,
-                              double* weight_sum) noexcept nogil:
-    if state.dtype == FLOAT64:
-        return run_epoch(state, data, learning_rate, epoch, -1, 1, loss_sum, weight_sum,
-                         <double*> state.theta)
-    return run_epoch(state, data, learning_rate, epoch, -1, 1, loss_sum, weight_sum,
-                     <float*> state.theta)
+            statuses[i] = run_epoch(states[i], &data[i], learning_rates[i], epochs[i], -1, 1,
+                                    &loss_sums[i], &weight_sums[i])
 
 
 cdef void order_of(const Settings* s, uint64_t epoch, Py_ssize_t n_samples,
