@@ -53,12 +53,6 @@ def external_backend() -> bool:
     return _joblib_configured(joblib)
 
 
-def one_blas_thread():
-    """Context holding BLAS to one thread in this process."""
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 class _OneBlasThread:
     # a class, not a closure, so that the task pickles for process-based backends
     def __init__(self, fn):

@@ -168,6 +168,15 @@ def features(X, n_features: int, dtype, name: str = "X"):
     return in_memory(X, n_features, dtype, name)
 
 
+def rows_of(X, index):
+    """Rows `index` of checked X as data of its own kind: a file's rows are
+    still read from the file, sparse rows stay sparse, an array's are copied
+    (C-contiguous)."""
+    if isinstance(X, (FileRows, SparseRows)):
+        return X.subset(index)
+    return np.ascontiguousarray(X[index])
+
+
 def in_memory(X, n_features: int, dtype, name: str = "X"):
     """X validated for a kernel and held in memory: :class:`SparseRows` for
     scipy.sparse X, else ``as_features``' C-contiguous array."""

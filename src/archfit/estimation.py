@@ -13,8 +13,7 @@ from archfit import _parallel, _scoring
 from archfit._targets import class_labels, encode
 from archfit._kernels._hashing import Fingerprint
 from archfit._progress import FitsProgress
-from archfit._sparse import SparseRows
-from archfit._streaming import FileRows, features
+from archfit._streaming import FileRows, features, rows_of
 from archfit._validation import as_sample_weight, check_float, check_int, feature_names
 from archfit.fit_model import FitModel
 from archfit.fitting import fit
@@ -97,11 +96,12 @@ class Data:
             self.folds = kfold(n, check_int(cv, "cv", minimum=2), seed, labels)
 
     def subset(self, index):
-        if isinstance(self.X, (FileRows, SparseRows)):
-            X = self.X.subset(index)          # still read from the file, still sparse
-        else:
-            X = self.X[index]
-        return (X, self.y[index], None if self.w is None else self.w[index])
+        return (rows_of(self.X, index), self.y[index],
+                None if self.w is None else self.w[index])
+
+    def test_score(self, scorer, fitted: FitModel, fold: int) -> float:
+        """`fitted`'s score on the rows fold `fold` holds out."""
+        return scorer(fitted, *self.subset(self.folds[fold][1]))
 
 
 class FoldFitter:
@@ -116,14 +116,12 @@ class FoldFitter:
 
     def __call__(self, task) -> tuple[Any, FitModel, float, float]:
         key, model, hp, init, fold = task
-        train, test = self.data.folds[fold]
-        X, y, w = self.data.subset(train)
+        X, y, w = self.data.subset(self.data.folds[fold][0])
         start = time.perf_counter()
         fitted = fit(model, X, y, hp, sample_weight=w, classes=self.data.classes, init=init,
                      checkpoint=checkpoint_path(self.folder, model, hp, init, fold))
         seconds = time.perf_counter() - start
-        Xt, yt, wt = self.data.subset(test)
-        return key, fitted, self.scorer(fitted, Xt, yt, wt), seconds
+        return key, fitted, self.data.test_score(self.scorer, fitted, fold), seconds
 
 
 class PopulationFitter:
@@ -149,11 +147,8 @@ class PopulationFitter:
                           callback=callback)
         # each fit's share of the population's time
         seconds = (time.perf_counter() - start) / len(tasks)
-        results = []
-        for task, fit_model in zip(tasks, fitted):
-            Xt, yt, wt = self.data.subset(self.data.folds[task[4]][1])
-            results.append((task[0], fit_model, self.scorer(fit_model, Xt, yt, wt), seconds))
-        return results
+        return [(task[0], fit_model, self.data.test_score(self.scorer, fit_model, task[4]),
+                 seconds) for task, fit_model in zip(tasks, fitted)]
 
 
 def run_fits(fitter: FoldFitter, tasks, n_jobs: int, on_result=None, on_epoch=None) -> list:
@@ -194,9 +189,8 @@ def run_fits(fitter: FoldFitter, tasks, n_jobs: int, on_result=None, on_epoch=No
         _parallel.fit_in_parallel(PopulationFitter(data, fitter.scorer, 1), populations,
                                   n_jobs, took)
     else:
-        with _parallel.one_blas_thread():
-            for population in populations:
-                took(PopulationFitter(data, fitter.scorer, n_jobs, on_epoch)(population))
+        for population in populations:      # fit_many holds BLAS to one thread
+            took(PopulationFitter(data, fitter.scorer, n_jobs, on_epoch)(population))
     if singles:
         results += _parallel.fit_in_parallel(fitter, singles, n_jobs, on_result)
     return results

@@ -15,7 +15,7 @@ from archfit._memory import reserve
 from archfit._kernels._hashing import Fingerprint
 from archfit._targets import Targets, class_labels, encode
 from archfit._sparse import SparseRows
-from archfit._streaming import FileRows, features, in_memory
+from archfit._streaming import FileRows, features, in_memory, rows_of
 from archfit._validation import (as_parameters, as_sample_weight, by_name,
                                  check_int, feature_names)
 from archfit.fit_model import FitModel, score_outputs
@@ -258,7 +258,7 @@ def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_w
         shared = (isinstance(X, np.ndarray) and hp.shuffle and hp.optimizer != "lbfgs"
                   and not hp.standardize)
         if not shared:
-            X, rows = _subset(X, rows), None
+            X, rows = rows_of(X, rows), None
     n = X.shape[0] if rows is None else len(rows)
     if classes is not None and arch.output == "softmax":
         classes = class_labels(classes, "classes", declared=True)
@@ -286,18 +286,15 @@ def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_w
                              "early stopping. Increase validation_fraction or the size of the "
                              "data, or pass validation=(X_val, y_val).")
         if rows is not None:
-            val = (np.ascontiguousarray(X[rows[val_idx]]), targets.take(val_idx),
-                   None if weights is None else np.ascontiguousarray(weights[val_idx]))
-            rows, targets = np.ascontiguousarray(rows[train_idx]), targets.take(train_idx)
-        elif isinstance(X, (FileRows, SparseRows)):
-            val = (X.take(val_idx) if isinstance(X, FileRows) else X.subset(val_idx),
-                   targets.take(val_idx),
-                   None if weights is None else np.ascontiguousarray(weights[val_idx]))
-            X, targets = X.subset(train_idx), targets.take(train_idx)
+            # the validation rows copied; the training rows still read from the shared X
+            Xv, rows = rows_of(X, rows[val_idx]), np.ascontiguousarray(rows[train_idx])
         else:
-            val = (np.ascontiguousarray(X[val_idx]), targets.take(val_idx),
-                   None if weights is None else np.ascontiguousarray(weights[val_idx]))
-            X, targets = np.ascontiguousarray(X[train_idx]), targets.take(train_idx)
+            # the validation set in memory (a file's rows read now); the training part as X is
+            Xv = X.take(val_idx) if isinstance(X, FileRows) else rows_of(X, val_idx)
+            X = rows_of(X, train_idx)
+        val = (Xv, targets.take(val_idx),
+               None if weights is None else np.ascontiguousarray(weights[val_idx]))
+        targets = targets.take(train_idx)
         weights = None if weights is None else np.ascontiguousarray(weights[train_idx])
         if weights is not None and not weights.sum() > 0:
             raise ValueError("sample_weight: the training part after the validation split "
@@ -321,13 +318,6 @@ def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_w
                      optimizer_state=optimizer_state, X=X, rows=rows, targets=targets,
                      weights=weights, val=val, fingerprint=fingerprint, classes=classes,
                      standardization=standardization, first_epoch=len(history))
-
-
-def _subset(X, rows: np.ndarray):
-    """Rows of checked X, as their own data (sparse stays sparse, a file stays a file)."""
-    if isinstance(X, (FileRows, SparseRows)):
-        return X.subset(rows)
-    return np.ascontiguousarray(X[rows])
 
 
 class _Keeper:

@@ -267,8 +267,7 @@ class _Run:
                 self.progress.close("interrupted" if isinstance(error, KeyboardInterrupt)
                                     else None)
             if isinstance(error, KeyboardInterrupt):
-                error.fit_models = [p.fit_model(*run.last_complete())
-                                    for p, run in zip(self.preps, self.runs)]
+                error.fit_models = self._last_complete()
             raise
         if self.progress is not None:
             early = sum(run.stopped for run in self.runs)
@@ -309,9 +308,12 @@ class _Run:
         best = getattr(error, "_best", None)
         final.fit_model = None if best is None else self.preps[k].fit_model(best[0], best[1],
                                                                             None)
-        final.fit_models = [p.fit_model(*run.last_complete())
-                            for p, run in zip(self.preps, self.runs)]
+        final.fit_models = self._last_complete()
         return final
+
+    def _last_complete(self) -> list[FitModel]:
+        """Every member's fit after its last complete epoch."""
+        return [p.fit_model(*run.last_complete()) for p, run in zip(self.preps, self.runs)]
 
 
 def member_bytes(model: Model, hp: Hyperparameters, n_samples: int, values=None) -> int:
