@@ -207,22 +207,14 @@ def _torch_trainer(peer, sizes, batch, output, dtype, X, y):
     return epoch, predict, snapshot, restore
 
 
-def _jax_trainer(sizes, batch, output, dtype, X, y):
-    import numpy as np
+def jax_epoch(batch, output, Xj, yj):
+    """JAX's network and one epoch of it: ``forward(p, Z)`` and
+    ``epoch(p, m, v, t, key)`` -> (p, m, v, t), a ``lax.scan`` of Adam steps
+    (lr 1e-3) over a shuffle of (Xj, yj); pure, for ``jit`` (one fit) or
+    ``jit(vmap(...))`` (many, benchmarks/populations.py)."""
     import jax
-    if dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
-    n, steps = len(X), len(X) // batch
-    rng = np.random.default_rng(0)
-    params = []
-    for a, b in zip(sizes[:-1], sizes[1:]):          # He for the relu layers, as archfit
-        params.append((jnp.asarray(rng.normal(0, np.sqrt(2 / a), (a, b)).astype(dtype)),
-                       jnp.zeros(b, dtype)))
-    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-    state = [params, zeros, zeros, jnp.asarray(0, dtype)]
-    Xj = jnp.asarray(X)
-    yj = jnp.asarray(y if output == "softmax" else y.reshape(n, -1))
+    n, steps = Xj.shape[0], Xj.shape[0] // batch
 
     def forward(p, Z):
         for W, b in p[:-1]:
@@ -235,8 +227,7 @@ def _jax_trainer(sizes, batch, output, dtype, X, y):
             return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(out), yb[:, None], 1))
         return 0.5 * jnp.mean(jnp.sum((out - yb) ** 2, axis=1))
 
-    @jax.jit
-    def run_epoch(p, m, v, t, key):
+    def epoch(p, m, v, t, key):
         order = jax.random.permutation(key, n)[:steps * batch]
         xs = Xj[order].reshape(steps, batch, -1)
         ys = yj[order].reshape((steps, batch) + yj.shape[1:])
@@ -254,7 +245,26 @@ def _jax_trainer(sizes, batch, output, dtype, X, y):
             return (p, m, v, t), None
         (p, m, v, t), _ = jax.lax.scan(step, (p, m, v, t), (xs, ys))
         return p, m, v, t
+    return forward, epoch
 
+
+def _jax_trainer(sizes, batch, output, dtype, X, y):
+    import numpy as np
+    import jax
+    if dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    n = len(X)
+    rng = np.random.default_rng(0)
+    params = []
+    for a, b in zip(sizes[:-1], sizes[1:]):          # He for the relu layers, as archfit
+        params.append((jnp.asarray(rng.normal(0, np.sqrt(2 / a), (a, b)).astype(dtype)),
+                       jnp.zeros(b, dtype)))
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    state = [params, zeros, zeros, jnp.asarray(0, dtype)]
+    forward, run_epoch = jax_epoch(batch, output, jnp.asarray(X),
+                                   jnp.asarray(y if output == "softmax" else y.reshape(n, -1)))
+    run_epoch = jax.jit(run_epoch)
     probs = jax.jit(lambda p, Z: (jax.nn.softmax(forward(p, Z)) if output == "softmax"
                                   else forward(p, Z)))
 

@@ -87,8 +87,7 @@ def jax_vmap(sizes, X, y, K, batch, epochs):
         import jax.numpy as jnp
     except ImportError:
         return None
-    n, steps = len(X), len(X) // batch
-    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+    from compare import jax_epoch      # the same network, loss and Adam as compare.py's peer
 
     def init(key):
         params = []
@@ -97,32 +96,7 @@ def jax_vmap(sizes, X, y, K, batch, epochs):
             params.append((jax.random.normal(sub, (a, b)) * jnp.sqrt(2.0 / a), jnp.zeros(b)))
         return params
 
-    def forward(p, Z):
-        for W, b in p[:-1]:
-            Z = jax.nn.relu(Z @ W + b)
-        return Z @ p[-1][0] + p[-1][1]
-
-    def loss(p, xb, yb):
-        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(forward(p, xb)),
-                                             yb[:, None], 1))
-
-    def epoch(p, m, v, t, key):
-        order = jax.random.permutation(key, n)[:steps * batch]
-        xs, ys = Xj[order].reshape(steps, batch, -1), yj[order].reshape(steps, batch)
-
-        def step(carry, xy):
-            p, m, v, t = carry
-            g = jax.grad(loss)(p, *xy)
-            t = t + 1
-            m = jax.tree_util.tree_map(lambda m, g: 0.9 * m + 0.1 * g, m, g)
-            v = jax.tree_util.tree_map(lambda v, g: 0.999 * v + 0.001 * g * g, v, g)
-            lr, c = 1e-3 / (1 - 0.9 ** t), 1 / jnp.sqrt(1 - 0.999 ** t)
-            p = jax.tree_util.tree_map(lambda w, m, v: w - lr * m / (jnp.sqrt(v) * c + 1e-8),
-                                       p, m, v)
-            return (p, m, v, t), None
-        (p, m, v, t), _ = jax.lax.scan(step, (p, m, v, t), (xs, ys))
-        return p, m, v, t
-
+    _, epoch = jax_epoch(batch, "softmax", jnp.asarray(X), jnp.asarray(y))
     run = jax.jit(jax.vmap(epoch))
     keys = jax.random.split(jax.random.PRNGKey(0), K)
     p = jax.vmap(init)(keys)
