@@ -648,7 +648,7 @@ cdef class Population:
     thread; members share the threads).
     """
     cdef list trainers, held
-    cdef object states_block, data_block, numbers
+    cdef object states_block, data_block
     cdef TrainingState** states
     cdef Data* data
     cdef readonly int size
