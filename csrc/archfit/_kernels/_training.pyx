@@ -56,6 +56,12 @@ cdef extern from *:
     void archfit_prefetch_row(const void* p, Py_ssize_t bytes) noexcept nogil
 
 
+cdef enum:
+    # The most bytes of X rows prefetched for the next mini-batch: a quarter of
+    # a 512 KiB L2 (784 float64 features x 128 rows, 784 KiB, ran 4% slower).
+    PREFETCH_MAX_BYTES = 131072
+
+
 cdef void _draw_masks(const Network* net, const Workspace* ws, Py_ssize_t rows,
                       floating* buf, double dropout, uint64_t* rng) noexcept nogil:
     """Dropout masks of every hidden layer for `rows` rows, one stream in order."""
@@ -265,6 +271,10 @@ cdef int _epoch(TrainingState* state, const Data* data, double learning_rate,
     cdef const Data* sparse = data if data.indptr != NULL else NULL
     cdef double penalty = 0.0 if s.optimizer == ADAMW else s.l2
     cdef double decay = s.l2 if s.optimizer == ADAMW else 0.0
+    # prefetch the next batch's rows only while they fit in cache beside this
+    # batch's work (wide rows would evict it)
+    cdef bint prefetch = (order != NULL and sparse == NULL and batch_size * net.sizes[0]
+                          * <Py_ssize_t> sizeof(floating) <= PREFETCH_MAX_BYTES)
 
     threads = threads_allowed(min(threads, state.plan.threads))
     if pk != NULL:
@@ -282,7 +292,7 @@ cdef int _epoch(TrainingState* state, const Data* data, double learning_rate,
         b = batch_size if start + batch_size <= n_samples else n_samples - start
         if archfit_interrupted(state.interrupt):
             return INTERRUPTED
-        if order != NULL and sparse == NULL:
+        if prefetch:
             # the next batch's rows lie anywhere in X: start reading them now
             for i in range(start + batch_size, min(start + 2 * batch_size, n_samples)):
                 archfit_prefetch_row(
