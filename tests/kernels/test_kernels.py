@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from archfit._kernels import _blas, _elementwise, _optimizers, _random
+from archfit import kernels
 from archfit.kernels import ACTIVATIONS
 from conftest import assert_close
 import reference as ref
@@ -76,17 +77,18 @@ needs_packed = pytest.mark.skipif(not _blas.PACKED_GEMM,
 @needs_packed
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("m,n,k", [(1, 1, 1), (5, 3, 2), (6, 16, 256), (7, 17, 257),
-                                   (97, 33, 513), (200, 300, 20), (1024, 256, 784),
-                                   (13, 1100, 1030)])
+                                   (12, 32, 128), (23, 65, 129), (97, 33, 513),
+                                   (200, 300, 20), (1024, 256, 784), (13, 1100, 1030)])
 def test_packed_gemm_matches_numpy_and_keeps_rows_independent(dtype, trans_a, m, n, k):
-    # blocks of 6 rows with a 1..5-row tail, panels of 16 floats or 8 doubles
-    # with a masked edge, k in blocks of 256, rows in blocks of 96, columns
-    # in blocks of 256; a packed W of over 4 MiB (the kernel prefetches it)
+    # blocks of 6 rows (AVX2) or 12 (AVX-512) with a shorter tail, panels of
+    # two registers with a masked edge, k in blocks of 256 (AVX2) or 128,
+    # rows in blocks of 96, columns in blocks of 256; a packed W of over 4 MiB
+    # (the kernel prefetches it)
     rng = np.random.default_rng(4)
     A = rand(rng, (m, k), dtype)
     W = rand(rng, (k, n), dtype)
     P = _blas.pack_py(W)
-    panel = 16 if dtype == "float32" else 8
+    panel = 2 * {"avx512": 64, "avx2": 32}[kernels.ISA] // np.dtype(dtype).itemsize
     assert P.dtype == dtype and P.shape[0] == k * (-(-n // panel) * panel)
     out = np.full((m, n), np.nan, dtype)
     _blas.packed_gemm_py(np.ascontiguousarray(A.T) if trans_a else A, P, out, trans_a)

@@ -1,7 +1,9 @@
 /* Adam's update over a slice: the loop that touches every parameter at every
- * step. Plain C that the compiler vectorises; on x86-64 an AVX2 build of the
- * same loop is chosen at run time (8 floats at a time instead of SSE's 4).
- * No FMA contraction is enabled, so both builds give identical bits.
+ * step. Plain C that the compiler vectorises; on x86-64 an AVX-512 or AVX2
+ * build of the same loop is chosen at run time (16 or 8 floats at a time
+ * instead of SSE's 4). No build contracts a multiply and an add into an FMA
+ * (AVX-512F has FMA instructions, so its build says so), so every build gives
+ * the same bits.
  *
  *   g = grad + pen * theta
  *   m = b1 m + (1 - b1) g ;  v = b2 v + (1 - b2) g^2
@@ -34,27 +36,24 @@ __attribute__((target("avx2")))
 static inline void archfit_adam_f32_avx2(ARCHFIT_ADAM_ARGS(float)) { ARCHFIT_ADAM_BODY(float, sqrtf) }
 __attribute__((target("avx2")))
 static inline void archfit_adam_f64_avx2(ARCHFIT_ADAM_ARGS(double)) { ARCHFIT_ADAM_BODY(double, sqrt) }
+#define ARCHFIT_ADAM_AVX512 \
+    __attribute__((target("avx512f,prefer-vector-width=512"), optimize("fp-contract=off")))
+ARCHFIT_ADAM_AVX512
+static inline void archfit_adam_f32_avx512(ARCHFIT_ADAM_ARGS(float)) { ARCHFIT_ADAM_BODY(float, sqrtf) }
+ARCHFIT_ADAM_AVX512
+static inline void archfit_adam_f64_avx512(ARCHFIT_ADAM_ARGS(double)) { ARCHFIT_ADAM_BODY(double, sqrt) }
+#undef ARCHFIT_ADAM_AVX512
 #endif
 
-/* The dispatchers: the AVX2 build where cpu.h's level allows it. */
+/* The dispatchers: the build of cpu.h's level. */
 static inline void archfit_adam_f32(ARCHFIT_ADAM_ARGS(float)) {
-#ifdef ARCHFIT_X86_DISPATCH
-    if (archfit_have_avx2()) {
-        archfit_adam_f32_avx2(n, theta, grad, m, v, b1, b2, eps, step_size, inv_sqrt_bc2, pen);
-        return;
-    }
-#endif
-    archfit_adam_f32_portable(n, theta, grad, m, v, b1, b2, eps, step_size, inv_sqrt_bc2, pen);
+    ARCHFIT_ISA_CALL(archfit_adam_f32, n, theta, grad, m, v, b1, b2, eps, step_size, inv_sqrt_bc2,
+                     pen);
 }
 
 static inline void archfit_adam_f64(ARCHFIT_ADAM_ARGS(double)) {
-#ifdef ARCHFIT_X86_DISPATCH
-    if (archfit_have_avx2()) {
-        archfit_adam_f64_avx2(n, theta, grad, m, v, b1, b2, eps, step_size, inv_sqrt_bc2, pen);
-        return;
-    }
-#endif
-    archfit_adam_f64_portable(n, theta, grad, m, v, b1, b2, eps, step_size, inv_sqrt_bc2, pen);
+    ARCHFIT_ISA_CALL(archfit_adam_f64, n, theta, grad, m, v, b1, b2, eps, step_size, inv_sqrt_bc2,
+                     pen);
 }
 
 #undef ARCHFIT_ADAM_ARGS

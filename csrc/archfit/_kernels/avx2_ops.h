@@ -1,11 +1,17 @@
 /* The AVX2 operations of one element type under neutral names (AV_*), for
  * the type-generic kernel bodies (vecmat_impl.h, smallgemm_impl.h,
- * packgemm_impl.h): float, or double when AV_DOUBLE is defined. Include it
- * before a body and avx2_ops_end.h after it, which undefines them (and
- * AV_DOUBLE), ready for the next type. No include guard: it is meant to be
- * included once per type and body.
+ * packgemm_impl.h): float, or double when AV_DOUBLE is defined. avx512_ops.h
+ * defines the same names for AVX-512, so each body is written once for both
+ * instruction sets. Include it before a body and simd_ops_end.h after it,
+ * which undefines them (and AV_DOUBLE), ready for the next type or
+ * instruction set. No include guard: it is meant to be included once per
+ * type and body.
  */
+#define AV_TARGET __attribute__((target("avx2,fma")))
+#define AV_MASK_T __m256i
 #ifndef AV_DOUBLE
+#define AV_NAME(name) name##_f32_avx2
+#define AV_TYPED(name) name##_f32    /* the type's plain C helpers */
 #define AV_T float
 #define AV_V __m256
 #define AV_LANES 8
@@ -17,10 +23,12 @@
 #define AV_SET1 _mm256_set1_ps
 #define AV_BCAST _mm256_broadcast_ss
 #define AV_FMA _mm256_fmadd_ps
-#define AV_LANE_INDEX _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
-/* the lanes below `left` (lanes: AV_LANE_INDEX), for masked loads/stores */
-#define AV_MASK(left, lanes) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left)), lanes)
+/* the lanes below `left` (any integer), for masked loads and stores */
+#define AV_MASK(left) \
+    _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #else
+#define AV_NAME(name) name##_f64_avx2
+#define AV_TYPED(name) name##_f64
 #define AV_T double
 #define AV_V __m256d
 #define AV_LANES 4
@@ -32,6 +40,6 @@
 #define AV_SET1 _mm256_set1_pd
 #define AV_BCAST _mm256_broadcast_sd
 #define AV_FMA _mm256_fmadd_pd
-#define AV_LANE_INDEX _mm256_setr_epi64x(0, 1, 2, 3)
-#define AV_MASK(left, lanes) _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(left)), lanes)
+#define AV_MASK(left) \
+    _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(left)), _mm256_setr_epi64x(0, 1, 2, 3))
 #endif

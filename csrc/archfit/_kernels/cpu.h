@@ -9,9 +9,11 @@
  * environment. Plain C programs that include a kernel header without Python
  * (benchmarks/latency_floor.c) detect on first use.
  *
- * Levels are ordered: a kernel uses its AVX2 body when the level is at least
- * ARCHFIT_ISA_AVX2. AVX-512 is detected and reported; no kernel has a 512-bit
- * body yet, so on such a CPU the AVX2 bodies run.
+ * Levels are ordered: a kernel runs its AVX-512 body at ARCHFIT_ISA_AVX512,
+ * its AVX2 body at ARCHFIT_ISA_AVX2, its portable C below (ARCHFIT_ISA_CALL).
+ * The AVX-512 level needs AVX-512F with AVX2 and FMA (every AVX-512 CPU has
+ * them) and an operating system that saves the 512-bit registers, which
+ * __builtin_cpu_supports checks.
  */
 #ifndef ARCHFIT_CPU_H
 #define ARCHFIT_CPU_H
@@ -31,7 +33,7 @@ static int archfit_isa_detect(void) {
     __builtin_cpu_init();
     if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
         return ARCHFIT_ISA_PORTABLE;
-    if (__builtin_cpu_supports("avx512f"))
+    if (__builtin_cpu_supports("avx512f"))     /* implies the OS saves zmm state */
         return ARCHFIT_ISA_AVX512;
     return ARCHFIT_ISA_AVX2;
 #else
@@ -51,6 +53,20 @@ static inline int archfit_isa(void) {
 }
 
 static inline int archfit_have_avx2(void) { return archfit_isa() >= ARCHFIT_ISA_AVX2; }
+
+/* One dispatch for every kernel: name##_avx512, name##_avx2 or name##_portable
+ * (all taking the same arguments), by the level. */
+#ifdef ARCHFIT_X86_DISPATCH
+#define ARCHFIT_ISA_CALL(name, ...)                                          \
+    do {                                                                     \
+        const int level_ = archfit_isa();                                    \
+        if (level_ >= ARCHFIT_ISA_AVX512) name##_avx512(__VA_ARGS__);        \
+        else if (level_ >= ARCHFIT_ISA_AVX2) name##_avx2(__VA_ARGS__);      \
+        else name##_portable(__VA_ARGS__);                                   \
+    } while (0)
+#else
+#define ARCHFIT_ISA_CALL(name, ...) name##_portable(__VA_ARGS__)
+#endif
 
 /* Flush-to-zero for the duration of a kernel call, on each thread it uses.
  *

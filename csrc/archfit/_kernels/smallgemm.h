@@ -2,10 +2,12 @@
  *
  * OpenBLAS pays a dispatch, packing and threading check per call that, at the
  * sizes of small networks' layers (64 x 64 x 64), costs as much as the
- * arithmetic. This kernel keeps a 4 x 16 block of C (4 x 8 in double) in
- * eight AVX2 registers while it walks k: two loads of B and four broadcasts
- * of A feed eight FMAs. op(B) transposed is first copied into `scratch`
- * (k x n), so B's rows are always contiguous.
+ * arithmetic. This kernel keeps a block of C in registers while it walks k:
+ * on AVX2, 4 x 16 floats (4 x 8 doubles) in eight registers, where two loads
+ * of B and four broadcasts of A feed eight FMAs; on AVX-512, 8 x 32 floats
+ * (8 x 16 doubles) in sixteen of its 32 registers, two loads and eight
+ * broadcasts feeding sixteen FMAs. op(B) transposed is first copied into
+ * `scratch` (k x n), so B's rows are always contiguous.
  *
  * Every element of C is one FMA chain over k in increasing order, whichever
  * block or edge path computes it: a row's result does not depend on the
@@ -18,50 +20,71 @@
 
 #define ARCHFIT_A(i, p) (trans_a ? A[(p) * lda + (i)] : A[(i) * lda + (p)])
 
-/* The body is written once (smallgemm_impl.h) and included for float
- * (archfit_small_gemm_f32) and double (archfit_small_gemm_f64). */
-#include "avx2_ops.h"
-#define SG_FN(name) name##_f32
-#define SG_VECMAT archfit_vecmat_f32
-#define SG_VECMAT_AVX2 archfit_vecmat_f32_avx2
-#include "smallgemm_impl.h"     /* which undefines the SG_ macros */
-#include "avx2_ops_end.h"
+/* op(B)'s rows, contiguous: B itself, or op(B) = B^T copied into scratch (k x n). */
+#define ARCHFIT_ROWS_OF_B(T, NAME)                                                       \
+    static inline const T* NAME(int trans_b, ptrdiff_t n, ptrdiff_t k, const T* B,       \
+                                ptrdiff_t* ldb, T* scratch) {                            \
+        if (!trans_b) return B;                                                          \
+        for (ptrdiff_t p = 0; p < k; p++)                                                \
+            for (ptrdiff_t j = 0; j < n; j++) scratch[p * n + j] = B[j * *ldb + p];      \
+        *ldb = n;                                                                        \
+        return scratch;                                                                  \
+    }
+ARCHFIT_ROWS_OF_B(float, archfit_rows_of_b_f32)
+ARCHFIT_ROWS_OF_B(double, archfit_rows_of_b_f64)
+#undef ARCHFIT_ROWS_OF_B
 
+#define ARCHFIT_SMALL_GEMM_ARGS(T)                                                       \
+    int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T* A,         \
+    ptrdiff_t lda, const T* B, ptrdiff_t ldb, T* C, ptrdiff_t ldc, T* scratch
+
+/* The portable loops: one vecmat per row. */
+#define ARCHFIT_SMALL_GEMM_PORTABLE(T, SUFFIX)                                           \
+    static inline void archfit_small_gemm_##SUFFIX##_portable(ARCHFIT_SMALL_GEMM_ARGS(T)) { \
+        B = archfit_rows_of_b_##SUFFIX(trans_b, n, k, B, &ldb, scratch);                 \
+        for (ptrdiff_t i = 0; i < m; i++)                                                \
+            archfit_vecmat_##SUFFIX##_portable(k, n, trans_a ? A + i : A + i * lda,      \
+                                               trans_a ? lda : 1, B, ldb, C + i * ldc);  \
+    }
+ARCHFIT_SMALL_GEMM_PORTABLE(float, f32)
+ARCHFIT_SMALL_GEMM_PORTABLE(double, f64)
+#undef ARCHFIT_SMALL_GEMM_PORTABLE
+
+#ifdef ARCHFIT_X86_DISPATCH
+/* The SIMD bodies (smallgemm_impl.h), one per element type and instruction set. */
+#include "avx2_ops.h"
+#define SG_MR 4
+#include "smallgemm_impl.h"
+#include "simd_ops_end.h"
 #define AV_DOUBLE
 #include "avx2_ops.h"
-#define SG_FN(name) name##_f64
-#define SG_VECMAT archfit_vecmat_f64
-#define SG_VECMAT_AVX2 archfit_vecmat_f64_avx2
+#define SG_MR 4
 #include "smallgemm_impl.h"
-#include "avx2_ops_end.h"
+#include "simd_ops_end.h"
+
+#include "avx512_ops.h"
+#define SG_MR 8
+#include "smallgemm_impl.h"
+#include "simd_ops_end.h"
+#define AV_DOUBLE
+#include "avx512_ops.h"
+#define SG_MR 8
+#include "smallgemm_impl.h"
+#include "simd_ops_end.h"
+#endif
 
 #undef ARCHFIT_A
 
-/* The dispatchers: the AVX2 body where cpu.h's level allows it. `scratch`
- * holds k * n elements when trans_b (op(B) is copied there). */
-static inline void archfit_small_gemm_f32(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
-                                          ptrdiff_t k, const float* A, ptrdiff_t lda,
-                                          const float* B, ptrdiff_t ldb, float* C,
-                                          ptrdiff_t ldc, float* scratch) {
-#ifdef ARCHFIT_X86_DISPATCH
-    if (archfit_have_avx2()) {
-        archfit_small_gemm_avx2_f32(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, scratch);
-        return;
-    }
-#endif
-    archfit_small_gemm_portable_f32(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, scratch);
+/* The dispatchers: the body of cpu.h's level. `scratch` holds k * n elements
+ * when trans_b (op(B) is copied there). */
+static inline void archfit_small_gemm_f32(ARCHFIT_SMALL_GEMM_ARGS(float)) {
+    ARCHFIT_ISA_CALL(archfit_small_gemm_f32, trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc,
+                     scratch);
 }
 
-static inline void archfit_small_gemm_f64(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
-                                          ptrdiff_t k, const double* A, ptrdiff_t lda,
-                                          const double* B, ptrdiff_t ldb, double* C,
-                                          ptrdiff_t ldc, double* scratch) {
-#ifdef ARCHFIT_X86_DISPATCH
-    if (archfit_have_avx2()) {
-        archfit_small_gemm_avx2_f64(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, scratch);
-        return;
-    }
-#endif
-    archfit_small_gemm_portable_f64(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, scratch);
+static inline void archfit_small_gemm_f64(ARCHFIT_SMALL_GEMM_ARGS(double)) {
+    ARCHFIT_ISA_CALL(archfit_small_gemm_f64, trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc,
+                     scratch);
 }
+#undef ARCHFIT_SMALL_GEMM_ARGS
 #endif

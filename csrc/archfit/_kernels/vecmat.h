@@ -9,8 +9,8 @@
  * Each output is the sum over i in increasing order (one FMA chain), so a
  * column's value does not depend on which other columns are computed with it.
  *
- * On x86-64 with GCC or Clang an AVX2+FMA version runs when cpu.h's level
- * allows it; elsewhere a portable loop.
+ * On x86-64 with GCC or Clang an AVX-512 or AVX2+FMA version runs when
+ * cpu.h's level allows it; elsewhere a portable loop.
  */
 #ifndef ARCHFIT_VECMAT_H
 #define ARCHFIT_VECMAT_H
@@ -36,40 +36,32 @@ ARCHFIT_VECMAT_PORTABLE(double, f64)
 #undef ARCHFIT_VECMAT_PORTABLE
 
 #ifdef ARCHFIT_X86_DISPATCH
-/* The AVX2 bodies, one per element type (vecmat_impl.h): 8 independent FMA
- * chains (8 registers of outputs) cover the FMA latency. */
+/* The SIMD bodies, one per element type and instruction set (vecmat_impl.h):
+ * 8 independent FMA chains (8 registers of outputs) cover the FMA latency. */
 #include "avx2_ops.h"
-#define VM_FN(name) name##_f32_avx2
-#include "vecmat_impl.h"     /* which undefines VM_FN */
-#include "avx2_ops_end.h"
-
+#include "vecmat_impl.h"
+#include "simd_ops_end.h"
 #define AV_DOUBLE
 #include "avx2_ops.h"
-#define VM_FN(name) name##_f64_avx2
 #include "vecmat_impl.h"
-#include "avx2_ops_end.h"
+#include "simd_ops_end.h"
 
+#include "avx512_ops.h"
+#include "vecmat_impl.h"
+#include "simd_ops_end.h"
+#define AV_DOUBLE
+#include "avx512_ops.h"
+#include "vecmat_impl.h"
+#include "simd_ops_end.h"
 #endif
 
-/* The dispatchers: the AVX2 body where cpu.h's level allows it. */
+/* The dispatchers: the body of cpu.h's level. */
 static inline void archfit_vecmat_f32(ARCHFIT_VECMAT_ARGS(float)) {
-#ifdef ARCHFIT_X86_DISPATCH
-    if (archfit_have_avx2()) {
-        archfit_vecmat_f32_avx2(k, n, x, incx, W, ldw, y);
-        return;
-    }
-#endif
-    archfit_vecmat_f32_portable(k, n, x, incx, W, ldw, y);
+    ARCHFIT_ISA_CALL(archfit_vecmat_f32, k, n, x, incx, W, ldw, y);
 }
 
 static inline void archfit_vecmat_f64(ARCHFIT_VECMAT_ARGS(double)) {
-#ifdef ARCHFIT_X86_DISPATCH
-    if (archfit_have_avx2()) {
-        archfit_vecmat_f64_avx2(k, n, x, incx, W, ldw, y);
-        return;
-    }
-#endif
-    archfit_vecmat_f64_portable(k, n, x, incx, W, ldw, y);
+    ARCHFIT_ISA_CALL(archfit_vecmat_f64, k, n, x, incx, W, ldw, y);
 }
 #undef ARCHFIT_VECMAT_ARGS
 

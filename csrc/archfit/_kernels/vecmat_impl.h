@@ -1,5 +1,5 @@
-/* The AVX2 body of vecmat.h, included once per element type with VM_FN and
- * the type's operations (avx2_ops.h) defined; it undefines VM_FN at its end.
+/* The SIMD body of vecmat.h, included once per element type and instruction
+ * set with that pair's operations (avx2_ops.h or avx512_ops.h) defined.
  * y[0:n] = x @ W, columns in blocks of 8, 4 and 1 registers, the last
  * columns masked; each output one FMA chain over i. */
 
@@ -19,15 +19,15 @@
         for (int q = 0; q < (R); q++) AV_STORE(y + j + q * AV_LANES, acc[q]);    \
     }
 
-__attribute__((target("avx2,fma")))
-static inline void VM_FN(archfit_vecmat)(ptrdiff_t k, ptrdiff_t n, const AV_T* x, ptrdiff_t incx,
+AV_TARGET
+static inline void AV_NAME(archfit_vecmat)(ptrdiff_t k, ptrdiff_t n, const AV_T* x, ptrdiff_t incx,
                                         const AV_T* W, ptrdiff_t ldw, AV_T* y) {
     ptrdiff_t j = 0;
     VM_BLOCK(8)
     VM_BLOCK(4)
     VM_BLOCK(1)
     if (j < n) {                /* the last columns: masked loads and store */
-        const __m256i mask = AV_MASK(n - j, AV_LANE_INDEX);
+        const AV_MASK_T mask = AV_MASK(n - j);
         AV_V a = AV_ZERO();
         const AV_T* r = W + j;
         for (ptrdiff_t i = 0; i < k; i++, r += ldw)
@@ -37,4 +37,3 @@ static inline void VM_FN(archfit_vecmat)(ptrdiff_t k, ptrdiff_t n, const AV_T* x
 }
 
 #undef VM_BLOCK
-#undef VM_FN
