@@ -1,9 +1,9 @@
-/* Every AVX-512 kernel body of archfit, checked on a CPU without AVX-512.
+/* Every AVX-512 product body of archfit, checked on a CPU without AVX-512.
  *
- * Built by tests/test_avx512_emulation.py with -mavx2 -mfma and
- * ARCHFIT_AVX512_EMULATED: the bodies of vecmat.h, smallgemm.h and
- * packgemm.h for AVX-512 are compiled from the same source as the library's,
- * with the _mm512_ intrinsics emulated lane by lane (avx512_emulation.h).
+ * Built by tests/test_avx512_emulation.py with ARCHFIT_AVX512_EMULATED: the
+ * bodies of vecmat.h, smallgemm.h and packgemm.h for AVX-512 are compiled
+ * from the same source as the library's, with the _mm512_ intrinsics
+ * emulated lane by lane on AVX2 (csrc/archfit/_kernels/avx512_emulation.h).
  * For both element types and many shapes (edges of every register block,
  * masked columns, transposed operands), each product must equal
  *
@@ -16,7 +16,6 @@
  * line per failure and exits 1 on any; prints the count of checks otherwise.
  */
 #define ARCHFIT_AVX512_EMULATED 1
-#include "avx512_emulation.h"
 
 #include <math.h>
 #include <stdio.h>

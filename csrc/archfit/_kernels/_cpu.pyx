@@ -13,7 +13,8 @@ from cython.parallel cimport parallel, threadid
 from archfit._kernels._cpu cimport (archfit_isa_detect, archfit_isa_adopt, archfit_fp_mode,
                                     archfit_fp_set, archfit_fp_enter, archfit_fp_flushes,
                                     archfit_fp_without_flush,
-                                    ARCHFIT_ISA_PORTABLE, ARCHFIT_ISA_AVX2, ARCHFIT_ISA_AVX512)
+                                    ARCHFIT_ISA_PORTABLE, ARCHFIT_ISA_AVX2, ARCHFIT_ISA_AVX512,
+                                    ARCHFIT_ISA_EMULATED)
 
 #: The levels by name, lowest first.
 LEVELS = {"portable": ARCHFIT_ISA_PORTABLE, "avx2": ARCHFIT_ISA_AVX2,
@@ -22,6 +23,10 @@ _NAMES = {level: name for name, level in LEVELS.items()}
 
 #: The highest level this CPU can run.
 DETECTED = _NAMES[archfit_isa_detect()]
+
+#: Whether this is a test build (setup.py's ARCHFIT_EMULATE_AVX512) whose
+#: AVX-512 level is emulated on AVX2.
+EMULATED = bool(ARCHFIT_ISA_EMULATED)
 
 
 def _choose(value, str detected):

@@ -36,8 +36,12 @@ __attribute__((target("avx2")))
 static inline void archfit_adam_f32_avx2(ARCHFIT_ADAM_ARGS(float)) { ARCHFIT_ADAM_BODY(float, sqrtf) }
 __attribute__((target("avx2")))
 static inline void archfit_adam_f64_avx2(ARCHFIT_ADAM_ARGS(double)) { ARCHFIT_ADAM_BODY(double, sqrt) }
+#ifdef ARCHFIT_AVX512_EMULATED      /* a test build (cpu.h): AVX2 code */
+#define ARCHFIT_ADAM_AVX512 __attribute__((target("avx2"), optimize("fp-contract=off")))
+#else
 #define ARCHFIT_ADAM_AVX512 \
     __attribute__((target("avx512f,prefer-vector-width=512"), optimize("fp-contract=off")))
+#endif
 ARCHFIT_ADAM_AVX512
 static inline void archfit_adam_f32_avx512(ARCHFIT_ADAM_ARGS(float)) { ARCHFIT_ADAM_BODY(float, sqrtf) }
 ARCHFIT_ADAM_AVX512

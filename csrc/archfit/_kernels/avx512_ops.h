@@ -4,13 +4,11 @@
  * guard: included once per type and body.
  *
  * AVX-512F implies AVX2 to GCC, not FMA, so the target names all three
- * (every AVX-512 CPU has them). ARCHFIT_AVX512_EMULATED compiles the bodies
- * without the target, for tests/avx512_emulation.c, which maps the _mm512_
- * intrinsics onto SIMDe's portable ones and checks every body on a CPU
- * without AVX-512.
+ * (every AVX-512 CPU has them). In a test build with ARCHFIT_AVX512_EMULATED
+ * the bodies are AVX2+FMA code over emulated intrinsics (avx512_emulation.h).
  */
 #ifdef ARCHFIT_AVX512_EMULATED
-#define AV_TARGET
+#define AV_TARGET __attribute__((target("avx2,fma")))
 #else
 #define AV_TARGET __attribute__((target("avx512f,avx2,fma")))
 #endif

@@ -20,12 +20,22 @@
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 #define ARCHFIT_X86_DISPATCH 1
+#ifdef ARCHFIT_AVX512_EMULATED
+#include "avx512_emulation.h"    /* a test build: AVX-512 emulated on AVX2 */
+#endif
 #include <immintrin.h>
 #elif defined(_M_X64)
 #include <xmmintrin.h>
 #endif
 
 enum { ARCHFIT_ISA_PORTABLE = 0, ARCHFIT_ISA_AVX2 = 1, ARCHFIT_ISA_AVX512 = 2 };
+
+/* Whether this is a test build whose AVX-512 level is emulated. */
+#ifdef ARCHFIT_AVX512_EMULATED
+#define ARCHFIT_ISA_EMULATED 1
+#else
+#define ARCHFIT_ISA_EMULATED 0
+#endif
 
 /* The highest level this CPU (and its operating system) can run. */
 static int archfit_isa_detect(void) {
@@ -35,6 +45,9 @@ static int archfit_isa_detect(void) {
         return ARCHFIT_ISA_PORTABLE;
     if (__builtin_cpu_supports("avx512f"))     /* implies the OS saves zmm state */
         return ARCHFIT_ISA_AVX512;
+#ifdef ARCHFIT_AVX512_EMULATED
+    return ARCHFIT_ISA_AVX512;
+#endif
     return ARCHFIT_ISA_AVX2;
 #else
     return ARCHFIT_ISA_PORTABLE;
