@@ -23,13 +23,17 @@ MLPClassifier/MLPRegressor (solver adam, one partial_fit = one epoch); PyTorch
 eager with torch.optim.Adam (default foreach), with Adam(fused=True), and
 torch.compile of the model with fused Adam; JAX (``jax.jit`` over
 ``lax.scan`` of an epoch's steps, Adam written out: one compiled call per
-epoch, as archfit's). Install them with
+epoch, as archfit's). Inference on W2: archfit, JAX (``jit`` of the forward
+pass), PyTorch eager and torch.compile under ``inference_mode``, NumPy; and
+the largest product of a batch-4096 prediction on one thread against
+OpenBLAS and MKL. Install them with
 ``pip install scikit-learn torch==2.13.0 jax`` (or ``".[compare]"``). ``--quick``
 runs archfit, JAX, fused PyTorch and NumPy only.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -52,6 +56,8 @@ PEERS = ["archfit", "jax", "torch", "torch-fused", "torch-compile", "numpy", "sk
 # --quick keeps to the compiled peer to beat, the best eager one and NumPy: compiling
 # torch.compile's graphs alone takes longer than the quick run may
 QUICK_PEERS = ["archfit", "jax", "torch-fused", "numpy"]
+INFERENCE_PEERS = ["archfit", "jax", "torch", "torch-compile", "numpy"]
+QUICK_INFERENCE_PEERS = ["archfit", "jax", "torch", "numpy"]
 TRAIN_PEERS = {"W1": PEERS, "W2": PEERS, "W3": PEERS, "W4": PEERS,
                "W2-float64": ["archfit", "jax", "torch", "torch-fused", "sklearn"]}
 THREADS = 2
@@ -314,12 +320,18 @@ def train_rate(peer, sizes, batch, output, dtype, n, repeats, budget):
 
 
 def inference(peer, mode, repeats, quick=False):
-    """W2 inference: 1-sample latency (µs) or batch-4096 throughput (samples/s)."""
+    """W2 inference (softmax probabilities): 1-sample latency (µs) or batch-4096
+    throughput (samples/s), for archfit, JAX (``jit`` of the forward pass),
+    PyTorch eager and ``torch.compile`` (under ``inference_mode``) or NumPy."""
     import numpy as np
     sizes = (784, 256, 128, 10)
     rows = 1 if mode == "latency" else 4096
     X, _ = data(sizes, "softmax", "float32", rows)
     calls = (3000 if rows == 1 else 20) // (3 if quick else 1)
+    rng = np.random.default_rng(0)
+    weights = [(rng.normal(0, np.sqrt(2 / a), (a, b)).astype(np.float32),
+                np.zeros(b, np.float32)) for a, b in zip(sizes[:-1], sizes[1:])]
+    ctx = contextlib.nullcontext()
     if peer == "archfit":
         import archfit as af
         from threadpoolctl import threadpool_limits
@@ -328,16 +340,39 @@ def inference(peer, mode, repeats, quick=False):
         fitted = af.FitModel(model, model.init(0), af.Hyperparameters(), classes=np.arange(10))
         call = lambda: fitted.predict_proba(X)  # noqa: E731
         ctx = threadpool_limits(THREADS)
+    elif peer == "numpy":
+        from threadpoolctl import threadpool_limits
+
+        def call():
+            Z = X
+            for W, b in weights[:-1]:
+                Z = np.maximum(Z @ W + b, 0)
+            Z = Z @ weights[-1][0] + weights[-1][1]
+            E = np.exp(Z - Z.max(axis=1, keepdims=True))
+            return E / E.sum(axis=1, keepdims=True)
+        ctx = threadpool_limits(THREADS)
+    elif peer == "jax":
+        import jax
+        import jax.numpy as jnp
+        params = [(jnp.asarray(W), jnp.asarray(b)) for W, b in weights]
+
+        def forward(p, Z):
+            for W, b in p[:-1]:
+                Z = jax.nn.relu(Z @ W + b)
+            return jax.nn.softmax(Z @ p[-1][0] + p[-1][1])
+        probs = jax.jit(forward)
+        call = lambda: probs(params, X).block_until_ready()  # noqa: E731
     else:
         import torch
         torch.set_num_threads(THREADS)
         net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(),
                                   torch.nn.Linear(256, 128), torch.nn.ReLU(),
                                   torch.nn.Linear(128, 10))
+        forward = torch.compile(net) if peer == "torch-compile" else net
         Xt = torch.from_numpy(X)
 
         def call():
-            return torch.softmax(net(Xt), dim=1)
+            return torch.softmax(forward(Xt), dim=1)
         ctx = torch.inference_mode()
     with ctx:
         for _ in range(calls // 10 + 1):
@@ -437,6 +472,43 @@ def gemm_rate():
     return 2 * 256 * 2048 * 2048 / statistics.median(runs) / 1e9
 
 
+def prediction_gemm(rounds):
+    """float32 GFLOP/s of a batch-4096 W2 prediction's largest product
+    (4096x784 @ 784x256) on one thread: archfit's packed GEMM (W packed once,
+    as predictions do), OpenBLAS (NumPy's matmul) and MKL (PyTorch's mm; None
+    without PyTorch or on a CPU without archfit's packed GEMM)."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+    from archfit._kernels import _blas
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(4096, 784)).astype(np.float32)
+    W = rng.normal(size=(784, 256)).astype(np.float32)
+    C = np.empty((4096, 256), np.float32)
+    calls = {}
+    if _blas.PACKED_GEMM:
+        P = _blas.pack_py(W)
+        calls["archfit"] = lambda: _blas.packed_gemm_py(A, P, C)  # noqa: E731
+    calls["openblas"] = lambda: np.matmul(A, W, out=C)  # noqa: E731
+    try:
+        import torch
+        torch.set_num_threads(1)
+        At, Wt, Ct = torch.from_numpy(A), torch.from_numpy(W), torch.from_numpy(C)
+        calls["mkl"] = lambda: torch.mm(At, Wt, out=Ct)  # noqa: E731
+    except ImportError:
+        pass
+    rates = {"archfit": None, "openblas": None, "mkl": None}
+    with threadpool_limits(1):
+        for _ in range(rounds):      # alternating, so each sees the same machine
+            for name, call in calls.items():
+                call()
+                start = time.perf_counter()
+                for _ in range(10):
+                    call()
+                rate = 10 * 2 * 4096 * 784 * 256 / (time.perf_counter() - start) / 1e9
+                rates[name] = max(rates[name] or 0, rate)
+    return rates
+
+
 def worker(args):
     kind = args.worker
     try:
@@ -449,6 +521,8 @@ def worker(args):
             value = inference(args.peer, args.workload, 3 if args.quick else 7, args.quick)
         elif kind == "fits":
             value = many_fits(args.quick)
+        elif kind == "prediction-gemm":
+            value = prediction_gemm(3 if args.quick else 7)
         else:
             value = gemm_rate()
     except ImportError as exc:
@@ -545,19 +619,32 @@ def main(argv=None):
         if name == "W3":
             rates.append(measure("gemm", "archfit", "-", args.quick))
 
-    print("\ninference on W2 (784-256-128-10, float32), softmax probabilities")
+    peers = QUICK_INFERENCE_PEERS if args.quick else INFERENCE_PEERS
+    print("\ninference on W2 (784-256-128-10, float32), softmax probabilities; "
+          "PyTorch under inference_mode, JAX jit")
+    print(f"{'':<26}" + "".join(f"{p:>14}" for p in peers) + "   archfit ÷ best peer")
     for mode, unit in (("latency", "µs per 1-sample call"), ("batch", "samples/s at batch 4096")):
-        row = {p: measure("inference", p, mode, args.quick) for p in ("archfit", "torch")}
+        row = {p: measure("inference", p, mode, args.quick) for p in peers}
         results["inference"][mode] = row
-        if row["torch"] and row["archfit"]:
-            ratio = (row["torch"] / row["archfit"] if mode == "latency"
-                     else row["archfit"] / row["torch"])
-            extra = f"  archfit {ratio:.2f}x {'faster' if ratio >= 1 else 'slower'} than torch"
-        else:
-            extra = ""
         prec = (lambda v: "missing" if v is None else f"{v:,.1f}") if mode == "latency" else fmt
-        print(f"  {unit:<26} archfit {prec(row['archfit'])}   torch (inference_mode) "
-              f"{prec(row['torch'])}{extra}", flush=True)
+        others = {p: v for p, v in row.items() if p != "archfit" and v}
+        extra = ""
+        if others and row["archfit"]:
+            best = (min if mode == "latency" else max)(others, key=others.get)
+            ratio = (others[best] / row["archfit"] if mode == "latency"
+                     else row["archfit"] / others[best])
+            extra = f"   {ratio:.2f}x ({best})"
+        print(f"{unit:<26}" + "".join(f"{prec(row[p]):>14}" for p in peers) + extra, flush=True)
+
+    shape = measure("prediction-gemm", "archfit", "-", args.quick)
+    results["prediction_gemm"] = shape
+    best = max((shape[k] or 0) for k in ("openblas", "mkl"))
+    cell = lambda v: "missing" if v is None else f"{v:.1f}"  # noqa: E731
+    print(f"  its largest product, 4096x784 @ 784x256, 1 thread, GFLOP/s (best of "
+          f"{3 if args.quick else 7}): archfit packed {cell(shape['archfit'])}, OpenBLAS "
+          f"{cell(shape['openblas'])}, MKL (PyTorch) {cell(shape['mkl'])}"
+          + (f"; archfit {shape['archfit'] / best:.2f}x the better" if shape["archfit"] and best
+             else ""), flush=True)
 
     fits = measure("fits", "archfit", "-", args.quick)
     results["many_fits"] = fits

@@ -21,7 +21,7 @@ def test_compare_quick_runs():
         assert workload in out, workload
     for text in ("µs per 1-sample call", "samples/s at batch 4096", "64 independent W1 fits",
                  "2 processes", "GEMM rate", "archfit's kernel path", "instruction sets:",
-                 "converged", "jax"):
+                 "converged", "jax", "4096x784 @ 784x256", "archfit ÷ best peer"):
         assert text in out, text
     try:
         import torch  # noqa: F401
