@@ -36,17 +36,34 @@ __attribute__((target("avx2")))
 static inline void archfit_adam_f32_avx2(ARCHFIT_ADAM_ARGS(float)) { ARCHFIT_ADAM_BODY(float, sqrtf) }
 __attribute__((target("avx2")))
 static inline void archfit_adam_f64_avx2(ARCHFIT_ADAM_ARGS(double)) { ARCHFIT_ADAM_BODY(double, sqrt) }
-#ifdef ARCHFIT_AVX512_EMULATED      /* a test build (cpu.h): AVX2 code */
-#define ARCHFIT_ADAM_AVX512 __attribute__((target("avx2"), optimize("fp-contract=off")))
+/* The AVX-512 build: no contraction into FMA, which AVX-512F has (GCC: the
+ * optimize attribute; Clang: its pragma); in a test build with
+ * ARCHFIT_AVX512_EMULATED (cpu.h), AVX2 code. */
+#if defined(ARCHFIT_AVX512_EMULATED)
+#define ARCHFIT_ADAM_TARGET "avx2"
+#elif defined(__clang__)
+#define ARCHFIT_ADAM_TARGET "avx512f"
 #else
-#define ARCHFIT_ADAM_AVX512 \
-    __attribute__((target("avx512f,prefer-vector-width=512"), optimize("fp-contract=off")))
+#define ARCHFIT_ADAM_TARGET "avx512f,prefer-vector-width=512"
+#endif
+#if defined(__clang__)
+#define ARCHFIT_ADAM_AVX512 __attribute__((target(ARCHFIT_ADAM_TARGET)))
+#define ARCHFIT_NO_CONTRACT _Pragma("clang fp contract(off)")
+#else
+#define ARCHFIT_ADAM_AVX512 __attribute__((target(ARCHFIT_ADAM_TARGET), optimize("fp-contract=off")))
+#define ARCHFIT_NO_CONTRACT
 #endif
 ARCHFIT_ADAM_AVX512
-static inline void archfit_adam_f32_avx512(ARCHFIT_ADAM_ARGS(float)) { ARCHFIT_ADAM_BODY(float, sqrtf) }
+static inline void archfit_adam_f32_avx512(ARCHFIT_ADAM_ARGS(float)) {
+    ARCHFIT_NO_CONTRACT ARCHFIT_ADAM_BODY(float, sqrtf)
+}
 ARCHFIT_ADAM_AVX512
-static inline void archfit_adam_f64_avx512(ARCHFIT_ADAM_ARGS(double)) { ARCHFIT_ADAM_BODY(double, sqrt) }
+static inline void archfit_adam_f64_avx512(ARCHFIT_ADAM_ARGS(double)) {
+    ARCHFIT_NO_CONTRACT ARCHFIT_ADAM_BODY(double, sqrt)
+}
 #undef ARCHFIT_ADAM_AVX512
+#undef ARCHFIT_ADAM_TARGET
+#undef ARCHFIT_NO_CONTRACT
 #endif
 
 /* The dispatchers: the build of cpu.h's level. */
