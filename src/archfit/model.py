@@ -178,13 +178,15 @@ class Model:
 
     def _outputs(self, theta: np.ndarray, X) -> np.ndarray:
         """f(X; θ) for a valid θ: small ready arrays straight to the kernel."""
+        if type(X) is np.ndarray:     # plain: no memmap, sparse matrix or frame
+            # (the kernel checks the rest, or returns None having done nothing)
+            out = self._kernel.predict_ready(
+                theta, X, _threads.budget(None) if self._splits_rows else 1)
+            if out is not None:
+                return out
         if isinstance(X, (FileRows, SparseRows)) or file_backed(X) or is_sparse(X):
             return self._predict(theta, features(X, self._architecture.n_inputs, self._dtype))
-        out = self._kernel.predict_ready(
-            theta, X, _threads.budget(None) if self._splits_rows else 1)
-        if out is None:
-            out = self._predict(theta, as_features(X, self._architecture.n_inputs, self._dtype))
-        return out
+        return self._predict(theta, as_features(X, self._architecture.n_inputs, self._dtype))
 
     def _predict(self, theta: np.ndarray, X, n_threads: int | None = None) -> np.ndarray:
         if isinstance(X, SparseRows):
