@@ -18,8 +18,6 @@
 
 #include "vecmat.h"
 
-#define ARCHFIT_A(i, p) (trans_a ? A[(p) * lda + (i)] : A[(i) * lda + (p)])
-
 /* op(B)'s rows, contiguous: B itself, or op(B) = B^T copied into scratch (k x n). */
 #define ARCHFIT_ROWS_OF_B(T, NAME)                                                       \
     static inline const T* NAME(int trans_b, ptrdiff_t n, ptrdiff_t k, const T* B,       \
@@ -72,8 +70,6 @@ ARCHFIT_SMALL_GEMM_PORTABLE(double, f64)
 #include "smallgemm_impl.h"
 #include "simd_ops_end.h"
 #endif
-
-#undef ARCHFIT_A
 
 /* The dispatchers: the body of cpu.h's level. `scratch` holds k * n elements
  * when trans_b (op(B) is copied there). */
