@@ -213,6 +213,14 @@ def _torch_trainer(peer, sizes, batch, output, dtype, X, y):
     return epoch, predict, snapshot, restore
 
 
+def jax_forward(p, Z):
+    """JAX's network: relu hidden layers, then the output layer's values."""
+    import jax
+    for W, b in p[:-1]:
+        Z = jax.nn.relu(Z @ W + b)
+    return Z @ p[-1][0] + p[-1][1]
+
+
 def jax_epoch(batch, output, Xj, yj):
     """JAX's network and one epoch of it: ``forward(p, Z)`` and
     ``epoch(p, m, v, t, key)`` -> (p, m, v, t), a ``lax.scan`` of Adam steps
@@ -221,11 +229,7 @@ def jax_epoch(batch, output, Xj, yj):
     import jax
     import jax.numpy as jnp
     n, steps = Xj.shape[0], Xj.shape[0] // batch
-
-    def forward(p, Z):
-        for W, b in p[:-1]:
-            Z = jax.nn.relu(Z @ W + b)
-        return Z @ p[-1][0] + p[-1][1]
+    forward = jax_forward
 
     def loss(p, xb, yb):
         out = forward(p, xb)
@@ -341,6 +345,7 @@ def inference(peer, mode, repeats, quick=False):
         call = lambda: fitted.predict_proba(X)  # noqa: E731
         ctx = threadpool_limits(THREADS)
     elif peer == "numpy":
+        # allocating expressions: faster here than numpy_mlp.py's buffers for inference
         from threadpoolctl import threadpool_limits
 
         def call():
@@ -355,12 +360,7 @@ def inference(peer, mode, repeats, quick=False):
         import jax
         import jax.numpy as jnp
         params = [(jnp.asarray(W), jnp.asarray(b)) for W, b in weights]
-
-        def forward(p, Z):
-            for W, b in p[:-1]:
-                Z = jax.nn.relu(Z @ W + b)
-            return jax.nn.softmax(Z @ p[-1][0] + p[-1][1])
-        probs = jax.jit(forward)
+        probs = jax.jit(lambda p, Z: jax.nn.softmax(jax_forward(p, Z)))
         call = lambda: probs(params, X).block_until_ready()  # noqa: E731
     else:
         import torch
