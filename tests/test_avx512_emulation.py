@@ -30,9 +30,9 @@ COMPILERS = ["gcc", "clang"]
 def _compiler(name):
     if platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip(f"the AVX-512 bodies are x86-64 code; this machine is {platform.machine()}")
-    found = shutil.which(name) or next(
-        (shutil.which(f"{name}-{v}") for v in range(30, 10, -1) if shutil.which(f"{name}-{v}")),
-        None)
+    # the plain name, else the newest versioned one (Debian's clang-14)
+    candidates = [name] + [f"{name}-{v}" for v in range(30, 10, -1)]
+    found = next((path for path in map(shutil.which, candidates) if path), None)
     if not found:
         pytest.skip(f"{name} is not installed")
     return found
