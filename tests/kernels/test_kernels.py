@@ -189,6 +189,39 @@ def test_loss_and_output_gradient(dtype, loss, k, weighted):
     assert_close(D, dz * w64[:, None] * scale, dtype, scale=10)
 
 
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 8, 9, 10, 13])
+def test_cross_entropy_rows_of_every_width(dtype, k):
+    # cross_entropy.h takes a row four logits at a time: every tail, and no
+    # write past the last row (a sentinel after D)
+    rng = np.random.default_rng(k)
+    n = 6
+    Z = rand(rng, (n, k), dtype, 3.0)
+    labels = rng.integers(0, k, n).astype(np.intc)
+    w = rng.uniform(0.1, 2.0, n).astype(dtype)
+    flat = np.full(n * k + 8, 7.0, dtype=dtype)
+    D = flat[:n * k].reshape(n, k)
+    total = _elementwise.loss_grad(Z, "cross_entropy", labels, None, w, D, 0.5)
+    rows, dz = ref.loss_rows("cross_entropy", Z, labels)
+    assert_close(total, (w.astype(np.float64) * rows).sum(), dtype, scale=10)
+    assert_close(D, dz * w.astype(np.float64)[:, None] * 0.5, dtype, scale=10)
+    assert (flat[n * k:] == 7.0).all()
+    assert _elementwise.loss_grad(Z, "cross_entropy", labels, None, w) == total
+
+
+def test_exp_of_shifted_logits_is_within_one_ulp():
+    # the exp cross-entropy's rows use (x = z - max z <= 0) against NumPy's,
+    # over the whole range where the result is a normal double
+    rng = np.random.default_rng(0)
+    x = -rng.uniform(0, 1, 50_000) * 10.0 ** rng.uniform(-20, 2.85, 50_000)
+    x = np.concatenate([x, [0.0, -0.0, -1e-300, -np.log(2) / 2, -708.3]])
+    y = _elementwise.exp_nonpositive(x)
+    exact = np.exp(x)
+    assert (np.abs(y - exact) <= np.spacing(exact)).all()
+    # below the smallest normal double: 0, as flush-to-zero makes it; NaN stays NaN
+    edge = _elementwise.exp_nonpositive(np.array([-708.4, -745.2, -1e300, -np.inf, np.nan]))
+    assert (edge[:4] == 0).all() and np.isnan(edge[4])
+
+
 def test_losses_finite_for_extreme_logits(dtype):
     Z = np.array([[1e4, -1e4], [-1e4, 1e4]], dtype=dtype)
     D = np.empty_like(Z)

@@ -16,6 +16,19 @@ from archfit._kernels._plan cimport threads_allowed
 from libc.math cimport (exp, expf, log, log1p, log1pf, tanh, tanhf, erf, erff,
                         sqrt, fabs, isfinite)
 
+cdef extern from "cross_entropy.h" nogil:
+    double archfit_cross_entropy_f32(const float* Z, Py_ssize_t n_rows, Py_ssize_t n_cols,
+                                     const int* labels, const float* weights, float* D,
+                                     double grad_scale, double* row_loss)
+    double archfit_cross_entropy_f64(const double* Z, Py_ssize_t n_rows, Py_ssize_t n_cols,
+                                     const int* labels, const double* weights, double* D,
+                                     double grad_scale, double* row_loss)
+    void archfit_exp_nonpositive(const double* x, double* y, Py_ssize_t n)
+
+from archfit._kernels._cpu cimport archfit_isa_adopt
+from archfit._kernels._cpu import LEVEL
+archfit_isa_adopt(LEVEL)        # cpu.h: the one decision, before any kernel runs
+
 cdef double SQRT1_2 = 0.70710678118654752440
 cdef double INV_SQRT_2PI = 0.39894228040143267794
 cdef double LEAKY_SLOPE = 0.01
@@ -205,65 +218,49 @@ cdef double head_loss_grad(const floating* Z,        # IN  logits (n_rows, n_col
                            ) noexcept nogil:
     """Weighted sum over rows of the per-row loss (summed over outputs)."""
     cdef Py_ssize_t i, j
-    cdef double total = 0, row, w, m, s, z, y, r, lse, mu, e
-    cdef floating g
+    cdef double total = 0, row, w, z, y, r, mu
     cdef const floating* zr
     cdef const floating* tr
     cdef floating* dr
+    if loss == CROSS_ENTROPY:
+        # cross_entropy.h: log-sum-exp from the logits, exp four at a time
+        if floating is float:
+            return archfit_cross_entropy_f32(Z, n_rows, n_cols, labels, weights, D,
+                                             grad_scale, row_loss)
+        else:
+            return archfit_cross_entropy_f64(Z, n_rows, n_cols, labels, weights, D,
+                                             grad_scale, row_loss)
     for i in range(n_rows):
         zr = Z + i * n_cols
         w = weights[i] if weights != NULL else 1.0
         dr = D + i * n_cols if D != NULL else NULL
         row = 0
-        if loss == CROSS_ENTROPY:
-            m = zr[0]
-            for j in range(1, n_cols):
-                if zr[j] > m:
-                    m = zr[j]
-            s = 0
-            if dr != NULL:
-                # one exp per output: exp(z - max) kept in D, then divided by the sum
-                for j in range(n_cols):
-                    e = exp(zr[j] - m)
-                    s += e
-                    dr[j] = <floating> e
-            else:
-                for j in range(n_cols):
-                    s += exp(zr[j] - m)
-            lse = m + log(s)
-            row = lse - zr[labels[i]]
-            if dr != NULL:
-                g = <floating> (w * grad_scale)
-                for j in range(n_cols):
-                    dr[j] = <floating> (dr[j] / s) * g
-                dr[labels[i]] -= g
-        else:
-            tr = targets + i * n_cols
-            for j in range(n_cols):
-                z = zr[j]
-                y = tr[j]
-                if loss == BINARY_CROSS_ENTROPY:
-                    # max(z, 0) - z*y + log(1 + exp(-|z|)): finite for any finite z
-                    row += (z if z > 0 else 0) - z * y + log1p(exp(-fabs(z)))
-                    r = _sigmoid(z) - y
-                elif loss == POISSON:
-                    # half the Poisson deviance of the mean mu = exp(z):
-                    # mu - y - y log(mu / y), zero where mu = y
-                    mu = exp(z)
-                    row += mu - y - y * z + (y * log(y) if y > 0 else 0.0)
-                    r = mu - y
-                elif loss == HUBER:
-                    r = z - y
-                    if fabs(r) <= huber_delta:
-                        row += 0.5 * r * r
-                    else:
-                        row += huber_delta * (fabs(r) - 0.5 * huber_delta)
-                        r = huber_delta if r > 0 else -huber_delta
-                else:
-                    r = z - y
+        tr = targets + i * n_cols
+        for j in range(n_cols):
+            z = zr[j]
+            y = tr[j]
+            if loss == BINARY_CROSS_ENTROPY:
+                # max(z, 0) - z*y + log(1 + exp(-|z|)): finite for any finite z
+                row += (z if z > 0 else 0) - z * y + log1p(exp(-fabs(z)))
+                r = _sigmoid(z) - y
+            elif loss == POISSON:
+                # half the Poisson deviance of the mean mu = exp(z):
+                # mu - y - y log(mu / y), zero where mu = y
+                mu = exp(z)
+                row += mu - y - y * z + (y * log(y) if y > 0 else 0.0)
+                r = mu - y
+            elif loss == HUBER:
+                r = z - y
+                if fabs(r) <= huber_delta:
                     row += 0.5 * r * r
-                if dr != NULL:
-                    dr[j] = <floating> (r * w * grad_scale)
+                else:
+                    row += huber_delta * (fabs(r) - 0.5 * huber_delta)
+                    r = huber_delta if r > 0 else -huber_delta
+            else:
+                r = z - y
+                row += 0.5 * r * r
+            if dr != NULL:
+                dr[j] = <floating> (r * w * grad_scale)
         total += w * row
         if row_loss != NULL:
             row_loss[i] = w * row
@@ -304,6 +301,15 @@ def output(floating[:, ::1] Z, floating[:, ::1] P, str head):
     cdef int code = HEADS[head]
     if Z.shape[0]:
         head_output(&Z[0, 0], &P[0, 0], Z.shape[0], Z.shape[1], code)
+
+
+def exp_nonpositive(double[::1] x):
+    """exp(x) for x <= 0 as cross-entropy's rows compute it on this path."""
+    y = np.empty(x.shape[0])
+    cdef double[::1] out = y
+    if x.shape[0]:
+        archfit_exp_nonpositive(&x[0], &out[0], x.shape[0])
+    return y
 
 
 def loss_grad(floating[:, ::1] Z, str loss, labels=None, targets=None, weights=None,
