@@ -323,6 +323,21 @@ def test_dropout_mask(dtype):
     assert np.array_equal(keep, u >= 0.25)
 
 
+@pytest.mark.parametrize("rate", [1e-12, 0.1, 0.5, 0.999])
+@pytest.mark.parametrize("n,split", [(1, 0), (3, 0), (4, 0), (7, 0), (8, 0), (9, 0), (13, 5),
+                                     (1000, 0), (1003, 501)])
+def test_dropout_mask_is_the_stream_compared_with_the_rate(dtype, rate, n, split):
+    # dropout.h draws four or eight at a time and compares integers: exactly
+    # next_double() < rate element by element, and a call split in two
+    # continues the stream where the first part left it
+    mask = np.full(n + 8, 5.0, dtype=dtype)
+    _random.mask(mask[:n], rate, seed=3, epoch=2, split=split)
+    u = _random.uniform(n, seed=3, epoch=2, stream=1)
+    keep = np.array(1.0 / (1.0 - rate), dtype=dtype)
+    assert np.array_equal(mask[:n], np.where(u < rate, np.zeros((), dtype), keep))
+    assert (mask[n:] == 5.0).all()
+
+
 # ---- fingerprints -----------------------------------------------------------------------
 def test_fingerprint_is_xxh64_for_both_seeds():
     from archfit._kernels._hashing import Fingerprint

@@ -10,17 +10,17 @@ import numpy as np
 
 from libc.stdint cimport uint64_t
 
-cdef extern from *:
-    """
-    #define ARCHFIT_GOLDEN 0x9E3779B97F4A7C15ULL
-    """
+cdef extern from "splitmix.h" nogil:
     const uint64_t GOLDEN "ARCHFIT_GOLDEN"
+    uint64_t _mix "archfit_splitmix"(uint64_t z)
 
+cdef extern from "dropout.h" nogil:
+    void archfit_dropout_f32(float* mask, Py_ssize_t n, double rate, uint64_t* state)
+    void archfit_dropout_f64(double* mask, Py_ssize_t n, double rate, uint64_t* state)
 
-cdef inline uint64_t _mix(uint64_t z) noexcept nogil:
-    z = (z ^ (z >> 30)) * <uint64_t> 0xBF58476D1CE4E5B9
-    z = (z ^ (z >> 27)) * <uint64_t> 0x94D049BB133111EB
-    return z ^ (z >> 31)
+from archfit._kernels._cpu cimport archfit_isa_adopt
+from archfit._kernels._cpu import LEVEL
+archfit_isa_adopt(LEVEL)        # cpu.h: the one decision, before any kernel runs
 
 
 cdef uint64_t stream_seed(uint64_t seed, uint64_t epoch, uint64_t stream) noexcept nogil:
@@ -60,11 +60,12 @@ cdef void shuffle(Py_ssize_t* index, Py_ssize_t n, uint64_t* state) noexcept nog
 
 cdef void dropout_mask(floating* mask, Py_ssize_t size, double rate,
                        uint64_t* state) noexcept nogil:
-    """Inverted dropout: 0 with probability ``rate``, else 1 / (1 - rate)."""
-    cdef Py_ssize_t i
-    cdef floating keep = <floating> (1.0 / (1.0 - rate))
-    for i in range(size):
-        mask[i] = 0 if next_double(state) < rate else keep
+    """Inverted dropout: 0 with probability ``rate``, else 1 / (1 - rate); one
+    draw of the stream per element, as ``next_double(state) < rate`` (dropout.h)."""
+    if floating is float:
+        archfit_dropout_f32(mask, size, rate, state)
+    else:
+        archfit_dropout_f64(mask, size, rate, state)
 
 
 # ---- test hooks -------------------------------------------------------------
@@ -90,8 +91,14 @@ def uniform(Py_ssize_t n, uint64_t seed, uint64_t epoch=0, uint64_t stream=0):
     return out
 
 
-def mask(floating[::1] out, double rate, uint64_t seed, uint64_t epoch=0, uint64_t stream=1):
-    """Fill ``out`` with an inverted-dropout mask."""
+def mask(floating[::1] out, double rate, uint64_t seed, uint64_t epoch=0, uint64_t stream=1,
+         Py_ssize_t split=0):
+    """Fill ``out`` with an inverted-dropout mask: ``out[:split]`` then the rest,
+    continuing the stream."""
+    if not 0 <= split <= out.shape[0]:
+        raise ValueError(f"split must be in [0, {out.shape[0]}], got {split}")
     cdef uint64_t state = stream_seed(seed, epoch, stream)
-    if out.shape[0]:
-        dropout_mask(&out[0], out.shape[0], rate, &state)
+    if split:
+        dropout_mask(&out[0], split, rate, &state)
+    if out.shape[0] > split:
+        dropout_mask(&out[split], out.shape[0] - split, rate, &state)
