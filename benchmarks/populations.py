@@ -15,9 +15,11 @@ Three workloads of issue "many networks in one kernel", float32, 2 threads:
   the two tables must agree but for the time.
 
 Printed: model-samples per second (members x rows x epochs / wall time), the
-share of the machine's float32 peak (2 cores x 2 FMA pipes x 8 lanes x 2 flops
-x the clock /proc/cpuinfo reports: an upper bound, not a measurement), the
-speed-up against separate fits, and each population's planned memory.
+share of the machine's float32 peak, the speed-up against separate fits, and
+each population's planned memory. The peak is ``--peak`` GFLOP/s, measured
+with ``benchmarks/fma_peak.c`` (2 threads); without it, an estimate from the
+clock /proc/cpuinfo reports (2 cores x 2 FMA pipes x 8 lanes x 2 flops x MHz),
+which cores that run faster than that clock exceed.
 Settings alternate within a run and medians are reported. Print the CPU and
 archfit's kernel path with every figure.
 """
@@ -52,8 +54,9 @@ def cpu() -> str:
         return "unknown CPU"
 
 
-def peak_gflops() -> float:
-    """2 cores x 2 FMA pipes x 8 float32 lanes x 2 flops x the reported clock."""
+def clock_peak_gflops() -> float:
+    """2 cores x 2 FMA pipes x 8 float32 lanes x 2 flops x the reported clock:
+    an estimate (benchmarks/fma_peak.c measures the real one)."""
     mhz = []
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -63,8 +66,9 @@ def peak_gflops() -> float:
 
 
 def flops_per_sample(sizes) -> float:
-    """Forward, backward (errors and weight gradients): 3 x 2 flops per weight."""
-    return 6.0 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    """2 flops per weight for the forward pass, the weight gradients and the
+    errors of every layer but the first (the input's error is not computed)."""
+    return 6.0 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) - 2.0 * sizes[0] * sizes[1]
 
 
 def teacher_data(sizes, n, seed=0):
@@ -111,7 +115,7 @@ def jax_vmap(sizes, X, y, K, batch, epochs):
     return time.perf_counter() - start
 
 
-def population(sizes, n, K, batch, epochs, repeats, with_jax):
+def population(sizes, n, K, batch, epochs, repeats, with_jax, peak):
     X, y = teacher_data(sizes, n)
     model = model_of(sizes)
     hps = [af.Hyperparameters(batch_size=batch, epochs=epochs, seed=k, n_threads=1)
@@ -137,7 +141,6 @@ def population(sizes, n, K, batch, epochs, repeats, with_jax):
         jax_seconds = jax_vmap(sizes, X, y, K, batch, epochs)
         seconds["JAX jit(vmap(epoch))"] = jax_seconds if jax_seconds is not None else None
     work = K * n * epochs
-    peak = peak_gflops()
     pool_s = seconds[f"separate, {THREADS}-thread pool"]
     print(f"\n{K} members of {'-'.join(map(str, sizes))}, batch {batch}, {epochs} epochs, "
           f"{n:,} rows; training state {sum(member_bytes(model, h, n) for h in hps) / 2**20:.1f}"
@@ -186,12 +189,18 @@ def selection(repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--peak", type=float, default=None,
+                        help="the float32 peak in GFLOP/s on 2 threads (benchmarks/fma_peak.c)")
     args = parser.parse_args()
+    if args.peak is not None and not args.peak > 0:
+        parser.error(f"--peak must be a positive number of GFLOP/s, got {args.peak}")
     repeats = 2 if args.quick else 5
+    peak = args.peak if args.peak is not None else clock_peak_gflops()
+    how = "measured (--peak)" if args.peak is not None else "estimated from the reported clock"
     print(f"CPU: {cpu()}; archfit kernel path: {kernels.ISA}; {THREADS} threads; "
-          f"float32 peak bound {peak_gflops():.0f} GFLOP/s")
-    population((64, 32, 10), 4096, 64, 32, 10, repeats, True)
-    population((784, 256, 128, 10), 8192, 16, 128, 2, max(1, repeats // 2), False)
+          f"float32 peak {peak:.0f} GFLOP/s, {how}")
+    population((64, 32, 10), 4096, 64, 32, 10, repeats, True, peak)
+    population((784, 256, 128, 10), 8192, 16, 128, 2, max(1, repeats // 2), False, peak)
     selection(repeats)
 
 
