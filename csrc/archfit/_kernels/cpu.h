@@ -81,6 +81,15 @@ static inline int archfit_have_avx2(void) { return archfit_isa() >= ARCHFIT_ISA_
 #define ARCHFIT_ISA_CALL(name, ...) name##_portable(__VA_ARGS__)
 #endif
 
+/* For kernels whose AVX-512 level runs the AVX2 body (cross_entropy.h,
+ * dropout.h): name##_avx2 from the AVX2 level up, else name##_portable. */
+#ifdef ARCHFIT_X86_DISPATCH
+#define ARCHFIT_AVX2_OR_PORTABLE(name) \
+    (archfit_isa() >= ARCHFIT_ISA_AVX2 ? name##_avx2 : name##_portable)
+#else
+#define ARCHFIT_AVX2_OR_PORTABLE(name) name##_portable
+#endif
+
 /* Flush-to-zero for the duration of a kernel call, on each thread it uses.
  *
  * As a classifier becomes confident, probabilities and backpropagated errors

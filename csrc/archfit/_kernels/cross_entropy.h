@@ -210,33 +210,20 @@ static inline void archfit_exp_nonpositive_many_avx2(const double* x, double* y,
 
 /* The dispatchers; the AVX-512 level runs the AVX2 body (see the top). */
 static inline double archfit_cross_entropy_f32(ARCHFIT_XENT_ARGS(float)) {
-#ifdef ARCHFIT_X86_DISPATCH
-    if (archfit_isa() >= ARCHFIT_ISA_AVX2)
-        return archfit_cross_entropy_f32_avx2(Z, n_rows, n_cols, labels, weights, D, grad_scale,
-                                              row_loss);
-#endif
-    return archfit_cross_entropy_f32_portable(Z, n_rows, n_cols, labels, weights, D, grad_scale,
-                                              row_loss);
+    return ARCHFIT_AVX2_OR_PORTABLE(archfit_cross_entropy_f32)(Z, n_rows, n_cols, labels, weights,
+                                                               D, grad_scale, row_loss);
 }
 static inline double archfit_cross_entropy_f64(ARCHFIT_XENT_ARGS(double)) {
-#ifdef ARCHFIT_X86_DISPATCH
-    if (archfit_isa() >= ARCHFIT_ISA_AVX2)
-        return archfit_cross_entropy_f64_avx2(Z, n_rows, n_cols, labels, weights, D, grad_scale,
-                                              row_loss);
-#endif
-    return archfit_cross_entropy_f64_portable(Z, n_rows, n_cols, labels, weights, D, grad_scale,
-                                              row_loss);
+    return ARCHFIT_AVX2_OR_PORTABLE(archfit_cross_entropy_f64)(Z, n_rows, n_cols, labels, weights,
+                                                               D, grad_scale, row_loss);
 }
 
 /* exp(x) for x <= 0 on the current path, element by element (a test hook). */
-static inline void archfit_exp_nonpositive(const double* x, double* y, ptrdiff_t n) {
-#ifdef ARCHFIT_X86_DISPATCH
-    if (archfit_isa() >= ARCHFIT_ISA_AVX2) {
-        archfit_exp_nonpositive_many_avx2(x, y, n);
-        return;
-    }
-#endif
+static inline void archfit_exp_nonpositive_many_portable(const double* x, double* y, ptrdiff_t n) {
     for (ptrdiff_t i = 0; i < n; i++) y[i] = archfit_exp_nonpositive_portable(x[i]);
+}
+static inline void archfit_exp_nonpositive(const double* x, double* y, ptrdiff_t n) {
+    ARCHFIT_AVX2_OR_PORTABLE(archfit_exp_nonpositive_many)(x, y, n);
 }
 
 #undef ARCHFIT_XENT_ROWS

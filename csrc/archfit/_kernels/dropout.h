@@ -118,22 +118,10 @@ static inline void archfit_dropout_f32_avx2(ARCHFIT_DROPOUT_ARGS(float)) {
 
 /* The dispatchers: the AVX2 body on both x86 levels (the bits are the same on every path). */
 static inline void archfit_dropout_f32(ARCHFIT_DROPOUT_ARGS(float)) {
-#ifdef ARCHFIT_X86_DISPATCH
-    if (archfit_isa() >= ARCHFIT_ISA_AVX2) {
-        archfit_dropout_f32_avx2(mask, n, rate, state);
-        return;
-    }
-#endif
-    archfit_dropout_f32_portable(mask, n, rate, state);
+    ARCHFIT_AVX2_OR_PORTABLE(archfit_dropout_f32)(mask, n, rate, state);
 }
 static inline void archfit_dropout_f64(ARCHFIT_DROPOUT_ARGS(double)) {
-#ifdef ARCHFIT_X86_DISPATCH
-    if (archfit_isa() >= ARCHFIT_ISA_AVX2) {
-        archfit_dropout_f64_avx2(mask, n, rate, state);
-        return;
-    }
-#endif
-    archfit_dropout_f64_portable(mask, n, rate, state);
+    ARCHFIT_AVX2_OR_PORTABLE(archfit_dropout_f64)(mask, n, rate, state);
 }
 
 #undef ARCHFIT_DROPOUT_ARGS
