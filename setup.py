@@ -84,8 +84,8 @@ if OPENMP:
 if SANITIZE and compiler == "other":
     sanitizers = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
                   "-fno-sanitize-recover=undefined"]
-    # -O0 as the debug build: at -O1 the public API's 2.7 MB of C alone took
-    # 68 s to compile (17 s at -O0), more than the kernel suite saves at run time
+    # -O0 as the debug build: -O1 compiles the large generated C several times
+    # slower, more than the kernel suite saves at run time
     compile_args = ["-O0", "-g"] + sanitizers + ([OPENMP] if OPENMP else [])
     link_args = sanitizers + ([OPENMP] if OPENMP else [])
 

@@ -4,8 +4,9 @@
  * For row i with logits z, label c and weight w:
  *   loss_i = log(sum_j exp(z_j - m)) + m - z_c,   m = max_j z_j
  *   D[i, j] = (exp(z_j - m) / s) * g  (minus g at j = c),  g = w * grad_scale
- * computed in double whatever the element type. libm's exp was a sixth of a
- * small network's step; here exp(z - m) runs four doubles at a time
+ * computed in double whatever the element type. libm's exp, one call per
+ * output, was the largest cost after the products in a small network's step
+ * (benchmarks/RESULTS.md); here exp(z - m) runs four doubles at a time
  * (archfit_exp_nonpositive), with the row's sum in four fixed partial sums,
  * so a row's bits do not depend on which x86 path runs it: the AVX-512 level
  * runs this same AVX2 body (a row of 10 classes fills 2.5 registers of 4

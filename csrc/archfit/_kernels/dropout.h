@@ -5,8 +5,8 @@
  * element. A unit is dropped when u_i 2^-53 < rate, that is when
  * u_i < ceil(rate 2^53) (scaling by 2^53 is exact), so the comparison is an
  * integer one and the mask (0 or keep) has the same bits on every path. The
- * scalar loop was a tenth of `select`'s time on the digits (two 64-bit multiplies, an
- * integer-to-double conversion and an unpredictable branch per element); the
+ * scalar loop paid two 64-bit multiplies, an integer-to-double conversion and
+ * an unpredictable branch per element (its cost: benchmarks/RESULTS.md); the
  * AVX2 body draws four at a time, its 64-bit products from 32-bit ones, and
  * the AVX-512 level runs it too (AVX-512F has no 64-bit multiply either).
  */
