@@ -66,8 +66,7 @@ static inline __m256i archfit_dropped4_avx2(__m256i* s, __m256i step, __m256i be
 }
 
 #define ARCHFIT_DROPOUT_AVX2_START                                                     \
-    const uint64_t below = archfit_dropout_threshold(rate);                            \
-    const __m256i below4 = _mm256_set1_epi64x((long long)below);                       \
+    const __m256i below4 = _mm256_set1_epi64x((long long)archfit_dropout_threshold(rate)); \
     const __m256i step = _mm256_set1_epi64x((long long)(4 * ARCHFIT_GOLDEN));          \
     uint64_t s = *state;                                                               \
     __m256i s4 = _mm256_setr_epi64x((long long)(s + ARCHFIT_GOLDEN),                   \
@@ -75,30 +74,25 @@ static inline __m256i archfit_dropped4_avx2(__m256i* s, __m256i step, __m256i be
                                     (long long)(s + 3 * ARCHFIT_GOLDEN),               \
                                     (long long)(s + 4 * ARCHFIT_GOLDEN));              \
     ptrdiff_t i = 0;
-#define ARCHFIT_DROPOUT_AVX2_TAIL                                                      \
-    s += (uint64_t)i * ARCHFIT_GOLDEN;                                                 \
-    for (; i < n; i++) {                                                               \
-        s += ARCHFIT_GOLDEN;                                                           \
-        mask[i] = (archfit_splitmix(s) >> 11) < below ? 0 : keep;                      \
-    }                                                                                  \
-    *state = s;
+/* the last n - i draws, one at a time, from the state after the first i */
+#define ARCHFIT_DROPOUT_AVX2_TAIL(SUFFIX)                                              \
+    *state = s + (uint64_t)i * ARCHFIT_GOLDEN;                                         \
+    archfit_dropout_##SUFFIX##_portable(mask + i, n - i, rate, state);
 
 __attribute__((target("avx2")))
 static inline void archfit_dropout_f64_avx2(ARCHFIT_DROPOUT_ARGS(double)) {
-    const double keep = 1.0 / (1.0 - rate);
-    const __m256d keep4 = _mm256_set1_pd(keep);
+    const __m256d keep4 = _mm256_set1_pd(1.0 / (1.0 - rate));
     ARCHFIT_DROPOUT_AVX2_START
     for (; i + 4 <= n; i += 4) {
         const __m256i dropped = archfit_dropped4_avx2(&s4, step, below4);
         _mm256_storeu_pd(mask + i, _mm256_andnot_pd(_mm256_castsi256_pd(dropped), keep4));
     }
-    ARCHFIT_DROPOUT_AVX2_TAIL
+    ARCHFIT_DROPOUT_AVX2_TAIL(f64)
 }
 
 __attribute__((target("avx2")))
 static inline void archfit_dropout_f32_avx2(ARCHFIT_DROPOUT_ARGS(float)) {
-    const float keep = (float)(1.0 / (1.0 - rate));
-    const __m256 keep8 = _mm256_set1_ps(keep);
+    const __m256 keep8 = _mm256_set1_ps((float)(1.0 / (1.0 - rate)));
     const __m256i low_halves = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
     ARCHFIT_DROPOUT_AVX2_START
     for (; i + 8 <= n; i += 8) {
@@ -110,7 +104,7 @@ static inline void archfit_dropout_f32_avx2(ARCHFIT_DROPOUT_ARGS(float)) {
         const __m256i dropped = _mm256_blend_epi32(a, b, 0xF0);
         _mm256_storeu_ps(mask + i, _mm256_andnot_ps(_mm256_castsi256_ps(dropped), keep8));
     }
-    ARCHFIT_DROPOUT_AVX2_TAIL
+    ARCHFIT_DROPOUT_AVX2_TAIL(f32)
 }
 #undef ARCHFIT_DROPOUT_AVX2_START
 #undef ARCHFIT_DROPOUT_AVX2_TAIL
