@@ -5,10 +5,11 @@ On a CPU with AVX-512 the whole kernel suite runs on that path
 tests/emulation/avx512_emulation.c compiles them from the library's own
 headers with the _mm512_ intrinsics emulated lane by lane and checks every
 product against the AVX2 body bit for bit and against a long-double
-reference, over shapes that cross every block edge; the serial build in
-test_isolated.py runs the whole kernel suite on the emulated path too. The Adam update's AVX-512 build is plain C that the compiler
-vectorises; what must hold there is that it contracts nothing into an FMA,
-which its assembly shows.
+reference, over shapes that cross every block edge; the serial build
+(test_serial_build.py) runs the whole kernel suite on the emulated path too.
+The Adam update's AVX-512 build is plain C that the compiler vectorises; what
+must hold there is that it contracts nothing into an FMA, which its assembly
+shows.
 """
 import platform
 import re
@@ -17,7 +18,7 @@ import subprocess
 
 import pytest
 
-from test_isolated import ROOT
+from isolation import ROOT
 
 KERNELS = ROOT / "csrc" / "archfit" / "_kernels"
 EMULATION = ROOT / "tests" / "emulation"
