@@ -15,10 +15,9 @@ ROOT = TESTS.parent
 
 def run_suite(path, env_extra=None, timeout=900):
     env = dict(os.environ, ARCHFIT_ISOLATED="1", **(env_extra or {}))
-    # -n 0: one process (the outer run already uses every core)
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             "-n", "0", "-x", str(path)], capture_output=True, text=True,
-                            timeout=timeout, cwd=ROOT, env=env)
+                             "-x", str(path)], capture_output=True, text=True, timeout=timeout,
+                            cwd=ROOT, env=env)
     tail = (result.stdout[-3000:] + "\n" + result.stderr[-3000:]).strip()
     assert result.returncode >= 0, f"the suite crashed with signal {-result.returncode}:\n{tail}"
     assert result.returncode == 0, tail
