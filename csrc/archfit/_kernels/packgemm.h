@@ -93,6 +93,37 @@ static inline ptrdiff_t archfit_pk_pack6_f32(ptrdiff_t kc, const float* src, ptr
     return p;
 }
 
+/* Six full rows of A (doubles) into `work` as work[p * 6 + r], four columns
+ * at a time: rows 0-3 through a 4 x 4 register transpose (one 4-double store
+ * per column), rows 4-5 through 2 x 4 (one 2-double store per column).
+ * Returns the columns done (a multiple of 4). */
+__attribute__((target("avx2")))
+static inline ptrdiff_t archfit_pk_pack6_f64(ptrdiff_t kc, const double* src, ptrdiff_t lda,
+                                             double* work) {
+    ptrdiff_t p = 0;
+    for (; p + 4 <= kc; p += 4, work += 24) {
+        const __m256d r0 = _mm256_loadu_pd(src + p), r1 = _mm256_loadu_pd(src + lda + p);
+        const __m256d r2 = _mm256_loadu_pd(src + 2 * lda + p);
+        const __m256d r3 = _mm256_loadu_pd(src + 3 * lda + p);
+        const __m256d r4 = _mm256_loadu_pd(src + 4 * lda + p);
+        const __m256d r5 = _mm256_loadu_pd(src + 5 * lda + p);
+        /* t0: rows 0-1 of columns 0 | 2, t1: of columns 1 | 3; t2, t3 rows 2-3;
+         * t4, t5 rows 4-5 */
+        const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+        const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+        const __m256d t4 = _mm256_unpacklo_pd(r4, r5), t5 = _mm256_unpackhi_pd(r4, r5);
+        _mm256_storeu_pd(work, _mm256_permute2f128_pd(t0, t2, 0x20));
+        _mm_storeu_pd(work + 4, _mm256_castpd256_pd128(t4));
+        _mm256_storeu_pd(work + 6, _mm256_permute2f128_pd(t1, t3, 0x20));
+        _mm_storeu_pd(work + 10, _mm256_castpd256_pd128(t5));
+        _mm256_storeu_pd(work + 12, _mm256_permute2f128_pd(t0, t2, 0x31));
+        _mm_storeu_pd(work + 16, _mm256_extractf128_pd(t4, 1));
+        _mm256_storeu_pd(work + 18, _mm256_permute2f128_pd(t1, t3, 0x31));
+        _mm_storeu_pd(work + 22, _mm256_extractf128_pd(t5, 1));
+    }
+    return p;
+}
+
 /* Twelve full rows of A into `work` as work[p * 12 + r], eight columns at a
  * time: rows 0-7 through an 8 x 8 register transpose (one 8-float store per
  * column), rows 8-11 through a 4 x 8 one (one 4-float store per column).
@@ -142,6 +173,7 @@ static inline ptrdiff_t archfit_pk_pack12_f32(ptrdiff_t kc, const float* src, pt
 #define PK_MR 6
 #define PK_KC 256
 #define PK_MC 96
+#define PK_PACK_ROWS archfit_pk_pack6_f64
 #include "packgemm_impl.h"
 #include "simd_ops_end.h"
 

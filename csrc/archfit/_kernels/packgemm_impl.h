@@ -124,7 +124,14 @@ static inline void AV_NAME(archfit_pk_pack_a)(int trans_a, ptrdiff_t i0, ptrdiff
                                          AV_T* work) {
     for (ptrdiff_t g = i0; g < i1; g += PK_MR, work += kc * PK_MR) {
         const ptrdiff_t rows = i1 - g < PK_MR ? i1 - g : PK_MR;
-        if (trans_a) {
+        if (trans_a && rows == PK_MR) {
+            /* op(A)'s PK_MR rows are contiguous in each row of A: a copy of
+             * fixed length, which the compiler turns into vector moves */
+            for (ptrdiff_t p = 0; p < kc; p++) {
+                const AV_T* src = A + (p0 + p) * lda + g;
+                for (ptrdiff_t r = 0; r < PK_MR; r++) work[p * PK_MR + r] = src[r];
+            }
+        } else if (trans_a) {
             for (ptrdiff_t p = 0; p < kc; p++) {
                 const AV_T* src = A + (p0 + p) * lda + g;
                 for (ptrdiff_t r = 0; r < PK_MR; r++)
