@@ -263,11 +263,9 @@ class FitModel:
 
     # ---- prediction -------------------------------------------------------------------
     def _outputs(self, X) -> np.ndarray:
+        if type(X) is not np.ndarray:      # a plain array has no column names to match
+            X = by_name(X, self.feature_names)
         scaling = self._standardization
-        if scaling is None and type(X) is np.ndarray:
-            # no column names to match: straight on (a one-sample call's overhead)
-            return self._model._outputs(self._theta, X)
-        X = by_name(X, self.feature_names)
         if scaling is None:
             return self._model._outputs(self._theta, X)
         X = features(X, self._model.architecture.n_inputs, self._model.dtype)
