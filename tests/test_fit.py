@@ -304,6 +304,27 @@ def test_sharded_fit_gives_the_same_bits_on_any_number_of_threads(digits_split, 
     assert fits[0].score(Xt, yt) > 0.85    # two epochs: it learned
 
 
+def test_validation_history_does_not_depend_on_blas_threads():
+    # 1,200 validation rows through 16-64-3: products large enough for BLAS, whose
+    # rounding depends on its thread count; the evaluation's plan keeps it out
+    from threadpoolctl import threadpool_limits
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6000, 16))
+    y = (X[:, :4] @ rng.normal(size=(4, 3)) + 0.8 * rng.normal(size=(6000, 3))).argmax(axis=1)
+    model = af.Model(af.Architecture(16, [af.Dense(64, "relu"), af.Dense(3)], "softmax"))
+    hp = af.Hyperparameters(epochs=3, batch_size=32, seed=5)
+    histories = []
+    for blas in (1, 2, 3):
+        with threadpool_limits(blas, user_api="blas"):
+            fitted = af.fit(model, X[:4800], y[:4800], hp, validation=(X[4800:], y[4800:]))
+        histories.append([{k: v for k, v in r.items() if k != "seconds"}
+                          for r in fitted.history])
+        # the recorded validation loss is the fit model's loss on the same rows, bit for bit
+        assert fitted.history[-1]["validation_loss"] == fitted.loss(X[4800:], y[4800:])
+        assert fitted.history[-1]["validation_score"] == fitted.score(X[4800:], y[4800:])
+    assert histories[1] == histories[0] and histories[2] == histories[0]
+
+
 def test_divergence_raises_naming_the_epoch():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(50, 3)) * 1e3

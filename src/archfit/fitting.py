@@ -416,9 +416,9 @@ def _record(model, theta, epoch, train_loss, learning_rate, seconds, val, n_thre
               "seconds": seconds}
     if val is not None:
         Xv, tv, wv = val
-        record["validation_loss"] = model._loss(theta, Xv, tv, wv)
-        record["validation_score"] = score_outputs(model, model._predict(theta, Xv, n_threads),
-                                                   tv, wv)
+        loss, outputs = model._evaluate(theta, Xv, tv, wv, n_threads)
+        record["validation_loss"] = loss
+        record["validation_score"] = score_outputs(model, outputs, tv, wv)
     return record
 
 

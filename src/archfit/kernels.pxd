@@ -217,6 +217,13 @@ cdef int predict_data(const Network* net, const PredictionPlan* plan, int dtype,
                       void* memory) noexcept nogil
     # predict for a Data (dense or sparse X; labels, targets, weights unused)
 
+cdef int evaluate(const Network* net, const PredictionPlan* plan, int dtype,
+                  const void* theta, const Data* data, void* out, void* memory,
+                  double* loss) noexcept nogil
+    # predict_data that also puts data's weighted mean loss into `loss` (no L2), out
+    # (or NULL: no outputs) and memory as for predict_data; the loss, like the outputs,
+    # does not depend on the plan's thread count
+
 cdef Py_ssize_t loss_bytes(const Network* net, int dtype, Py_ssize_t n_rows) noexcept nogil
 
 cdef int loss_and_grad(const Network* net, int dtype, const void* theta, const Data* data,

@@ -21,7 +21,8 @@ from archfit._kernels._plan cimport (ALIGN, PREDICT_CHUNK, aligned, network_of, 
                                      lay_out_training, plan_prediction, loss_scratch,
                                      packed_operands, any_splits)
 from archfit._kernels._training cimport run_epoch, run_population, order_of
-from archfit._kernels._prediction cimport predict_rows, predict_sparse, predict_small, loss_grad
+from archfit._kernels._prediction cimport (predict_rows, predict_sparse, predict_small,
+                                           evaluate_rows, loss_grad)
 from archfit._kernels._optimizers cimport optimizer_settings
 from archfit._kernels._cpu cimport archfit_isa, ARCHFIT_ISA_AVX2, ARCHFIT_ISA_AVX512
 
@@ -139,6 +140,15 @@ cdef int predict_data(const Network* net, const PredictionPlan* plan, int dtype,
     if dtype == FLOAT64:
         return predict_sparse(net, plan, <const double*> theta, data, <double*> out, memory)
     return predict_sparse(net, plan, <const float*> theta, data, <float*> out, memory)
+
+
+cdef int evaluate(const Network* net, const PredictionPlan* plan, int dtype,
+                  const void* theta, const Data* data, void* out, void* memory,
+                  double* loss) noexcept nogil:
+    if dtype == FLOAT64:
+        return evaluate_rows(net, plan, <const double*> theta, data, <double*> out, memory,
+                             loss)
+    return evaluate_rows(net, plan, <const float*> theta, data, <float*> out, memory, loss)
 
 
 cdef Py_ssize_t loss_bytes(const Network* net, int dtype, Py_ssize_t n_rows) noexcept nogil:
@@ -336,6 +346,42 @@ cdef class Kernel:
         cdef void* memory = _address(block)
         with nogil:
             predict_data(&self.net, &plan, dtype, theta, data, out, memory)
+
+    def evaluate(self, const floating[::1] theta, const floating[:, ::1] X,
+                 const int[::1] labels, const floating[:, ::1] targets,
+                 const floating[::1] weights, floating[:, ::1] out=None, int threads=1):
+        """The weighted mean loss of (X, targets), with the outputs into `out`
+        unless None: ``predict``'s chunks, products and threads (the plan for
+        X's rows), so the loss does not depend on `threads` either."""
+        if X.shape[0] == 0:
+            raise ValueError("a loss needs at least one row")
+        cdef Data data = _data(X, labels, targets, weights)
+        return self._evaluate(&theta[0], &data, &out[0, 0] if out is not None else NULL,
+                              FLOAT64 if floating is double else FLOAT32, threads)
+
+    def evaluate_sparse(self, const floating[::1] theta, const floating[::1] values,
+                        const int[::1] indices, const Py_ssize_t[::1] indptr,
+                        const int[::1] labels, const floating[:, ::1] targets,
+                        const floating[::1] weights, floating[:, ::1] out=None,
+                        int threads=1):
+        """``evaluate`` for X in compressed sparse rows (checked by the caller)."""
+        if indptr.shape[0] < 2:
+            raise ValueError("a loss needs at least one row")
+        cdef Data data = _sparse_data(values, indices, indptr, labels, targets, weights)
+        return self._evaluate(&theta[0], &data, &out[0, 0] if out is not None else NULL,
+                              FLOAT64 if floating is double else FLOAT32, threads)
+
+    cdef double _evaluate(self, const void* theta, const Data* data, void* out, int dtype,
+                          int threads) except? -1:
+        """evaluate() as ``prediction_plan`` says, with a block of its own."""
+        cdef double loss = 0.0
+        cdef PredictionPlan plan = plan_prediction(&self.net, dtype == FLOAT64,
+                                                   data.n_samples, threads)
+        block = _block(plan.bytes)
+        cdef void* memory = _address(block)
+        with nogil:
+            evaluate(&self.net, &plan, dtype, theta, data, out, memory, &loss)
+        return loss
 
     def loss_and_grad_sparse(self, const floating[::1] theta, const floating[::1] values,
                              const int[::1] indices, const Py_ssize_t[::1] indptr,

@@ -266,20 +266,47 @@ class Model:
                                               grad, l2, compute)
         return float(loss)
 
-    def _loss(self, theta, X, targets, weights) -> float:
+    def _loss(self, theta, X, targets, weights, n_threads: int | None = None) -> float:
         """Mean loss of validated inputs, without a gradient."""
+        return self._evaluate(theta, X, targets, weights, n_threads, outputs=False)[0]
+
+    def _evaluate(self, theta, X, targets, weights, n_threads: int | None = None,
+                  outputs: bool = True) -> tuple[float, np.ndarray | None]:
+        """(mean loss, head outputs or None) of validated inputs in one pass:
+        the prediction's chunks, products and threads, so the loss is as
+        reproducible as the outputs (it does not depend on BLAS's threads
+        when the plan packs the weights, nor on `n_threads`)."""
         if isinstance(X, FileRows):
             # the weighted mean of the parts' weighted means
             total = weight = 0.0
+            out = (np.empty((len(X), self._architecture.n_outputs), dtype=self._dtype)
+                   if outputs else None)
             for lo, hi in X.parts():
                 w = 1.0 * (hi - lo) if weights is None else float(weights[lo:hi].sum(dtype=float))
+                loss, part = self._evaluate(
+                    theta, X.take(lo=lo, hi=hi), targets.take(np.arange(lo, hi)),
+                    None if weights is None else weights[lo:hi], n_threads, outputs)
+                if outputs:
+                    out[lo:hi] = part
                 if w > 0:
-                    total += w * self._loss(theta, X.take(lo=lo, hi=hi), targets.take(
-                        np.arange(lo, hi)), None if weights is None else weights[lo:hi])
+                    total += w * loss
                     weight += w
                 X.release()
-            return total / weight
-        return self._loss_grad(theta, X, targets, weights)
+            return total / weight, out
+        n = X.shape[0]
+        plan = self._kernel.prediction_plan(self._dtype, n, _threads.budget(n_threads))
+        out_bytes = n * self._architecture.n_outputs * self._dtype.itemsize if outputs else 0
+        reserve(plan["bytes"] + out_bytes, "the scratch memory of this computation")
+        out = np.empty((n, self._architecture.n_outputs), dtype=self._dtype) if outputs else None
+        with _threads.blas_during(plan["chunks"], n_threads):
+            if isinstance(X, SparseRows):
+                loss = self._kernel.evaluate_sparse(theta, X.values, X.indices, X.indptr,
+                                                    targets.labels, targets.values, weights,
+                                                    out, plan["threads"])
+            else:
+                loss = self._kernel.evaluate(theta, X, targets.labels, targets.values, weights,
+                                             out, plan["threads"])
+        return float(loss), out
 
     def _check_theta(self, theta) -> np.ndarray:
         return as_parameters(theta, self.n_parameters, self._dtype)

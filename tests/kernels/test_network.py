@@ -350,6 +350,61 @@ def test_packed_predictions_do_not_depend_on_the_batch(dtype):
     assert_close(outs[0], ref.head("softmax", Z[-1]), dtype, scale=200)
 
 
+@pytest.mark.parametrize("output,loss", HEAD_CASES)
+@pytest.mark.parametrize("n", [1, 9, 300, 1000])
+def test_evaluation_is_the_prediction_and_the_reference_loss(dtype, output, loss, n):
+    # one row, one chunk, several chunks (packed weights on AVX2); weighted
+    rng = np.random.default_rng(14)
+    model = make_model(output, "tanh", dtype, loss, n_in=40)
+    theta = model.init(5) + (0.1 * rng.normal(size=model.n_parameters)).astype(dtype)
+    X = rng.normal(size=(n, 40)).astype(dtype)
+    y = make_targets(model, n, rng)
+    w = rng.uniform(0.2, 3, n).astype(dtype)
+    enc = encoded(model, y)
+    labels = enc.get("labels")
+    labels = None if labels is None else labels.astype(np.int32)
+    targets = enc.get("targets")
+    targets = None if targets is None else targets.astype(dtype)
+    predicted = np.empty((n, 3), dtype)
+    with threadpool_limits(1, user_api="blas"):
+        model._kernel.predict(theta, X, predicted, 2)
+        for weights in (None, w):
+            out = np.full((n, 3), np.nan, dtype)
+            value = model._kernel.evaluate(theta, X, labels, targets, weights, out, 2)
+            assert np.array_equal(out, predicted)
+            assert model._kernel.evaluate(theta, X, labels, targets, weights, None, 1) == value
+            expected, _ = ref.loss_and_grad(model, theta, X, weights=weights, **enc)
+            assert_close(value, expected, dtype, scale=50)
+
+
+def test_evaluation_gives_the_same_bits_on_any_number_of_threads(dtype):
+    arch = af.Architecture(300, [af.Dense(130, "relu"), af.Dense(40, "tanh"), af.Dense(7)],
+                           "softmax")
+    model = af.Model(arch, dtype=dtype)
+    rng = np.random.default_rng(15)
+    theta = model.init(6)
+    X = rng.normal(size=(1000, 300)).astype(dtype)
+    labels = rng.integers(0, 7, 1000).astype(np.int32)
+    with threadpool_limits(1, user_api="blas"):
+        values = {model._kernel.evaluate(theta, X, labels, None, None, None, t) for t in (1, 2, 3)}
+    assert len(values) == 1
+    # through the model, BLAS's own thread count does not matter either
+    fitted = af.FitModel(model, theta, af.Hyperparameters(), classes=np.arange(7))
+    with threadpool_limits(2, user_api="blas"):
+        two = fitted.loss(X, labels)
+    with threadpool_limits(1, user_api="blas"):
+        one = fitted.loss(X, labels)
+    assert one == two == values.pop()      # the same plan, the same bits
+
+
+def test_evaluation_of_no_rows_is_refused(dtype):
+    model = make_model("softmax", "relu", dtype)
+    theta = model.init(0)
+    with pytest.raises(ValueError, match="at least one row"):
+        model._kernel.evaluate(theta, np.empty((0, 4), dtype), np.empty(0, np.int32), None,
+                               None, None, 1)
+
+
 def test_one_sample_gives_the_same_bits_on_any_number_of_threads(dtype):
     # 200 x 256 and 256 x 64 layers are large enough to be shared among threads
     arch = af.Architecture(200, [af.Dense(256, "relu"), af.Dense(64, "tanh"), af.Dense(5)],

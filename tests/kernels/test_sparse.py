@@ -42,6 +42,29 @@ def test_predict_matches_dense(dtype, n):
     assert_close(sparse_out, dense, dtype)
 
 
+@pytest.mark.parametrize("n", [1, 230, 1100])
+def test_evaluation_is_the_sparse_prediction_and_the_dense_loss(dtype, n):
+    X, y = _data(n=n, seed=3)
+    model = _model(dtype)
+    theta = model.init(4)
+    labels = y.astype(np.intc)
+    w = np.random.default_rng(5).uniform(0.5, 2, n).astype(dtype)
+    predicted = np.empty((n, 3), dtype)
+    model._kernel.predict_sparse(theta, *_csr(X, dtype), predicted, 2)
+    dense = model._kernel.evaluate(theta, np.ascontiguousarray(X, dtype=dtype), labels, None, w)
+    losses = set()
+    for threads in (1, 2, 3):
+        out = np.full((n, 3), np.nan, dtype)
+        losses.add(model._kernel.evaluate_sparse(theta, *_csr(X, dtype), labels, None, w, out,
+                                                 threads))
+        assert np.array_equal(out, predicted)
+    assert len(losses) == 1
+    assert losses.pop() == pytest.approx(dense, rel=1e-5 if dtype == np.float32 else 1e-9)
+    with pytest.raises(ValueError, match="at least one row"):
+        model._kernel.evaluate_sparse(theta, np.empty(0, dtype), np.empty(0, np.intc),
+                                      np.zeros(1, np.intp), labels[:0], None, None)
+
+
 def test_loss_and_grad_match_dense(dtype):
     X, y = _data()
     model = _model(dtype)

@@ -105,8 +105,8 @@ cdef int lay_out_training(TrainingState* state, const Network* net, const Settin
 cdef PredictionPlan plan_prediction(const Network* net, bint f64, Py_ssize_t n_rows,
                                     int threads) noexcept nogil
 cdef Py_ssize_t prediction_block(const Network* net, const PredictionPlan* plan, bint f64,
-                                 char* base, Workspace* ws, Packed* pk, char** scratch,
-                                 Py_ssize_t* stride) noexcept nogil
+                                 char* base, Workspace* ws, Packed* pk, double** losses,
+                                 char** scratch, Py_ssize_t* stride) noexcept nogil
 cdef Py_ssize_t loss_scratch(const Network* net, Py_ssize_t n_rows) noexcept nogil
 cdef char* aligned(void* p) noexcept nogil
 cdef void* packed_operands(const TrainingState* state, Py_ssize_t* count) noexcept nogil

@@ -333,6 +333,7 @@ cdef PredictionPlan plan_prediction(const Network* net, bint f64, Py_ssize_t n_r
     cdef Workspace ws
     cdef Packed pk
     cdef char* scratch
+    cdef double* losses
     cdef Py_ssize_t stride
     plan.packed = n_rows > PREDICT_CHUNK and archfit_packed_gemm_available() != 0
     plan.rows = _predict_rows(n_rows, plan.packed)
@@ -343,26 +344,30 @@ cdef PredictionPlan plan_prediction(const Network* net, bint f64, Py_ssize_t n_r
         plan.threads = <int> min(<Py_ssize_t> threads_allowed(threads), plan.chunks)
     else:
         plan.threads = 1
-    plan.bytes = ALIGN + prediction_block(net, &plan, f64, NULL, &ws, &pk, &scratch, &stride)
+    plan.bytes = ALIGN + prediction_block(net, &plan, f64, NULL, &ws, &pk, &losses, &scratch,
+                                          &stride)
     return plan
 
 
 cdef Py_ssize_t prediction_block(const Network* net, const PredictionPlan* plan, bint f64,
-                                 char* base, Workspace* ws, Packed* pk, char** scratch,
-                                 Py_ssize_t* stride) noexcept nogil:
+                                 char* base, Workspace* ws, Packed* pk, double** losses,
+                                 char** scratch, Py_ssize_t* stride) noexcept nogil:
     """Lay out a prediction's block from `base` (ALIGN-aligned) - the packed
-    weights, then each thread's scratch, `stride` bytes apart - or only count
-    when `base` is NULL; returns the bytes. `ws` is planned for a chunk."""
+    weights, each chunk's loss (an evaluation's), then each thread's scratch,
+    `stride` bytes apart - or only count when `base` is NULL; returns the
+    bytes. `ws` is planned for a chunk."""
     cdef Py_ssize_t item = 8 if f64 else 4, packed = 0
     cdef Py_ssize_t per = workspace(net, ws, plan.rows, False, plan.rows == 1, 0)
+    cdef Py_ssize_t chunk_losses = _up(max(plan.chunks, <Py_ssize_t> 1) * sizeof(double))
     if plan.packed:
         per += ARCHFIT_PK_WORK          # each thread's packed-GEMM scratch follows its own
         packed = _up(packed_weights_size(net, f64) * item)
         if base != NULL:
             packed_weights_layout(net, pk, base, f64)
     stride[0] = _up(per * item)
-    scratch[0] = base + packed if base != NULL else NULL
-    return packed + plan.threads * stride[0]
+    losses[0] = <double*> (base + packed) if base != NULL else NULL
+    scratch[0] = base + packed + chunk_losses if base != NULL else NULL
+    return packed + chunk_losses + plan.threads * stride[0]
 
 
 cdef Py_ssize_t loss_scratch(const Network* net, Py_ssize_t n_rows) noexcept nogil:

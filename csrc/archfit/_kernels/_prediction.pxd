@@ -7,6 +7,9 @@ cdef int predict_rows(const Network* net, const PredictionPlan* plan, const floa
                       const floating* X, Py_ssize_t n, floating* out, void* memory) noexcept nogil
 cdef int predict_sparse(const Network* net, const PredictionPlan* plan, const floating* theta,
                         const Data* data, floating* out, void* memory) noexcept nogil
+cdef int evaluate_rows(const Network* net, const PredictionPlan* plan, const floating* theta,
+                       const Data* data, floating* out, void* memory,
+                       double* loss) noexcept nogil
 cdef int predict_small(const Network* net, const floating* theta, const floating* X,
                        Py_ssize_t n, floating* out, int threads) noexcept nogil
 cdef int loss_grad(const Network* net, const floating* theta, const Data* data, double l2,

@@ -7,7 +7,10 @@ Design
   products read them, so a row's outputs do not depend on the other rows.
 * One row is the latency path: a vector-matrix kernel per layer, the columns
   of large layers shared among threads inside one parallel region.
-* The loss and gradient go through the data in chunks of CHUNK_ROWS rows,
+* An evaluation (a validation set's loss, ``Model.loss``) is a prediction
+  that also takes each chunk's loss from its logits: the same chunks,
+  products and threads, so it is as reproducible as the outputs.
+* The loss with its gradient goes through the data in chunks of CHUNK_ROWS rows,
   accumulating the weight gradients in place (GEMM with beta = 1), so memory
   stays bounded for any number of rows.
 """
@@ -94,29 +97,50 @@ cdef void _forward_row(const Network* net, const Workspace* ws, const floating* 
         archfit_fp_leave(mode)
 
 
+cdef double _chunk_loss(const Network* net, const Workspace* ws, const floating* buf,
+                        const Data* data, Py_ssize_t lo, Py_ssize_t b) noexcept nogil:
+    """Weighted sum of the losses of data's rows [lo, lo + b), their logits in buf."""
+    cdef Py_ssize_t k = net.sizes[net.n_layers]
+    cdef const floating* targets = <const floating*> data.targets
+    cdef const floating* weights = <const floating*> data.weights
+    return head_loss_grad(buf + ws.z[net.n_layers - 1], b, k, net.loss,
+                          data.labels + lo if data.labels != NULL else NULL,
+                          targets + lo * k if targets != NULL else NULL,
+                          weights + lo if weights != NULL else NULL,
+                          NULL, 1.0, net.huber_delta)
+
+
 cdef void _predict_row(const Network* net, const Workspace* ws, const floating* theta,
                        const floating* x, floating* out, floating* buf,
                        int threads) noexcept nogil:
-    """Outputs of the one sample x; ws planned for one row with room for x."""
+    """Outputs of the one sample x (into `out` unless NULL); ws planned for
+    one row with room for x; its logits stay in buf."""
     memcpy(buf + ws.x, x, net.sizes[0] * sizeof(floating))
     _forward_row(net, ws, theta, buf, threads)
-    head_output(buf + ws.z[net.n_layers - 1], out, 1, net.sizes[net.n_layers], net.head)
+    if out != NULL:
+        head_output(buf + ws.z[net.n_layers - 1], out, 1, net.sizes[net.n_layers], net.head)
 
 
 cdef void _predict_chunk(const Network* net, const Workspace* ws, const floating* theta,
-                         const floating* X, floating* out, Py_ssize_t n, Py_ssize_t lo,
-                         floating* buf, const Packed* pk=NULL, floating* work=NULL,
-                         const Data* sparse=NULL) noexcept nogil:
-    """Outputs of rows [lo, lo + ws.rows) of X (fewer at the end); with `pk`
-    the products read the packed weights, `work` being the packed GEMM's scratch.
-    With `sparse`, X's rows come from it."""
+                         const Data* data, floating* out, double* losses, Py_ssize_t c,
+                         floating* buf, const Packed* pk=NULL,
+                         floating* work=NULL) noexcept nogil:
+    """Chunk c, rows [c * ws.rows, ...) of data (fewer at the end): their
+    outputs into `out` unless NULL, their loss into losses[c] unless `losses`
+    is NULL. With `pk` the products read the packed weights, `work` being the
+    packed GEMM's scratch."""
     cdef int L = net.n_layers
+    cdef Py_ssize_t n = data.n_samples, lo = c * ws.rows
     cdef Py_ssize_t b = min(ws.rows, n - lo)
-    if sparse != NULL:
-        forward(net, ws, theta, X, 0, b, buf, pk, work, sparse, NULL, lo)
+    cdef const floating* X = <const floating*> data.X
+    if data.indptr != NULL:
+        forward(net, ws, theta, X, 0, b, buf, pk, work, data, NULL, lo)
     else:
         forward(net, ws, theta, X + lo * net.sizes[0], 0, b, buf, pk, work)
-    head_output(buf + ws.z[L - 1], out + lo * net.sizes[L], b, net.sizes[L], net.head)
+    if losses != NULL:
+        losses[c] = _chunk_loss(net, ws, buf, data, lo, b)
+    if out != NULL:
+        head_output(buf + ws.z[L - 1], out + lo * net.sizes[L], b, net.sizes[L], net.head)
 
 
 cdef void _pack_weights(const Network* net, const floating* theta, Packed* pk) noexcept nogil:
@@ -132,68 +156,100 @@ cdef int predict_rows(const Network* net, const PredictionPlan* plan, const floa
                       void* memory) noexcept nogil:
     """out = head(f(X; θ)) for n rows, as `plan` says; `memory`: plan.bytes.
     Subnormal numbers are flushed to zero meanwhile, on every thread."""
-    cdef unsigned long long mode = archfit_fp_enter()
-    _predict_rows(net, plan, theta, X, n, out, memory)
-    archfit_fp_leave(mode)
-    return OK
+    cdef Data data
+    data.X = X
+    data.n_samples = n
+    data.labels = NULL
+    data.targets = NULL
+    data.weights = NULL
+    data.indptr = NULL
+    data.indices = NULL
+    data.rows = NULL
+    return evaluate_rows(net, plan, theta, &data, out, memory, NULL)
 
 
 cdef int predict_sparse(const Network* net, const PredictionPlan* plan, const floating* theta,
                         const Data* data, floating* out, void* memory) noexcept nogil:
     """predict_rows for sparse X (data.indptr set): chunks of rows shared
     among threads, each chunk's first-layer product sparse x dense."""
+    return evaluate_rows(net, plan, theta, data, out, memory, NULL)
+
+
+cdef int evaluate_rows(const Network* net, const PredictionPlan* plan, const floating* theta,
+                       const Data* data, floating* out, void* memory,
+                       double* loss) noexcept nogil:
+    """head(f(X; θ)) of data's rows (dense or sparse X) into `out` unless NULL,
+    and their weighted mean loss into `loss` unless NULL, as `plan` (for
+    data.n_samples rows) says; `memory`: plan.bytes.
+
+    The loss is the sum of each chunk's loss taken in chunk order, so like the
+    outputs it does not depend on the thread count; with packed weights a
+    row's loss does not depend on the other rows either. Subnormal numbers
+    are flushed to zero meanwhile, on every thread.
+    """
     cdef unsigned long long mode = archfit_fp_enter()
-    _predict_rows(net, plan, theta, <const floating*> data.X, data.n_samples, out, memory, data)
+    cdef double* losses = NULL
+    cdef double total = 0.0, total_w = 0.0
+    cdef const floating* weights = <const floating*> data.weights
+    cdef Py_ssize_t c, i
+    _predict_rows(net, plan, theta, data, out, memory, loss != NULL, &losses)
+    if loss != NULL:
+        for c in range(plan.chunks):
+            total += losses[c]
+        if weights != NULL:
+            for i in range(data.n_samples):
+                total_w += weights[i]
+        else:
+            total_w = <double> data.n_samples
+        loss[0] = total / total_w
     archfit_fp_leave(mode)
     return OK
 
 
 cdef void _predict_rows(const Network* net, const PredictionPlan* plan, const floating* theta,
-                        const floating* X, Py_ssize_t n, floating* out,
-                        void* memory, const Data* sparse=NULL) noexcept nogil:
+                        const Data* data, floating* out, void* memory, bint with_loss,
+                        double** chunk_losses) noexcept nogil:
     cdef unsigned long long mode
     cdef Workspace ws
     cdef Packed pk
-    cdef Py_ssize_t c, rows = plan.rows, per
+    cdef Py_ssize_t c, n = data.n_samples, per
     cdef char* scratch
     cdef floating* buf
+    cdef double* losses
     cdef int T = plan.threads
+    prediction_block(net, plan, floating is double, aligned(memory), &ws, &pk, &losses,
+                     &scratch, &per)
+    chunk_losses[0] = losses
     if n == 0:
         return
-    prediction_block(net, plan, floating is double, aligned(memory), &ws, &pk, &scratch, &per)
+    if not with_loss:
+        losses = NULL
     per //= sizeof(floating)            # each thread's scratch, in elements
     buf = <floating*> scratch
-    if sparse != NULL:
-        # the first layer reads the sparse rows; the others as planned (packed or not)
+    if plan.packed or data.indptr != NULL:
+        # Rows are independent here, so chunks go to whichever thread is free.
+        # Sparse X: the first layer reads the sparse rows, the others as planned.
         if plan.packed:
             _pack_weights(net, theta, &pk)
         with parallel(num_threads=T):
-            mode = archfit_fp_enter()
-            for c in prange(plan.chunks, schedule="dynamic"):
-                _predict_chunk(net, &ws, theta, X, out, n, c * rows, buf + threadid() * per,
-                               &pk if plan.packed else NULL,
-                               buf + threadid() * per + ws.size if plan.packed else NULL,
-                               sparse)
-            archfit_fp_leave(mode)
-    elif plan.packed:
-        # Rows are independent here, so chunks go to whichever thread is free.
-        _pack_weights(net, theta, &pk)
-        with parallel(num_threads=T):
             mode = archfit_fp_enter()           # this worker thread's mode, restored below
             for c in prange(plan.chunks, schedule="dynamic"):
-                _predict_chunk(net, &ws, theta, X, out, n, c * rows, buf + threadid() * per,
-                               &pk, buf + threadid() * per + ws.size)
+                _predict_chunk(net, &ws, theta, data, out, losses, c, buf + threadid() * per,
+                               &pk if plan.packed else NULL,
+                               buf + threadid() * per + ws.size if plan.packed else NULL)
             archfit_fp_leave(mode)
     elif n == 1:
-        _predict_row(net, &ws, theta, X, out, buf, T)
+        _predict_row(net, &ws, theta, <const floating*> data.X, out, buf, T)
+        if losses != NULL:
+            losses[0] = _chunk_loss(net, &ws, buf, data, 0, 1)
     elif T == 1:
         for c in range(plan.chunks):
-            _predict_chunk(net, &ws, theta, X, out, n, c * rows, buf)
+            _predict_chunk(net, &ws, theta, data, out, losses, c, buf)
     else:
         with parallel(num_threads=T):
             mode = archfit_fp_enter()
             for c in prange(plan.chunks, schedule="static"):
-                _predict_chunk(net, &ws, theta, X, out, n, c * rows, buf + threadid() * per)
+                _predict_chunk(net, &ws, theta, data, out, losses, c, buf + threadid() * per)
             archfit_fp_leave(mode)
 
 
