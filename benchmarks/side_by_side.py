@@ -7,7 +7,8 @@ build from a folder made with ``pip install --no-build-isolation --no-deps
 --target DIR <checkout of the old commit>``), and the two are timed in
 alternating pairs (the order flips every pair) while the other waits, so both
 see the same machine state (each call starts 20 ms after the other worker's
-last, once its OpenMP threads have stopped spinning); what is printed is the
+last, once its OpenMP threads have stopped spinning; ``--settle 0.25`` when a
+build calls multi-threaded OpenBLAS, whose idle threads spin about 0.1 s); what is printed is the
 median of the paired ratios. Each worker drives its build's own kernel objects (``Trainer.epoch``,
 ``Kernel.predict``), so Python overhead outside the kernels is not timed.
 
@@ -97,6 +98,10 @@ def main(argv=None):
     parser.add_argument("--predict", type=int, default=0, metavar="ROWS",
                         help="time Kernel.predict of ROWS rows instead of training")
     parser.add_argument("--allow-different-bits", action="store_true")
+    parser.add_argument("--settle", type=float, default=0.02, metavar="SECONDS",
+                        help="pause before each call (default 0.02: OpenMP's spinning "
+                             "threads sleep by then; a build that calls multi-threaded "
+                             "OpenBLAS needs about 0.25, its idle threads spin longer)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is not None:
@@ -121,9 +126,9 @@ def main(argv=None):
     times = {name: [] for name in workers}
     for i in range(pairs):
         for name in (("other", "installed") if i % 2 else ("installed", "other")):
-            # the other worker's OpenMP threads spin for a while after their
-            # last region and would take a core from this call: let them sleep
-            time.sleep(0.02)
+            # the other worker's OpenMP (and OpenBLAS) threads spin for a while
+            # after their last work and would take a core from this call
+            time.sleep(args.settle)
             times[name].append(ask(name, {"call": i})["seconds"])
     same = ask("installed", {"hash": 1}) == ask("other", {"hash": 1})
     for w in workers.values():

@@ -181,7 +181,7 @@ class Model:
         if type(X) is np.ndarray:     # plain: no memmap, sparse matrix or frame
             # (the kernel checks the rest, or returns None having done nothing)
             out = self._kernel.predict_ready(
-                theta, X, _threads.budget(None) if self._splits_rows else 1)
+                theta, X, _threads.budget(None) if self._splits_rows or len(X) > 1 else 1)
             if out is not None:
                 return out
         if isinstance(X, (FileRows, SparseRows)) or file_backed(X) or is_sparse(X):

@@ -322,13 +322,18 @@ def test_predict_gives_the_same_bits_on_any_number_of_threads(dtype):
 
 def test_packed_predictions_do_not_depend_on_the_batch(dtype):
     # chunks read the weights packed once (AVX2): a row's outputs are the
-    # same bits as when it is predicted alone or in another batch
+    # same bits as when it is predicted alone or in another batch, of any size
     arch = af.Architecture(300, [af.Dense(130, "relu"), af.Dense(40, "tanh"), af.Dense(7)],
                            "softmax")
     model = af.Model(arch, dtype=dtype)
     if not model._kernel.prediction_plan(dtype, 1000)["packed"]:
         pytest.skip("the packed GEMM needs a CPU with AVX2 and FMA")
-    assert not model._kernel.prediction_plan(dtype, 256)["packed"]
+    # a few rows are packed too (300 x 130 is too large for smallgemm), in two chunks
+    # once each has 4 MFLOP of work
+    plans = {n: model._kernel.prediction_plan(dtype, n, 2) for n in (1, 2, 16, 17, 100, 256)}
+    assert not plans[1]["packed"] and all(plans[n]["packed"] for n in (2, 16, 17, 100, 256))
+    assert [plans[n]["chunks"] for n in (2, 16, 17, 100, 256)] == [1, 1, 1, 2, 2]
+    assert plans[100]["threads"] == 2
     rng = np.random.default_rng(13)
     theta = model.init(4)
     X = rng.normal(size=(1000, 300)).astype(dtype)
@@ -346,6 +351,11 @@ def test_packed_predictions_do_not_depend_on_the_batch(dtype):
             alone = np.empty((1, 7), dtype)
             model._kernel.predict(theta, X[i:i + 1], alone, 1)
             assert np.array_equal(alone[0], outs[0][i])
+        for lo, hi in ((0, 2), (3, 20), (500, 600), (700, 956)):
+            few = np.full((hi - lo, 7), np.nan, dtype)
+            model._kernel.predict(theta, X[lo:hi], few, 2)
+            assert np.array_equal(few, outs[0][lo:hi])
+            assert np.array_equal(model._kernel.predict_ready(theta, X[lo:hi], 2), few)
     Z, _ = ref.forward(arch, theta, X)
     assert_close(outs[0], ref.head("softmax", Z[-1]), dtype, scale=200)
 
@@ -403,6 +413,26 @@ def test_evaluation_of_no_rows_is_refused(dtype):
     with pytest.raises(ValueError, match="at least one row"):
         model._kernel.evaluate(theta, np.empty((0, 4), dtype), np.empty(0, np.int32), None,
                                None, None, 1)
+
+
+def test_a_few_rows_of_a_small_network_are_not_packed(dtype):
+    # every product fits smallgemm (rows computed alone already): packing would only cost
+    model = af.Model(af.Architecture(64, [af.Dense(32, "relu"), af.Dense(10)], "softmax"),
+                     dtype=dtype)
+    assert not model._kernel.prediction_plan(dtype, 100, 2)["packed"]
+    assert model._kernel.prediction_plan(dtype, 100, 2)["chunks"] == 1
+    if not model._kernel.prediction_plan(dtype, 1000)["packed"]:
+        return
+    # on AVX2 smallgemm's rows, the packed GEMM's and one row's vecmat are one FMA chain
+    rng = np.random.default_rng(16)
+    theta = model.init(7)
+    X = rng.normal(size=(1000, 64)).astype(dtype)
+    whole = np.empty((1000, 10), dtype)
+    model._kernel.predict(theta, X, whole, 2)
+    for lo, hi in ((0, 1), (1, 3), (10, 110), (700, 956)):
+        part = np.empty((hi - lo, 10), dtype)
+        model._kernel.predict(theta, X[lo:hi], part, 2)
+        assert np.array_equal(part, whole[lo:hi])
 
 
 def test_one_sample_gives_the_same_bits_on_any_number_of_threads(dtype):

@@ -36,10 +36,6 @@ cdef extern from "smallgemm.h" nogil:
 from archfit._kernels.packgemm cimport (
     ARCHFIT_PK_WORK, archfit_packed_gemm_available, packed_size, pack, packed_gemm)
 
-cdef enum:
-    SMALL_B = 8192          # op(B) elements: 32 KiB in float32, in L1 across the rows
-    SMALL_FMAS = 524288     # beyond this, OpenBLAS's blocked GEMM wins
-
 from archfit._kernels._cpu cimport archfit_isa_adopt
 from archfit._kernels._cpu import LEVEL
 archfit_isa_adopt(LEVEL)   # cpu.h: the one decision, before any kernel runs
@@ -64,7 +60,7 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
             else:
                 archfit_vecmat_f64(k, n, A, 1, B, ldb, C)
             return
-        if n > 1 and <long> k * n <= SMALL_B and <long> m * n * k <= SMALL_FMAS:
+        if small_product(m, n, k):
             if floating is float:
                 archfit_small_gemm_f32(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc,
                                        scratch)

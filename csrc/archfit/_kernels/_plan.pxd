@@ -17,6 +17,9 @@ cdef enum:
     PREDICT_MAX_ROWS = 1024
     # With the weights packed once (AVX2), chunks cost no re-packing:
     # small ones (two of packgemm's 96-row blocks) balance the threads' work.
+    # Up to PREDICT_CHUNK rows packed (their products too large for smallgemm)
+    # go in two chunks, of a multiple of 16 rows, when each chunk's products
+    # have SHARD_MIN_FLOPS of work, else in one.
     PACKED_ROWS = 192
     # Training on an AVX2 CPU keeps the weights of every layer with at least
     # PACK_MIN_WEIGHTS of them packed (for X W) and packed transposed (for

@@ -17,6 +17,7 @@ from libc.string cimport memset
 from archfit.kernels cimport (OK, INVALID_ARGUMENT, FLOAT32, FLOAT64, IDENTITY, GELU,
                               SOFTMAX, EXPONENTIAL, CROSS_ENTROPY, POISSON, SGD, ADAMW)
 from archfit._kernels.packgemm cimport ARCHFIT_PK_WORK, archfit_packed_gemm_available, packed_size
+from archfit._kernels._blas cimport small_product
 
 cdef extern from "team.h" nogil:
     void archfit_install_fork_guard()
@@ -315,9 +316,16 @@ cdef int lay_out_training(TrainingState* state, const Network* net, const Settin
     return OK
 
 
-cdef Py_ssize_t _predict_rows(Py_ssize_t n, bint packed) noexcept nogil:
+cdef Py_ssize_t _predict_rows(const Network* net, Py_ssize_t n, bint packed) noexcept nogil:
     """Rows per chunk when predicting n rows (`packed`: with packed weights)."""
-    cdef Py_ssize_t rows = ((n + 3) // 4 + 15) // 16 * 16
+    cdef Py_ssize_t rows = ((n + 3) // 4 + 15) // 16 * 16, half, weights = 0
+    cdef int l
+    if packed and n <= PREDICT_CHUNK:
+        # two chunks when each is worth a fork/join (as a training step's shards)
+        for l in range(net.n_layers):
+            weights += net.sizes[l] * net.sizes[l + 1]
+        half = ((n + 1) // 2 + 15) // 16 * 16
+        return half if half < n and 2 * weights * half >= SHARD_MIN_FLOPS else n
     if n <= PREDICT_CHUNK:
         return n
     if packed:
@@ -325,18 +333,35 @@ cdef Py_ssize_t _predict_rows(Py_ssize_t n, bint packed) noexcept nogil:
     return max(<Py_ssize_t> PREDICT_CHUNK, min(<Py_ssize_t> PREDICT_MAX_ROWS, rows))
 
 
+cdef bint _packs(const Network* net, Py_ssize_t n_rows) noexcept nogil:
+    """Whether predicting n_rows rows packs the weights: on a CPU with the
+    packed GEMM, for more than PREDICT_CHUNK rows, and for fewer (but two or
+    more) when a layer's product would otherwise go to BLAS."""
+    cdef int l
+    if n_rows < 2 or archfit_packed_gemm_available() == 0:
+        return False
+    if n_rows > PREDICT_CHUNK:
+        return True
+    for l in range(net.n_layers):
+        if not small_product(n_rows, net.sizes[l + 1], net.sizes[l]):
+            return True
+    return False
+
+
 cdef PredictionPlan plan_prediction(const Network* net, bint f64, Py_ssize_t n_rows,
                                     int threads) noexcept nogil:
     """Chunks of rows shared among threads; one row: its large layers' columns
-    shared; with several chunks on an AVX2 CPU, weights packed once."""
+    shared; on an AVX2 CPU, weights packed once for several chunks, or for a
+    few rows whose products would otherwise go to BLAS (so no prediction
+    calls BLAS there, and every row gets the bits of predicting it alone)."""
     cdef PredictionPlan plan
     cdef Workspace ws
     cdef Packed pk
     cdef char* scratch
     cdef double* losses
     cdef Py_ssize_t stride
-    plan.packed = n_rows > PREDICT_CHUNK and archfit_packed_gemm_available() != 0
-    plan.rows = _predict_rows(n_rows, plan.packed)
+    plan.packed = _packs(net, n_rows)
+    plan.rows = _predict_rows(net, n_rows, plan.packed)
     plan.chunks = (n_rows + plan.rows - 1) // plan.rows if n_rows > 0 else 0
     if n_rows == 1:
         plan.threads = threads_allowed(threads) if any_splits(net) else 1

@@ -2,9 +2,10 @@
 
 Design
 ------
-* Predictions run in chunks of rows (the plan's), shared among threads; with
-  several chunks on an AVX2 CPU the weights are packed once and every chunk's
-  products read them, so a row's outputs do not depend on the other rows.
+* Predictions run in chunks of rows (the plan's), shared among threads; on an
+  AVX2 CPU the weights are packed once and every chunk's products read them
+  (for a few rows, when a product would otherwise go to BLAS), so a row's
+  outputs do not depend on the other rows.
 * One row is the latency path: a vector-matrix kernel per layer, the columns
   of large layers shared among threads inside one parallel region.
 * An evaluation (a validation set's loss, ``Model.loss``) is a prediction
@@ -20,9 +21,10 @@ from cython.parallel cimport prange, parallel, threadid
 
 from archfit.kernels cimport OK, Data
 from archfit._kernels._plan cimport (Workspace, Packed, CHUNK_ROWS, aligned, workspace,
-                                     prediction_block, splits, any_splits, threads_allowed)
+                                     prediction_block, plan_prediction, splits, any_splits,
+                                     threads_allowed)
 from archfit._kernels._passes cimport forward, backward
-from archfit._kernels.packgemm cimport pack
+from archfit._kernels.packgemm cimport pack, packed_size
 from archfit._kernels._elementwise cimport (bias_activation, add_bias, head_output,
                                             head_loss_grad, all_finite)
 
@@ -143,12 +145,24 @@ cdef void _predict_chunk(const Network* net, const Workspace* ws, const floating
         head_output(buf + ws.z[L - 1], out + lo * net.sizes[L], b, net.sizes[L], net.head)
 
 
-cdef void _pack_weights(const Network* net, const floating* theta, Packed* pk) noexcept nogil:
-    """Every layer's weights into the places `pk` points at."""
+cdef void _pack_weights(const Network* net, const floating* theta, const Packed* pk,
+                        int part, int parts) noexcept nogil:
+    """Part `part` of `parts` of every layer's packed weights, into the places
+    `pk` points at: a share of each layer's panels of columns (the packed
+    form of a block of whole panels is the same block of the whole's)."""
     cdef int l
+    cdef Py_ssize_t k, n, panel, panels, p0, p1, j0, j1
+    panel = packed_size(floating is double, 1, 1)       # columns per panel
     for l in range(net.n_layers):
-        pack(net.sizes[l], net.sizes[l + 1], theta + net.w_start[l], net.sizes[l + 1],
-             <floating*> pk.P[l])
+        k = net.sizes[l]
+        n = net.sizes[l + 1]
+        panels = (n + panel - 1) // panel
+        p0 = panels * part // parts
+        p1 = panels * (part + 1) // parts
+        j0 = p0 * panel
+        j1 = min(n, p1 * panel)
+        if j0 < j1:
+            pack(k, j1 - j0, theta + net.w_start[l] + j0, n, <floating*> pk.P[l] + j0 * k)
 
 
 cdef int predict_rows(const Network* net, const PredictionPlan* plan, const floating* theta,
@@ -227,12 +241,14 @@ cdef void _predict_rows(const Network* net, const PredictionPlan* plan, const fl
     per //= sizeof(floating)            # each thread's scratch, in elements
     buf = <floating*> scratch
     if plan.packed or data.indptr != NULL:
-        # Rows are independent here, so chunks go to whichever thread is free.
+        # Rows are independent here, so chunks go to whichever thread is free,
+        # once the threads have packed the weights together.
         # Sparse X: the first layer reads the sparse rows, the others as planned.
-        if plan.packed:
-            _pack_weights(net, theta, &pk)
         with parallel(num_threads=T):
             mode = archfit_fp_enter()           # this worker thread's mode, restored below
+            if plan.packed:
+                _pack_weights(net, theta, &pk, threadid(), archfit_team_size())
+                archfit_barrier()
             for c in prange(plan.chunks, schedule="dynamic"):
                 _predict_chunk(net, &ws, theta, data, out, losses, c, buf + threadid() * per,
                                &pk if plan.packed else NULL,
@@ -255,34 +271,19 @@ cdef void _predict_rows(const Network* net, const PredictionPlan* plan, const fl
 
 cdef int predict_small(const Network* net, const floating* theta, const floating* X,
                        Py_ssize_t n, floating* out, int threads) noexcept nogil:
-    """Outputs of n <= PREDICT_CHUNK rows with scratch of its own: the
-    one-sample latency path. 1 done, 2 X not finite, 0 out of memory.
-    Subnormal numbers are flushed to zero meanwhile, on every thread."""
-    cdef unsigned long long mode
-    cdef int done
+    """Outputs of n <= PREDICT_CHUNK rows as predict_rows gives them, with
+    scratch of its own: the one-sample latency path. 1 done, 2 X not
+    finite, 0 out of memory."""
+    cdef PredictionPlan plan
+    cdef void* memory
     if not all_finite(X, n * net.sizes[0]):
         return 2
-    mode = archfit_fp_enter()
-    done = _predict_small(net, theta, X, n, out, threads)
-    archfit_fp_leave(mode)
-    return done
-
-
-cdef int _predict_small(const Network* net, const floating* theta, const floating* X,
-                        Py_ssize_t n, floating* out, int threads) noexcept nogil:
-    cdef Workspace ws
-    cdef floating* buf
-    cdef int L = net.n_layers
-    workspace(net, &ws, n, False, n == 1, 0)
-    buf = <floating*> malloc(ws.size * sizeof(floating))
-    if buf == NULL:
+    plan = plan_prediction(net, floating is double, n, threads)
+    memory = malloc(plan.bytes)
+    if memory == NULL:
         return 0
-    if n == 1:
-        _predict_row(net, &ws, theta, X, out, buf, threads)
-    else:
-        forward(net, &ws, theta, X, 0, n, buf)
-        head_output(buf + ws.z[L - 1], out, n, net.sizes[L], net.head)
-    free(buf)
+    predict_rows(net, &plan, theta, X, n, out, memory)
+    free(memory)
     return 1
 
 
