@@ -1,7 +1,8 @@
 """Calls as a fit or a service makes them, one after another: validation
-records, predictions of a few rows, and a large prediction right after a
-small one (BLAS's idle threads spin for about 0.1 s after a multi-threaded
-call and take a core from the next parallel region).
+records, predictions of a few rows, a large prediction right after a small
+one (BLAS's idle threads spin for about 0.1 s after a multi-threaded call
+and take a core from the next parallel region), and whole fits with a
+validation set.
 
     python benchmarks/mixed_calls.py
     python benchmarks/mixed_calls.py --other /tmp/old
@@ -73,6 +74,13 @@ def worker(path):
             times.append(time.perf_counter() - start)
         return statistics.median(times)
 
+    teacher = rng.normal(size=(784, 10)).astype(np.float32)
+    y2 = (X2 @ teacher).argmax(axis=1)          # learnable labels
+
+    def fit(batch):
+        hp = af.Hyperparameters(epochs=2, batch_size=batch, seed=0)
+        return lambda: af.fit(w2, X2[:8000], y2[:8000], hp, validation=(X2[8000:], y2[8000:]))
+
     measurements = {
         "validation record, W2, 10,000 rows": lambda: median_time(
             lambda: fitting._record(w2, theta2, 1, 0.0, 0.0, 0.0, (X2, t2, None), 2), 10),
@@ -85,6 +93,9 @@ def worker(path):
         "predict 256 rows": lambda: median_time(predict(256), 100),
         "predict 4,096 rows alone": lambda: median_time(predict(4096), 30),
         "predict 4,096 rows right after 100": lambda: after_small(100),
+        "fit W2, batch 32, 2 epochs of 8,000 rows, 2,000 validation": lambda: median_time(
+            fit(32), 1),
+        "the same fit at batch 128": lambda: median_time(fit(128), 1),
     }
     print(json.dumps(list(measurements)), flush=True)
     for line in sys.stdin:

@@ -252,7 +252,7 @@ def test_packed_weights_follow_every_update(dtype):
     kernel = model._kernel
     if not kernel.training_plan(dtype, 350, 160)["packed"]:
         pytest.skip("packed training needs a CPU with AVX2 and FMA")
-    assert not kernel.training_plan(dtype, 350, 30)["packed"]   # one shard: BLAS's products
+    assert kernel.training_plan(dtype, 350, 30)["packed"]   # one shard reads them too
     wide = af.Model(af.Architecture(1024, [af.Dense(2048), af.Dense(2)], "softmax"))
     assert not wide._kernel.training_plan(dtype, 256, 256)["packed"]   # copies beyond 4 MiB
     rng = np.random.default_rng(14)
@@ -274,6 +274,34 @@ def test_packed_weights_follow_every_update(dtype):
     assert np.array_equal(packed[P0 + D0:P0 + D0 + P1], _blas.pack_py(W1))
     assert np.array_equal(packed[P0 + D0 + P1 + D1:P0 + D0 + 2 * P1 + D1],
                           _blas.pack_py(np.ascontiguousarray(W1.T)))
+
+
+def test_one_shard_packed_epoch_matches_reference_and_not_blas_threads(dtype):
+    # batches of 30 rows: one shard, whose products read the packed weights
+    # (AVX2) instead of going to BLAS, so BLAS's thread count cannot matter
+    rng = np.random.default_rng(17)
+    model = sharded_model(dtype)
+    plan = model._kernel.training_plan(dtype, 90, 30, threads=2)
+    assert plan["shards"] == 1
+    n = 90
+    X = rng.normal(size=(n, 60)).astype(dtype)
+    y = rng.integers(0, 4, n)
+    start = model.init(0)
+    expected = reference_epoch(model, start, X.astype(np.float64), y, batch_size=30,
+                               optimizer="adam", lr=0.01, l2=0.01, epoch=1, seed=5,
+                               shuffle=True)
+    thetas = []
+    for blas in (1, 2):
+        theta = start.copy()
+        trainer = Trainer(model._kernel, model.dtype, n, 30, "adam", l2=0.01, seed=5,
+                          threads=2)
+        with threadpool_limits(blas, user_api="blas"):
+            _, _, status = trainer.epoch(theta, X, y.astype(np.intc), None, None, 0.01, 1, 2)
+        assert status == Status.OK and trainer.step == 3
+        thetas.append(theta)
+    assert_close(thetas[0], expected, dtype, scale=2000)
+    if plan["packed"]:
+        assert np.array_equal(thetas[0], thetas[1])
 
 
 @pytest.mark.parametrize("shuffle", [False, True])

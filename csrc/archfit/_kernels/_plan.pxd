@@ -24,7 +24,8 @@ cdef enum:
     # Training on an AVX2 CPU keeps the weights of every layer with at least
     # PACK_MIN_WEIGHTS of them packed (for X W) and packed transposed (for
     # D W^T), refreshed block by block right after each update; the row shards
-    # of a step all read that one copy. Smaller layers take smallgemm. Only
+    # of a step (or its one shard) all read that one copy. Smaller layers take
+    # smallgemm. Only
     # while the copies stay in cache (at most PACK_MAX_BYTES): beyond, rewriting
     # them every step costs more memory traffic than BLAS's packing per shard.
     PACK_MIN_WEIGHTS = 8192

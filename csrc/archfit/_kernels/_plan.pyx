@@ -207,11 +207,12 @@ cdef bint any_splits(const Network* net) noexcept nogil:
 
 cdef bint _trains_packed(const Network* net, Py_ssize_t rows, bint f64) noexcept nogil:
     """Whether training at batch size `rows` keeps packed weights: on an AVX2
-    CPU, when the step is cut into shards, some layer has PACK_MIN_WEIGHTS
-    weights and the packed copies fit in PACK_MAX_BYTES."""
+    CPU, when some layer has PACK_MIN_WEIGHTS weights and the packed copies
+    fit in PACK_MAX_BYTES (a step in one shard too: the packed GEMM beats
+    BLAS on its products, and its bits do not depend on BLAS's threads)."""
     cdef Packed pk
     cdef int l
-    if archfit_packed_gemm_available() == 0 or shards_for(net, rows) < 2:
+    if archfit_packed_gemm_available() == 0:
         return False
     if packed_layout(net, &pk, NULL, rows, f64) * (8 if f64 else 4) > PACK_MAX_BYTES:
         return False
