@@ -8,7 +8,7 @@ Design
   outputs do not depend on the other rows.
 * One row is the latency path: a vector-matrix kernel per layer, the columns
   of large layers shared among threads inside one parallel region.
-* An evaluation (a validation set's loss, ``Model.loss``) is a prediction
+* An evaluation (a validation set's loss, ``FitModel.loss``) is a prediction
   that also takes each chunk's loss from its logits: the same chunks,
   products and threads, so it is as reproducible as the outputs.
 * The loss with its gradient goes through the data in chunks of CHUNK_ROWS rows,
