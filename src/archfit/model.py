@@ -251,19 +251,16 @@ class Model:
         grad = np.empty_like(theta)
         return self._loss_grad(theta, X, targets, w, grad, l2), grad
 
-    def _loss_grad(self, theta, X, targets, weights, grad=None, l2: float = 0.0) -> float:
+    def _loss_grad(self, theta, X, targets, weights, grad, l2: float = 0.0) -> float:
         """The kernel's loss (+ L2) of validated in-memory inputs, dense or
-        sparse; the gradient into `grad` unless it is None."""
-        compute = grad is not None
-        if not compute:
-            grad = np.empty(0, self._dtype)
+        sparse, and its gradient into `grad` (a loss alone: ``_evaluate``)."""
         if isinstance(X, SparseRows):
             loss = self._kernel.loss_and_grad_sparse(theta, X.values, X.indices, X.indptr,
                                                      targets.labels, targets.values, weights,
-                                                     grad, l2, compute)
+                                                     grad, l2)
         else:
             loss = self._kernel.loss_and_grad(theta, X, targets.labels, targets.values, weights,
-                                              grad, l2, compute)
+                                              grad, l2)
         return float(loss)
 
     def _loss(self, theta, X, targets, weights, n_threads: int | None = None) -> float:
