@@ -58,6 +58,11 @@ def test_third_party_training_gives_archfit_fits_bits(example):
     assert losses[-1] < 0.5 * losses[0]                      # it learned
     assert np.array_equal(example.predict_proba(sizes, theta, X[:300]),
                           fitted.predict_proba(X[:300]))
+    # a fit's recorded validation loss, bit for bit, from evaluate() on one thread
+    # (archfit's fit ran it on its own thread budget)
+    validated = af.fit(model, X[:1400], y[:1400], hp, validation=(X[1400:], y[1400:]))
+    assert example.validation_loss(sizes, validated.parameters, X[1400:], y[1400:]) == \
+        validated.history[-1]["validation_loss"]
 
 
 def test_third_party_wrapper_checks_its_inputs(example):

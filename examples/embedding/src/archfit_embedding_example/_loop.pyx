@@ -3,9 +3,9 @@
 ``_fit`` is what a simulation library could run inside its own ``nogil``
 code: it describes the network, asks archfit for a plan, allocates the one
 block of memory the plan names, and runs epochs - no Python, no GIL, no
-callbacks. ``fit_adam`` and ``predict_proba`` are the Python wrappers this
-example's tests call; they check their inputs, as any caller of the API
-must (the kernels trust theirs).
+callbacks. ``fit_adam``, ``predict_proba`` and ``validation_loss`` are the
+Python wrappers this example's tests call; they check their inputs, as any
+caller of the API must (the kernels trust theirs).
 """
 import numpy as np
 
@@ -15,7 +15,7 @@ from libc.string cimport memset
 
 from archfit.kernels cimport (
     Network, Settings, Data, TrainingPlan, TrainingState, PredictionPlan,
-    network_init, training_plan, training_init, train_epoch, prediction_plan, predict,
+    network_init, training_plan, training_init, train_epoch, prediction_plan, predict, evaluate,
     OK, INVALID_ARGUMENT, FLOAT64, RELU, IDENTITY, SOFTMAX, CROSS_ENTROPY, ADAM, MAX_LAYERS)
 
 
@@ -117,3 +117,32 @@ def predict_proba(sizes, theta, X):
         predict(&net, &plan, FLOAT64, &t[0], &x[0, 0], x.shape[0], &out[0, 0], memory)
     free(memory)
     return np.asarray(out)
+
+
+def validation_loss(sizes, theta, X, labels):
+    """Mean cross-entropy of θ on (X, labels): what archfit.fit records as a
+    validation loss, through the same evaluation."""
+    cdef Network net = _relu_softmax(sizes)
+    cdef const double[::1] t = np.ascontiguousarray(theta, dtype=np.float64)
+    cdef const double[:, ::1] x = np.ascontiguousarray(X, dtype=np.float64)
+    cdef const int[::1] y = np.ascontiguousarray(labels, dtype=np.intc)
+    cdef PredictionPlan plan = prediction_plan(&net, FLOAT64, x.shape[0], 1)
+    cdef Data data
+    cdef double loss = 0.0
+    cdef void* memory
+    if t.shape[0] != net.n_parameters or x.shape[1] != sizes[0] or x.shape[0] != y.shape[0] \
+            or x.shape[0] == 0:
+        raise ValueError("theta, X or labels do not fit the network")
+    if np.min(labels) < 0 or np.max(labels) >= sizes[-1]:
+        raise ValueError("labels must be class indices below the number of outputs")
+    memset(&data, 0, sizeof(data))
+    data.X = &x[0, 0]
+    data.n_samples = x.shape[0]
+    data.labels = &y[0]
+    memory = malloc(plan.bytes)
+    if memory == NULL:
+        raise MemoryError("no memory for the evaluation's scratch")
+    with nogil:
+        evaluate(&net, &plan, FLOAT64, &t[0], &data, NULL, memory, &loss)
+    free(memory)
+    return loss
