@@ -21,8 +21,7 @@ from archfit._kernels._plan cimport (ALIGN, PREDICT_CHUNK, aligned, network_of, 
                                      lay_out_training, plan_prediction, loss_scratch,
                                      packed_operands, any_splits)
 from archfit._kernels._training cimport run_epoch, run_population, order_of
-from archfit._kernels._prediction cimport (predict_rows, predict_sparse, predict_small,
-                                           evaluate_rows, loss_grad)
+from archfit._kernels._prediction cimport predict_rows, predict_small, evaluate_rows, loss_grad
 from archfit._kernels._optimizers cimport optimizer_settings
 from archfit._kernels._cpu cimport archfit_isa, ARCHFIT_ISA_AVX2, ARCHFIT_ISA_AVX512
 
@@ -135,11 +134,7 @@ cdef int predict(const Network* net, const PredictionPlan* plan, int dtype,
 cdef int predict_data(const Network* net, const PredictionPlan* plan, int dtype,
                       const void* theta, const Data* data, void* out,
                       void* memory) noexcept nogil:
-    if data.indptr == NULL:
-        return predict(net, plan, dtype, theta, data.X, data.n_samples, out, memory)
-    if dtype == FLOAT64:
-        return predict_sparse(net, plan, <const double*> theta, data, <double*> out, memory)
-    return predict_sparse(net, plan, <const float*> theta, data, <float*> out, memory)
+    return evaluate(net, plan, dtype, theta, data, out, memory, NULL)
 
 
 cdef int evaluate(const Network* net, const PredictionPlan* plan, int dtype,
@@ -320,8 +315,8 @@ cdef class Kernel:
         if X.shape[0] == 0:
             return
         data = _data(X, no_labels, no_targets, no_weights)
-        self._predict(&theta[0], &data, &out[0, 0], FLOAT64 if floating is double else FLOAT32,
-                      threads)
+        self._evaluate(&theta[0], &data, &out[0, 0], FLOAT64 if floating is double else FLOAT32,
+                       threads, NULL)
 
     def predict_sparse(self, const floating[::1] theta, const floating[::1] values,
                        const int[::1] indices, const Py_ssize_t[::1] indptr,
@@ -334,18 +329,8 @@ cdef class Kernel:
                                       no_weights)
         if data.n_samples == 0:
             return
-        self._predict(&theta[0], &data, &out[0, 0], FLOAT64 if floating is double else FLOAT32,
-                      threads)
-
-    cdef void _predict(self, const void* theta, const Data* data, void* out, int dtype,
-                       int threads) except *:
-        """predict_data as ``prediction_plan`` says, with a block of its own."""
-        cdef PredictionPlan plan = plan_prediction(&self.net, dtype == FLOAT64,
-                                                   data.n_samples, threads)
-        block = _block(plan.bytes)
-        cdef void* memory = _address(block)
-        with nogil:
-            predict_data(&self.net, &plan, dtype, theta, data, out, memory)
+        self._evaluate(&theta[0], &data, &out[0, 0], FLOAT64 if floating is double else FLOAT32,
+                       threads, NULL)
 
     def evaluate(self, const floating[::1] theta, const floating[:, ::1] X,
                  const int[::1] labels, const floating[:, ::1] targets,
@@ -356,8 +341,10 @@ cdef class Kernel:
         if X.shape[0] == 0:
             raise ValueError("a loss needs at least one row")
         cdef Data data = _data(X, labels, targets, weights)
-        return self._evaluate(&theta[0], &data, &out[0, 0] if out is not None else NULL,
-                              FLOAT64 if floating is double else FLOAT32, threads)
+        cdef double loss = 0.0
+        self._evaluate(&theta[0], &data, &out[0, 0] if out is not None else NULL,
+                       FLOAT64 if floating is double else FLOAT32, threads, &loss)
+        return loss
 
     def evaluate_sparse(self, const floating[::1] theta, const floating[::1] values,
                         const int[::1] indices, const Py_ssize_t[::1] indptr,
@@ -368,20 +355,21 @@ cdef class Kernel:
         if indptr.shape[0] < 2:
             raise ValueError("a loss needs at least one row")
         cdef Data data = _sparse_data(values, indices, indptr, labels, targets, weights)
-        return self._evaluate(&theta[0], &data, &out[0, 0] if out is not None else NULL,
-                              FLOAT64 if floating is double else FLOAT32, threads)
-
-    cdef double _evaluate(self, const void* theta, const Data* data, void* out, int dtype,
-                          int threads) except? -1:
-        """evaluate() as ``prediction_plan`` says, with a block of its own."""
         cdef double loss = 0.0
+        self._evaluate(&theta[0], &data, &out[0, 0] if out is not None else NULL,
+                       FLOAT64 if floating is double else FLOAT32, threads, &loss)
+        return loss
+
+    cdef void _evaluate(self, const void* theta, const Data* data, void* out, int dtype,
+                        int threads, double* loss) except *:
+        """evaluate() (a prediction when `loss` is NULL) as ``prediction_plan``
+        says, with a block of its own."""
         cdef PredictionPlan plan = plan_prediction(&self.net, dtype == FLOAT64,
                                                    data.n_samples, threads)
         block = _block(plan.bytes)
         cdef void* memory = _address(block)
         with nogil:
-            evaluate(&self.net, &plan, dtype, theta, data, out, memory, &loss)
-        return loss
+            evaluate(&self.net, &plan, dtype, theta, data, out, memory, loss)
 
     def loss_and_grad_sparse(self, const floating[::1] theta, const floating[::1] values,
                              const int[::1] indices, const Py_ssize_t[::1] indptr,

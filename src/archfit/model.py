@@ -189,16 +189,6 @@ class Model:
         return self._predict(theta, as_features(X, self._architecture.n_inputs, self._dtype))
 
     def _predict(self, theta: np.ndarray, X, n_threads: int | None = None) -> np.ndarray:
-        if isinstance(X, SparseRows):
-            n = len(X)
-            plan = self._kernel.prediction_plan(self._dtype, n, _threads.budget(n_threads))
-            reserve(plan["bytes"] + n * self._architecture.n_outputs * self._dtype.itemsize,
-                    "the scratch memory of this computation")
-            out = np.empty((n, self._architecture.n_outputs), dtype=self._dtype)
-            with _threads.blas_during(plan["chunks"], n_threads):
-                self._kernel.predict_sparse(theta, X.values, X.indices, X.indptr, out,
-                                            plan["threads"])
-            return out
         if isinstance(X, FileRows):
             # a part at a time: read, convert, predict, hand the pages back
             out = np.empty((len(X), self._architecture.n_outputs), dtype=self._dtype)
@@ -206,15 +196,24 @@ class Model:
                 out[lo:hi] = self._predict(theta, X.take(lo=lo, hi=hi), n_threads)
                 X.release()
             return out
-        n = X.shape[0]
-        # the kernel decides: chunks, threads, packed weights, scratch
+        if isinstance(X, SparseRows):
+            return self._planned(len(X), n_threads, True, lambda out, threads: (
+                self._kernel.predict_sparse(theta, X.values, X.indices, X.indptr, out,
+                                            threads)))[1]
+        return self._planned(X.shape[0], n_threads, True, lambda out, threads: (
+            self._kernel.predict(theta, X, out, threads)))[1]
+
+    def _planned(self, n: int, n_threads: int | None, outputs: bool, run):
+        """(run(out, threads), out) for n rows as the kernel's prediction plan
+        says (chunks, threads, packed weights, scratch): its memory reserved,
+        `out` allocated for the outputs when asked (else None), BLAS held to
+        what the plan's chunks need."""
         plan = self._kernel.prediction_plan(self._dtype, n, _threads.budget(n_threads))
-        out_bytes = n * self._architecture.n_outputs * self._dtype.itemsize
+        out_bytes = n * self._architecture.n_outputs * self._dtype.itemsize if outputs else 0
         reserve(plan["bytes"] + out_bytes, "the scratch memory of this computation")
-        out = np.empty((n, self._architecture.n_outputs), dtype=self._dtype)
+        out = np.empty((n, self._architecture.n_outputs), dtype=self._dtype) if outputs else None
         with _threads.blas_during(plan["chunks"], n_threads):
-            self._kernel.predict(theta, X, out, plan["threads"])
-        return out
+            return run(out, plan["threads"]), out
 
     def loss_and_grad(self, theta: np.ndarray, X, y, *, sample_weight=None,
                       l2: float = 0.0) -> tuple[float, np.ndarray]:
@@ -290,19 +289,15 @@ class Model:
                     weight += w
                 X.release()
             return total / weight, out
-        n = X.shape[0]
-        plan = self._kernel.prediction_plan(self._dtype, n, _threads.budget(n_threads))
-        out_bytes = n * self._architecture.n_outputs * self._dtype.itemsize if outputs else 0
-        reserve(plan["bytes"] + out_bytes, "the scratch memory of this computation")
-        out = np.empty((n, self._architecture.n_outputs), dtype=self._dtype) if outputs else None
-        with _threads.blas_during(plan["chunks"], n_threads):
-            if isinstance(X, SparseRows):
-                loss = self._kernel.evaluate_sparse(theta, X.values, X.indices, X.indptr,
-                                                    targets.labels, targets.values, weights,
-                                                    out, plan["threads"])
-            else:
-                loss = self._kernel.evaluate(theta, X, targets.labels, targets.values, weights,
-                                             out, plan["threads"])
+        if isinstance(X, SparseRows):
+            loss, out = self._planned(len(X), n_threads, outputs, lambda out, threads: (
+                self._kernel.evaluate_sparse(theta, X.values, X.indices, X.indptr,
+                                             targets.labels, targets.values, weights, out,
+                                             threads)))
+        else:
+            loss, out = self._planned(X.shape[0], n_threads, outputs, lambda out, threads: (
+                self._kernel.evaluate(theta, X, targets.labels, targets.values, weights, out,
+                                      threads)))
         return float(loss), out
 
     def _check_theta(self, theta) -> np.ndarray:

@@ -159,13 +159,22 @@ cdef void packed_weights_layout(const Network* net, Packed* pk, char* base,
         base += packed_size(f64, net.sizes[l], net.sizes[l + 1]) * item
 
 
-cdef int shards_for(const Network* net, Py_ssize_t rows) noexcept nogil:
-    """How many row shards a training step over `rows` rows is cut into."""
-    cdef Py_ssize_t l, weights = 0, by_rows, by_work
+cdef Py_ssize_t _n_weights(const Network* net) noexcept nogil:
+    """The weights of every layer (biases not counted): a row's multiply-adds
+    in one forward pass."""
+    cdef Py_ssize_t weights = 0
+    cdef int l
     for l in range(net.n_layers):
         weights += net.sizes[l] * net.sizes[l + 1]
+    return weights
+
+
+cdef int shards_for(const Network* net, Py_ssize_t rows) noexcept nogil:
+    """How many row shards a training step over `rows` rows is cut into."""
+    cdef Py_ssize_t by_rows, by_work
     by_rows = rows // SHARD_MIN_ROWS
-    by_work = 6 * weights * rows // SHARD_MIN_FLOPS   # forward 2, backward 4 flops per weight
+    # forward 2, backward 4 flops per weight
+    by_work = 6 * _n_weights(net) * rows // SHARD_MIN_FLOPS
     return <int> max(1, min(<Py_ssize_t> MAX_SHARDS, min(by_rows, by_work)))
 
 
@@ -319,14 +328,11 @@ cdef int lay_out_training(TrainingState* state, const Network* net, const Settin
 
 cdef Py_ssize_t _predict_rows(const Network* net, Py_ssize_t n, bint packed) noexcept nogil:
     """Rows per chunk when predicting n rows (`packed`: with packed weights)."""
-    cdef Py_ssize_t rows = ((n + 3) // 4 + 15) // 16 * 16, half, weights = 0
-    cdef int l
+    cdef Py_ssize_t rows = ((n + 3) // 4 + 15) // 16 * 16, half
     if packed and n <= PREDICT_CHUNK:
         # two chunks when each is worth a fork/join (as a training step's shards)
-        for l in range(net.n_layers):
-            weights += net.sizes[l] * net.sizes[l + 1]
         half = ((n + 1) // 2 + 15) // 16 * 16
-        return half if half < n and 2 * weights * half >= SHARD_MIN_FLOPS else n
+        return half if half < n and 2 * _n_weights(net) * half >= SHARD_MIN_FLOPS else n
     if n <= PREDICT_CHUNK:
         return n
     if packed:

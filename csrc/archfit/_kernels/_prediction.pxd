@@ -5,8 +5,6 @@ from archfit.kernels cimport Network, PredictionPlan, Data
 
 cdef int predict_rows(const Network* net, const PredictionPlan* plan, const floating* theta,
                       const floating* X, Py_ssize_t n, floating* out, void* memory) noexcept nogil
-cdef int predict_sparse(const Network* net, const PredictionPlan* plan, const floating* theta,
-                        const Data* data, floating* out, void* memory) noexcept nogil
 cdef int evaluate_rows(const Network* net, const PredictionPlan* plan, const floating* theta,
                        const Data* data, floating* out, void* memory,
                        double* loss) noexcept nogil

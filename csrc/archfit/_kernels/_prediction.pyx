@@ -16,7 +16,7 @@ Design
   stays bounded for any number of rows.
 """
 from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from cython.parallel cimport prange, parallel, threadid
 
 from archfit.kernels cimport OK, Data
@@ -171,22 +171,10 @@ cdef int predict_rows(const Network* net, const PredictionPlan* plan, const floa
     """out = head(f(X; θ)) for n rows, as `plan` says; `memory`: plan.bytes.
     Subnormal numbers are flushed to zero meanwhile, on every thread."""
     cdef Data data
+    memset(&data, 0, sizeof(data))      # dense X; no labels, targets or weights
     data.X = X
     data.n_samples = n
-    data.labels = NULL
-    data.targets = NULL
-    data.weights = NULL
-    data.indptr = NULL
-    data.indices = NULL
-    data.rows = NULL
     return evaluate_rows(net, plan, theta, &data, out, memory, NULL)
-
-
-cdef int predict_sparse(const Network* net, const PredictionPlan* plan, const floating* theta,
-                        const Data* data, floating* out, void* memory) noexcept nogil:
-    """predict_rows for sparse X (data.indptr set): chunks of rows shared
-    among threads, each chunk's first-layer product sparse x dense."""
-    return evaluate_rows(net, plan, theta, data, out, memory, NULL)
 
 
 cdef int evaluate_rows(const Network* net, const PredictionPlan* plan, const floating* theta,
@@ -202,42 +190,28 @@ cdef int evaluate_rows(const Network* net, const PredictionPlan* plan, const flo
     are flushed to zero meanwhile, on every thread.
     """
     cdef unsigned long long mode = archfit_fp_enter()
-    cdef double* losses = NULL
-    cdef double total = 0.0, total_w = 0.0
-    cdef const floating* weights = <const floating*> data.weights
-    cdef Py_ssize_t c, i
-    _predict_rows(net, plan, theta, data, out, memory, loss != NULL, &losses)
-    if loss != NULL:
-        for c in range(plan.chunks):
-            total += losses[c]
-        if weights != NULL:
-            for i in range(data.n_samples):
-                total_w += weights[i]
-        else:
-            total_w = <double> data.n_samples
-        loss[0] = total / total_w
+    _predict_rows(net, plan, theta, data, out, memory, loss)
     archfit_fp_leave(mode)
     return OK
 
 
 cdef void _predict_rows(const Network* net, const PredictionPlan* plan, const floating* theta,
-                        const Data* data, floating* out, void* memory, bint with_loss,
-                        double** chunk_losses) noexcept nogil:
+                        const Data* data, floating* out, void* memory,
+                        double* loss) noexcept nogil:
     cdef unsigned long long mode
     cdef Workspace ws
     cdef Packed pk
-    cdef Py_ssize_t c, n = data.n_samples, per
+    cdef Py_ssize_t c, i, n = data.n_samples, per
     cdef char* scratch
     cdef floating* buf
     cdef double* losses
+    cdef const floating* weights = <const floating*> data.weights
+    cdef double total = 0.0, total_w = 0.0
     cdef int T = plan.threads
     prediction_block(net, plan, floating is double, aligned(memory), &ws, &pk, &losses,
                      &scratch, &per)
-    chunk_losses[0] = losses
-    if n == 0:
-        return
-    if not with_loss:
-        losses = NULL
+    if loss == NULL:
+        losses = NULL                   # no chunk takes its loss
     per //= sizeof(floating)            # each thread's scratch, in elements
     buf = <floating*> scratch
     if plan.packed or data.indptr != NULL:
@@ -267,6 +241,16 @@ cdef void _predict_rows(const Network* net, const PredictionPlan* plan, const fl
             for c in prange(plan.chunks, schedule="static"):
                 _predict_chunk(net, &ws, theta, data, out, losses, c, buf + threadid() * per)
             archfit_fp_leave(mode)
+    if loss != NULL:
+        # the chunks' losses in chunk order, over the data's total weight
+        for c in range(plan.chunks):
+            total += losses[c]
+        if weights != NULL:
+            for i in range(n):
+                total_w += weights[i]
+        else:
+            total_w = <double> n
+        loss[0] = total / total_w
 
 
 cdef int predict_small(const Network* net, const floating* theta, const floating* X,
