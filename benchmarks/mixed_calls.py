@@ -1,11 +1,13 @@
 """Calls as a fit or a service makes them, one after another: validation
 records, predictions of a few rows, a large prediction right after a small
 one (BLAS's idle threads spin for about 0.1 s after a multi-threaded call
-and take a core from the next parallel region), and whole fits with a
-validation set.
+and take a core from the next parallel region), whole fits with a
+validation set, and L-BFGS's objective (the loss and gradient over all the
+rows) alone and in whole fits.
 
     python benchmarks/mixed_calls.py
     python benchmarks/mixed_calls.py --other /tmp/old
+    python benchmarks/mixed_calls.py --other /tmp/old --only gradient,L-BFGS
 
 With ``--other DIR`` (a build made with ``pip install --no-build-isolation
 --no-deps --target DIR <checkout>``) each measurement runs in both builds,
@@ -81,6 +83,16 @@ def worker(path):
         hp = af.Hyperparameters(epochs=2, batch_size=batch, seed=0)
         return lambda: af.fit(w2, X2[:8000], y2[:8000], hp, validation=(X2[8000:], y2[8000:]))
 
+    from archfit.datasets import load_digits
+    Xd, yd = load_digits()
+    Xd = (Xd / 16).astype(np.float32)
+    digits = model_of((64, 64, 10))
+    theta_d = digits.init(0)
+
+    def lbfgs(model, X, y, iterations):
+        hp = af.Hyperparameters(optimizer="lbfgs", epochs=iterations, l2=1e-4, seed=0)
+        return lambda: af.fit(model, X, y, hp)
+
     measurements = {
         "validation record, W2, 10,000 rows": lambda: median_time(
             lambda: fitting._record(w2, theta2, 1, 0.0, 0.0, 0.0, (X2, t2, None), 2), 10),
@@ -96,6 +108,14 @@ def worker(path):
         "fit W2, batch 32, 2 epochs of 8,000 rows, 2,000 validation": lambda: median_time(
             fit(32), 1),
         "the same fit at batch 128": lambda: median_time(fit(128), 1),
+        "gradient, 64-64-10, the digits (1,797 rows)": lambda: median_time(
+            lambda: digits.loss_and_grad(theta_d, Xd, yd), 60),
+        "gradient, W2, 10,000 rows": lambda: median_time(
+            lambda: w2.loss_and_grad(theta2, X2, y2), 10),
+        "L-BFGS fit, 64-64-10, the digits, 100 iterations": lambda: median_time(
+            lbfgs(digits, Xd, yd, 100), 1),
+        "L-BFGS fit, W2, 2,000 rows, 20 iterations": lambda: median_time(
+            lbfgs(w2, X2[:2000], y2[:2000], 20), 1),
     }
     print(json.dumps(list(measurements)), flush=True)
     for line in sys.stdin:
@@ -106,6 +126,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--other", default=None, metavar="DIR",
                         help="another build to run each measurement in, alternately")
+    parser.add_argument("--only", default=None, metavar="WORDS",
+                        help="only the measurements whose names contain one of these "
+                             "comma-separated words")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is not None:
@@ -117,6 +140,11 @@ def main(argv=None):
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                for name, path in builds.items()}
     names = [json.loads(w.stdout.readline()) for w in workers.values()][0]
+    if args.only:
+        words = [w for w in args.only.split(",") if w]
+        names = [n for n in names if any(w in n for w in words)]
+        if not names:
+            raise SystemExit(f"no measurement's name contains any of {words}")
 
     def ask(build, name):
         workers[build].stdin.write(json.dumps(name) + "\n")

@@ -113,6 +113,27 @@ def test_lbfgs_regression():
     assert losses[-1] < losses[0]
 
 
+def test_lbfgs_fit_does_not_depend_on_the_thread_count(digits_split):
+    # the digits' objective runs in four chunks, shared by the threads; the
+    # chunks' gradients are added in chunk order, so θ̂ and the history are
+    # the same bits on one thread as on three, whatever BLAS's own count
+    from threadpoolctl import threadpool_limits
+    X, y, X_test, y_test = digits_split
+    model = small_softmax("float32")
+    assert model._kernel.gradient_plan(np.float32, len(y), 2)["chunks"] > 2
+    fits = []
+    for n_threads, blas in ((1, 1), (2, 2), (3, 1)):
+        with threadpool_limits(blas, user_api="blas"), \
+                pytest.warns(af.ConvergenceWarning, match="60 iterations"):
+            fits.append(af.fit(model, X, y, af.Hyperparameters(
+                optimizer="lbfgs", epochs=60, l2=1e-4, seed=3, n_threads=n_threads)))
+    for other in fits[1:]:
+        assert np.array_equal(other.parameters, fits[0].parameters)
+        assert ([h["train_loss"] for h in other.history]
+                == [h["train_loss"] for h in fits[0].history])
+    assert fits[0].score(X_test, y_test) > 0.94
+
+
 def test_huber_regression_resists_outliers():
     rng = np.random.default_rng(0)
     X = rng.uniform(-1, 1, size=(400, 1))

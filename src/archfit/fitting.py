@@ -632,7 +632,7 @@ def _fit_lbfgs(model, hp, theta, X, targets: Targets, weights, val, history,
 
     def objective(x):
         t = np.ascontiguousarray(x, dtype=dtype)
-        loss = model._loss_grad(t, X, targets, weights, grad, hp.l2)
+        loss = model._loss_grad(t, X, targets, weights, grad, hp.l2, threads)
         if not (math.isfinite(loss) and np.isfinite(grad).all()):
             return math.inf, np.zeros_like(x)
         return loss, grad.astype(np.float64)
@@ -654,8 +654,13 @@ def _fit_lbfgs(model, hp, theta, X, targets: Targets, weights, val, history,
                else hp.max_evaluations}
     if hp.gradient_tolerance is not None:
         options["gtol"] = hp.gradient_tolerance
+    # BLAS held for the whole minimisation as each objective holds it: idle
+    # OpenBLAS threads woken between objectives would spin on the cores that
+    # the objective's chunks run on. (The budget is read before, not under, it.)
+    threads = _threads.budget(hp.n_threads)
+    chunks = model._kernel.gradient_plan(dtype, len(X), threads)["chunks"]
     try:
-        with _threads.blas_limit(hp.n_threads):
+        with _threads.blas_during(chunks, threads):
             result = minimize(objective, theta.astype(np.float64), jac=True,
                               method="L-BFGS-B", callback=on_iteration, options=options)
     except KeyboardInterrupt as error:

@@ -11,7 +11,7 @@
 #   scratch, packed weights) lives in ONE block of memory whose size
 #   ``training_plan`` reports and which ``training_init`` lays out; a
 #   prediction or a loss evaluation takes a scratch block whose size
-#   ``prediction_plan`` or ``loss_bytes`` reports. Blocks need no alignment
+#   ``prediction_plan`` or ``gradient_plan`` reports. Blocks need no alignment
 #   beyond malloc's; the kernels align inside them.
 # * The plan functions decide how a computation runs (threads, shards, chunks,
 #   packed operands, bytes) and report it; the run functions follow the plan
@@ -140,6 +140,12 @@ cdef struct PredictionPlan:
     bint packed                 # weights packed once, read by every chunk
     Py_ssize_t bytes            # of the scratch block
 
+cdef struct GradientPlan:
+    Py_ssize_t rows             # rows per chunk
+    Py_ssize_t chunks
+    int threads                 # threads sharing the chunks
+    Py_ssize_t bytes            # of the scratch block
+
 cdef struct TrainingState:
     # Filled by training_init. Public fields may be read; theta, m, v, step and
     # interrupt may be set between epochs (to continue a fit); nothing else.
@@ -224,11 +230,14 @@ cdef int evaluate(const Network* net, const PredictionPlan* plan, int dtype,
     # (or NULL: no outputs) and memory as for predict_data; the loss, like the outputs,
     # does not depend on the plan's thread count
 
-cdef Py_ssize_t loss_bytes(const Network* net, int dtype, Py_ssize_t n_rows) noexcept nogil
+cdef GradientPlan gradient_plan(const Network* net, int dtype, Py_ssize_t n_rows,
+                                int threads) noexcept nogil
 
-cdef int loss_and_grad(const Network* net, int dtype, const void* theta, const Data* data,
-                       double l2, void* grad, void* memory, double* loss) noexcept nogil
-    # loss: weighted mean loss + l2/2 ||W||^2; grad (or NULL: no gradient) in θ's layout
+cdef int loss_and_grad(const Network* net, const GradientPlan* plan, int dtype,
+                       const void* theta, const Data* data, double l2, void* grad,
+                       void* memory, double* loss) noexcept nogil
+    # loss: weighted mean loss + l2/2 ||W||^2; grad (or NULL: no gradient) in θ's layout;
+    # plan for data.n_samples rows; neither depends on the plan's thread count
 
 cdef const char* isa() noexcept nogil
     # the instruction set the kernels use: "avx512", "avx2" or "portable"

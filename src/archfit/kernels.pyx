@@ -18,7 +18,7 @@ from cython cimport floating
 from cpython.exc cimport PyErr_CheckSignals
 
 from archfit._kernels._plan cimport (ALIGN, PREDICT_CHUNK, aligned, network_of, plan_training,
-                                     lay_out_training, plan_prediction, loss_scratch,
+                                     lay_out_training, plan_prediction, plan_gradient,
                                      packed_operands, any_splits)
 from archfit._kernels._training cimport run_epoch, run_population, order_of
 from archfit._kernels._prediction cimport predict_rows, predict_small, evaluate_rows, loss_grad
@@ -146,15 +146,18 @@ cdef int evaluate(const Network* net, const PredictionPlan* plan, int dtype,
     return evaluate_rows(net, plan, <const float*> theta, data, <float*> out, memory, loss)
 
 
-cdef Py_ssize_t loss_bytes(const Network* net, int dtype, Py_ssize_t n_rows) noexcept nogil:
-    return ALIGN + loss_scratch(net, n_rows) * (8 if dtype == FLOAT64 else 4)
+cdef GradientPlan gradient_plan(const Network* net, int dtype, Py_ssize_t n_rows,
+                                int threads) noexcept nogil:
+    return plan_gradient(net, dtype == FLOAT64, n_rows, threads)
 
 
-cdef int loss_and_grad(const Network* net, int dtype, const void* theta, const Data* data,
-                       double l2, void* grad, void* memory, double* loss) noexcept nogil:
+cdef int loss_and_grad(const Network* net, const GradientPlan* plan, int dtype,
+                       const void* theta, const Data* data, double l2, void* grad,
+                       void* memory, double* loss) noexcept nogil:
     if dtype == FLOAT64:
-        return loss_grad(net, <const double*> theta, data, l2, <double*> grad, memory, loss)
-    return loss_grad(net, <const float*> theta, data, l2, <float*> grad, memory, loss)
+        return loss_grad(net, plan, <const double*> theta, data, l2, <double*> grad, memory,
+                         loss)
+    return loss_grad(net, plan, <const float*> theta, data, l2, <float*> grad, memory, loss)
 
 
 cdef const char* isa() noexcept nogil:
@@ -295,9 +298,10 @@ cdef class Kernel:
         chunks, threads, packed, bytes (of the scratch block)."""
         return plan_prediction(&self.net, _dtype_code(dtype) == FLOAT64, n_rows, threads)
 
-    def loss_bytes(self, dtype, Py_ssize_t n_rows):
-        """Bytes of scratch a loss and gradient over `n_rows` rows needs."""
-        return loss_bytes(&self.net, _dtype_code(dtype), n_rows)
+    def gradient_plan(self, dtype, Py_ssize_t n_rows, int threads=1):
+        """How a loss and gradient over `n_rows` rows runs, as a dict: rows
+        (per chunk), chunks, threads, bytes (of the scratch block)."""
+        return plan_gradient(&self.net, _dtype_code(dtype) == FLOAT64, n_rows, threads)
 
     def splits_rows(self):
         """Whether one sample's forward pass shares a layer's columns among threads."""
@@ -375,20 +379,23 @@ cdef class Kernel:
                              const int[::1] indices, const Py_ssize_t[::1] indptr,
                              const int[::1] labels, const floating[:, ::1] targets,
                              const floating[::1] weights, floating[::1] grad,
-                             double l2=0.0, bint compute_grad=True):
+                             double l2=0.0, bint compute_grad=True, int threads=1):
         """``loss_and_grad`` for X in compressed sparse rows."""
         cdef Data data = _sparse_data(values, indices, indptr, labels, targets, weights)
         return self._loss(&theta[0], &data, &grad[0] if compute_grad else NULL,
-                          FLOAT64 if floating is double else FLOAT32, l2)
+                          FLOAT64 if floating is double else FLOAT32, l2, threads)
 
     cdef double _loss(self, const void* theta, const Data* data, void* grad, int dtype,
-                      double l2) except? -1:
-        """loss_and_grad with a scratch block of its own (`grad` NULL: no gradient)."""
+                      double l2, int threads) except? -1:
+        """loss_and_grad as ``gradient_plan`` says, with a scratch block of its
+        own (`grad` NULL: no gradient)."""
         cdef double loss = 0.0
-        block = _block(loss_bytes(&self.net, dtype, data.n_samples))
+        cdef GradientPlan plan = plan_gradient(&self.net, dtype == FLOAT64, data.n_samples,
+                                               threads)
+        block = _block(plan.bytes)
         cdef void* memory = _address(block)
         with nogil:
-            loss_and_grad(&self.net, dtype, theta, data, l2, grad, memory, &loss)
+            loss_and_grad(&self.net, &plan, dtype, theta, data, l2, grad, memory, &loss)
         return loss
 
     def predict_ready(self, cnp.ndarray theta, X, int threads=1):
@@ -433,11 +440,12 @@ cdef class Kernel:
     def loss_and_grad(self, const floating[::1] theta, const floating[:, ::1] X,
                       const int[::1] labels, const floating[:, ::1] targets,
                       const floating[::1] weights, floating[::1] grad,
-                      double l2=0.0, bint compute_grad=True):
-        """Weighted mean loss (+ L2/2 ||W||^2); fills `grad` when `compute_grad`."""
+                      double l2=0.0, bint compute_grad=True, int threads=1):
+        """Weighted mean loss (+ L2/2 ||W||^2); fills `grad` when `compute_grad`;
+        as ``gradient_plan`` says for up to `threads` threads."""
         cdef Data data = _data(X, labels, targets, weights)
         return self._loss(&theta[0], &data, &grad[0] if compute_grad else NULL,
-                          FLOAT64 if floating is double else FLOAT32, l2)
+                          FLOAT64 if floating is double else FLOAT32, l2, threads)
 
 
 cdef struct _Catch:

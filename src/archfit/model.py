@@ -216,7 +216,8 @@ class Model:
             return run(out, plan["threads"]), out
 
     def loss_and_grad(self, theta: np.ndarray, X, y, *, sample_weight=None,
-                      l2: float = 0.0) -> tuple[float, np.ndarray]:
+                      l2: float = 0.0, n_threads: int | None = None
+                      ) -> tuple[float, np.ndarray]:
         """Mean loss of θ on (X, y) and its gradient, in θ's layout.
 
         Parameters
@@ -231,6 +232,9 @@ class Model:
             The loss is the weighted mean ``sum(w_i l_i) / sum(w_i)``.
         l2 : float, default 0
             Adds ``l2/2 * sum(W**2)`` over weight matrices to the loss.
+        n_threads : int, optional
+            Threads sharing the rows (default: BLAS's current limit). The
+            result does not depend on it, bit for bit.
 
         Returns
         -------
@@ -244,22 +248,29 @@ class Model:
         targets = encode(y, arch.output, arch.n_outputs, X.shape[0], self._dtype, classes)
         w = as_sample_weight(sample_weight, X.shape[0], self._dtype)
         l2 = check_float(l2, "l2", low=0.0)
-        reserve(self._kernel.loss_bytes(self._dtype, X.shape[0])
-                + self.n_parameters * self._dtype.itemsize,
-                "the scratch memory of this computation")
+        if n_threads is not None:
+            n_threads = check_int(n_threads, "n_threads", minimum=1)
+        reserve(self.n_parameters * self._dtype.itemsize, "the gradient")
         grad = np.empty_like(theta)
-        return self._loss_grad(theta, X, targets, w, grad, l2), grad
+        return self._loss_grad(theta, X, targets, w, grad, l2, n_threads), grad
 
-    def _loss_grad(self, theta, X, targets, weights, grad, l2: float = 0.0) -> float:
+    def _loss_grad(self, theta, X, targets, weights, grad, l2: float = 0.0,
+                   n_threads: int | None = None) -> float:
         """The kernel's loss (+ L2) of validated in-memory inputs, dense or
-        sparse, and its gradient into `grad` (a loss alone: ``_evaluate``)."""
-        if isinstance(X, SparseRows):
-            loss = self._kernel.loss_and_grad_sparse(theta, X.values, X.indices, X.indptr,
-                                                     targets.labels, targets.values, weights,
-                                                     grad, l2)
-        else:
-            loss = self._kernel.loss_and_grad(theta, X, targets.labels, targets.values, weights,
-                                              grad, l2)
+        sparse, and its gradient into `grad` (a loss alone: ``_evaluate``), as
+        the kernel's gradient plan says: its memory reserved, BLAS held to
+        what its chunks need."""
+        n = len(X) if isinstance(X, SparseRows) else X.shape[0]
+        plan = self._kernel.gradient_plan(self._dtype, n, _threads.budget(n_threads))
+        reserve(plan["bytes"], "the scratch memory of this computation")
+        with _threads.blas_during(plan["chunks"], n_threads):
+            if isinstance(X, SparseRows):
+                loss = self._kernel.loss_and_grad_sparse(
+                    theta, X.values, X.indices, X.indptr, targets.labels, targets.values,
+                    weights, grad, l2, True, plan["threads"])
+            else:
+                loss = self._kernel.loss_and_grad(theta, X, targets.labels, targets.values,
+                                                  weights, grad, l2, True, plan["threads"])
         return float(loss)
 
     def _loss(self, theta, X, targets, weights, n_threads: int | None = None) -> float:

@@ -80,6 +80,54 @@ def test_loss_and_grad_accumulates_over_chunks(dtype):
     assert_close(grad_k, grad_r, dtype, scale=100)
 
 
+def test_gradient_chunks_follow_the_rows_not_the_threads():
+    arch = af.Architecture(64, [af.Dense(64, "relu"), af.Dense(10)], "softmax")
+    kernel = af.Model(arch)._kernel
+    for n in (1, 50, 1797, 5000, 100_000):
+        plans = [kernel.gradient_plan(np.float32, n, t) for t in (1, 2, 3, 8)]
+        assert len({(p["rows"], p["chunks"]) for p in plans}) == 1
+        assert [p["threads"] for p in plans] == [min(t, plans[0]["chunks"]) for t in (1, 2, 3, 8)]
+        assert plans[0]["rows"] * plans[0]["chunks"] >= n > plans[0]["rows"] * (plans[0]["chunks"] - 1)
+    # the digits (1,797 rows) in four chunks, so two threads share them
+    assert kernel.gradient_plan(np.float32, 1797, 2)["chunks"] == 4
+    assert kernel.gradient_plan(np.float32, 100_000, 2)["rows"] == 1024
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_loss_and_grad_gives_the_same_bits_on_any_number_of_threads(dtype, sparse):
+    import scipy.sparse
+    arch = af.Architecture(300, [af.Dense(130, "relu"), af.Dense(40, "tanh"), af.Dense(7)],
+                           "softmax")
+    model = af.Model(arch, dtype=dtype)
+    rng = np.random.default_rng(16)
+    theta = model.init(7)
+    X = rng.normal(size=(2100, 300)).astype(dtype)
+    if sparse:
+        X[rng.random(X.shape) < 0.9] = 0
+    y = rng.integers(0, 7, 2100)
+    w = rng.uniform(0.5, 2, 2100)
+    data = scipy.sparse.csr_matrix(X) if sparse else X
+    assert model._kernel.gradient_plan(dtype, 2100, 2)["chunks"] > 2
+    results = []
+    for blas in (1, 2):
+        with threadpool_limits(blas, user_api="blas"):
+            results += [model.loss_and_grad(theta, data, y, sample_weight=w, l2=0.01, n_threads=t)
+                        for t in (1, 2, 3)]
+    assert len({loss for loss, _ in results}) == 1
+    assert all(np.array_equal(grad, results[0][1]) for _, grad in results)
+    loss_r, grad_r = ref.loss_and_grad(model, theta, X, weights=w, l2=0.01, labels=y)
+    assert_close(results[0][0], loss_r, dtype, scale=50)
+    assert_close(results[0][1], grad_r, dtype, scale=200)
+
+
+def test_loss_and_grad_refuses_a_bad_thread_count():
+    model = make_model("softmax", "relu")
+    theta = model.init(0)
+    X = np.zeros((5, 4))
+    with pytest.raises(ValueError, match="n_threads"):
+        model.loss_and_grad(theta, X, np.zeros(5, int), n_threads=0)
+
+
 @pytest.mark.parametrize("output,loss", HEAD_CASES)
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid", "gelu", "relu", "leaky_relu"])
 def test_gradient_matches_finite_differences(output, loss, activation):

@@ -1,14 +1,19 @@
 # Planning: how a fit, a prediction or a loss evaluation runs, and where its
 # scratch lives. Decided here once; the other kernel modules follow the plan
 # and the Python layer only reads it (archfit.kernels reports it).
-from archfit.kernels cimport (Network, Settings, TrainingPlan, PredictionPlan, TrainingState,
-                              MAX_LAYERS)
+from archfit.kernels cimport (Network, Settings, TrainingPlan, PredictionPlan, GradientPlan,
+                              TrainingState, MAX_LAYERS)
 from libc.stdint cimport uint64_t
 
 cdef enum:
-    # Rows per chunk of a full-data loss and gradient: large enough for
-    # efficient GEMM, small enough to keep scratch memory bounded.
+    # A full-data loss and gradient (L-BFGS's objective) runs in chunks of at
+    # most CHUNK_ROWS rows (GEMM stays efficient, scratch stays bounded),
+    # shared among threads: at least GRADIENT_CHUNKS of them when each keeps
+    # a training shard's minimum of rows and work. Each chunk's gradient is
+    # computed alone and the chunks' gradients are added in chunk order, so
+    # the chunks, fixed by the network and n, fix the result.
     CHUNK_ROWS = 1024
+    GRADIENT_CHUNKS = 4
     # Predicting n rows: up to PREDICT_CHUNK rows in one chunk, more in chunks
     # of n/4 rows, between PREDICT_CHUNK and PREDICT_MAX_ROWS (each chunk's GEMM
     # packs the weights again), shared out among threads. The chunks depend on
@@ -111,6 +116,10 @@ cdef PredictionPlan plan_prediction(const Network* net, bint f64, Py_ssize_t n_r
 cdef Py_ssize_t prediction_block(const Network* net, const PredictionPlan* plan, bint f64,
                                  char* base, Workspace* ws, Packed* pk, double** losses,
                                  char** scratch, Py_ssize_t* stride) noexcept nogil
-cdef Py_ssize_t loss_scratch(const Network* net, Py_ssize_t n_rows) noexcept nogil
+cdef GradientPlan plan_gradient(const Network* net, bint f64, Py_ssize_t n_rows,
+                                int threads) noexcept nogil
+cdef Py_ssize_t gradient_block(const Network* net, const GradientPlan* plan, bint f64,
+                               char* base, Workspace* ws, double** losses, char** scratch,
+                               char** grads, Py_ssize_t* stride) noexcept nogil
 cdef char* aligned(void* p) noexcept nogil
 cdef void* packed_operands(const TrainingState* state, Py_ssize_t* count) noexcept nogil

@@ -402,10 +402,54 @@ cdef Py_ssize_t prediction_block(const Network* net, const PredictionPlan* plan,
     return packed + chunk_losses + plan.threads * stride[0]
 
 
-cdef Py_ssize_t loss_scratch(const Network* net, Py_ssize_t n_rows) noexcept nogil:
-    """Elements of scratch a loss and gradient over `n_rows` rows needs (in chunks)."""
+cdef Py_ssize_t _gradient_rows(const Network* net, Py_ssize_t n) noexcept nogil:
+    """Rows per chunk of a loss and gradient over n rows: a quarter of them (in
+    multiples of 16), at least a training shard's minimum of rows and work,
+    at most CHUNK_ROWS."""
+    cdef Py_ssize_t rows = ((n + GRADIENT_CHUNKS - 1) // GRADIENT_CHUNKS + 15) // 16 * 16
+    # forward 2, backward 4 flops per weight, as shards_for counts them
+    cdef Py_ssize_t least = max(<Py_ssize_t> SHARD_MIN_ROWS,
+                                SHARD_MIN_FLOPS // max(1, 6 * _n_weights(net)))
+    return max(<Py_ssize_t> 1, min(n, min(<Py_ssize_t> CHUNK_ROWS, max(rows, least))))
+
+
+cdef GradientPlan plan_gradient(const Network* net, bint f64, Py_ssize_t n_rows,
+                                int threads) noexcept nogil:
+    """Chunks of rows shared among threads, each thread with a gradient
+    buffer of its own; the chunks depend on the network and n_rows alone."""
+    cdef GradientPlan plan
     cdef Workspace ws
-    return workspace(net, &ws, max(1, min(n_rows, <Py_ssize_t> CHUNK_ROWS)), False, False, 0)
+    cdef char* scratch
+    cdef char* grads
+    cdef double* losses
+    cdef Py_ssize_t stride
+    plan.rows = _gradient_rows(net, n_rows)
+    plan.chunks = (n_rows + plan.rows - 1) // plan.rows if n_rows > 0 else 0
+    plan.threads = <int> max(<Py_ssize_t> 1, min(<Py_ssize_t> threads_allowed(threads),
+                                                 plan.chunks))
+    plan.bytes = ALIGN + gradient_block(net, &plan, f64, NULL, &ws, &losses, &scratch, &grads,
+                                        &stride)
+    return plan
+
+
+cdef Py_ssize_t gradient_block(const Network* net, const GradientPlan* plan, bint f64,
+                               char* base, Workspace* ws, double** losses, char** scratch,
+                               char** grads, Py_ssize_t* stride) noexcept nogil:
+    """Lay out a loss and gradient's block from `base` (ALIGN-aligned) - each
+    chunk's loss, then each thread's scratch at `scratch` and, with several
+    chunks, its gradient buffer at `grads` (each `stride` bytes after the
+    previous thread's) - or only count when `base` is NULL; returns the
+    bytes. `ws` is planned for a chunk."""
+    cdef Py_ssize_t item = 8 if f64 else 4
+    cdef Py_ssize_t work = _up(workspace(net, ws, plan.rows, False, False, 0) * item)
+    cdef Py_ssize_t chunk_losses = _up(max(plan.chunks, <Py_ssize_t> 1) * sizeof(double))
+    # a chunk's gradient is computed alone, then added to the others' in order
+    cdef Py_ssize_t own = _up(net.n_parameters * item) if plan.chunks > 1 else 0
+    stride[0] = work + own
+    losses[0] = <double*> base if base != NULL else NULL
+    scratch[0] = base + chunk_losses if base != NULL else NULL
+    grads[0] = base + chunk_losses + work if base != NULL else NULL
+    return chunk_losses + plan.threads * stride[0]
 
 
 cdef void* packed_operands(const TrainingState* state, Py_ssize_t* count) noexcept nogil:

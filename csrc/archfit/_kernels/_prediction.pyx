@@ -11,17 +11,21 @@ Design
 * An evaluation (a validation set's loss, ``FitModel.loss``) is a prediction
   that also takes each chunk's loss from its logits: the same chunks,
   products and threads, so it is as reproducible as the outputs.
-* The loss with its gradient goes through the data in chunks of CHUNK_ROWS rows,
-  accumulating the weight gradients in place (GEMM with beta = 1), so memory
-  stays bounded for any number of rows.
+* The loss with its gradient (L-BFGS's objective) goes through the data in
+  the plan's chunks, shared among threads in waves: each chunk's gradient is
+  computed alone, then the threads add the wave's gradients to the total in
+  chunk order, each over its own slice of θ. The sum's order is the chunks',
+  so the result does not depend on the thread count, and memory stays
+  bounded for any number of rows.
 """
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from cython.parallel cimport prange, parallel, threadid
 
 from archfit.kernels cimport OK, Data
-from archfit._kernels._plan cimport (Workspace, Packed, CHUNK_ROWS, aligned, workspace,
-                                     prediction_block, plan_prediction, splits, any_splits,
+from archfit.kernels cimport GradientPlan
+from archfit._kernels._plan cimport (Workspace, Packed, aligned, prediction_block,
+                                     plan_prediction, gradient_block, splits, any_splits,
                                      threads_allowed)
 from archfit._kernels._passes cimport forward, backward
 from archfit._kernels.packgemm cimport pack, packed_size
@@ -271,54 +275,116 @@ cdef int predict_small(const Network* net, const floating* theta, const floating
     return 1
 
 
-cdef int loss_grad(const Network* net, const floating* theta, const Data* data, double l2,
-                   floating* grad, void* memory, double* loss) noexcept nogil:
+cdef int loss_grad(const Network* net, const GradientPlan* plan, const floating* theta,
+                   const Data* data, double l2, floating* grad, void* memory,
+                   double* loss) noexcept nogil:
     """Weighted mean loss (+ L2/2 ||W||^2) into `loss`; the gradient into
-    `grad` unless NULL. `memory`: loss_bytes(n) bytes. Subnormal numbers are
-    flushed to zero meanwhile."""
+    `grad` unless NULL; as `plan` (for data.n_samples rows) says, `memory`
+    its bytes. Subnormal numbers are flushed to zero meanwhile, on every
+    thread."""
     cdef unsigned long long mode = archfit_fp_enter()
-    _loss_grad(net, theta, data, l2, grad, memory, loss)
+    _loss_grad(net, plan, theta, data, l2, grad, memory, loss)
     archfit_fp_leave(mode)
     return OK
 
 
-cdef void _loss_grad(const Network* net, const floating* theta, const Data* data, double l2,
-                     floating* grad, void* memory, double* loss) noexcept nogil:
-    cdef Workspace ws
-    cdef Py_ssize_t n = data.n_samples, rows = min(n, <Py_ssize_t> CHUNK_ROWS), start, b, i, l
+cdef void _gradient_chunk(const Network* net, const Workspace* ws, const floating* theta,
+                          const Data* data, Py_ssize_t c, double scale, floating* buf,
+                          floating* grad, double* losses) noexcept nogil:
+    """Chunk c, rows [c * ws.rows, ...) of data: its weighted loss sum into
+    losses[c] and, unless `grad` is NULL, its part of the gradient of the mean
+    loss (`scale`: 1 / the data's total weight) written into `grad`."""
     cdef int L = net.n_layers
-    cdef Py_ssize_t k = net.sizes[L], n_in = net.sizes[0]
-    cdef double total_w = 0.0, loss_sum = 0.0, penalty = 0.0
+    cdef Py_ssize_t k = net.sizes[L], n_in = net.sizes[0], lo = c * ws.rows
+    cdef Py_ssize_t b = min(ws.rows, data.n_samples - lo)
     cdef const floating* X = <const floating*> data.X
-    cdef const int* lab = data.labels
-    cdef const floating* tgt = <const floating*> data.targets
-    cdef const floating* wts = <const floating*> data.weights
-    cdef floating* buf = <floating*> aligned(memory)
+    cdef const floating* targets = <const floating*> data.targets
+    cdef const floating* weights = <const floating*> data.weights
     cdef const Data* sparse = data if data.indptr != NULL else NULL
-    workspace(net, &ws, max(rows, 1), False, False, 0)
-    if wts != NULL:
+    if sparse != NULL:
+        forward(net, ws, theta, X, 0, b, buf, NULL, NULL, sparse, NULL, lo)
+    else:
+        X += lo * n_in
+        forward(net, ws, theta, X, 0, b, buf)
+    losses[c] = head_loss_grad(
+        buf + ws.z[L - 1], b, k, net.loss,
+        data.labels + lo if data.labels != NULL else NULL,
+        targets + lo * k if targets != NULL else NULL,
+        weights + lo if weights != NULL else NULL,
+        buf + ws.delta[L - 1] if grad != NULL else NULL, scale, net.huber_delta)
+    if grad != NULL:
+        backward(net, ws, theta, X, b, buf, grad, False, sparse, lo)
+
+
+cdef inline void _add_slice(floating* total, const floating* part, Py_ssize_t lo,
+                            Py_ssize_t hi) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(lo, hi):
+        total[i] += part[i]
+
+
+cdef void _loss_grad(const Network* net, const GradientPlan* plan, const floating* theta,
+                     const Data* data, double l2, floating* grad, void* memory,
+                     double* loss) noexcept nogil:
+    cdef unsigned long long mode
+    cdef Workspace ws
+    cdef double* losses
+    cdef char* scratch
+    cdef char* grads
+    cdef Py_ssize_t stride, n = data.n_samples, P = net.n_parameters, C = plan.chunks
+    cdef Py_ssize_t c, i, w, t, p0, p1
+    cdef int l, tid, team, T = plan.threads
+    cdef double total_w = 0.0, loss_sum = 0.0, penalty = 0.0, scale
+    cdef const floating* weights = <const floating*> data.weights
+    gradient_block(net, plan, floating is double, aligned(memory), &ws, &losses, &scratch,
+                   &grads, &stride)
+    if weights != NULL:
         for i in range(n):
-            total_w += wts[i]
+            total_w += weights[i]
     else:
         total_w = <double> n
-    start = -rows
-    while start + rows < n:
-        start += rows
-        b = min(rows, n - start)
-        if sparse != NULL:
-            forward(net, &ws, theta, X, 0, b, buf, NULL, NULL, sparse, NULL, start)
-        else:
-            forward(net, &ws, theta, X + start * n_in, 0, b, buf)
-        loss_sum += head_loss_grad(
-            buf + ws.z[L - 1], b, k, net.loss,
-            lab + start if lab != NULL else NULL,
-            tgt + start * k if tgt != NULL else NULL,
-            wts + start if wts != NULL else NULL,
-            buf + ws.delta[L - 1] if grad != NULL else NULL, 1.0 / total_w, net.huber_delta)
-        if grad != NULL:
-            backward(net, &ws, theta, X + start * n_in, b, buf, grad, start > 0, sparse, start)
+    scale = 1.0 / total_w if total_w > 0 else 0.0
+    if grad != NULL and C == 0:
+        memset(grad, 0, P * sizeof(floating))
+    if T <= 1 or C <= 1:
+        for c in range(C):
+            _gradient_chunk(net, &ws, theta, data, c, scale, <floating*> scratch,
+                            grad if c == 0 or grad == NULL else <floating*> grads, losses)
+            if c > 0 and grad != NULL:
+                _add_slice(grad, <floating*> grads, 0, P)
+    elif grad == NULL:
+        with parallel(num_threads=T):
+            mode = archfit_fp_enter()           # this worker thread's mode, restored below
+            for c in prange(C, schedule="static"):
+                _gradient_chunk(net, &ws, theta, data, c, scale,
+                                <floating*> (scratch + threadid() * stride), NULL, losses)
+            archfit_fp_leave(mode)
+    else:
+        with parallel(num_threads=T):
+            mode = archfit_fp_enter()
+            tid = threadid()
+            team = archfit_team_size()          # may be smaller than asked for
+            # this thread's slice of θ in the additions, whole cache lines apart
+            p0 = P * tid // team // 16 * 16
+            p1 = P if tid == team - 1 else P * (tid + 1) // team // 16 * 16
+            for w in range((C + team - 1) // team):
+                c = w * team + tid
+                if c < C:
+                    _gradient_chunk(net, &ws, theta, data, c, scale,
+                                    <floating*> (scratch + tid * stride),
+                                    grad if c == 0 else <floating*> (grads + tid * stride),
+                                    losses)
+                archfit_barrier()
+                # the wave's gradients, added to the total in chunk order
+                for t in range(team):
+                    if 0 < w * team + t < C:
+                        _add_slice(grad, <floating*> (grads + t * stride), p0, p1)
+                archfit_barrier()
+            archfit_fp_leave(mode)
+    for c in range(C):
+        loss_sum += losses[c]
     if l2 != 0.0:
-        for l in range(L):
+        for l in range(net.n_layers):
             for i in range(net.w_start[l], net.b_start[l]):
                 penalty += theta[i] * theta[i]
                 if grad != NULL:
