@@ -2,8 +2,10 @@
 records, predictions of a few rows, a large prediction right after a small
 one (BLAS's idle threads spin for about 0.1 s after a multi-threaded call
 and take a core from the next parallel region), whole fits with a
-validation set, and L-BFGS's objective (the loss and gradient over all the
-rows) alone and in whole fits.
+validation set, L-BFGS's objective (the loss and gradient over all the
+rows) alone and in whole fits, and predictions made 0.2 s apart, as a
+service answering now and then makes them (archfit's other threads are
+asleep by then; waking them can cost milliseconds on a virtual machine).
 
     python benchmarks/mixed_calls.py
     python benchmarks/mixed_calls.py --other /tmp/old
@@ -76,6 +78,18 @@ def worker(path):
             times.append(time.perf_counter() - start)
         return statistics.median(times)
 
+    def after_pause(call, n=6):
+        times = []
+        for _ in range(n):
+            time.sleep(0.2)
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    fitted2 = af.FitModel(w2, theta2, af.Hyperparameters(), classes=np.arange(10))
+    one_row = X2[:1].copy()
+
     teacher = rng.normal(size=(784, 10)).astype(np.float32)
     y2 = (X2 @ teacher).argmax(axis=1)          # learnable labels
 
@@ -99,12 +113,18 @@ def worker(path):
         "validation record, 64-32-10, 2,000 rows": lambda: median_time(
             lambda: fitting._record(small, theta_small, 1, 0.0, 0.0, 0.0, (Xs, ts, None), 2),
             60),
+        "predict 1 row": lambda: median_time(predict(1), 2000),
+        "predict_proba of one row": lambda: median_time(
+            lambda: fitted2.predict_proba(one_row), 2000),
         "predict 2 rows": lambda: median_time(predict(2), 300),
         "predict 20 rows": lambda: median_time(predict(20), 300),
         "predict 100 rows": lambda: median_time(predict(100), 200),
         "predict 256 rows": lambda: median_time(predict(256), 100),
         "predict 4,096 rows alone": lambda: median_time(predict(4096), 30),
         "predict 4,096 rows right after 100": lambda: after_small(100),
+        "predict_proba of one row, 0.2 s after the last call": lambda: after_pause(
+            lambda: fitted2.predict_proba(one_row)),
+        "predict 100 rows, 0.2 s after the last call": lambda: after_pause(predict(100)),
         "fit W2, batch 32, 2 epochs of 8,000 rows, 2,000 validation": lambda: median_time(
             fit(32), 1),
         "the same fit at batch 128": lambda: median_time(fit(128), 1),

@@ -1,11 +1,13 @@
 """The network kernel (predict, loss_and_grad, one epoch) against the NumPy reference,
 and loss_and_grad against central finite differences."""
+import time
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
 import archfit as af
-from archfit._kernels import _random
+from archfit._kernels import _plan, _random
 from archfit.kernels import ACTIVATIONS, Status, Trainer
 from conftest import assert_close
 import reference as ref
@@ -429,6 +431,7 @@ def test_packed_predictions_do_not_depend_on_the_batch(dtype):
             assert np.array_equal(alone[0], outs[0][i])
         for lo, hi in ((0, 2), (3, 20), (500, 600), (700, 956)):
             few = np.full((hi - lo, 7), np.nan, dtype)
+            _plan.calls_end_py()        # a call just ended: small ones take the threads too
             model._kernel.predict(theta, X[lo:hi], few, 2)
             assert np.array_equal(few, outs[0][lo:hi])
             assert np.array_equal(model._kernel.predict_ready(theta, X[lo:hi], 2), few)
@@ -523,12 +526,30 @@ def test_one_sample_gives_the_same_bits_on_any_number_of_threads(dtype):
     outs = []
     for threads in (1, 2, 3):
         out = np.empty((1, 5), dtype=dtype)
+        _plan.calls_end_py()    # a call just ended: the threads are awake, and taken
         model._kernel.predict(theta, X, out, threads)
         outs.append(out)
         assert np.array_equal(model._kernel.predict_ready(theta, X, threads), out)
     assert all(np.array_equal(o, outs[0]) for o in outs[1:])
+    time.sleep(0.01)            # after a pause, one thread: the same bits
+    assert np.array_equal(model._kernel.predict_ready(theta, X, 2), outs[0])
     Z, _ = ref.forward(arch, theta, X)
     assert_close(outs[0], ref.head("softmax", Z[-1]), dtype, scale=200)
+
+
+def test_small_work_after_a_pause_stays_on_one_thread():
+    # waking sleeping threads costs more than a small prediction's work
+    # (milliseconds on some virtual machines): after a pause it runs alone
+    _plan.calls_end_py()
+    assert _plan.idle_threads_py(2, 1e6) == 2          # calls in quick succession
+    time.sleep(0.01)
+    assert _plan.idle_threads_py(2, 1e6) == 1          # the first after a pause
+    assert _plan.idle_threads_py(2, 1e9) == 2          # large work takes the threads anyway
+    assert _plan.idle_threads_py(1, 1e6) == 1
+    # every kernel call counts as one: right after a prediction, threads again
+    model = make_model("softmax", "relu")
+    model._kernel.predict(model.init(0), np.zeros((3, 4)), np.empty((3, 3)), 1)
+    assert _plan.idle_threads_py(2, 1e6) == 2
 
 
 def test_predict_ready_takes_only_ready_arrays(dtype):

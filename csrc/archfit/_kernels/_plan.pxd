@@ -56,6 +56,10 @@ cdef enum:
     ROW_SPLIT_MIN_WEIGHTS = 32768
     # Alignment of every array in a memory block, in bytes.
     ALIGN = 64
+    # A prediction of at most IDLE_SOLO_FLOPS of work runs on one thread when
+    # no kernel call ended in the last IDLE_NS nanoseconds (idle_threads).
+    IDLE_NS = 2000000
+    IDLE_SOLO_FLOPS = 16000000
 
 cdef struct Workspace:
     # Offsets (in elements of the dtype) into one scratch buffer, for `rows` rows.
@@ -95,11 +99,14 @@ cdef struct Internal:
     uint64_t dropout_stream         # the masks' generator between parts of an epoch
 
 cdef int threads_allowed(int asked) noexcept nogil
+cdef void calls_end() noexcept nogil
+cdef int idle_threads(int planned, double flops) noexcept nogil
 cdef Py_ssize_t workspace(const Network* net, Workspace* ws, Py_ssize_t rows, bint dropout,
                           bint gather, Py_ssize_t n_targets) noexcept nogil
 cdef Py_ssize_t packed_layout(const Network* net, Packed* pk, char* base, Py_ssize_t rows,
                               bint f64) noexcept nogil
 cdef int shards_for(const Network* net, Py_ssize_t rows) noexcept nogil
+cdef Py_ssize_t _n_weights(const Network* net) noexcept nogil
 cdef Py_ssize_t update_blocks(const Network* net, Py_ssize_t* blocks) noexcept nogil
 cdef bint splits(const Network* net, int l) noexcept nogil
 cdef bint any_splits(const Network* net) noexcept nogil

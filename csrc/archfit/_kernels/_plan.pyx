@@ -22,6 +22,21 @@ from archfit._kernels._blas cimport small_product
 cdef extern from "team.h" nogil:
     void archfit_install_fork_guard()
     int archfit_threads(int asked)
+    unsigned long long archfit_now_ns()
+
+cdef extern from *:
+    # When the last kernel call ended (nanoseconds, archfit_now_ns), shared by
+    # every module through calls_end/idle_threads; calls on other threads
+    # race on it harmlessly (relaxed atomics: any recent value will do).
+    """
+    static unsigned long long archfit_last_call_end = 0;
+    static inline unsigned long long archfit_last_call(void)
+    { return __atomic_load_n(&archfit_last_call_end, __ATOMIC_RELAXED); }
+    static inline void archfit_set_last_call(unsigned long long t)
+    { __atomic_store_n(&archfit_last_call_end, t, __ATOMIC_RELAXED); }
+    """
+    unsigned long long archfit_last_call() nogil
+    void archfit_set_last_call(unsigned long long t) nogil
 
 from archfit._kernels._cpu cimport archfit_isa_adopt
 from archfit._kernels._cpu import LEVEL
@@ -32,6 +47,36 @@ archfit_install_fork_guard()    # team.h: this module is the one that counts thr
 cdef int threads_allowed(int asked) noexcept nogil:
     """The threads a kernel may use when asked for `asked`: 1 in a forked child."""
     return archfit_threads(asked)
+
+
+cdef void calls_end() noexcept nogil:
+    """A kernel call ends now (for idle_threads)."""
+    archfit_set_last_call(archfit_now_ns())
+
+
+cdef int idle_threads(int planned, double flops) noexcept nogil:
+    """The threads a call of `flops` work runs on when its plan says `planned`:
+    one when the work is small (IDLE_SOLO_FLOPS) and no kernel call ended in
+    the last IDLE_NS nanoseconds - the other threads are then asleep, and
+    waking them costs more than the work (milliseconds on some virtual
+    machines). Results do not depend on the thread count, only the time."""
+    cdef unsigned long long now
+    if planned <= 1 or flops > IDLE_SOLO_FLOPS:
+        return planned
+    now = archfit_now_ns()
+    if now == 0 or now - archfit_last_call() <= IDLE_NS:
+        return planned
+    return 1
+
+
+def idle_threads_py(int planned, double flops):
+    """Test hook: idle_threads."""
+    return idle_threads(planned, flops)
+
+
+def calls_end_py():
+    """Test hook: calls_end."""
+    calls_end()
 
 
 cdef inline Py_ssize_t _up(Py_ssize_t nbytes) noexcept nogil:

@@ -7,7 +7,9 @@ Design
   (for a few rows, when a product would otherwise go to BLAS), so a row's
   outputs do not depend on the other rows.
 * One row is the latency path: a vector-matrix kernel per layer, the columns
-  of large layers shared among threads inside one parallel region.
+  of large layers shared among threads inside one parallel region - unless
+  no kernel call ended in the last IDLE_NS (_plan.idle_threads): then the
+  other threads sleep, and waking them costs more than the row's work.
 * An evaluation (a validation set's loss, ``FitModel.loss``) is a prediction
   that also takes each chunk's loss from its logits: the same chunks,
   products and threads, so it is as reproducible as the outputs.
@@ -26,7 +28,7 @@ from archfit.kernels cimport OK, Data
 from archfit.kernels cimport GradientPlan
 from archfit._kernels._plan cimport (Workspace, Packed, aligned, prediction_block,
                                      plan_prediction, gradient_block, splits, any_splits,
-                                     threads_allowed)
+                                     threads_allowed, calls_end, idle_threads, _n_weights)
 from archfit._kernels._passes cimport forward, backward
 from archfit._kernels.packgemm cimport pack, packed_size
 from archfit._kernels._elementwise cimport (bias_activation, add_bias, head_output,
@@ -196,6 +198,7 @@ cdef int evaluate_rows(const Network* net, const PredictionPlan* plan, const flo
     cdef unsigned long long mode = archfit_fp_enter()
     _predict_rows(net, plan, theta, data, out, memory, loss)
     archfit_fp_leave(mode)
+    calls_end()
     return OK
 
 
@@ -211,7 +214,8 @@ cdef void _predict_rows(const Network* net, const PredictionPlan* plan, const fl
     cdef double* losses
     cdef const floating* weights = <const floating*> data.weights
     cdef double total = 0.0, total_w = 0.0
-    cdef int T = plan.threads
+    # a small prediction after a pause stays on this thread (the others sleep)
+    cdef int T = idle_threads(plan.threads, 2.0 * n * _n_weights(net))
     prediction_block(net, plan, floating is double, aligned(memory), &ws, &pk, &losses,
                      &scratch, &per)
     if loss == NULL:
@@ -285,6 +289,7 @@ cdef int loss_grad(const Network* net, const GradientPlan* plan, const floating*
     cdef unsigned long long mode = archfit_fp_enter()
     _loss_grad(net, plan, theta, data, l2, grad, memory, loss)
     archfit_fp_leave(mode)
+    calls_end()
     return OK
 
 

@@ -21,7 +21,8 @@ from cython.parallel cimport prange, parallel, threadid
 
 from archfit.kernels cimport (OK, NONFINITE_LOSS, NONFINITE_PARAMETERS, INVALID_ARGUMENT,
                               INTERRUPTED, ADAMW, FLOAT64, Network, Settings)
-from archfit._kernels._plan cimport Workspace, Packed, Internal, shards_for, threads_allowed
+from archfit._kernels._plan cimport (Workspace, Packed, Internal, shards_for, threads_allowed,
+                                     calls_end)
 from archfit._kernels._passes cimport (forward, deltas, layer_input, layer_grad, repack,
                                       sparse_weight_grad)
 from archfit._kernels._blas cimport gemm
@@ -205,6 +206,7 @@ cdef int run_epoch(TrainingState* state, const Data* data, double learning_rate,
         status = _epoch(state, data, learning_rate, epoch, first, threads, loss_sum,
                         weight_sum, <float*> state.theta)
     archfit_fp_leave(mode)
+    calls_end()
     return status
 
 

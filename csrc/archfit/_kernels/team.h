@@ -17,6 +17,25 @@ static const int archfit_forked = 0;
 static void archfit_install_fork_guard(void) {}
 #endif
 
+/* A monotonic clock in nanoseconds (0 where there is none): when archfit's
+ * last kernel call ended, for the idle rule in _plan.pyx. */
+#if defined(_WIN32)
+#include <windows.h>
+static inline unsigned long long archfit_now_ns(void) {
+    LARGE_INTEGER count, rate;
+    QueryPerformanceCounter(&count);
+    QueryPerformanceFrequency(&rate);
+    return (unsigned long long) ((double) count.QuadPart * 1e9 / (double) rate.QuadPart);
+}
+#else
+#include <time.h>
+static inline unsigned long long archfit_now_ns(void) {
+    struct timespec t;
+    if (clock_gettime(CLOCK_MONOTONIC, &t) != 0) return 0;
+    return (unsigned long long) t.tv_sec * 1000000000ull + (unsigned long long) t.tv_nsec;
+}
+#endif
+
 /* The threads a kernel may use when `asked` for: 1 in a forked child. */
 static inline int archfit_threads(int asked) { return archfit_forked || asked < 1 ? 1 : asked; }
 
