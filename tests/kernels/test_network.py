@@ -544,8 +544,17 @@ def test_small_work_after_a_pause_stays_on_one_thread():
     assert _plan.idle_threads_py(2, 1e6) == 2          # calls in quick succession
     time.sleep(0.01)
     assert _plan.idle_threads_py(2, 1e6) == 1          # the first after a pause
-    assert _plan.idle_threads_py(2, 1e9) == 2          # large work takes the threads anyway
+    assert _plan.idle_threads_py(2, 1e12) == 2         # large work takes the threads anyway
     assert _plan.idle_threads_py(1, 1e6) == 1
+    # the limit follows the wake measured last: 10 ms is 400 MFLOP on one thread
+    try:
+        _plan.set_wake_py(10_000_000)
+        assert _plan.idle_threads_py(2, 3e8) == 1
+        assert _plan.idle_threads_py(2, 5e8) == 2
+        _plan.set_wake_py(0)
+        assert _plan.idle_threads_py(2, 3e8) == 2
+    finally:
+        _plan.set_wake_py(0)
     # every kernel call counts as one: right after a prediction, threads again
     model = make_model("softmax", "relu")
     model._kernel.predict(model.init(0), np.zeros((3, 4)), np.empty((3, 3)), 1)

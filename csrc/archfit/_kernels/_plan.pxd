@@ -56,10 +56,14 @@ cdef enum:
     ROW_SPLIT_MIN_WEIGHTS = 32768
     # Alignment of every array in a memory block, in bytes.
     ALIGN = 64
-    # A prediction of at most IDLE_SOLO_FLOPS of work runs on one thread when
-    # no kernel call ended in the last IDLE_NS nanoseconds (idle_threads).
+    # After a pause of IDLE_NS nanoseconds with no kernel call, a prediction
+    # runs on one thread when one thread does its work in the time a sleeping
+    # thread takes to wake: at most IDLE_SOLO_FLOPS, or the last wake measured
+    # at IDLE_SOLO_RATE flops a nanosecond (one core's rate, float64's and
+    # below float32's) - idle_threads.
     IDLE_NS = 2000000
     IDLE_SOLO_FLOPS = 16000000
+    IDLE_SOLO_RATE = 40
 
 cdef struct Workspace:
     # Offsets (in elements of the dtype) into one scratch buffer, for `rows` rows.
@@ -100,7 +104,8 @@ cdef struct Internal:
 
 cdef int threads_allowed(int asked) noexcept nogil
 cdef void calls_end() noexcept nogil
-cdef int idle_threads(int planned, double flops) noexcept nogil
+cdef int idle_threads(int planned, double flops, unsigned long long* wake_from) noexcept nogil
+cdef void wake_seen(unsigned long long since) noexcept nogil
 cdef Py_ssize_t workspace(const Network* net, Workspace* ws, Py_ssize_t rows, bint dropout,
                           bint gather, Py_ssize_t n_targets) noexcept nogil
 cdef Py_ssize_t packed_layout(const Network* net, Packed* pk, char* base, Py_ssize_t rows,

@@ -34,9 +34,17 @@ cdef extern from *:
     { return __atomic_load_n(&archfit_last_call_end, __ATOMIC_RELAXED); }
     static inline void archfit_set_last_call(unsigned long long t)
     { __atomic_store_n(&archfit_last_call_end, t, __ATOMIC_RELAXED); }
+    /* How long the last woken worker thread took to arrive (nanoseconds). */
+    static unsigned long long archfit_last_wake = 0;
+    static inline unsigned long long archfit_wake(void)
+    { return __atomic_load_n(&archfit_last_wake, __ATOMIC_RELAXED); }
+    static inline void archfit_set_wake(unsigned long long t)
+    { __atomic_store_n(&archfit_last_wake, t, __ATOMIC_RELAXED); }
     """
     unsigned long long archfit_last_call() nogil
     void archfit_set_last_call(unsigned long long t) nogil
+    unsigned long long archfit_wake() nogil
+    void archfit_set_wake(unsigned long long t) nogil
 
 from archfit._kernels._cpu cimport archfit_isa_adopt
 from archfit._kernels._cpu import LEVEL
@@ -54,24 +62,47 @@ cdef void calls_end() noexcept nogil:
     archfit_set_last_call(archfit_now_ns())
 
 
-cdef int idle_threads(int planned, double flops) noexcept nogil:
-    """The threads a call of `flops` work runs on when its plan says `planned`:
-    one when the work is small (IDLE_SOLO_FLOPS) and no kernel call ended in
-    the last IDLE_NS nanoseconds - the other threads are then asleep, and
-    waking them costs more than the work (milliseconds on some virtual
-    machines). Results do not depend on the thread count, only the time."""
+cdef int idle_threads(int planned, double flops, unsigned long long* wake_from) noexcept nogil:
+    """The threads a prediction of `flops` work runs on when its plan says
+    `planned`. After a pause (no kernel call ended in the last IDLE_NS
+    nanoseconds) the other threads sleep, and waking them costs tens of
+    microseconds on bare metal, milliseconds on some virtual machines: then
+    one thread, for work one thread does in that time - IDLE_SOLO_FLOPS, or
+    the last wake measured at IDLE_SOLO_RATE flops a nanosecond, whichever
+    is more. When threads are woken after a pause, `wake_from` is the time
+    now (their first worker reports its arrival: wake_seen), else 0.
+    Results do not depend on the thread count, only the time."""
     cdef unsigned long long now
-    if planned <= 1 or flops > IDLE_SOLO_FLOPS:
+    cdef double solo
+    wake_from[0] = 0
+    if planned <= 1:
         return planned
     now = archfit_now_ns()
     if now == 0 or now - archfit_last_call() <= IDLE_NS:
         return planned
-    return 1
+    solo = max(<double> IDLE_SOLO_FLOPS, <double> archfit_wake() * IDLE_SOLO_RATE)
+    if flops <= solo:
+        return 1
+    wake_from[0] = now
+    return planned
+
+
+cdef void wake_seen(unsigned long long since) noexcept nogil:
+    """A worker thread woken at `since` (idle_threads' wake_from) has arrived."""
+    cdef unsigned long long now = archfit_now_ns()
+    if now > since:
+        archfit_set_wake(now - since)
 
 
 def idle_threads_py(int planned, double flops):
-    """Test hook: idle_threads."""
-    return idle_threads(planned, flops)
+    """Test hook: idle_threads' thread count."""
+    cdef unsigned long long wake_from
+    return idle_threads(planned, flops, &wake_from)
+
+
+def set_wake_py(unsigned long long nanoseconds):
+    """Test hook: the last wake measured, as wake_seen would set it."""
+    archfit_set_wake(nanoseconds)
 
 
 def calls_end_py():

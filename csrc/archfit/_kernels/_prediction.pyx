@@ -28,7 +28,8 @@ from archfit.kernels cimport OK, Data
 from archfit.kernels cimport GradientPlan
 from archfit._kernels._plan cimport (Workspace, Packed, aligned, prediction_block,
                                      plan_prediction, gradient_block, splits, any_splits,
-                                     threads_allowed, calls_end, idle_threads, _n_weights)
+                                     threads_allowed, calls_end, idle_threads, wake_seen,
+                                     _n_weights)
 from archfit._kernels._passes cimport forward, backward
 from archfit._kernels.packgemm cimport pack, packed_size
 from archfit._kernels._elementwise cimport (bias_activation, add_bias, head_output,
@@ -76,13 +77,14 @@ cdef void _row_layer(const Network* net, const Workspace* ws, const floating* th
 
 
 cdef void _forward_row(const Network* net, const Workspace* ws, const floating* theta,
-                       floating* buf, int threads) noexcept nogil:
+                       floating* buf, int threads,
+                       unsigned long long wake_from=0) noexcept nogil:
     """Forward pass of the one sample at buf + ws.x; large layers' columns shared.
 
     One parallel region for the whole pass, a barrier after each layer; no
     region when no layer is large enough to share. Every output column is the
     same FMA chain however the columns are shared, so the result does not
-    depend on `threads`.
+    depend on `threads`. `wake_from`: see _plan.idle_threads.
     """
     cdef int l, tid, team, L = net.n_layers
     cdef unsigned long long mode
@@ -95,6 +97,8 @@ cdef void _forward_row(const Network* net, const Workspace* ws, const floating* 
         mode = archfit_fp_enter()       # this worker thread's mode, restored below
         tid = threadid()
         team = archfit_team_size()      # may be smaller than asked for
+        if wake_from != 0 and tid == 1:
+            wake_seen(wake_from)
         for l in range(L):
             if splits(net, l):
                 _row_layer(net, ws, theta, buf, l, tid, team)
@@ -120,11 +124,11 @@ cdef double _chunk_loss(const Network* net, const Workspace* ws, const floating*
 
 cdef void _predict_row(const Network* net, const Workspace* ws, const floating* theta,
                        const floating* x, floating* out, floating* buf,
-                       int threads) noexcept nogil:
+                       int threads, unsigned long long wake_from=0) noexcept nogil:
     """Outputs of the one sample x (into `out` unless NULL); ws planned for
     one row with room for x; its logits stay in buf."""
     memcpy(buf + ws.x, x, net.sizes[0] * sizeof(floating))
-    _forward_row(net, ws, theta, buf, threads)
+    _forward_row(net, ws, theta, buf, threads, wake_from)
     if out != NULL:
         head_output(buf + ws.z[net.n_layers - 1], out, 1, net.sizes[net.n_layers], net.head)
 
@@ -215,7 +219,8 @@ cdef void _predict_rows(const Network* net, const PredictionPlan* plan, const fl
     cdef const floating* weights = <const floating*> data.weights
     cdef double total = 0.0, total_w = 0.0
     # a small prediction after a pause stays on this thread (the others sleep)
-    cdef int T = idle_threads(plan.threads, 2.0 * n * _n_weights(net))
+    cdef unsigned long long wake_from
+    cdef int T = idle_threads(plan.threads, 2.0 * n * _n_weights(net), &wake_from)
     prediction_block(net, plan, floating is double, aligned(memory), &ws, &pk, &losses,
                      &scratch, &per)
     if loss == NULL:
@@ -228,6 +233,8 @@ cdef void _predict_rows(const Network* net, const PredictionPlan* plan, const fl
         # Sparse X: the first layer reads the sparse rows, the others as planned.
         with parallel(num_threads=T):
             mode = archfit_fp_enter()           # this worker thread's mode, restored below
+            if wake_from != 0 and threadid() == 1:
+                wake_seen(wake_from)
             if plan.packed:
                 _pack_weights(net, theta, &pk, threadid(), archfit_team_size())
                 archfit_barrier()
@@ -237,7 +244,7 @@ cdef void _predict_rows(const Network* net, const PredictionPlan* plan, const fl
                                buf + threadid() * per + ws.size if plan.packed else NULL)
             archfit_fp_leave(mode)
     elif n == 1:
-        _predict_row(net, &ws, theta, <const floating*> data.X, out, buf, T)
+        _predict_row(net, &ws, theta, <const floating*> data.X, out, buf, T, wake_from)
         if losses != NULL:
             losses[0] = _chunk_loss(net, &ws, buf, data, 0, 1)
     elif T == 1:
@@ -246,6 +253,8 @@ cdef void _predict_rows(const Network* net, const PredictionPlan* plan, const fl
     else:
         with parallel(num_threads=T):
             mode = archfit_fp_enter()
+            if wake_from != 0 and threadid() == 1:
+                wake_seen(wake_from)
             for c in prange(plan.chunks, schedule="static"):
                 _predict_chunk(net, &ws, theta, data, out, losses, c, buf + threadid() * per)
             archfit_fp_leave(mode)
