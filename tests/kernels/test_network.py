@@ -82,6 +82,14 @@ def test_loss_and_grad_accumulates_over_chunks(dtype):
     assert_close(grad_k, grad_r, dtype, scale=100)
 
 
+def wide_model(dtype):
+    """300-130-40-7: its products too large for smallgemm.h at a few rows, so
+    predictions of many rows come in several chunks and a few rows are packed."""
+    arch = af.Architecture(300, [af.Dense(130, "relu"), af.Dense(40, "tanh"), af.Dense(7)],
+                           "softmax")
+    return af.Model(arch, dtype=dtype)
+
+
 def test_gradient_chunks_follow_the_rows_not_the_threads():
     arch = af.Architecture(64, [af.Dense(64, "relu"), af.Dense(10)], "softmax")
     kernel = af.Model(arch)._kernel
@@ -98,9 +106,7 @@ def test_gradient_chunks_follow_the_rows_not_the_threads():
 @pytest.mark.parametrize("sparse", [False, True])
 def test_loss_and_grad_gives_the_same_bits_on_any_number_of_threads(dtype, sparse):
     import scipy.sparse
-    arch = af.Architecture(300, [af.Dense(130, "relu"), af.Dense(40, "tanh"), af.Dense(7)],
-                           "softmax")
-    model = af.Model(arch, dtype=dtype)
+    model = wide_model(dtype)
     rng = np.random.default_rng(16)
     theta = model.init(7)
     X = rng.normal(size=(2100, 300)).astype(dtype)
@@ -401,9 +407,8 @@ def test_predict_gives_the_same_bits_on_any_number_of_threads(dtype):
 def test_packed_predictions_do_not_depend_on_the_batch(dtype):
     # chunks read the weights packed once (AVX2): a row's outputs are the
     # same bits as when it is predicted alone or in another batch, of any size
-    arch = af.Architecture(300, [af.Dense(130, "relu"), af.Dense(40, "tanh"), af.Dense(7)],
-                           "softmax")
-    model = af.Model(arch, dtype=dtype)
+    model = wide_model(dtype)
+    arch = model.architecture
     if not model._kernel.prediction_plan(dtype, 1000)["packed"]:
         pytest.skip("the packed GEMM needs a CPU with AVX2 and FMA")
     # a few rows are packed too (300 x 130 is too large for smallgemm), in two chunks
@@ -467,9 +472,7 @@ def test_evaluation_is_the_prediction_and_the_reference_loss(dtype, output, loss
 
 
 def test_evaluation_gives_the_same_bits_on_any_number_of_threads(dtype):
-    arch = af.Architecture(300, [af.Dense(130, "relu"), af.Dense(40, "tanh"), af.Dense(7)],
-                           "softmax")
-    model = af.Model(arch, dtype=dtype)
+    model = wide_model(dtype)
     rng = np.random.default_rng(15)
     theta = model.init(6)
     X = rng.normal(size=(1000, 300)).astype(dtype)
