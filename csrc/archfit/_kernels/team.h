@@ -20,6 +20,12 @@ static void archfit_install_fork_guard(void) {}
 /* A monotonic clock in nanoseconds (0 where there is none): when archfit's
  * last kernel call ended, for the idle rule in _plan.pyx. */
 #if defined(_WIN32)
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
 #include <windows.h>
 static inline unsigned long long archfit_now_ns(void) {
     LARGE_INTEGER count, rate;
