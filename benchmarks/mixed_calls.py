@@ -21,9 +21,10 @@ repeated calls in a warm process. Float32, 784-256-128-10 (W2) unless named.
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
+
+import _workers
 
 REPEATS = 8
 
@@ -156,10 +157,10 @@ def main(argv=None):
     builds = {"installed": ""}
     if args.other:
         builds["other"] = args.other
-    workers = {name: subprocess.Popen([sys.executable, __file__, "--worker", path],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    started = {name: _workers.start(__file__, "--worker", path)
                for name, path in builds.items()}
-    names = [json.loads(w.stdout.readline()) for w in workers.values()][0]
+    workers = {name: proc for name, (proc, _) in started.items()}
+    names = started["installed"][1]         # every worker lists its measurements first
     if args.only:
         words = [w for w in args.only.split(",") if w]
         names = [n for n in names if any(w in n for w in words)]
@@ -167,9 +168,7 @@ def main(argv=None):
             raise SystemExit(f"no measurement's name contains any of {words}")
 
     def ask(build, name):
-        workers[build].stdin.write(json.dumps(name) + "\n")
-        workers[build].stdin.flush()
-        return json.loads(workers[build].stdout.readline())
+        return _workers.ask(workers[build], name)
 
     from archfit import kernels
     print(f"archfit kernel path: {kernels.ISA}; 2 threads; medians of {REPEATS} alternating "
@@ -190,9 +189,7 @@ def main(argv=None):
             ratio = statistics.median(o / i for o, i in zip(times["other"], times["installed"]))
             row += f" {1e3 * statistics.median(times['other']):.3f} | {ratio:.2f}x |"
         print(row, flush=True)
-    for w in workers.values():
-        w.stdin.close()
-        w.wait()
+    _workers.stop(workers.values())
 
 
 if __name__ == "__main__":

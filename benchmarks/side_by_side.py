@@ -26,9 +26,10 @@ import argparse
 import hashlib
 import json
 import statistics
-import subprocess
 import sys
 import time
+
+import _workers
 
 
 def _trainer(af, model, n, args):
@@ -108,19 +109,11 @@ def main(argv=None):
         return worker(args.worker, args)
 
     forwarded = [a for a in (argv if argv is not None else sys.argv[1:]) if a != args.other]
-    workers = {}
-    for name, path in (("installed", ""), ("other", args.other)):
-        workers[name] = subprocess.Popen(
-            [sys.executable, __file__, args.other, "--worker", path, *forwarded],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        ready = workers[name].stdout.readline()
-        if not ready:
-            raise SystemExit(f"the {name} build's worker did not start")
+    workers = {name: _workers.start(__file__, args.other, "--worker", path, *forwarded)[0]
+               for name, path in (("installed", ""), ("other", args.other))}
 
     def ask(name, request):
-        workers[name].stdin.write(json.dumps(request) + "\n")
-        workers[name].stdin.flush()
-        return json.loads(workers[name].stdout.readline())
+        return _workers.ask(workers[name], request)
 
     pairs = 60 if args.predict else args.epochs
     times = {name: [] for name in workers}
@@ -131,9 +124,7 @@ def main(argv=None):
             time.sleep(args.settle)
             times[name].append(ask(name, {"call": i})["seconds"])
     same = ask("installed", {"hash": 1}) == ask("other", {"hash": 1})
-    for w in workers.values():
-        w.stdin.close()
-        w.wait()
+    _workers.stop(workers.values())
     if args.predict:
         n, what = args.predict, f"predict {args.predict} rows"
     else:

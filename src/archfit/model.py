@@ -203,12 +203,15 @@ class Model:
         return self._planned(X.shape[0], n_threads, True, lambda out, threads: (
             self._kernel.predict(theta, X, out, threads)))[1]
 
-    def _planned(self, n: int, n_threads: int | None, outputs: bool, run):
+    def _planned(self, n: int, n_threads: int | None, outputs: bool, run,
+                 gradient: bool = False):
         """(run(out, threads), out) for n rows as the kernel's prediction plan
-        says (chunks, threads, packed weights, scratch): its memory reserved,
-        `out` allocated for the outputs when asked (else None), BLAS held to
-        what the plan's chunks need."""
-        plan = self._kernel.prediction_plan(self._dtype, n, _threads.budget(n_threads))
+        (its gradient plan with `gradient`) says (chunks, threads, packed
+        weights, scratch): its memory reserved, `out` allocated for the
+        outputs when asked (else None), BLAS held to what the plan's chunks
+        need."""
+        plan_of = self._kernel.gradient_plan if gradient else self._kernel.prediction_plan
+        plan = plan_of(self._dtype, n, _threads.budget(n_threads))
         out_bytes = n * self._architecture.n_outputs * self._dtype.itemsize if outputs else 0
         reserve(plan["bytes"] + out_bytes, "the scratch memory of this computation")
         out = np.empty((n, self._architecture.n_outputs), dtype=self._dtype) if outputs else None
@@ -258,19 +261,16 @@ class Model:
                    n_threads: int | None = None) -> float:
         """The kernel's loss (+ L2) of validated in-memory inputs, dense or
         sparse, and its gradient into `grad` (a loss alone: ``_evaluate``), as
-        the kernel's gradient plan says: its memory reserved, BLAS held to
-        what its chunks need."""
-        n = len(X) if isinstance(X, SparseRows) else X.shape[0]
-        plan = self._kernel.gradient_plan(self._dtype, n, _threads.budget(n_threads))
-        reserve(plan["bytes"], "the scratch memory of this computation")
-        with _threads.blas_during(plan["chunks"], n_threads):
-            if isinstance(X, SparseRows):
-                loss = self._kernel.loss_and_grad_sparse(
+        the kernel's gradient plan says."""
+        if isinstance(X, SparseRows):
+            loss = self._planned(len(X), n_threads, False, lambda _, threads: (
+                self._kernel.loss_and_grad_sparse(
                     theta, X.values, X.indices, X.indptr, targets.labels, targets.values,
-                    weights, grad, l2, True, plan["threads"])
-            else:
-                loss = self._kernel.loss_and_grad(theta, X, targets.labels, targets.values,
-                                                  weights, grad, l2, True, plan["threads"])
+                    weights, grad, l2, True, threads)), gradient=True)[0]
+        else:
+            loss = self._planned(X.shape[0], n_threads, False, lambda _, threads: (
+                self._kernel.loss_and_grad(theta, X, targets.labels, targets.values, weights,
+                                           grad, l2, True, threads)), gradient=True)[0]
         return float(loss)
 
     def _loss(self, theta, X, targets, weights, n_threads: int | None = None) -> float:

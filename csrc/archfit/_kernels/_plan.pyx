@@ -245,12 +245,17 @@ cdef Py_ssize_t _n_weights(const Network* net) noexcept nogil:
     return weights
 
 
+cdef inline Py_ssize_t _step_flops(const Network* net, Py_ssize_t rows) noexcept nogil:
+    """The flops of a forward and backward pass over `rows` rows: forward 2,
+    backward 4 per weight."""
+    return 6 * _n_weights(net) * rows
+
+
 cdef int shards_for(const Network* net, Py_ssize_t rows) noexcept nogil:
     """How many row shards a training step over `rows` rows is cut into."""
     cdef Py_ssize_t by_rows, by_work
     by_rows = rows // SHARD_MIN_ROWS
-    # forward 2, backward 4 flops per weight
-    by_work = 6 * _n_weights(net) * rows // SHARD_MIN_FLOPS
+    by_work = _step_flops(net, rows) // SHARD_MIN_FLOPS
     return <int> max(1, min(<Py_ssize_t> MAX_SHARDS, min(by_rows, by_work)))
 
 
@@ -483,9 +488,8 @@ cdef Py_ssize_t _gradient_rows(const Network* net, Py_ssize_t n) noexcept nogil:
     multiples of 16), at least a training shard's minimum of rows and work,
     at most CHUNK_ROWS."""
     cdef Py_ssize_t rows = ((n + GRADIENT_CHUNKS - 1) // GRADIENT_CHUNKS + 15) // 16 * 16
-    # forward 2, backward 4 flops per weight, as shards_for counts them
     cdef Py_ssize_t least = max(<Py_ssize_t> SHARD_MIN_ROWS,
-                                SHARD_MIN_FLOPS // max(1, 6 * _n_weights(net)))
+                                SHARD_MIN_FLOPS // max(<Py_ssize_t> 1, _step_flops(net, 1)))
     return max(<Py_ssize_t> 1, min(n, min(<Py_ssize_t> CHUNK_ROWS, max(rows, least))))
 
 

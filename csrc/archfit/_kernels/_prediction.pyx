@@ -206,18 +206,29 @@ cdef int evaluate_rows(const Network* net, const PredictionPlan* plan, const flo
     return OK
 
 
+cdef inline double _total_weight(const floating* weights, Py_ssize_t n) noexcept nogil:
+    """The data's total sample weight, summed in row order (n without weights)."""
+    cdef double total = 0.0
+    cdef Py_ssize_t i
+    if weights == NULL:
+        return <double> n
+    for i in range(n):
+        total += weights[i]
+    return total
+
+
 cdef void _predict_rows(const Network* net, const PredictionPlan* plan, const floating* theta,
                         const Data* data, floating* out, void* memory,
                         double* loss) noexcept nogil:
     cdef unsigned long long mode
     cdef Workspace ws
     cdef Packed pk
-    cdef Py_ssize_t c, i, n = data.n_samples, per
+    cdef Py_ssize_t c, n = data.n_samples, per
     cdef char* scratch
     cdef floating* buf
     cdef double* losses
     cdef const floating* weights = <const floating*> data.weights
-    cdef double total = 0.0, total_w = 0.0
+    cdef double total = 0.0
     # a small prediction after a pause stays on this thread (the others sleep)
     cdef unsigned long long wake_from
     cdef int T = idle_threads(plan.threads, 2.0 * n * _n_weights(net), &wake_from)
@@ -262,12 +273,7 @@ cdef void _predict_rows(const Network* net, const PredictionPlan* plan, const fl
         # the chunks' losses in chunk order, over the data's total weight
         for c in range(plan.chunks):
             total += losses[c]
-        if weights != NULL:
-            for i in range(n):
-                total_w += weights[i]
-        else:
-            total_w = <double> n
-        loss[0] = total / total_w
+        loss[0] = total / _total_weight(weights, n)
 
 
 cdef int predict_small(const Network* net, const floating* theta, const floating* X,
@@ -352,11 +358,7 @@ cdef void _loss_grad(const Network* net, const GradientPlan* plan, const floatin
     cdef const floating* weights = <const floating*> data.weights
     gradient_block(net, plan, floating is double, aligned(memory), &ws, &losses, &scratch,
                    &grads, &stride)
-    if weights != NULL:
-        for i in range(n):
-            total_w += weights[i]
-    else:
-        total_w = <double> n
+    total_w = _total_weight(weights, n)
     scale = 1.0 / total_w if total_w > 0 else 0.0
     if grad != NULL and C == 0:
         memset(grad, 0, P * sizeof(floating))
