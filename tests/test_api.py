@@ -56,3 +56,27 @@ def test_cython_interface_ships():
     for name in ("_blas", "_elementwise", "_optimizers", "_random", "_plan", "_passes",
                  "_training", "_prediction"):
         assert kernels.joinpath(f"{name}.pxd").is_file(), name
+
+
+def test_import_leaves_scipy_linalg_alone():
+    # BLAS comes from scipy.linalg.cython_blas, but scipy.linalg's package (NumPy's
+    # f2py, numpy.ma, SciPy's array API layer) is most of an import's time: loading
+    # archfit must not import it, and importing it later must still work
+    import subprocess
+    import sys
+    script = ("import sys, archfit\n"
+              "heavy = [m for m in ('scipy.linalg', 'numpy.f2py', 'numpy.ma', "
+              "'scipy._lib._array_api') if m in sys.modules]\n"
+              "assert not heavy, heavy\n"
+              "assert 'scipy.linalg.cython_blas' not in sys.modules\n"
+              "import numpy as np, scipy.linalg, scipy.linalg.cython_blas\n"
+              "assert hasattr(scipy.linalg.cython_blas, '__pyx_capi__')\n"
+              "assert np.allclose(scipy.linalg.blas.dgemm(1.0, np.eye(3), np.ones((3, 2))), 1)\n"
+              "from sklearn.utils import _cython_blas\n"
+              "X, y = np.random.default_rng(0).normal(size=(50, 4)), np.arange(50) % 2\n"
+              "fitted = archfit.fit(archfit.Model(archfit.Architecture(4, [archfit.Dense(2)],"
+              " 'softmax')), X, y, archfit.Hyperparameters(epochs=2))\n"
+              "print('ok')\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

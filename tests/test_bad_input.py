@@ -260,3 +260,38 @@ def test_nothing_is_damaged_by_a_failed_fit(model, data):
     with pytest.raises(ValueError):
         af.fit(model, X, np.full(30, 9), init=fitted)
     assert np.array_equal(fitted.parameters, before)
+
+
+def test_a_nan_is_located():
+    # the API names the first bad cell, as the command line does
+    arch = af.Architecture(3, [af.Dense(2)], "softmax")
+    X = np.zeros((10, 3))
+    X[7, 2] = np.nan
+    X[9, 0] = np.inf
+    with pytest.raises(ValueError, match=r"X contains 2 NaN or infinite value\(s\); the first "
+                                         r"is NaN at row 7, column 2"):
+        af.fit(af.Model(arch), X, np.arange(10) % 2)
+    with pytest.raises(ValueError, match="sample_weight .*the first is an infinite value at "
+                                         "row 3"):
+        af.fit(af.Model(arch), np.zeros((10, 3)), np.arange(10) % 2,
+               sample_weight=[1, 1, 1, np.inf, 1, 1, 1, 1, 1, 1])
+
+
+def test_an_array_after_a_frame_warns_as_scikit_learn_does():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"])
+    y = (frame["a"] > 0).astype(int).to_numpy()
+    fitted = af.fit(af.Model(af.Architecture(3, [af.Dense(2)], "softmax")), frame, y,
+                    af.Hyperparameters(epochs=2))
+    with pytest.warns(UserWarning, match="no column names, but this was fit on named "
+                                         "columns; its columns are taken to be 'a', 'b', 'c'"):
+        from_array = fitted.predict_proba(frame.to_numpy())
+    assert np.array_equal(from_array, fitted.predict_proba(frame))   # no warning for a frame
+    for call in (lambda: fitted.predict(frame.to_numpy()),
+                 lambda: fitted.score(frame.to_numpy(), y),
+                 lambda: af.Ensemble([fitted, fitted]).predict(frame.to_numpy())):
+        with pytest.warns(UserWarning, match="no column names"):
+            call()
+    # columns matched by name, whatever their order
+    assert np.array_equal(fitted.predict_proba(frame[["c", "a", "b"]]), from_array)

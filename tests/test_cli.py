@@ -37,13 +37,15 @@ def trained(csv_data, tmp_path_factory):
                                    "--epochs", "25", "--lr", "0.005", "--progress", "plain",
                                    "-o", out)
     assert code == 0, stderr
-    return out, stdout
+    return out, stdout, stderr
 
 
 def test_train_prints_architecture_progress_and_score(trained):
-    path, stdout = trained
+    path, stdout, stderr = trained
     assert "64 -> 64" in stdout and "64 -> 32" in stdout
-    assert stdout.count("epoch ") == 25
+    # progress on standard error, results on standard output
+    assert stderr.count("epoch ") == 25 and "epoch " not in stdout
+    assert " ms" in stderr and "(0 ms" not in stderr and "about 0.0 s left" not in stderr
     score = float(stdout.split("hold-out accuracy: ")[1].split()[0])
     assert score > 0.9
     fitted = af.load(path)
@@ -52,7 +54,7 @@ def test_train_prints_architecture_progress_and_score(trained):
 
 
 def test_info(trained):
-    path, _ = trained
+    path, _, _ = trained
     code, stdout, stderr = archfit("info", path)
     assert code == 0, stderr
     for text in ("softmax", "learning_rate", "0.005", "history: 25 epochs", "xxh64x2:",
@@ -61,7 +63,7 @@ def test_info(trained):
 
 
 def test_predict(trained, csv_data, tmp_path):
-    path, _ = trained
+    path, _, _ = trained
     out = tmp_path / "predictions.csv"
     code, stdout, stderr = archfit("predict", path, csv_data, "-o", out)
     assert code == 0, stderr
@@ -78,7 +80,7 @@ def test_predict(trained, csv_data, tmp_path):
 
 
 def test_plot(trained, tmp_path):
-    path, _ = trained
+    path, _, _ = trained
     png = tmp_path / "curve.png"
     code, _, stderr = archfit("plot", path, "-o", png)
     assert code == 0, stderr
@@ -106,18 +108,24 @@ def test_progress_bar_with_tqdm(csv_data, tmp_path):
     code, stdout, stderr = archfit("train", csv_data, "--target", "digit", "--epochs", "3",
                                    "--progress", "bar", "-o", tmp_path / "m")
     assert code == 0, stderr
-    assert "epoch/s" in stdout or "s/epoch" in stdout
-    assert "validation accuracy" in stdout
+    assert "epoch/s" in stderr or "s/epoch" in stderr
+    assert "validation accuracy" in stderr
+    assert "\r" not in stdout and "epoch" not in stdout.replace("epochs", "")
+    # not a terminal and not asked for: no progress at all
+    code, stdout, stderr = archfit("train", csv_data, "--target", "digit", "--epochs", "3",
+                                   "-o", tmp_path / "m")
+    assert code == 0 and stderr == "" and "\r" not in stdout
 
 
 @pytest.mark.parametrize("make,args,message", [
-    (None, ["info", "missing.archfit"], "No such file"),
+    (None, ["info", "missing.archfit"], "no such file: missing.archfit"),
+    (None, ["predict", "missing.archfit", "x.csv"], "no such file: missing.archfit"),
+    ("text", ["plot", "{file}", "-o", "/nonexistent/x.png"], "does not exist"),
     ("text", ["info", "{file}"], "not an archfit file"),
     ("csv", ["train", "{file}", "--target", "nope", "-o", "m"], "unknown target column 'nope'"),
     ("badcsv", ["train", "{file}", "--target", "y", "-o", "m"], "column 'a' is not numeric"),
-    ("csv", ["train", "{file}", "--target", "y", "--hidden", "4,x", "-o", "m"], "--hidden"),
     ("csv", ["train", "{file}", "--target", "y", "--epochs", "0", "-o", "m"], "epochs"),
-    (None, ["train", "missing.csv", "--target", "y", "-o", "m"], "no such file"),
+    (None, ["train", "missing.csv", "--target", "y", "-o", "m"], "no such file: missing.csv"),
     ("text", ["predict", "{file}", "data.csv"], "not an archfit file"),
     ("text", ["plot", "{file}", "-o", "x.png"], "not an archfit file"),
 ])
@@ -137,8 +145,13 @@ def test_errors_are_one_line(tmp_path, make, args, message):
     assert "Traceback" not in stderr
 
 
-def test_usage_errors_exit_2():
-    code, _, stderr = archfit("train")
+@pytest.mark.parametrize("args", [["train"], ["train", "d.csv", "--target", "y", "--hidden",
+                                              "64,abc", "-o", "m"],
+                                   ["train", "d.csv", "--target", "y", "--sep", "ab", "-o", "m"],
+                                   ["train", "d.csv", "--target", "y", "--optimizer", "rmsprop",
+                                    "-o", "m"]])
+def test_usage_errors_exit_2(args):
+    code, _, stderr = archfit(*args)
     assert code == 2 and "usage" in stderr and "Traceback" not in stderr
 
 
@@ -177,7 +190,7 @@ def test_the_defaults_on_raw_data(raw_sets, tmp_path, name, metric, least):
     assert scaling is not None and (scaling.target_mean is not None) == (metric == "R²")
     code, stdout, _ = archfit("info", out)
     assert "standardisation: " in stdout and "features standardised" in stdout
-    assert "held out by the command line" in stdout and "(20%)" in stdout
+    assert "held out by the command line" in stdout and "(20% of the data; 20% asked)" in stdout
     assert "validation_fraction" in stdout and "(not used: no early stopping)" in stdout
     if name == "wine":      # without scaling, markedly worse: the default matters
         code, stdout, _ = archfit("train", raw_sets[name], "--target", "target", "--no-scale",
@@ -203,7 +216,7 @@ def _blank_cells(tmp_path):
 
 @pytest.mark.parametrize("engine", ["pyarrow", "pandas", "python"])
 def test_missing_values_are_named_or_imputed(tmp_path, engine):
-    from archfit.tabular import read
+    from archfit.io import read
     if engine != "python":
         pytest.importorskip(engine)
     path = _blank_cells(tmp_path)
@@ -251,7 +264,7 @@ def test_command_line_rough_edges(raw_sets, tmp_path):
                                    "--epochs", "5", "--progress", "plain",
                                    "-o", tmp_path / "sig.archfit")
     assert code == 0, stderr
-    assert "validation accuracy" in stdout
+    assert "validation accuracy" in stderr
     assert af.load(tmp_path / "sig.archfit").architecture.output == "sigmoid"
     # --help shows the defaults
     code, stdout, _ = archfit("train", "--help")
@@ -286,3 +299,150 @@ def test_parquet_input(raw_sets, tmp_path):
     assert code == 0, stderr
     code, stdout, stderr = archfit("predict", tmp_path / "m", path)
     assert code == 0 and len(stdout.splitlines()) == 179
+
+
+# ---- the first hour: what a new user tripped over -------------------------------------------
+def test_version_and_help():
+    code, stdout, _ = archfit("--version")
+    assert code == 0 and stdout.strip() == f"archfit {af.__version__}"
+    code, stdout, _ = archfit("train", "--help")
+    assert code == 0 and "(default: None)" not in stdout
+    # every option explains itself: no bare "--dtype {float32,float64}" line
+    dtype = stdout.split("--dtype {float32,float64}")[2].splitlines()[1]
+    assert "floating-point" in dtype
+    assert "(default: 0)" in stdout          # a zero default is still a default
+    code, stdout, _ = archfit("predict", "--help")
+    assert "Parquet" in stdout and "(default: None)" not in stdout
+
+
+@pytest.mark.parametrize("sep, suffix", [(";", ".csv"), ("\t", ".tsv"), ("|", ".txt")])
+def test_the_separator_is_detected_or_given(raw_sets, tmp_path, sep, suffix):
+    pd = pytest.importorskip("pandas")
+    path = tmp_path / f"wine{suffix}"
+    pd.read_csv(raw_sets["wine"]).to_csv(path, sep=sep, index=False)
+    code, stdout, stderr = archfit("train", path, "--target", "target", "--epochs", "3",
+                                   "-o", tmp_path / "m")
+    assert code == 0, stderr
+    assert "13 features" in stdout
+    code, stdout, stderr = archfit("predict", tmp_path / "m", path)
+    assert code == 0 and len(stdout.splitlines()) == 179, stderr
+    # a wrong separator named by hand: the message says how the file was read
+    code, _, stderr = archfit("train", path, "--target", "target", "--sep", ",", "-o",
+                              tmp_path / "x")
+    assert code == 1 and "unknown target column 'target'" in stderr
+    assert "read as comma-separated; --sep sets another separator" in stderr
+
+
+def test_a_pandas_index_column_is_not_a_feature(raw_sets, tmp_path):
+    pd = pytest.importorskip("pandas")
+    path = tmp_path / "indexed.csv"
+    pd.read_csv(raw_sets["wine"]).to_csv(path)          # index=True: an unnamed first column
+    code, stdout, stderr = archfit("train", path, "--target", "target", "--epochs", "3",
+                                   "-o", tmp_path / "m")
+    assert code == 0, stderr
+    assert "first column has no name" in stderr and "not used as a feature" in stderr
+    names = af.load(tmp_path / "m").feature_names
+    assert len(names) == 13 and "" not in names and "Unnamed: 0" not in names
+    code, stdout, stderr = archfit("predict", tmp_path / "m", path)
+    assert code == 0 and len(stdout.splitlines()) == 179, stderr
+
+
+def _dated(tmp_path, n=600):
+    import datetime
+    rng = np.random.default_rng(0)
+    path = tmp_path / "dated.csv"
+    with open(path, "w") as f:
+        f.write("date,x,y\n")
+        for i in range(n):     # a date a row, as a CSV of daily readings has
+            day = datetime.date(2024, 1, 1) + datetime.timedelta(days=i)
+            f.write(f"{day.isoformat()},{rng.normal():.4f},{rng.normal():.4f}\n")
+    return path
+
+
+def test_a_target_with_a_value_per_row_is_refused(tmp_path):
+    path = _dated(tmp_path)
+    code, _, stderr = archfit("train", path, "--target", "date", "-o", tmp_path / "m")
+    assert code == 1 and "distinct values in 600 rows" in stderr
+    assert "--output linear" in stderr and not (tmp_path / "m").exists()
+    # a fractional target forced into a classifier
+    numbers = tmp_path / "numbers.csv"
+    numbers.write_text("a,b\n" + "".join(f"{i},{i / 7:.3f}\n" for i in range(50)))
+    code, _, stderr = archfit("train", numbers, "--target", "b", "--output", "softmax",
+                              "-o", tmp_path / "m")
+    assert code == 1 and "fractional numbers" in stderr
+
+
+def test_dates_as_features_are_refused_in_words(tmp_path):
+    path = _dated(tmp_path)
+    code, _, stderr = archfit("train", path, "--target", "y", "-o", tmp_path / "m")
+    assert code == 1 and "holds dates" in stderr and "days since" in stderr
+    assert "datetime" not in stderr and "(line 2: 2024-01-01" in stderr
+
+
+def test_sigmoid_models_predict_probabilities(raw_sets, tmp_path):
+    out = tmp_path / "s.archfit"
+    code, _, stderr = archfit("train", raw_sets["breast_cancer"], "--target", "target",
+                              "--output", "sigmoid", "--epochs", "5", "-q", "-o", out)
+    assert code == 0, stderr
+    code, stdout, stderr = archfit("predict", out, raw_sets["breast_cancer"])
+    assert code == 0, stderr
+    rows = list(csv.reader(stdout.splitlines()))
+    assert rows[0] == ["prediction", "probability_1"]
+    p = np.array([float(r[1]) for r in rows[1:]])
+    assert len(p) == 569 and (p > 0).all() and (p < 1).all() and len(np.unique(p)) > 100
+    assert all((float(r[1]) >= 0.5) == (r[0] == "1") for r in rows[1:])
+
+
+def test_every_command_reads_an_ensemble(tmp_path):
+    from archfit.datasets import load_digits
+    X, y = load_digits()
+    model = af.Model(af.Architecture(64, [af.Dense(16, "relu"), af.Dense(10)], "softmax"))
+    members = af.fit_many(model, X[:1500], y[:1500],
+                          [af.Hyperparameters(epochs=4, seed=s, standardize=True)
+                           for s in range(3)], validation=(X[1500:], y[1500:]))
+    ensemble = af.Ensemble(members)
+    path = tmp_path / "e.archfit"
+    ensemble.save(path)
+    data = tmp_path / "x.npz"
+    np.savez(data, X=X[1500:], y=y[1500:])
+    code, stdout, stderr = archfit("info", path)
+    assert code == 0, stderr
+    assert "ensemble of 3 fit models" in stdout and "differing: seed" in stdout
+    assert stdout.count("validation accuracy") == 3
+    code, stdout, stderr = archfit("predict", path, data)
+    assert code == 0, stderr
+    rows = list(csv.reader(stdout.splitlines()))
+    assert rows[0][:2] == ["prediction", "probability_0"] and len(rows) == 298
+    assert [int(r[0]) for r in rows[1:]] == ensemble.predict(X[1500:]).tolist()
+    code, _, stderr = archfit("plot", path, "-o", tmp_path / "e.png")
+    assert code == 0 and (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG", stderr
+
+
+def test_info_on_many_classes_and_few_held_out(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "many.csv"
+    with open(path, "w") as f:
+        f.write("a,b,label\n")
+        for i in range(300):
+            f.write(f"{rng.normal():.3f},{rng.normal():.3f},c{i % 60}\n")
+    code, _, stderr = archfit("train", path, "--target", "label", "--epochs", "2", "-q",
+                              "-o", tmp_path / "m")
+    assert code == 0, stderr
+    code, stdout, _ = archfit("info", tmp_path / "m")
+    line = next(s for s in stdout.splitlines() if s.startswith("classes"))
+    assert line.startswith("classes (60): ") and "(60 in all)" in line and len(line) < 250
+    held = next(s for s in stdout.splitlines() if s.startswith("validation:"))
+    assert "60 rows (20% of the data; 20% asked)" in held
+
+
+def test_saved_files_follow_the_umask(raw_sets, tmp_path):
+    out = tmp_path / "m.archfit"
+    code, _, stderr = archfit("train", raw_sets["wine"], "--target", "target", "--epochs", "2",
+                              "-q", "-o", out)
+    assert code == 0, stderr
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert (out.stat().st_mode & 0o777) == 0o666 & ~mask
+    other = tmp_path / "other.txt"
+    other.write_text("x")
+    assert (out.stat().st_mode & 0o777) == (other.stat().st_mode & 0o777)

@@ -151,26 +151,78 @@ def test_the_command_line_saves_the_partial_fit_and_resumes(tmp_path):
     command = [sys.executable, "-m", "archfit", "train", str(data), "--target", "label",
                "--hidden", "512,512", "--epochs", "40", "--progress", "plain",
                "--checkpoint", str(checkpoint), "-o", str(model)]
+    # progress goes to standard error, a line per epoch
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True) as child:
-        for line in child.stdout:
+        seen = []
+        for line in child.stderr:
+            seen.append(line)
             if line.startswith("epoch") and line.split()[1].startswith("2/"):
                 child.send_signal(signal.SIGINT)
                 break
-        _, err = child.communicate(timeout=120)
+        _, rest = child.communicate(timeout=120)
+    err = "".join(seen) + rest
     assert child.returncode == 130, err
     partial_path = tmp_path / "m.partial.archfit"
     assert str(partial_path) in err and str(checkpoint) in err and "interrupted" in err
+    assert "run the same command again to resume it" in err and checkpoint.exists()
     partial = af.load(partial_path)
     assert 2 <= partial.n_epochs < 40 and not model.exists()
 
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
+    done = partial.n_epochs
+    # the resumption is announced, its time left counts only the epochs still to run
+    # (an epoch's own time, not this run's time spread over every epoch so far)
+    assert f"resuming from the checkpoint {checkpoint}: epochs 1 to " in resumed.stderr
+    lines = [line for line in resumed.stderr.splitlines() if line.startswith("epoch ")]
+    assert int(lines[0].split()[1].split("/")[0]) > done
+    first = lines[0]
+    took = first.split("(")[-1].split(",")[0]
+    left = first.split("about ")[1].split(" left")[0]
+
+    def seconds(text):
+        value, unit = text.split()
+        return float(value) * {"ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}[unit]
+    epochs_left = 40 - int(lines[0].split()[1].split("/")[0])
+    assert seconds(left) == pytest.approx(seconds(took) * epochs_left, rel=0.1, abs=0.05)
+    # the stale partial fit of the interrupted run is gone, and said to be
+    assert not partial_path.exists() and f"removed {partial_path}" in resumed.stderr
     straight = tmp_path / "straight.archfit"
     whole = subprocess.run(command[:-4] + ["-o", str(straight)], capture_output=True, text=True,
                            timeout=300)
     assert whole.returncode == 0, whole.stderr
     assert af.load(model).parameters.tobytes() == af.load(straight).parameters.tobytes()
+
+    # the same command once more: the checkpoint holds the finished fit, and says so
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "holds this fit, finished after 40 epochs" in again.stderr
+    assert af.load(model).parameters.tobytes() == af.load(straight).parameters.tobytes()
+
+
+def test_ctrl_c_before_any_epoch_claims_no_checkpoint(tmp_path):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(4000, 20))
+    data = tmp_path / "data.csv"
+    np.savetxt(data, np.column_stack([X, X[:, 0] > 0]), delimiter=",", comments="",
+               header=",".join([f"x{i}" for i in range(20)] + ["label"]), fmt="%.6g")
+    model, checkpoint = tmp_path / "m.archfit", tmp_path / "m.checkpoint"
+    command = [sys.executable, "-m", "archfit", "train", str(data), "--target", "label",
+               "--hidden", "1024,1024", "--epochs", "30", "--checkpoint", str(checkpoint),
+               "-o", str(model)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as child:
+        for line in child.stdout:
+            if "FLOPs per sample" in line:     # the summary: training starts next
+                child.send_signal(signal.SIGINT)
+                break
+        _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err
+    assert not checkpoint.exists() and not (tmp_path / "m.partial.archfit").exists()
+    assert "is in the checkpoint" not in err and "Traceback" not in err
+    assert "not written" in err or "nothing was saved" in err or err.strip() == \
+        "archfit: interrupted"
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])

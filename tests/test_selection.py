@@ -197,16 +197,19 @@ def test_verbose_prints_a_line_per_candidate(digits, capsys):
     X, y = digits
     af.select(small(), X, y, {"learning_rate": [1e-3, 1e-2]}, base=BASE, cv=2,
               verbose=True, refit=False)
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.err                                    # progress goes to standard error
+    assert captured.out == ""
     lines = [line for line in out.replace("\r", "\n").splitlines() if "] model " in line]
     assert len(lines) == 2 and all("learning_rate" in line for line in lines)
-    assert "best accuracy=" in out and "4/4" in out          # the bar over the four fits
+    if "fits" in out:                                     # tqdm installed: the bar over four fits
+        assert "best accuracy " in out and "4/4 fits" in out
 
 
 def test_holdout_verbose_reports_each_fold(digits, capsys):
     X, y = digits
     af.holdout(small(), X, y, BASE, cv=3, verbose=True)
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert all(f"fold {k}/3: accuracy " in out for k in (1, 2, 3)) and "3/3" in out
 
 
@@ -350,5 +353,51 @@ def test_fits_progress_counts_each_fit_once():
     progress.fit_done("b")
     if progress.bar is not None:
         assert progress.bar.n == pytest.approx(2.0)
-    assert progress.credited == {}
+    assert progress.partial == {} and progress.finished == 2
     progress.close()
+
+
+def test_fits_progress_never_passes_its_total():
+    # twenty epochs of 0.05 add up to 1.0000000000000002: the bar once went past its
+    # total (tqdm's "clamping frac" warning, a negative time left, "10.95/18")
+    pytest.importorskip("tqdm")
+    import io
+    import warnings
+    from archfit._progress import FitsProgress
+    out = io.StringIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        progress = FitsProgress(3, "accuracy", file=out)
+        for key in range(3):
+            for _ in range(20):
+                progress.advance(key, 0.05)
+                assert progress.bar.n <= progress.total
+        for key in range(3):
+            progress.fit_done(key)
+        progress.add(2)
+        for key in (3, 4):
+            progress.advance(key, 1.0)
+            progress.fit_done(key)
+        assert progress.bar.n == 5 and progress.finished == 5
+        progress.close()
+    text = out.getvalue()
+    assert "5/5 fits" in text and "<-" not in text and ".95/" not in text
+
+
+def test_select_verbose_under_warnings_as_errors(digits):
+    # the docs' example, with every warning an error (as python -W error runs it)
+    import subprocess
+    import sys
+    script = ("import warnings; warnings.simplefilter('error')\n"
+              "import archfit as af\n"
+              "from archfit.datasets import load_digits\n"
+              "X, y = load_digits()\n"
+              "net = lambda w: af.Model(af.Architecture(64, [af.Dense(w, 'relu'), af.Dense(10)],"
+              " 'softmax'))\n"
+              "base = af.Hyperparameters(epochs=20, batch_size=32, standardize=True)\n"
+              "af.select([net(16), net(64)], X, y, space={'learning_rate': [1e-3, 3e-3, 1e-2]},"
+              " base=base, cv=3, n_jobs=2, verbose=True, refit=False)\n")
+    result = subprocess.run([sys.executable, "-W", "error", "-c", script], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Warning" not in result.stderr and "<-" not in result.stderr

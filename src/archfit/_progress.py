@@ -2,7 +2,8 @@
 
 Both name the score (accuracy or R²), count epochs against the total and
 estimate the time left; the end says how the fit ended (the last epoch, or
-early stopping and the epoch it restored).
+early stopping and the epoch it restored). Progress goes to standard error,
+as tqdm's does: standard output stays for results.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ class _Bar:
     None and the reports are lines), closed with an optional last line."""
 
     def __init__(self, total: int, unit: str, file=None, bar_format=None):
-        self.file = sys.stdout if file is None else file
+        self.file = sys.stderr if file is None else file
         self.bar = None
         try:
             from tqdm import tqdm
@@ -51,13 +52,15 @@ class Progress(_Bar):
     first : int
         Epochs in the history before this fit (a continued fit's).
     done : int
-        Epochs of this fit already done (a resumed one).
+        Epochs of this fit already done (a resumed one). When the first
+        epoch reported comes later than ``done`` says (a fit resumed from a
+        checkpoint that the caller did not read), the report starts there.
     """
 
     def __init__(self, total: int, output: str, kind: str = "auto", first: int = 0,
                  done: int = 0, file=None):
         self.total, self.first, self.metric = total, first, metric_name(output)
-        self.file = sys.stdout if file is None else file
+        self.file = sys.stderr if file is None else file
         self.bar = None
         self.seconds = 0.0
         self.kept = None        # the epoch early stopping restored, when it did
@@ -74,8 +77,13 @@ class Progress(_Bar):
 
     def epoch(self, record: dict) -> None:
         """Report one finished epoch (its history record)."""
-        self.seconds += record["seconds"]
         done = record["epoch"] - self.first
+        if self.seconds == 0.0 and done - 1 > self.resumed:
+            # the first epoch this report sees: those before it ran earlier
+            self.resumed = done - 1
+            if self.bar is not None:
+                self.bar.n = self.bar.last_print_n = self.resumed
+        self.seconds += record["seconds"] or 1e-9
         post = {"loss": f"{record['train_loss']:.4g}"}
         if "validation_loss" in record:
             post["validation loss"] = f"{record['validation_loss']:.4g}"
@@ -84,13 +92,21 @@ class Progress(_Bar):
             self.bar.set_postfix(post, refresh=False)
             self.bar.update(1)
             return
-        left = self.seconds / max(done - self.resumed, 1) * (self.total - done)
         text = "  ".join(f"{k} {v}" for k, v in post.items())
-        print(f"epoch {record['epoch']}/{self.first + self.total}  {text}  "
-              f"({record['seconds'] * 1e3:.0f} ms, about {_duration(left)} left)",
+        timing = duration(record["seconds"])
+        if done < self.total:
+            left = self.seconds / max(done - self.resumed, 1) * (self.total - done)
+            timing += f", about {duration(left)} left"
+        print(f"epoch {record['epoch']}/{self.first + self.total}  {text}  ({timing})",
               file=self.file, flush=True)
 
-def _duration(seconds: float) -> str:
+
+def duration(seconds: float) -> str:
+    """A time for a person: "0.42 ms", "35 ms", "4.2 s", "3.5 min", "1.2 h"."""
+    if seconds < 0.01:
+        return f"{seconds * 1e3:.2g} ms"
+    if seconds < 1:
+        return f"{seconds * 1e3:.0f} ms"
     if seconds < 60:
         return f"{seconds:.1f} s"
     if seconds < 3600:
@@ -122,40 +138,55 @@ def ending(history: list[dict], first: int, total: int, returned_epoch: int,
 
 class FitsProgress(_Bar):
     """Reports the fits of a hold-out estimate or a search: a tqdm bar over
-    fits (done, time left, the best mean score so far by name) when tqdm is
-    installed, else nothing but the lines given to ``say``."""
+    fits (fits done out of all, time left, the best mean score so far by
+    name) when tqdm is installed, else nothing but the lines given to ``say``.
+
+    Fits trained together in a population move the bar an epoch at a time;
+    the count shows whole fits done, and the bar never passes its total.
+    """
 
     def __init__(self, total: int, metric: str, file=None):
-        # fits advance by fractions (epochs of fits trained together): "2.75/8"
-        super().__init__(total, "fit", file, "{l_bar}{bar}| {n:.4g}/{total_fmt} "
-                                             "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
-        self.metric, self.best = metric, None
-        self.credited: dict = {}
+        super().__init__(total, "fit", file,
+                         "{l_bar}{bar}| {postfix} [{elapsed}<{remaining}]")
+        self.total, self.metric, self.best = total, metric, None
+        self.finished = 0
+        self.partial: dict = {}     # fits under way: the share of each done
+        self._show()
+
+    def _show(self) -> None:
+        if self.bar is None:
+            return
+        # the share done, never past the total (rounding of many fractions)
+        self.bar.n = min(float(self.total), self.finished + sum(self.partial.values()))
+        post = f"{self.finished}/{self.total} fits"
+        if self.best is not None:
+            post += f", best {self.metric} {self.best:.4f}"
+        self.bar.set_postfix_str(post, refresh=False)
+        self.bar.refresh()
 
     def add(self, n: int) -> None:
         """n more fits to come (a further halving round)."""
+        self.total += n
         if self.bar is not None:
-            self.bar.total += n
-            self.bar.refresh()
+            self.bar.total = self.total
+        self._show()
 
     def advance(self, key, fraction: float) -> None:
         """Part of fit `key` is done (an epoch of a fit trained in a population)."""
-        self.credited[key] = self.credited.get(key, 0.0) + fraction
-        if self.bar is not None:
-            self.bar.update(fraction)
+        self.partial[key] = min(self.partial.get(key, 0.0) + fraction, 1.0)
+        self._show()
 
     def fit_done(self, key=None) -> None:
-        """Fit `key` is done: the bar moves by what ``advance`` has not shown of it."""
-        left = 1.0 - self.credited.pop(key, 0.0)
-        if self.bar is not None and left > 0:
-            self.bar.update(left)
+        """Fit `key` is done."""
+        self.partial.pop(key, None)
+        self.finished = min(self.finished + 1, self.total)
+        self._show()
 
     def score(self, mean: float) -> None:
         """A candidate's mean score is known."""
         if self.best is None or mean > self.best:
             self.best = mean
-            if self.bar is not None:
-                self.bar.set_postfix({f"best {self.metric}": f"{mean:.4f}"})
+            self._show()
 
     def say(self, text: str) -> None:
         if self.bar is not None:

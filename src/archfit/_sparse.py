@@ -58,10 +58,11 @@ class SparseRows:
         if kind not in "biuf":
             raise TypeError(f"{name} must be numeric (bool, integer or float), got dtype "
                             f"{matrix.dtype}")
-        check_finite(matrix.data, f"{name} (sparse)")
+        check_finite(matrix.data, f"{name} (sparse)", index="stored value")
         with np.errstate(over="ignore"):
             values = np.ascontiguousarray(matrix.data, dtype=dtype)
-        check_finite(values, f"{name} (sparse, converted to {np.dtype(dtype)})")
+        check_finite(values, f"{name} (sparse, converted to {np.dtype(dtype)})",
+                         index="stored value")
         indices = np.ascontiguousarray(matrix.indices, dtype=np.intc)
         indptr = np.ascontiguousarray(matrix.indptr, dtype=np.intp)
         if indices.size and (indices.min() < 0 or indices.max() >= d):

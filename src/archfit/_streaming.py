@@ -235,11 +235,12 @@ class FileRows:
         for lo, hi in FileRows(X, n_features, X.dtype, name, _checked=True,
                                _file=self._file).parts(X.shape[0]):
             part = self._raw(np.arange(lo, hi))
-            check_finite(part, f"{name} (rows {lo} to {hi - 1})")
+            check_finite(part, f"{name} (rows {lo} to {hi - 1})", first_row=lo)
             if kind == "f" and part.dtype != self.dtype:
                 with np.errstate(over="ignore"):
                     converted = part.astype(self.dtype)
-                check_finite(converted, f"{name} (converted to {self.dtype}, rows {lo} to {hi - 1})")
+                check_finite(converted, f"{name} (converted to {self.dtype}, rows {lo} to "
+                             f"{hi - 1})", first_row=lo)
             self.release()
 
     # ---- reading -------------------------------------------------------------------------

@@ -71,10 +71,20 @@ def _all_finite(arr: np.ndarray) -> bool:
     return all(np.isfinite(arr[i:i + rows]).all() for i in range(0, len(arr), rows))
 
 
-def check_finite(arr: np.ndarray, name: str) -> None:
+def check_finite(arr: np.ndarray, name: str, first_row: int = 0, index: str = "row") -> None:
+    """Refuse NaN and infinities, naming how many there are and where the
+    first is (its `index` - row, counted from `first_row` - and for a matrix
+    its column)."""
     if arr.dtype.kind == "f" and arr.size and not _all_finite(arr):
-        n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-        raise ValueError(f"{name} contains {n_bad} NaN or infinite value(s)")
+        bad = ~np.isfinite(arr)
+        n_bad = int(np.count_nonzero(bad))
+        where = np.unravel_index(int(np.argmax(bad)), arr.shape)
+        value = arr[where]
+        kind = "NaN" if np.isnan(value) else "an infinite value"
+        at = f"{index} {int(where[0]) + first_row}" + (
+            f", column {int(where[1])}" if arr.ndim == 2 else "")
+        raise ValueError(f"{name} contains {n_bad} NaN or infinite value(s); the first is "
+                         f"{kind} at {at}")
 
 
 def as_features(X, n_features: int, dtype: np.dtype, name: str = "X") -> np.ndarray:
@@ -109,7 +119,7 @@ def as_parameters(theta, n_parameters: int, dtype: np.dtype, name: str = "theta"
         raise ValueError(f"{name} must be 1-dimensional, got shape {theta.shape}")
     if theta.shape[0] != n_parameters:
         raise ValueError(f"{name} has length {theta.shape[0]}, the model has {n_parameters} parameters")
-    check_finite(theta, name)
+    check_finite(theta, name, index="position")
     return np.ascontiguousarray(theta)
 
 
@@ -141,6 +151,19 @@ def feature_names(X) -> list[str] | None:
     if not names or not all(isinstance(c, str) for c in names):
         return None
     return names
+
+
+def warn_unnamed(X, names: list[str] | None, name: str = "X") -> None:
+    """Warn, as scikit-learn does, when a fit on named columns is given
+    columns without names: they are taken in the order of the fit's."""
+    if names is None or feature_names(X) is not None:
+        return
+    if hasattr(X, "columns") and not isinstance(X, np.ndarray):
+        return      # a frame with unnamed columns: by_name leaves it as it is
+    import warnings
+    shown = ", ".join(repr(c) for c in names[:5]) + (", ..." if len(names) > 5 else "")
+    warnings.warn(f"{name} has no column names, but this was fit on named columns; its "
+                  f"columns are taken to be {shown} in that order", UserWarning, stacklevel=3)
 
 
 def by_name(X, names: list[str] | None, name: str = "X"):

@@ -1,7 +1,9 @@
 """The command line: ``archfit demo | train | predict | info | plot``.
 
 Every error is one line on standard error and a non-zero exit status
-(1 for a failed command, 2 for wrong usage), never a traceback.
+(1 for a failed command, 2 for wrong usage), never a traceback. Results go
+to standard output; progress and notes go to standard error, progress only
+when standard error is a terminal unless ``--progress`` asks for it.
 """
 from __future__ import annotations
 
@@ -9,8 +11,14 @@ import argparse
 import csv
 import os
 import sys
+import warnings
 
 import numpy as np
+
+# A classification target is refused when more than this share of its classes
+# have a single row: such a column (a date, an identifier, a measurement) is
+# not a set of labels, and a softmax over it learns nothing.
+SINGLETON_SHARE = 0.5
 
 
 def _check_writable(path: str) -> None:
@@ -46,48 +54,71 @@ def _fill(X: np.ndarray, values) -> np.ndarray:
     return X
 
 
+def _note(text: str) -> None:
+    """A line for the person at the terminal, on standard error."""
+    print(f"archfit: {text}", file=sys.stderr, flush=True)
+
+
 def _targets(table, output):
     """(y, n_outputs, classes) for the chosen head, or a clear refusal."""
     y = table.y
     if output == "softmax":
-        classes = np.unique(y)
+        if y.dtype.kind == "f" and not np.all(y == np.round(y)):
+            raise ValueError(f"the target column {table.target!r} holds fractional numbers "
+                             f"(e.g. {float(y[y != np.round(y)][0]):g}), not class labels; "
+                             "for regression use --output linear")
+        classes, counts = np.unique(y, return_counts=True)
         if len(classes) < 2:
             raise ValueError(f"the target column {table.target!r} holds one class only "
-                             f"({classes[0]!r}); a classifier needs at least two")
+                             f"({_shown(classes[0])}); a classifier needs at least two")
+        singletons = int((counts == 1).sum())
+        if len(classes) >= 3 and singletons > SINGLETON_SHARE * len(classes):
+            kind = ("numbers" if y.dtype.kind in "biuf" else "values")
+            raise ValueError(
+                f"the target column {table.target!r} has {len(classes)} distinct {kind} in "
+                f"{len(y)} rows, {singletons} of them on one row only: that is not a set of "
+                "class labels a classifier can learn. Check that --target names the column to "
+                "predict; for a quantity use --output linear")
         return y, len(classes), classes
     if output == "sigmoid":
         if y.dtype.kind not in "biuf" or not np.isin(y, (0, 1)).all():
             raise ValueError(f"--output sigmoid needs a 0/1 target column; {table.target!r} "
-                             f"holds {np.unique(y)[:5].tolist()}")
+                             f"holds {', '.join(_shown(v) for v in np.unique(y)[:5])}")
         return y.astype(np.int8), 1, None
     if y.dtype.kind not in "biuf":
         raise ValueError(f"--output linear needs a numeric target; {table.target!r} holds "
-                         "labels")
+                         f"labels (e.g. {_shown(y[0])})")
     return y.astype(np.float64), 1, None
+
+
+def _shown(value) -> str:
+    """A value as a person wrote it (no Python repr)."""
+    from archfit.io import shown
+    return shown(value)
 
 
 def _train(args) -> int:
     import archfit as af
     from archfit._progress import Progress, metric_name
-    from archfit.tabular import looks_categorical, read
+    from archfit.io import looks_categorical, read
 
     _check_writable(args.output_file)
     fraction = args.validation_fraction
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"--validation-fraction must be in [0, 1) (0: train on every row), "
                          f"got {fraction}")
-    table = read(args.data, args.target, missing="keep" if args.impute else "refuse")
+    table = read(args.data, args.target, missing="keep" if args.impute else "refuse",
+                 sep=args.sep)
+    for note in table.notes:
+        if not args.quiet:
+            _note(note)
     output = args.output
     if output == "auto":
         output = "softmax" if looks_categorical(table.y) else "linear"
     y, n_outputs, classes = _targets(table, output)
-    try:
-        hidden = [int(h) for h in args.hidden.split(",") if h.strip()]
-    except ValueError:
-        raise ValueError(f"--hidden must be comma-separated integers, got {args.hidden!r}") from None
     arch = af.Architecture(table.X.shape[1],
-                           [af.Dense(h, args.activation) for h in hidden] + [af.Dense(n_outputs)],
-                           output)
+                           [af.Dense(h, args.activation) for h in args.hidden]
+                           + [af.Dense(n_outputs)], output)
     model = af.Model(arch, args.dtype)
     scale = not args.no_scale
     hp = af.Hyperparameters(optimizer=args.optimizer, learning_rate=args.lr,
@@ -115,22 +146,30 @@ def _train(args) -> int:
         f"({output}), {len(table.feature_names)} features"
         + ("" if scale else ", not standardised") + "\n")
     say(arch.summary() + "\n")
-    progress = None if args.quiet or args.progress == "none" else \
-        Progress(hp.epochs, output, args.progress)
+    kind = _progress_kind(args)
+    progress = None if kind == "none" else Progress(hp.epochs, output, kind)
     validation = (X[val], y[val]) if len(val) else None
+    watch = _Watch(args, progress)
     try:
         fitted = af.fit(model, X[train], y[train], hp, validation=validation, classes=classes,
-                        callback=None if progress is None else progress.epoch,
-                        checkpoint=args.checkpoint)
+                        callback=watch.epoch, checkpoint=args.checkpoint)
     except KeyboardInterrupt as interrupt:
         if progress is not None:
             progress.close()
-        _save_partial(args, getattr(interrupt, "fit_model", None), provenance)
+        _after_interrupt(args, getattr(interrupt, "fit_model", None), provenance)
         raise
     if progress is not None:
         progress.close()
+    if watch.seen == 0 and args.checkpoint is not None and fitted.history and not args.quiet:
+        _note(f"the checkpoint {args.checkpoint} holds this fit, finished after "
+              f"{len(fitted.history)} epochs: it was saved without training again")
     fitted = fitted._with_training_data(dict(fitted.training_data, **provenance))
     fitted.save(args.output_file)
+    stale = _partial_path(args.output_file)
+    if stale.exists():
+        stale.unlink()
+        if not args.quiet:
+            _note(f"removed {stale}, the partial fit of an interrupted run")
     metric = metric_name(output)
     if len(val):
         say(f"\nhold-out {metric}: {fitted.history[-1]['validation_score']:.4f} on "
@@ -141,47 +180,98 @@ def _train(args) -> int:
     return 0
 
 
-def _save_partial(args, partial, provenance) -> None:
-    """After Ctrl-C: keep the fit's last complete epoch next to the output
-    file, and say where it is and how to go on."""
+def _progress_kind(args) -> str:
+    """"bar", "plain" or "none": asked for, or (auto) a bar on a terminal only."""
+    if args.quiet:
+        return "none"
+    if args.progress != "auto":
+        return args.progress
+    return "auto" if sys.stderr.isatty() else "none"
+
+
+class _Watch:
+    """The fit's callback: says once that a fit resumed from its checkpoint,
+    and passes every epoch on to the progress report."""
+
+    def __init__(self, args, progress):
+        self.args, self.progress, self.seen = args, progress, 0
+
+    def epoch(self, record) -> None:
+        if self.seen == 0 and record["epoch"] > 1 and not self.args.quiet:
+            _note(f"resuming from the checkpoint {self.args.checkpoint}: epochs 1 to "
+                  f"{record['epoch'] - 1} of {self.args.epochs} were done before")
+        self.seen += 1
+        if self.progress is not None:
+            self.progress.epoch(record)
+
+
+def _partial_path(output_file):
     from pathlib import Path
+    out = Path(output_file)
+    return out.with_name(f"{out.stem}.partial{out.suffix or '.archfit'}")
+
+
+def _after_interrupt(args, partial, provenance) -> None:
+    """After Ctrl-C: keep the fit's last complete epoch next to the output
+    file, and say truthfully what was kept and how to go on."""
+    done = len(partial.history) if partial is not None else 0
     if args.checkpoint is not None:
-        print(f"archfit: the fit so far is in the checkpoint {args.checkpoint}; run the same "
-              "command again to resume it", file=sys.stderr)
-    if partial is None or not partial.history:
+        if os.path.exists(args.checkpoint):
+            _note(f"the fit so far is in the checkpoint {args.checkpoint}; run the same "
+                  "command again to resume it")
+        else:
+            _note(f"no epoch had finished, so the checkpoint {args.checkpoint} was not "
+                  "written; the same command starts the fit again")
+    if done == 0:
+        if args.checkpoint is None:
+            _note("interrupted before the first epoch finished: nothing was saved")
         return
-    out = Path(args.output_file)
-    path = out.with_name(f"{out.stem}.partial{out.suffix or '.archfit'}")
+    path = _partial_path(args.output_file)
     try:
         partial._with_training_data(dict(partial.training_data, **provenance)).save(path)
     except OSError as exc:
-        print(f"archfit: could not save the partial fit to {path}: {exc}", file=sys.stderr)
+        _note(f"could not save the partial fit to {path}: {_os_error(exc)}")
         return
-    print(f"archfit: the fit after epoch {len(partial.history)} of {args.epochs} is saved to "
-          f"{path}", file=sys.stderr)
+    _note(f"the fit after epoch {done} of {args.epochs} is saved to {path}")
+
+
+def _load(path):
+    """The fit model or ensemble in an archfit file (a checkpoint is refused,
+    naming what reads it)."""
+    import archfit as af
+    from archfit.persistence import file_format
+    if file_format(path) == "archfit.Ensemble":
+        return af.Ensemble.load(path)
+    return af.load(path)
 
 
 def _predict(args) -> int:
-    import archfit as af
-    from archfit.tabular import read
+    from archfit.io import read
 
     if args.output_file != "-":
         _check_writable(args.output_file)
-    fitted = af.load(args.model)
-    data = fitted.training_data or {}
+    fitted = _load(args.model)
+    first = fitted.members[0] if hasattr(fitted, "members") else fitted
+    data = first.training_data or {}
     names = data.get("feature_names")
     impute = data.get("impute")
     table = read(args.data, data.get("target"), features=names, require_target=False,
-                 missing="keep" if impute else "refuse")
+                 missing="keep" if impute else "refuse", sep=args.sep)
     X = table.X if not impute else _fill(table.X, impute["values"])
-    predictions = fitted.predict(X)
+    output = first.architecture.output
+    with warnings.catch_warnings():
+        # the columns were matched by name when the file was read
+        warnings.simplefilter("ignore", UserWarning)
+        predictions = fitted.predict(X)
+        proba = fitted.predict_proba(X) if output in ("softmax", "sigmoid") else None
     columns = ["prediction"]
     rows = [[p] for p in predictions.tolist()] if predictions.ndim == 1 else predictions.tolist()
     if predictions.ndim == 2:
         columns = [f"prediction_{i}" for i in range(predictions.shape[1])]
-    if fitted.architecture.output == "softmax":
-        proba = fitted.predict_proba(X)
-        columns += [f"probability_{c}" for c in fitted.classes.tolist()]
+    if proba is not None:
+        labels = (fitted.classes.tolist() if output == "softmax" else
+                  [str(i) for i in range(proba.shape[1])] if proba.shape[1] > 1 else ["1"])
+        columns += [f"probability_{c}" for c in labels]
         rows = [r + [f"{p:.6g}" for p in ps] for r, ps in zip(rows, proba.tolist())]
     out = sys.stdout if args.output_file == "-" else open(args.output_file, "w", newline="")
     try:
@@ -197,29 +287,66 @@ def _predict(args) -> int:
 
 
 def _info(args) -> int:
-    import archfit as af
     from archfit._progress import metric_name
 
-    fitted = af.load(args.model)
-    model = fitted.model
-    hp = fitted.hyperparameters
-    metric = metric_name(fitted.architecture.output)
-    print(f"{args.model}: archfit fit model ({model.dtype.name}, loss {model.loss})\n")
-    print(fitted.architecture.summary())
-    if fitted.classes is not None:
-        print(f"\nclasses: {fitted.classes.tolist()}")
-    scaling = fitted.standardization
-    print(f"\nstandardisation: {'none' if scaling is None else scaling.describe()}")
-    data = fitted.training_data or {}
+    fitted = _load(args.model)
+    members = fitted.members if hasattr(fitted, "members") else None
+    first = members[0] if members else fitted
+    model = first.model
+    metric = metric_name(first.architecture.output)
+    if members:
+        print(f"{args.model}: archfit ensemble of {len(members)} fit models of one model "
+              f"({model.dtype.name}, loss {model.loss}); predictions are the mean of the "
+              "members'\n")
+    else:
+        print(f"{args.model}: archfit fit model ({model.dtype.name}, loss {model.loss})\n")
+    print(first.architecture.summary())
+    if first.classes is not None:
+        print(f"\nclasses ({len(first.classes)}): {_listed(first.classes.tolist(), 20)}")
+    scaling = first.standardization
+    print(f"\nstandardisation: {'none' if scaling is None else scaling.describe()}"
+          + (" (member 0's)" if members and len(members) > 1 else ""))
+    data = first.training_data or {}
     if data.get("impute"):
         impute = data["impute"]
         print(f"missing values: {impute['missing_cells']} cell(s) filled with the training "
               f"rows' {impute['strategy']} of their column")
     held = data.get("held_out")
     if held is not None:
-        print(f"validation: {held['rows']} rows ({held['fraction']:.0%}) held out by the "
-              "command line and scored every epoch" if held["rows"] else
-              "validation: none (every row trained on)")
+        if held["rows"]:
+            share = held["rows"] / (held["rows"] + data.get("n_samples", 0) or 1)
+            print(f"validation: {held['rows']} {_rows(held['rows'])} ({share:.0%} of the data; "
+                  f"{held['fraction']:.0%} asked) held out by the command line and scored "
+                  "every epoch")
+        else:
+            print("validation: none (every row trained on)")
+    if members:
+        _info_members(members, metric)
+    else:
+        _info_fit(first, metric)
+    if data:
+        print("\ntraining data" + (" (member 0's)" if members else "") + ":")
+        for key, value in data.items():
+            if key in ("impute", "held_out"):
+                continue
+            if isinstance(value, list):
+                value = _listed(value, 8)
+            print(f"  {key:20s} {value}")
+    return 0
+
+
+def _rows(n: int) -> str:
+    return "row" if n == 1 else "rows"
+
+
+def _listed(values, most: int) -> str:
+    """A list for a person: its first `most` items, then how many in all."""
+    shown = ", ".join(map(str, values[:most]))
+    return shown + (f", ... ({len(values)} in all)" if len(values) > most else "")
+
+
+def _info_fit(fitted, metric) -> None:
+    hp = fitted.hyperparameters
     print("\nhyperparameters:")
     unused = set()
     if not hp.early_stopping:
@@ -237,47 +364,65 @@ def _info(args) -> int:
                  f"{last['validation_score']:.4f} (lowest validation loss at epoch "
                  f"{best['epoch']})")
     print(line)
-    if data:
-        print("\ntraining data:")
-        for key, value in data.items():
-            if key in ("impute", "held_out"):
-                continue
-            if isinstance(value, list) and len(value) > 8:
-                value = ", ".join(map(str, value[:8])) + f", ... ({len(value)} in all)"
+
+
+def _info_members(members, metric) -> None:
+    """One line per member, and the hyperparameters in which members differ."""
+    settings = [m.hyperparameters.to_dict() for m in members]
+    varying = [k for k in settings[0] if any(s[k] != settings[0][k] for s in settings)]
+    print("\nhyperparameters (members 0 to "
+          f"{len(members) - 1}; differing: {', '.join(varying) or 'none'}):")
+    for key, value in settings[0].items():
+        if key not in varying:
             print(f"  {key:20s} {value}")
-    return 0
+    print("\nmembers:")
+    for k, m in enumerate(members):
+        last = m.history[-1]
+        line = f"  {k:3d}: {len(m.history)} epochs, training loss {last['train_loss']:.5f}"
+        if "validation_score" in last:
+            line += f", validation {metric} {last['validation_score']:.4f}"
+        if varying:
+            line += "  (" + ", ".join(f"{key}={settings[k][key]}" for key in varying) + ")"
+        print(line)
 
 
 def _plot(args) -> int:
-    import archfit as af
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
         raise ImportError("archfit plot needs matplotlib: pip install matplotlib") from None
-    fitted = af.load(args.model)
-    history = fitted.history
-    epochs = [h["epoch"] for h in history]
-    has_val = "validation_loss" in history[-1]
+    from archfit._progress import metric_name
+    _check_writable(args.output_file)
+    fitted = _load(args.model)
+    members = fitted.members if hasattr(fitted, "members") else [fitted]
+    first = members[0]
+    has_val = all("validation_loss" in m.history[-1] for m in members)
     fig = Figure(figsize=(9 if has_val else 5, 3.6), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 2 if has_val else 1, 1)
-    ax.plot(epochs, [h["train_loss"] for h in history], label="training")
-    if has_val:
-        ax.plot(epochs, [h["validation_loss"] for h in history], label="validation")
+    ax2 = fig.add_subplot(1, 2, 2) if has_val else None
+    many = len(members) > 1
+    for k, m in enumerate(members):
+        epochs = [h["epoch"] for h in m.history]
+        width, alpha = (1.0, 0.6) if many else (1.5, 1.0)
+        ax.plot(epochs, [h["train_loss"] for h in m.history], color="C0", lw=width,
+                alpha=alpha, label="training" if k == 0 else None)
+        if has_val:
+            ax.plot(epochs, [h["validation_loss"] for h in m.history], color="C1", lw=width,
+                    alpha=alpha, label="validation" if k == 0 else None)
+            ax2.plot(epochs, [h["validation_score"] for h in m.history], color="C1", lw=width,
+                     alpha=alpha)
     ax.set_xlabel("epoch")
-    ax.set_ylabel(f"loss ({fitted.model.loss})")
+    ax.set_ylabel(f"loss ({first.model.loss})")
     ax.set_yscale("log")
     ax.legend()
     ax.grid(alpha=0.3)
     if has_val:
-        ax2 = fig.add_subplot(1, 2, 2)
-        ax2.plot(epochs, [h["validation_score"] for h in history], color="C1")
         ax2.set_xlabel("epoch")
-        from archfit._progress import metric_name
-        ax2.set_ylabel(f"validation {metric_name(fitted.architecture.output)}")
+        ax2.set_ylabel(f"validation {metric_name(first.architecture.output)}")
         ax2.grid(alpha=0.3)
-    fig.suptitle(str(args.model))
+    fig.suptitle(str(args.model) + (f" ({len(members)} members)" if many else ""))
     fig.savefig(args.output_file, dpi=100)
     print(f"wrote {args.output_file}")
     return 0
@@ -289,24 +434,68 @@ def _demo(args) -> int:
     return 0
 
 
+def _hidden(text: str) -> list[int]:
+    """--hidden's value: comma-separated positive widths (a usage error otherwise)."""
+    try:
+        widths = [int(h) for h in text.split(",") if h.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated whole numbers such as 128,64, got {text!r}") from None
+    if any(w < 1 for w in widths):
+        raise argparse.ArgumentTypeError(f"widths must be at least 1, got {text!r}")
+    return widths
+
+
+def _separator(text: str) -> str:
+    """--sep's value: one character; \t and the words comma, semicolon, tab, pipe too."""
+    named = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t", "pipe": "|"}
+    value = named.get(text.lower(), text)
+    if len(value) != 1 or value in "\r\n\"":
+        raise argparse.ArgumentTypeError(f"must be one character (or comma, semicolon, tab, "
+                                         f"pipe), got {text!r}")
+    return value
+
+
+class _Help(argparse.HelpFormatter):
+    """Shows a default where there is one to show: not on required arguments,
+    switches or options whose absence means something else."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("%(default)" not in text and not action.required and action.option_strings
+                and not any(action.default is v for v in (None, False, argparse.SUPPRESS))):
+            text += " (default: %(default)s)"
+        return text
+
+
 def parser() -> argparse.ArgumentParser:
+    from archfit import __version__
+    from archfit.architecture import ACTIVATIONS
+    from archfit.hyperparameters import OPTIMIZERS
     p = argparse.ArgumentParser(prog="archfit", description="Fast CPU training of neural "
                                 "networks: fit, inspect and use archfit models.")
+    p.add_argument("--version", action="version", version=f"archfit {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="fit a network to the shipped digits data")
+    demo = sub.add_parser("demo", help="fit a network to the shipped digits data",
+                          formatter_class=_Help)
     demo.add_argument("--seed", type=int, default=0, help="seed of the split and the fit")
-    demo.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
+    demo.add_argument("--epochs", type=int, default=None,
+                      help="override the number of epochs (default: the demo's 40)")
     demo.set_defaults(run=_demo)
 
-    defaults = argparse.ArgumentDefaultsHelpFormatter
+    sep_help = ("the CSV's field separator, e.g. ';' or tab (default: detected from the "
+                "file's first lines among , ; tab |)")
     train = sub.add_parser("train", help="fit a network to a CSV, Parquet or NPZ file",
-                           formatter_class=defaults)
+                           formatter_class=_Help)
     train.add_argument("data", help="CSV or Parquet with named columns, or NPZ with arrays X "
                        "and y")
     train.add_argument("--target", required=True, help="the column (or NPZ array) to predict")
-    train.add_argument("--hidden", default="64", help="hidden widths, e.g. 128,64")
-    train.add_argument("--activation", default="relu", help="hidden activation")
+    train.add_argument("--hidden", default="64", type=_hidden,
+                       help="hidden widths, e.g. 128,64")
+    train.add_argument("--activation", default="relu",
+                       choices=ACTIVATIONS,
+                       help="hidden activation")
     train.add_argument("--output", default="auto",
                        choices=["auto", "softmax", "sigmoid", "linear"],
                        help="head: softmax (classes), sigmoid (a 0/1 target) or linear "
@@ -314,9 +503,11 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=50, help="passes over the training rows")
     train.add_argument("--batch-size", type=int, default=64, help="rows per update")
     train.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    train.add_argument("--optimizer", default="adam", help="sgd, momentum, adam, adamw, lbfgs")
+    train.add_argument("--optimizer", default="adam",
+                       choices=OPTIMIZERS, help="optimizer")
     train.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the weights")
-    train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    train.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                       help="floating-point type of the weights and the arithmetic")
     train.add_argument("--seed", type=int, default=0, help="seed of the split and the fit")
     train.add_argument("--validation-fraction", type=float, default=0.2,
                        help="share of rows held out to score the fit; 0 trains on every row")
@@ -327,8 +518,11 @@ def parser() -> argparse.ArgumentParser:
                        help="fill empty feature cells with the training rows' mean or median "
                        "of the column (kept with the model, applied by predict); default: "
                        "refuse missing values")
+    train.add_argument("--sep", type=_separator, default=None, help=sep_help)
     train.add_argument("--progress", default="auto", choices=["auto", "bar", "plain", "none"],
-                       help="tqdm bar when installed (auto), a line per epoch, or nothing")
+                       help="progress on standard error: a tqdm bar, a line per epoch, or "
+                       "nothing; auto: a bar when standard error is a terminal (and tqdm is "
+                       "installed), else nothing")
     train.add_argument("--checkpoint", default=None, metavar="PATH",
                        help="keep the fit's state in PATH after every epoch; if PATH exists, "
                        "resume from it (the same command gives the same model as an "
@@ -337,22 +531,41 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("-o", "--output-file", required=True, help="where to save the fit model")
     train.set_defaults(run=_train)
 
-    predict = sub.add_parser("predict", help="predict with a saved fit model",
-                             formatter_class=defaults)
-    predict.add_argument("model", help="a file written by archfit train or FitModel.save")
-    predict.add_argument("data", help="CSV or NPZ with the same feature columns")
-    predict.add_argument("-o", "--output-file", default="-", help="CSV to write (default stdout)")
+    predict = sub.add_parser("predict", help="predict with a saved fit model or ensemble",
+                             formatter_class=_Help)
+    predict.add_argument("model", help="a file written by archfit train, FitModel.save or "
+                         "Ensemble.save")
+    predict.add_argument("data", help="CSV, Parquet or NPZ with the model's feature columns "
+                         "(matched by name)")
+    predict.add_argument("--sep", type=_separator, default=None, help=sep_help)
+    predict.add_argument("-o", "--output-file", default="-",
+                         help="CSV to write: predictions, and probabilities for classifiers "
+                         "(default: standard output)")
     predict.set_defaults(run=_predict)
 
-    info = sub.add_parser("info", help="describe a saved fit model")
-    info.add_argument("model")
+    info = sub.add_parser("info", help="describe a saved fit model or ensemble",
+                          formatter_class=_Help)
+    info.add_argument("model", help="an archfit file")
     info.set_defaults(run=_info)
 
-    plot = sub.add_parser("plot", help="plot training and validation curves to a PNG")
-    plot.add_argument("model")
-    plot.add_argument("-o", "--output-file", required=True)
+    plot = sub.add_parser("plot", help="plot training and validation curves to a PNG",
+                          formatter_class=_Help)
+    plot.add_argument("model", help="an archfit file (an ensemble: every member's curves)")
+    plot.add_argument("-o", "--output-file", required=True, help="the PNG to write")
     plot.set_defaults(run=_plot)
     return p
+
+
+def _os_error(exc: OSError) -> str:
+    """An operating-system error in the command line's words, without errno codes."""
+    what = {FileNotFoundError: "no such file", IsADirectoryError: "is a folder, not a file",
+            PermissionError: "permission denied", NotADirectoryError: "not a folder"}
+    for kind, text in what.items():
+        if isinstance(exc, kind) and exc.filename is not None:
+            return f"{text}: {exc.filename}"
+    if exc.strerror and exc.filename is not None:
+        return f"{exc.strerror.lower()}: {exc.filename}"
+    return str(exc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -367,6 +580,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("archfit: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, OSError, ImportError, FloatingPointError) as exc:
+    except OSError as exc:
+        print(f"archfit: error: {_os_error(exc)}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError, ImportError, FloatingPointError) as exc:
         print(f"archfit: error: {exc}", file=sys.stderr)
         return 1

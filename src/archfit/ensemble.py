@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from archfit._targets import encode
-from archfit._validation import as_sample_weight
+from archfit._validation import as_sample_weight, warn_unnamed
 from archfit._streaming import features
 from archfit.fit_model import FitModel, predictions, score_outputs
 
@@ -112,10 +112,12 @@ class Ensemble:
         if output in ("linear", "exponential"):
             raise TypeError("predict_proba is for softmax or sigmoid outputs; "
                             f"this ensemble has a {output} output: use predict")
+        warn_unnamed(X, self.feature_names)
         return self._outputs(X).astype(self.model.dtype)
 
     def predict(self, X) -> np.ndarray:
         """Class labels (softmax), 0/1 indicators (sigmoid) or mean values."""
+        warn_unnamed(X, self.feature_names)
         out = self._outputs(X)
         output = self.model.architecture.output
         if output not in ("softmax", "sigmoid"):
@@ -123,6 +125,7 @@ class Ensemble:
         return predictions(out, output, self.classes, self._members[0]._target_ndim)
 
     def _targets(self, X, y, sample_weight):
+        warn_unnamed(X, self.feature_names, "X")
         arch = self.model.architecture
         out = self._outputs(X)
         targets = encode(y, arch.output, arch.n_outputs, out.shape[0], np.dtype(np.float64),

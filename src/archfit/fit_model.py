@@ -9,7 +9,8 @@ from archfit._metrics import accuracy, r2
 from archfit._targets import encode
 from archfit._sparse import SparseRows
 from archfit._streaming import FileRows, features
-from archfit._validation import as_features, as_parameters, as_sample_weight, by_name
+from archfit._validation import (as_features, as_parameters, as_sample_weight, by_name,
+                                 warn_unnamed)
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
 from archfit.scaling import Standardization
@@ -273,21 +274,29 @@ class FitModel:
         return scaling.outputs(self._model._predict(self._theta, X))
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities (softmax) or per-label probabilities (sigmoid)."""
+        """Class probabilities (softmax) or per-label probabilities (sigmoid).
+
+        A fit on named columns (a data frame) matches a frame's columns by
+        name, and warns when given an array, whose columns it takes in the
+        fit's order.
+        """
         output = self._model.architecture.output
         if output in ("linear", "exponential"):
             raise TypeError("predict_proba is for softmax or sigmoid outputs; "
                             f"this model has a {output} output: use predict")
+        warn_unnamed(X, self.feature_names)
         return self._outputs(X)
 
     def predict(self, X) -> np.ndarray:
         """Predicted class labels (softmax), 0/1 indicators (sigmoid), values
         (linear) or means (exponential)."""
+        warn_unnamed(X, self.feature_names)
         return predictions(self._outputs(X), self._model.architecture.output, self._classes,
                            self._target_ndim)
 
     def score(self, X, y, sample_weight=None) -> float:
         """Accuracy (softmax; subset accuracy for sigmoid) or R² (linear, exponential)."""
+        warn_unnamed(X, self.feature_names)
         X, targets, w = self._data(X, y, sample_weight, np.float64)
         return self._score(X, targets, w)
 
@@ -295,6 +304,7 @@ class FitModel:
         """Mean loss of θ̂ on (X, y): the model's loss, without any L2 penalty
         (with standardised targets, in their standardised units: the loss
         the fit minimised)."""
+        warn_unnamed(X, self.feature_names)
         X, targets, w = self._data(X, y, sample_weight, self._model.dtype)
         return self._model._loss(self._theta, X, targets, w)
 

@@ -110,6 +110,11 @@ class Hyperparameters:
         validation split; a constant feature keeps scale 1). The statistics
         become part of the fit model (``FitModel.standardization``), which
         applies them to everything it predicts, scores, saves and exports.
+        Off by default, so that a fit sees the data as given; the command
+        line (``archfit train``) turns it on unless ``--no-scale``. Features
+        on very different scales (raw measurements, counts next to
+        fractions) usually need it: without it, a fit of scikit-learn's raw
+        breast-cancer table is several points less accurate.
     standardize_targets : bool, default False
         Linear outputs only: standardise the targets the same way; the fit
         model maps its predictions back to the targets' units. Losses in the

@@ -241,6 +241,10 @@ def write_atomic(path, data: bytes) -> Path:
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
+        # mkstemp makes the file private (0600); give it the mode any other
+        # new file gets under the caller's umask
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -256,6 +260,21 @@ def write_atomic(path, data: bytes) -> Path:
     return path
 
 
+def _umask() -> int:
+    """The process's umask: from /proc where Linux shows it, else by setting it
+    and setting it back (which another thread could notice)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _sync_directory(directory: Path) -> None:
     """Flush a folder's entries (the rename) to disk, where the system allows it."""
     try:
@@ -268,6 +287,33 @@ def _sync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def file_format(path) -> str | None:
+    """The kind of archfit file at ``path`` ("archfit.FitModel", "archfit.Ensemble",
+    "archfit.Checkpoint"), read from its header alone; None when the header
+    names none. Nothing is checked beyond the signature: the reader checks
+    everything.
+
+    Raises
+    ------
+    FileNotFoundError
+    FileFormatError
+        Not an archfit file.
+    """
+    path = Path(os.fspath(path))
+    with open(path, "rb") as f:
+        start = f.read(len(MAGIC) + 8)
+        if len(start) < len(MAGIC) + 8 or start[:len(MAGIC)] != MAGIC:
+            raise FileFormatError(f"{path} is not an archfit file (no archfit signature)")
+        (head_len,) = struct.unpack("<Q", start[len(MAGIC):])
+        head = f.read(min(head_len, _MAX_HEADER))
+    try:
+        header = json.loads(head.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None     # truncated or altered: the reader says which
+    found = header.get("format") if isinstance(header, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def load(path) -> FitModel:

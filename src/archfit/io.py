@@ -1,20 +1,31 @@
-"""Reading data files for the command line: CSV with a header row, Parquet, or NPZ.
+"""Reading data files: CSV with a header row, Parquet, or NPZ (the command line's input).
 
 CSV is read by pyarrow when it is installed, else by pandas, else by Python's
-``csv`` module (slow, but correct): the same table, the same errors. Feature
-columns must be numeric; an empty cell is a *missing* value, reported with
-its column and line unless the caller imputes it (``missing="keep"`` leaves
-NaN for it).
+``csv`` module (slow, but correct): the same table, the same errors. The field
+separator is detected from the first lines (comma, semicolon, tab or pipe)
+unless given. Feature columns must be numeric; an empty cell is a *missing*
+value, reported with its column and line unless the caller imputes it
+(``missing="keep"`` leaves NaN for it). An unnamed first column (the index
+that ``pandas.DataFrame.to_csv`` writes) is not a feature: it is left out,
+with a note.
 """
 from __future__ import annotations
 
 import csv
+import datetime
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 import numpy as np
 
 ENGINES = ("auto", "pyarrow", "pandas", "python")
+# Field separators tried when none is given, the first preferred on a tie.
+SEPARATORS = (",", ";", "\t", "|")
+_SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+# What pandas and pyarrow call a column whose header cell is empty.
+_UNNAMED = re.compile(r"^(|Unnamed: 0)$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?")
 
 
 @dataclass
@@ -23,31 +34,84 @@ class Table:
     y: np.ndarray | None          # the target column (numeric or strings), if asked for
     feature_names: list[str]
     target: str | None
+    separator: str | None = None  # a CSV's field separator
+    notes: list[str] = field(default_factory=list)   # what a reader should be told
 
 
 def read(path, target: str | None = None, features: list[str] | None = None,
-         require_target: bool = True, missing: str = "refuse", engine: str = "auto") -> Table:
-    """Read ``path`` (``.csv``, ``.parquet`` or ``.npz``).
+         require_target: bool = True, missing: str = "refuse", engine: str = "auto",
+         sep: str | None = None) -> Table:
+    """Read ``path`` (``.csv``, ``.parquet`` or ``.npz``; other names are read as CSV).
 
     CSV and Parquet: named columns; every feature column must be numeric; the
     ``target`` column may hold numbers or labels. NPZ: arrays ``X`` (2-D) and
     the target array named ``target`` (``"y"`` by default). ``features``
     selects and orders the feature columns when given. ``missing``: "refuse"
     (an error naming the column and line of the first empty feature cell) or
-    "keep" (NaN, for the caller to impute).
+    "keep" (NaN, for the caller to impute). ``sep``: a CSV's field separator
+    (one character); None detects it.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no such file: {path}")
+        raise FileNotFoundError(2, "No such file or directory", path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(21, "Is a directory", path)
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if sep is not None and (not isinstance(sep, str) or len(sep) != 1):
+        raise ValueError(f"sep must be one character, got {sep!r}")
     if path.endswith(".npz"):
         return _read_npz(path, target or "y", require_target, features)
     if path.endswith(".parquet"):
         header, columns = _parquet_columns(path)
     else:
-        header, columns = _csv_columns(path, engine)
-    return _table(path, header, columns, target, features, require_target, missing)
+        sep = detect_separator(path) if sep is None else sep
+        header, columns = _csv_columns(path, engine, sep)
+    return _table(path, header, columns, target, features, require_target, missing, sep)
+
+
+def detect_separator(path, sample_bytes: int = 65536) -> str:
+    """The field separator of a CSV file, from its first lines: the candidate
+    (comma, semicolon, tab, pipe) that splits the header into the most fields
+    while every following complete line has as many; comma when none splits."""
+    with open(path, "rb") as f:
+        sample = f.read(sample_bytes)
+    text = sample.decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    if len(sample) == sample_bytes and len(lines) > 1:
+        lines = lines[:-1]                      # the last line may be cut
+    lines = [line for line in lines[:50] if line.strip()]
+    best, best_fields = ",", 1
+    for candidate in SEPARATORS:
+        try:
+            rows = list(csv.reader(lines, delimiter=candidate))
+        except csv.Error:
+            continue
+        if not rows:
+            continue
+        n = len(rows[0])
+        if n > best_fields and all(len(r) == n for r in rows[1:]):
+            best, best_fields = candidate, n
+    return best
+
+
+def separator_name(sep: str | None) -> str:
+    """A separator as a person names it: "comma", "tab", "';'"."""
+    return _SEPARATOR_NAMES.get(sep, repr(sep))
+
+
+def shown(value) -> str:
+    """A cell as a person would write it: dates in ISO form, text quoted,
+    numbers as they are (never a Python repr such as datetime.date(...))."""
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, np.datetime64):
+        return str(value)
+    if isinstance(value, (str, np.str_)):
+        return repr(str(value))
+    if isinstance(value, (np.generic,)):
+        return str(value.item())
+    return str(value)
 
 
 # ---- the readers: (header, {name: column}) --------------------------------------------------
@@ -83,7 +147,7 @@ def _arrow_columns(table):
     return header, columns
 
 
-def _csv_columns(path, engine):
+def _csv_columns(path, engine, sep=","):
     if engine in ("auto", "pyarrow"):
         try:
             import pyarrow.csv as pacsv
@@ -92,7 +156,8 @@ def _csv_columns(path, engine):
                 raise ImportError("engine 'pyarrow' needs pyarrow") from None
         else:
             try:
-                table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+                table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=sep),
+                                       convert_options=pacsv.ConvertOptions(
                     strings_can_be_null=True, null_values=[""],
                     quoted_strings_can_be_null=True))
             except Exception as exc:
@@ -106,19 +171,19 @@ def _csv_columns(path, engine):
                 raise ImportError("engine 'pandas' needs pandas") from None
         else:
             try:
-                frame = pd.read_csv(path, keep_default_na=False, na_values=[""],
+                frame = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=[""],
                                     skip_blank_lines=True)
             except Exception as exc:
                 raise ValueError(f"{path} is not a readable CSV file ({exc})") from None
             header = [str(c).strip() for c in frame.columns]
             return header, {h: frame[c].to_numpy() for h, c in zip(header, frame.columns)}
-    return _python_csv(path)
+    return _python_csv(path, sep)
 
 
-def _python_csv(path):
+def _python_csv(path, sep=","):
     with open(path, newline="") as f:
         try:
-            rows = [r for r in csv.reader(f) if r]
+            rows = [r for r in csv.reader(f, delimiter=sep) if r]
         except (csv.Error, UnicodeDecodeError) as exc:
             raise ValueError(f"{path} is not a readable CSV file ({exc})") from None
     if not rows:
@@ -138,30 +203,45 @@ def _python_csv(path):
 
 
 # ---- from columns to a table --------------------------------------------------------------
-def _table(path, header, columns, target, features, require_target, missing) -> Table:
+def _table(path, header, columns, target, features, require_target, missing,
+           sep=None) -> Table:
     if len(set(header)) != len(header):
         raise ValueError(f"{path}: duplicate column names in the header")
     n = len(next(iter(columns.values()))) if columns else 0
     if n == 0:
         raise ValueError(f"{path} needs a header row and at least one data row")
+    read_as = "" if sep is None else (f" (read as {separator_name(sep)}-separated; --sep "
+                                      "sets another separator)")
     if target is not None and target not in header:
         if require_target:
-            raise ValueError(f"{path}: unknown target column {target!r}; columns are {header}")
+            raise ValueError(f"{path}: unknown target column {target!r}; columns are "
+                             f"{_names(header)}{read_as}")
         target = None
+    notes = []
     if features is None:
         features = [h for h in header if h != target]
+        if features and _UNNAMED.match(features[0]) and header[0] == features[0]:
+            notes.append(f"{path}: the first column has no name (an index, as "
+                         "pandas' to_csv writes); it is not used as a feature")
+            features = features[1:]
     absent = [c for c in features if c not in header]
     if absent:
-        raise ValueError(f"{path}: missing feature column(s) {absent}")
+        raise ValueError(f"{path}: missing feature column(s) {_names(absent)}{read_as}")
     if not features:
-        raise ValueError(f"{path}: no feature columns besides the target")
+        raise ValueError(f"{path}: no feature columns besides the target{read_as}")
     X = np.empty((n, len(features)), dtype=np.float64)
     for j, name in enumerate(features):
         X[:, j] = _numeric_column(path, name, columns[name], missing)
     y = None
     if target is not None:
         y = _target_column(path, target, columns[target])
-    return Table(X, y, list(features), target)
+    return Table(X, y, list(features), target, sep, notes)
+
+
+def _names(names) -> str:
+    """Column names for a message: the first twenty, quoted, then how many in all."""
+    shown_names = ", ".join(repr(n) for n in names[:20])
+    return f"[{shown_names}" + (f", ... ({len(names)} in all)]" if len(names) > 20 else "]")
 
 
 def _line(index) -> int:
@@ -179,8 +259,7 @@ def _numeric_column(path, name, column, missing) -> np.ndarray:
             try:
                 values[i] = float(cell)
             except (TypeError, ValueError):
-                raise ValueError(f"{path}: column {name!r} is not numeric (line {_line(i)}: "
-                                 f"{cell!r})") from None
+                raise ValueError(_not_numeric(path, name, i, cell)) from None
             if np.isnan(values[i]):
                 raise ValueError(f"{path}: column {name!r} has a NaN at line {_line(i)}")
     nan = np.isnan(values)
@@ -195,6 +274,17 @@ def _numeric_column(path, name, column, missing) -> np.ndarray:
     return values
 
 
+def _not_numeric(path, name, i, cell) -> str:
+    """Why a feature cell is refused, and for dates what to do instead."""
+    text = f"{path}: column {name!r} is not numeric (line {_line(i)}: {shown(cell)})"
+    if isinstance(cell, (datetime.date, np.datetime64)) or (
+            isinstance(cell, str) and _DATE.match(cell.strip())):
+        text += ("; it holds dates, which archfit does not read as features: convert them "
+                 "to numbers first (e.g. days since a fixed date, or year, month and weekday "
+                 "columns), or drop the column")
+    return text
+
+
 def _target_column(path, target, column) -> np.ndarray:
     if column.dtype.kind in "biuf":
         y = column.astype(np.float64) if column.dtype.kind == "f" else column
@@ -207,7 +297,9 @@ def _target_column(path, target, column) -> np.ndarray:
             if np.all(y == np.round(y)) and np.abs(y).max() < 2**53:
                 y = y.astype(np.int64)   # whole numbers: keep them as integer labels
         return y
-    cells = [None if c is None or (isinstance(c, float) and np.isnan(c)) else str(c).strip()
+    cells = [None if c is None or (isinstance(c, float) and np.isnan(c))
+             else (c.isoformat() if isinstance(c, (datetime.date, datetime.time))
+                   else str(c).strip())
              for c in column]
     empty = [i for i, c in enumerate(cells) if c is None or c == ""]
     if empty:
