@@ -412,7 +412,8 @@ def test_verbose_without_tqdm_prints_a_line_per_epoch_and_how_it_ended(digits_sp
     X, y, Xv, yv = digits_split
     af.fit(small_softmax(), X, y, af.Hyperparameters(epochs=2), validation=(Xv, yv),
            verbose=True)
-    lines = capsys.readouterr().out.strip().splitlines()
+    # progress goes to standard error, as tqdm's does
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 3
     assert lines[0].startswith("epoch 1/2  loss ") and "validation accuracy" in lines[0]
     assert "left)" in lines[0]

@@ -310,7 +310,8 @@ def test_verbose_reports_the_populations_epochs(no_tqdm, capsys):
     X, y = _data()
     hps = [af.Hyperparameters(batch_size=32, epochs=e, seed=k) for k, e in enumerate((2, 3))]
     af.fit_many(SOFTMAX, X, y, hps, validation=(X[:50], y[:50]), verbose=True)
-    lines = capsys.readouterr().out.strip().splitlines()
+    # progress goes to standard error, as tqdm's does
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 4
     assert lines[0].startswith("epoch 1/3  training 2/2  mean loss ")
     assert "best validation accuracy" in lines[0]
