@@ -30,7 +30,7 @@ from setuptools import Extension, setup
 
 # Internal kernel modules (csrc/archfit/_kernels/NAME.pyx -> archfit._kernels.NAME), then the
 # public Cython API (src/archfit/kernels.pyx -> archfit.kernels, declared in kernels.pxd).
-KERNELS = ["_cpu", "_blas", "_random", "_elementwise", "_optimizers", "_plan", "_passes",
+KERNELS = ["_cpu", "_blas", "_random", "_elementwise", "_optimizers", "_layers", "_plan", "_passes",
            "_training", "_prediction", "_hashing", "_labels", "_files"]
 SOURCES = {f"archfit._kernels.{name}": f"csrc/archfit/_kernels/{name}.pyx" for name in KERNELS}
 SOURCES["archfit.kernels"] = "src/archfit/kernels.pyx"

@@ -168,3 +168,100 @@ def weight_mask(arch):
     for e in arch.layout[::2]:
         mask[e.start:e.stop] = 1
     return mask
+
+
+# ---- any layers: the twin of the kernels' layer table -----------------------------------------
+def _parameters(arch, theta):
+    theta = np.asarray(theta, dtype=np.float64)
+    return {e.name: theta[e.start:e.stop].reshape(e.shape) for e in arch.layout}
+
+
+def layer_norm(x, gain, bias, epsilon):
+    """(x - mean) / sqrt(var + eps) * gain + bias per row; also x̂ and 1/sd."""
+    mean = x.mean(axis=1, keepdims=True)
+    rstd = 1.0 / np.sqrt(((x - mean) ** 2).mean(axis=1, keepdims=True) + epsilon)
+    xhat = (x - mean) * rstd
+    return xhat * gain + bias, xhat, rstd
+
+
+def nodes_forward(arch, theta, X, masks=None):
+    """Every node's input and output, and what backpropagation needs; masks
+    (by node index) scale the outputs of dense nodes before the last."""
+    params = _parameters(arch, theta)
+    x = np.asarray(X, dtype=np.float64)
+    inputs, outputs, saved = [], [], []
+    last = len(arch.nodes) - 1
+    for i, node in enumerate(arch.nodes):
+        inputs.append(x)
+        if node.kind == "dense":
+            z = x @ params[f"{node.name}.weight"] + params[f"{node.name}.bias"]
+            y = z if i == last else activation(node.layer.activation, z)
+            if masks is not None and i != last:
+                y = y * masks[i]
+            saved.append(z)
+        elif node.kind == "layer_norm":
+            y, xhat, rstd = layer_norm(x, params[f"{node.name}.gain"],
+                                       params[f"{node.name}.bias"], node.layer.epsilon)
+            saved.append((xhat, rstd))
+        else:
+            y = x + inputs[node.link]
+            saved.append(None)
+        outputs.append(y)
+        x = y
+    return inputs, outputs, saved
+
+
+def nodes_predict(model, theta, X):
+    return head(model.architecture.output, nodes_forward(model.architecture, theta, X)[1][-1])
+
+
+def nodes_loss_and_grad(model, theta, X, labels=None, targets=None, weights=None, l2=0.0,
+                        masks=None):
+    """Weighted mean loss + l2/2 ||decayed||^2 and its gradient, by explicit
+    backpropagation through every kind of node."""
+    arch = model.architecture
+    params = _parameters(arch, theta)
+    n = len(X)
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    inputs, outputs, saved = nodes_forward(arch, theta, X, masks)
+    rows, dz = loss_rows(model.loss, outputs[-1], labels, targets, model.huber_delta)
+    loss = float((w * rows).sum() / w.sum())
+    grads = {}
+    skip = {}
+    dy = dz * (w / w.sum())[:, None]
+    last = len(arch.nodes) - 1
+    for i in range(last, -1, -1):
+        node = arch.nodes[i]
+        if node.kind == "dense":
+            W = params[f"{node.name}.weight"]
+            if i != last:
+                if masks is not None:
+                    dy = dy * masks[i]
+                dy = dy * activation_grad(node.layer.activation, saved[i])
+            grads[f"{node.name}.weight"] = inputs[i].T @ dy + l2 * W
+            grads[f"{node.name}.bias"] = dy.sum(axis=0)
+            dx = dy @ W.T
+        elif node.kind == "layer_norm":
+            xhat, rstd = saved[i]
+            gain = params[f"{node.name}.gain"]
+            grads[f"{node.name}.gain"] = (dy * xhat).sum(axis=0)
+            grads[f"{node.name}.bias"] = dy.sum(axis=0)
+            g = dy * gain
+            dx = rstd * (g - g.mean(axis=1, keepdims=True)
+                         - xhat * (g * xhat).mean(axis=1, keepdims=True))
+        else:
+            dx = dy
+            skip[node.link] = dy
+        if i in skip:
+            dx = dx + skip.pop(i)
+        dy = dx
+    loss += 0.5 * l2 * sum((params[e.name] ** 2).sum() for e in arch.decayed)
+    return loss, np.concatenate([grads[e.name].ravel() for e in arch.layout])
+
+
+def decay_mask(arch):
+    """1 where L2 decays θ (dense weights), else 0."""
+    mask = np.zeros(arch.n_parameters)
+    for e in arch.decayed:
+        mask[e.start:e.stop] = 1
+    return mask

@@ -9,7 +9,8 @@ hyperparameters    :class:`Hyperparameters` settings of the fitting algorithm
 fit model          :class:`FitModel`       θ̂ found by :func:`fit` on training data
 =================  ======================  =============================================
 """
-from archfit.architecture import Architecture, Dense, LayoutEntry
+from archfit.architecture import Architecture, LayoutEntry
+from archfit.layers import Dense, LayerNorm, Residual
 from archfit.fit_model import FitModel
 from archfit.fitting import ConvergenceWarning, DivergenceError, fit
 from archfit.population import fit_many
@@ -34,8 +35,10 @@ __all__ = [
     "FitModel",
     "HoldoutEstimate",
     "Hyperparameters",
+    "LayerNorm",
     "LayoutEntry",
     "Model",
+    "Residual",
     "Selection",
     "distributions",
     "fit",

@@ -158,14 +158,14 @@ if sys.platform.startswith("linux"):
         _madvise = None
 
 
-def features(X, n_features: int, dtype, name: str = "X"):
+def features(X, n_features: int, dtype, name: str = "X", sparse: bool = True):
     """X validated for a kernel: a :class:`FileRows` when it is file-backed
     (checked by streaming over it), else :func:`in_memory`'s."""
     if isinstance(X, FileRows):
         return X.with_dtype(dtype, n_features)
     if not isinstance(X, SparseRows) and not is_sparse(X) and file_backed(X):
         return FileRows(X, n_features, dtype, name)
-    return in_memory(X, n_features, dtype, name)
+    return in_memory(X, n_features, dtype, name, sparse)
 
 
 def rows_of(X, index):
@@ -177,14 +177,18 @@ def rows_of(X, index):
     return np.ascontiguousarray(X[index])
 
 
-def in_memory(X, n_features: int, dtype, name: str = "X"):
+def in_memory(X, n_features: int, dtype, name: str = "X", sparse: bool = True):
     """X validated for a kernel and held in memory: :class:`SparseRows` for
-    scipy.sparse X, else ``as_features``' C-contiguous array."""
+    scipy.sparse X, else ``as_features``' C-contiguous array. Without
+    `sparse` (a network whose first layer reads its inputs densely), sparse
+    X is checked as such and then made dense."""
     if isinstance(X, SparseRows):
-        return X.with_dtype(dtype, n_features, name)
-    if is_sparse(X):
-        return SparseRows.of(X, n_features, dtype, name)
-    return as_features(X, n_features, dtype, name)
+        X = X.with_dtype(dtype, n_features, name)
+    elif is_sparse(X):
+        X = SparseRows.of(X, n_features, dtype, name)
+    else:
+        return as_features(X, n_features, dtype, name)
+    return X if sparse else np.ascontiguousarray(X.matrix.toarray(), dtype=dtype)
 
 
 class FileRows:

@@ -1,56 +1,25 @@
 """The architecture: the shape of a network, with no values in it.
 
-An :class:`Architecture` is input size, a sequence of :class:`Dense` layers and
-an output head. It knows how many parameters a model of this shape has and
-where each weight and bias lives in the flat parameter vector θ, but it holds
-no parameter values and no fitting settings.
+An :class:`Architecture` is the input size, a sequence of layers (the kinds
+of :mod:`archfit.layers`: Dense, LayerNorm, Residual) and an output head. It
+knows how many parameters a model of this shape has and where each lives in
+the flat parameter vector θ (the kernels lay θ out, once), but it holds no
+parameter values and no fitting settings.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, NamedTuple, Sequence
 
 from archfit import kernels
 from archfit._validation import MAX_DIMENSION, check_int
+from archfit.layers import (ACTIVATIONS, LAYERS, Dense, LayerNorm, Node, Residual, flatten,
+                            layer_from_dict)
 
 # The names the kernels understand (declared once, in archfit/kernels.pxd).
-ACTIVATIONS = tuple(kernels.ACTIVATIONS)
 OUTPUTS = tuple(kernels.HEADS)
 MAX_LAYERS = kernels.MAX_LAYERS
 
-
-def _check_activation(name) -> str:
-    if not isinstance(name, str) or name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {name!r}")
-    return name
-
-
-@dataclass(frozen=True)
-class Dense:
-    """A fully connected layer: ``activation(x @ W + b)``.
-
-    Parameters
-    ----------
-    units : int
-        Number of outputs of the layer.
-    activation : str, default "identity"
-        One of ``"identity"``, ``"relu"``, ``"leaky_relu"`` (slope 0.01),
-        ``"tanh"``, ``"sigmoid"``, ``"gelu"`` (exact, with erf). The last layer
-        must keep ``"identity"``: the architecture's output head applies the
-        output function.
-    """
-
-    units: int
-    activation: str = "identity"
-
-    def __post_init__(self):
-        check_int(self.units, "Dense.units", minimum=1, maximum=MAX_DIMENSION)
-        _check_activation(self.activation)
-        object.__setattr__(self, "units", int(self.units))
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"units": ..., "activation": ...}``; ``Dense(**d)`` rebuilds the layer."""
-        return {"units": self.units, "activation": self.activation}
+__all__ = ["ACTIVATIONS", "Architecture", "Dense", "LayerNorm", "LayoutEntry", "Residual"]
 
 
 class LayoutEntry(NamedTuple):
@@ -63,15 +32,16 @@ class LayoutEntry(NamedTuple):
 
 
 class Architecture:
-    """The shape of a network: depth, widths, activations and output head.
+    """The shape of a network: its layers, their widths and the output head.
 
     Parameters
     ----------
     n_inputs : int
         Number of input features.
-    layers : sequence of Dense
-        The layers, first to last. The last layer's ``units`` is the number of
-        outputs and its activation must be ``"identity"``.
+    layers : sequence of Dense, LayerNorm or Residual
+        The layers, first to last. The last must be a
+        :class:`~archfit.layers.Dense` layer
+        with activation ``"identity"``: its ``units`` is the number of outputs.
     output : {"softmax", "sigmoid", "linear", "exponential"}
         The output head. It fixes the loss of a :class:`~archfit.Model`:
         softmax → categorical cross-entropy, sigmoid → binary cross-entropy
@@ -90,20 +60,24 @@ class Architecture:
     LayoutEntry(name='dense0.weight', shape=(64, 32), start=0, stop=2048)
     """
 
-    __slots__ = ("_n_inputs", "_layers", "_output", "_layout")
+    __slots__ = ("_n_inputs", "_layers", "_output", "_nodes", "_layout", "_decayed")
 
-    def __init__(self, n_inputs: int, layers: Sequence[Dense], output: str = "linear"):
+    def __init__(self, n_inputs: int, layers: Sequence, output: str = "linear"):
         n_inputs = check_int(n_inputs, "n_inputs", minimum=1, maximum=MAX_DIMENSION)
-        if isinstance(layers, Dense) or not isinstance(layers, Sequence):
-            raise TypeError("layers must be a sequence (list or tuple) of Dense layers")
+        if isinstance(layers, LAYERS) or not isinstance(layers, Sequence) \
+                or isinstance(layers, str):
+            raise TypeError("layers must be a sequence (list or tuple) of layers "
+                            "(Dense, LayerNorm, Residual)")
         layers = tuple(layers)
         if not layers:
-            raise ValueError("layers must contain at least one Dense layer")
-        if len(layers) > MAX_LAYERS:
-            raise ValueError(f"layers: at most {MAX_LAYERS} layers are supported, got {len(layers)}")
+            raise ValueError("layers must contain at least one layer")
         for i, layer in enumerate(layers):
-            if not isinstance(layer, Dense):
-                raise TypeError(f"layers[{i}] must be a Dense layer, got {type(layer).__name__}")
+            if not isinstance(layer, LAYERS):
+                raise TypeError(f"layers[{i}] must be a layer (Dense, LayerNorm, Residual), "
+                                f"got {type(layer).__name__}")
+        if not isinstance(layers[-1], Dense):
+            raise ValueError(f"layers[-1] must be a Dense layer (its units are the outputs), "
+                             f"got {layers[-1]!r}")
         if layers[-1].activation != "identity":
             raise ValueError(
                 f"layers[-1].activation must be 'identity', got {layers[-1].activation!r}: "
@@ -113,20 +87,34 @@ class Architecture:
         if output == "softmax" and layers[-1].units < 2:
             raise ValueError("output='softmax' needs at least 2 output units; "
                              "use output='sigmoid' with 1 unit for a binary problem")
+        nodes = flatten(n_inputs, layers)
+        if len(nodes) > MAX_LAYERS:
+            raise ValueError(f"layers: at most {MAX_LAYERS} layers are supported (a residual "
+                             f"block counts its layers and one more), got {len(nodes)}")
         self._n_inputs = n_inputs
         self._layers = layers
         self._output = output
-        self._layout = self._make_layout()
+        self._nodes = nodes
+        self._layout, self._decayed = self._make_layout()
 
-    def _make_layout(self) -> tuple[LayoutEntry, ...]:
+    def _make_layout(self):
         # where the kernels put each block (computed there, once); names and shapes here
-        starts, _ = kernels.parameter_layout(self.sizes)
-        entries = []
-        for i, ((n_in, n_out), (w, b)) in enumerate(zip(zip(self.sizes[:-1], self.sizes[1:]),
-                                                        starts)):
-            entries.append(LayoutEntry(f"dense{i}.weight", (n_in, n_out), w, w + n_in * n_out))
-            entries.append(LayoutEntry(f"dense{i}.bias", (n_out,), b, b + n_out))
-        return tuple(entries)
+        placed = kernels.layer_layout(self._n_inputs, [node.spec() for node in self._nodes])
+        entries, decayed = [], []
+        for node, where in zip(self._nodes, placed):
+            starts = (where["w_start"], where["b_start"])
+            for start, parameter in zip(starts, node.parameters()):
+                size = 1
+                for dim in parameter.shape:
+                    size *= dim
+                entry = LayoutEntry(f"{node.name}.{parameter.suffix}", parameter.shape, start,
+                                    start + size)
+                entries.append(entry)
+                if parameter.decays:
+                    decayed.append(entry)
+            if entries and node.parameters():
+                assert entries[-1].stop == where["stop"], "the kernels' layout differs"
+        return tuple(entries), tuple(decayed)
 
     # ---- what the architecture is --------------------------------------------------
     @property
@@ -135,9 +123,15 @@ class Architecture:
         return self._n_inputs
 
     @property
-    def layers(self) -> tuple[Dense, ...]:
+    def layers(self) -> tuple:
         """The layers, first to last."""
         return self._layers
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        """The layers as the kernels run them: a residual block's layers, then
+        its addition (``kind == "add"``), each with its name, kind and widths."""
+        return self._nodes
 
     @property
     def output(self) -> str:
@@ -151,18 +145,36 @@ class Architecture:
 
     @property
     def sizes(self) -> tuple[int, ...]:
-        """Input size followed by every layer's width."""
-        return (self._n_inputs,) + tuple(layer.units for layer in self._layers)
+        """Input size followed by the width of every node's output."""
+        return (self._n_inputs,) + tuple(node.n_out for node in self._nodes)
 
     @property
     def activations(self) -> tuple[str, ...]:
-        """Activation of each layer."""
-        return tuple(layer.activation for layer in self._layers)
+        """Activation of each node (``"identity"`` for kinds without one)."""
+        return tuple(node.layer.activation if node.kind == "dense" else "identity"
+                     for node in self._nodes)
+
+    @property
+    def reads_sparse(self) -> bool:
+        """Whether the first layer reads sparse inputs as they are (a Dense
+        layer whose inputs no residual block adds): other networks are given
+        sparse X made dense."""
+        return self._nodes[0].kind == "dense" and all(n.link != 0 for n in self._nodes)
+
+    @property
+    def is_dense(self) -> bool:
+        """Whether every layer is Dense (the multilayer perceptron)."""
+        return all(node.kind == "dense" for node in self._nodes)
 
     @property
     def layout(self) -> tuple[LayoutEntry, ...]:
-        """Name, shape, start and stop of every weight and bias in θ, in order."""
+        """Name, shape, start and stop of every parameter array in θ, in order."""
         return self._layout
+
+    @property
+    def decayed(self) -> tuple[LayoutEntry, ...]:
+        """The entries of :attr:`layout` that L2 decays (dense weights)."""
+        return self._decayed
 
     @property
     def n_parameters(self) -> int:
@@ -174,25 +186,35 @@ class Architecture:
         """Floating-point operations of one forward pass for one sample.
 
         Counts a multiply-add as two operations in each matrix product, plus one
-        per bias addition; activations and the head are not counted. A training
-        step (forward + backward) costs about three times this.
+        per bias addition (a layer norm as seven per column, a residual
+        addition as one); activations and the head are not counted. A
+        training step (forward + backward) costs about three times this.
         """
-        return sum(2 * a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+        return sum(node.layer.flops(node.n_in) for node in self._nodes)
 
     def summary(self) -> str:
-        """A readable table: one row per layer with its shape and parameter count."""
-        rows = [("layer", "shape", "activation", "parameters")]
-        rows.append(("input", f"({self._n_inputs},)", "", ""))
-        for i, layer in enumerate(self._layers):
-            n_in = self.sizes[i]
-            rows.append((f"dense{i}", f"{n_in} -> {layer.units}", layer.activation,
-                         f"{n_in * layer.units + layer.units:,}"))
-        rows.append(("output", f"({self.n_outputs},)", self._output, ""))
-        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        """A readable table: one row per layer with its kind, shape, activation
+        (or setting) and parameter count; a residual block's layers indented."""
+        rows = [("layer", "kind", "shape", "activation", "parameters")]
+        rows.append(("input", "", f"({self._n_inputs},)", "", ""))
+        inside = set()
+        for node in self._nodes:
+            if node.kind == "add":
+                inside.update(range(node.link, self._nodes.index(node)))
+        for i, node in enumerate(self._nodes):
+            count = sum(p.shape[0] if len(p.shape) == 1 else p.shape[0] * p.shape[1]
+                        for p in node.parameters())
+            name = ("  " if i in inside else "") + node.name
+            kind = "residual add" if node.kind == "add" else node.kind
+            rows.append((name, kind, f"{node.n_in} -> {node.n_out}", node.layer.describe(),
+                         f"{count:,}" if node.kind != "add" else ""))
+        rows.append(("output", "", f"({self.n_outputs},)", self._output, ""))
+        widths = [max(len(r[c]) for r in rows) for c in range(5)]
 
         def fmt(r):
             return "  ".join([r[0].ljust(widths[0]), r[1].ljust(widths[1]),
-                              r[2].ljust(widths[2]), r[3].rjust(widths[3])]).rstrip()
+                              r[2].ljust(widths[2]), r[3].ljust(widths[3]),
+                              r[4].rjust(widths[4])]).rstrip()
 
         rule = "-" * len(fmt(rows[0]))
         lines = [fmt(rows[0]), rule] + [fmt(r) for r in rows[1:]] + [rule]
@@ -209,7 +231,9 @@ class Architecture:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Architecture":
-        """Rebuild from :meth:`to_dict`'s output; unknown or missing keys raise ``ValueError``."""
+        """Rebuild from :meth:`to_dict`'s output (a layer without ``"kind"``,
+        as format version 1 stored them, is Dense); unknown or missing keys
+        raise ``ValueError``."""
         if not isinstance(d, dict):
             raise TypeError(f"Architecture.from_dict needs a dict, got {type(d).__name__}")
         expected = {"n_inputs", "layers", "output"}
@@ -219,13 +243,8 @@ class Architecture:
         layers = d["layers"]
         if not isinstance(layers, list):
             raise ValueError("architecture dict: 'layers' must be a list")
-        dense = []
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, dict) or set(layer) - {"units", "activation"} or "units" not in layer:
-                raise ValueError(f"architecture dict: layers[{i}] must be "
-                                 "{'units': int, 'activation': str}")
-            dense.append(Dense(**layer))
-        return cls(d["n_inputs"], dense, d["output"])
+        return cls(d["n_inputs"], [layer_from_dict(layer, f"architecture dict: layers[{i}]")
+                                   for i, layer in enumerate(layers)], d["output"])
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, Architecture):
@@ -237,9 +256,7 @@ class Architecture:
         return hash((self._n_inputs, self._layers, self._output))
 
     def __repr__(self) -> str:
-        layers = ", ".join(
-            f"Dense({l.units}" + (f", activation={l.activation!r})" if l.activation != "identity" else ")")
-            for l in self._layers)
+        layers = ", ".join(map(repr, self._layers))
         return f"Architecture(n_inputs={self._n_inputs}, layers=[{layers}], output={self._output!r})"
 
     def __reduce__(self):

@@ -88,10 +88,23 @@ def request(model, hyperparameters, training_data: dict, validation_data: dict |
     }))
 
 
+def _canonical(key: str, value):
+    """A request's entry in the form this archfit writes it: a model as its
+    dict now reads (a checkpoint of format version 1 stored layers without
+    their kind)."""
+    if key == "model" and isinstance(value, dict):
+        from archfit.model import Model
+        try:
+            return Model.from_dict(value).to_dict()
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
 def difference(saved: dict[str, Any], current: dict[str, Any]) -> str | None:
     """The first thing that differs between two requests, in words, or None."""
     for key in current:
-        a, b = saved.get(key), current[key]
+        a, b = _canonical(key, saved.get(key)), _canonical(key, current[key])
         if a == b:
             continue
         if isinstance(a, dict) and isinstance(b, dict):

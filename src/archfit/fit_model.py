@@ -269,7 +269,8 @@ class FitModel:
         scaling = self._standardization
         if scaling is None:
             return self._model._outputs(self._theta, X)
-        X = features(X, self._model.architecture.n_inputs, self._model.dtype)
+        X = features(X, self._model.architecture.n_inputs, self._model.dtype,
+                     sparse=self._model.architecture.reads_sparse)
         X = _standardized_features(scaling, X)
         return scaling.outputs(self._model._predict(self._theta, X))
 

@@ -253,7 +253,7 @@ def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_w
         if isinstance(init, FitModel) and init.feature_names is not None:
             X = by_name(X, init.feature_names)
             names = init.feature_names if names is not None else None
-        X = features(X, arch.n_inputs, dtype)
+        X = features(X, arch.n_inputs, dtype, sparse=arch.reads_sparse)
     if rows is not None:
         shared = (isinstance(X, np.ndarray) and hp.shuffle and hp.optimizer != "lbfgs"
                   and not hp.standardize)
@@ -273,7 +273,7 @@ def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_w
         if not isinstance(validation, (tuple, list)) or len(validation) not in (2, 3):
             raise TypeError("validation must be a tuple (X_val, y_val) or (X_val, y_val, w_val)")
         Xv = in_memory(by_name(validation[0], names, "validation X"), arch.n_inputs, dtype,
-                       "validation X")
+                       "validation X", sparse=arch.reads_sparse)
         tv = encode(validation[1], arch.output, arch.n_outputs, Xv.shape[0], dtype,
                     targets.classes, "validation y")
         wv = (as_sample_weight(validation[2], Xv.shape[0], dtype)

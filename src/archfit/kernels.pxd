@@ -35,16 +35,27 @@ from libc.stdint cimport uint64_t
 
 cdef extern from *:
     # Layers of a network, at most. A C macro (emitted before any type), so
-    # that every module's structs can size their arrays with it.
+    # that every module's structs can size their arrays with it. The API
+    # version counts changes to the structs and signatures below: compiled
+    # code built against another version must be rebuilt.
     """
     #define ARCHFIT_MAX_LAYERS 64
+    #define ARCHFIT_API_VERSION 2
     """
     enum: MAX_LAYERS "ARCHFIT_MAX_LAYERS"
+    enum: API_VERSION "ARCHFIT_API_VERSION"
 
 # ---- codes (archfit.kernels.ACTIVATIONS etc. name them for Python) -------------------
 cdef enum DType:
     FLOAT32 = 0
     FLOAT64 = 1
+
+cdef enum LayerKind:
+    # A row of the kernels' layer table each (archfit._kernels._layers).
+    DENSE = 0                   # activation(x W + b)
+    LAYER_NORM = 1              # (x - mean) / sqrt(var + eps) * gain + bias, per row
+    ADD = 2                     # x + the input of layer `link`: a residual block's end
+    N_KINDS = 3
 
 cdef enum Activation:
     IDENTITY = 0
@@ -82,12 +93,28 @@ cpdef enum Status:
                                 # between two mini-batches (the ones before it are done)
 
 # ---- descriptions ----------------------------------------------------------------------
+cdef struct LayerSpec:
+    # One layer as network_of_layers takes it.
+    int kind                    # a LayerKind
+    Py_ssize_t units            # DENSE: outputs; other kinds keep their input's width (0)
+    int activation              # DENSE: an Activation; others IDENTITY
+    int link                    # ADD: the layer whose input is added (a residual block's
+                                # first layer, < this one); others -1
+    double epsilon              # LAYER_NORM: added to the variance; others 0
+
 cdef struct Network:
     int n_layers                        # layer l maps sizes[l] -> sizes[l + 1]
     Py_ssize_t sizes[MAX_LAYERS + 1]
-    int activation[MAX_LAYERS]          # the last layer's is IDENTITY: the head acts
-    Py_ssize_t w_start[MAX_LAYERS]      # weight block (sizes[l], sizes[l+1]) row-major in θ
-    Py_ssize_t b_start[MAX_LAYERS]      # bias block (sizes[l+1],) in θ
+    int kind[MAX_LAYERS]                # a LayerKind per layer; the last is DENSE
+    int activation[MAX_LAYERS]          # DENSE: its activation (the last layer's is
+                                        # IDENTITY: the head acts); others IDENTITY
+    Py_ssize_t w_start[MAX_LAYERS]      # DENSE: weight block (sizes[l], sizes[l+1]) row-major
+                                        # in θ; LAYER_NORM: its gain (sizes[l],)
+    Py_ssize_t b_start[MAX_LAYERS]      # DENSE: bias (sizes[l+1],); LAYER_NORM: bias (sizes[l],)
+    Py_ssize_t p_stop[MAX_LAYERS]       # layer l's parameters are θ[w_start[l]:p_stop[l]]
+    int link[MAX_LAYERS]                # ADD: the layer whose input it adds; else -1
+    int skip_from[MAX_LAYERS]           # the ADD layer that adds layer l's input, or -1
+    double epsilon[MAX_LAYERS]          # LAYER_NORM's epsilon; else 0
     Py_ssize_t n_parameters
     int head
     int loss
@@ -116,7 +143,8 @@ cdef struct Data:
     const void* weights         # (n_samples,) non-negative sample weights, or NULL
     # Sparse X (compressed sparse rows), or NULL: row r's values are X[indptr[r]] ..
     # X[indptr[r + 1] - 1], in columns indices[indptr[r]] ..; the first layer's
-    # products and weight gradient are then sparse x dense.
+    # products and weight gradient are then sparse x dense. Only for a network
+    # whose first layer is DENSE and whose inputs no ADD links to.
     const Py_ssize_t* indptr    # (n_samples + 1,), or NULL: X is dense
     const int* indices          # column of each stored value, 0 <= column < sizes[0]
     # Rows of a shared X, or NULL: sample i's features are X's row rows[i]
@@ -168,7 +196,15 @@ cdef struct TrainingState:
 cdef int network_init(Network* net, int n_layers, const Py_ssize_t* sizes,
                       const int* activations, int head, int loss,
                       double huber_delta) noexcept nogil
-    # sizes: n_layers + 1 widths; activations: n_layers codes, the last IDENTITY.
+    # A network of DENSE layers. sizes: n_layers + 1 widths; activations: n_layers
+    # codes, the last IDENTITY.
+
+cdef int network_init_layers(Network* net, Py_ssize_t n_inputs, int n_layers,
+                             const LayerSpec* layers, int head, int loss,
+                             double huber_delta) noexcept nogil
+    # Any layers: n_layers specifications, first to last; the last is DENSE with
+    # IDENTITY. INVALID_ARGUMENT for a kind, width, activation or link the kernels
+    # do not run (an ADD whose input width differs from its link's input width).
 
 cdef TrainingPlan training_plan(const Network* net, const Settings* settings, int dtype,
                                 Py_ssize_t n_samples, Py_ssize_t n_targets,

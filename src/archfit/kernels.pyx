@@ -17,9 +17,9 @@ from libc.string cimport memset
 from cython cimport floating
 from cpython.exc cimport PyErr_CheckSignals
 
-from archfit._kernels._plan cimport (ALIGN, PREDICT_CHUNK, aligned, network_of, plan_training,
-                                     lay_out_training, plan_prediction, plan_gradient,
-                                     packed_operands, any_splits)
+from archfit._kernels._plan cimport (ALIGN, PREDICT_CHUNK, aligned, network_of,
+                                     network_of_layers, plan_training, lay_out_training,
+                                     plan_prediction, plan_gradient, packed_operands, any_splits)
 from archfit._kernels._training cimport run_epoch, run_population, order_of
 from archfit._kernels._prediction cimport predict_rows, predict_small, evaluate_rows, loss_grad
 from archfit._kernels._optimizers cimport optimizer_settings
@@ -54,13 +54,17 @@ from archfit._kernels._optimizers import OPTIMIZERS
 
 cnp.import_array()
 
-__all__ = ["ACTIVATIONS", "HEADS", "LOSSES", "OPTIMIZERS", "MAX_LAYERS", "ISA", "DETECTED",
-           "isa_paths", "Status", "Kernel", "Trainer", "Population", "parameter_layout",
-           "get_include", "cancel_fits"]
+__all__ = ["ACTIVATIONS", "HEADS", "LOSSES", "OPTIMIZERS", "KINDS", "MAX_LAYERS", "API_VERSION",
+           "ISA", "DETECTED", "isa_paths", "Status", "Kernel", "Trainer", "Population",
+           "parameter_layout", "layer_layout", "get_include", "cancel_fits"]
 
-# Layers of a network, at most: kernels.pxd's MAX_LAYERS, under the same name
-# for Python (a module global cannot be declared with a C constant's name).
+# Layers of a network, at most, and the C API's version: kernels.pxd's
+# constants under the same names for Python (a module global cannot be
+# declared with a C constant's name).
 globals()["MAX_LAYERS"] = MAX_LAYERS
+globals()["API_VERSION"] = API_VERSION
+# The kinds of layer the kernels' table has (kernels.pxd's LayerKind), by name.
+KINDS = {"dense": DENSE, "layer_norm": LAYER_NORM, "add": ADD}
 
 
 def get_include():
@@ -73,6 +77,12 @@ cdef int network_init(Network* net, int n_layers, const Py_ssize_t* sizes,
                       const int* activations, int head, int loss,
                       double huber_delta) noexcept nogil:
     return network_of(net, n_layers, sizes, activations, head, loss, huber_delta)
+
+
+cdef int network_init_layers(Network* net, Py_ssize_t n_inputs, int n_layers,
+                             const LayerSpec* layers, int head, int loss,
+                             double huber_delta) noexcept nogil:
+    return network_of_layers(net, n_inputs, n_layers, layers, head, loss, huber_delta)
 
 
 cdef TrainingPlan training_plan(const Network* net, const Settings* settings, int dtype,
@@ -223,38 +233,86 @@ cdef Data _sparse_data(const floating[::1] values, const int[::1] indices,
     return data
 
 
-cdef Network _network(sizes, activations, str head, str loss, double huber_delta) except *:
+cdef Network _network(sizes, activations, str head, str loss, double huber_delta,
+                      layers=None) except *:
+    """A Network of DENSE layers (sizes, activations), or of `layers`: one
+    (kind, units, activation, link, epsilon) per layer, sizes[0] the inputs."""
     cdef Network net
-    cdef Py_ssize_t c_sizes[MAX_LAYERS + 1]
-    cdef int codes[MAX_LAYERS]
-    cdef int l, L = len(sizes) - 1
+    cdef LayerSpec specs[MAX_LAYERS]
+    cdef int l, L = len(sizes) - 1 if layers is None else len(layers)
     if not 1 <= L <= MAX_LAYERS:
         raise ValueError(f"a network has 1 to {MAX_LAYERS} layers, got {L}")
-    if len(activations) != L:
-        raise ValueError("one activation per layer is required")
-    for l in range(L + 1):
-        c_sizes[l] = sizes[l]
+    if layers is None:
+        if len(activations) != L:
+            raise ValueError("one activation per layer is required")
+        layers = [("dense", sizes[l + 1], activations[l], -1, 0.0) for l in range(L)]
     for l in range(L):
-        codes[l] = ACTIVATIONS[activations[l]]
-    if codes[L - 1] != IDENTITY:
-        raise ValueError("the last layer's activation must be identity; "
+        kind, units, activation, link, epsilon = layers[l]
+        if kind not in KINDS:
+            raise ValueError(f"layer {l}: unknown kind {kind!r}; the kernels run {list(KINDS)}")
+        specs[l].kind = KINDS[kind]
+        specs[l].units = units
+        specs[l].activation = ACTIVATIONS[activation]
+        specs[l].link = link
+        specs[l].epsilon = epsilon
+    if specs[L - 1].kind != DENSE or specs[L - 1].activation != IDENTITY:
+        raise ValueError("the last layer must be dense with activation identity; "
                          "the head applies the output function")
-    if network_of(&net, L, c_sizes, codes, HEADS[head], LOSSES[loss], huber_delta) != OK:
-        raise ValueError(f"not a network the kernels can run: sizes {tuple(sizes)}, "
-                         f"head {head!r}, loss {loss!r}, huber_delta {huber_delta!r}")
+    if network_of_layers(&net, sizes[0], L, specs, HEADS[head], LOSSES[loss],
+                         huber_delta) != OK:
+        raise ValueError(f"not a network the kernels can run: inputs {sizes[0]}, layers "
+                         f"{list(layers)}, head {head!r}, loss {loss!r}, huber_delta "
+                         f"{huber_delta!r}")
     return net
 
 
+cdef bint _reads_sparse(const Network* net) noexcept nogil:
+    """Whether sparse X can feed `net`: its first layer is DENSE and no ADD
+    links to it (an ADD would read the inputs densely)."""
+    return net.kind[0] == DENSE and net.skip_from[0] < 0
+
+
+cdef int _check_sparse(const Network* net) except -1:
+    if not _reads_sparse(net):
+        raise ValueError("sparse X needs a network whose first layer is dense and whose "
+                         "inputs no residual block adds; make X dense")
+    return 0
+
+
 def parameter_layout(sizes):
-    """Where each layer's weight and bias start in θ, and θ's length.
+    """Where each layer's weight and bias start in θ, and θ's length, for a
+    network of dense layers.
 
     Returns ``([(w_start, b_start) for each layer], n_parameters)``: the layout
-    the kernels use, computed by ``network_init`` (``Architecture.layout``
-    reads it; it is not computed anywhere else).
+    the kernels use, computed by ``network_init`` (it is not computed
+    anywhere else).
     """
     L = len(sizes) - 1
     cdef Network net = _network(sizes, ["identity"] * L, "linear", "squared_error", 1.0)
     return [(net.w_start[l], net.b_start[l]) for l in range(L)], net.n_parameters
+
+
+def layer_layout(Py_ssize_t n_inputs, layers):
+    """θ's layout for any layers, as ``network_init_layers`` computes it.
+
+    Parameters
+    ----------
+    n_inputs : int
+    layers : sequence of (kind, units, activation, link, epsilon)
+        One per layer, first to last (the kinds of ``KINDS``).
+
+    Returns
+    -------
+    list of dict
+        One per layer: ``start`` and ``stop`` of its parameters in θ, and for
+        the kinds with two blocks ``w_start`` and ``b_start`` (a dense layer's
+        weight and bias, a layer norm's gain and bias), and ``width``, its
+        output's.
+    """
+    cdef Network net = _network([n_inputs], None, "linear", "squared_error", 1.0, layers)
+    return [{"start": net.w_start[l], "stop": net.p_stop[l], "w_start": net.w_start[l],
+             "b_start": net.b_start[l], "width": net.sizes[l + 1]}
+            for l in range(net.n_layers)]
 
 
 cdef class Kernel:
@@ -263,18 +321,24 @@ cdef class Kernel:
     Parameters
     ----------
     sizes : sequence of int
-        Input size followed by each layer's width.
+        Input size followed by each layer's width (with `layers`: the input
+        size alone).
     activations : sequence of str
-        One activation name per layer (the last must be ``"identity"``).
+        One activation name per layer (the last must be ``"identity"``);
+        None with `layers`.
     head, loss : str
         Output head and loss names (``HEADS``, ``LOSSES``).
     huber_delta : float
         Threshold of the Huber loss.
+    layers : sequence of (kind, units, activation, link, epsilon), optional
+        Any layers (``layer_layout``); by default dense ones from `sizes`
+        and `activations`.
     """
     cdef Network net
 
-    def __cinit__(self, sizes, activations, str head, str loss, double huber_delta=1.0):
-        self.net = _network(sizes, activations, head, loss, huber_delta)
+    def __cinit__(self, sizes, activations, str head, str loss, double huber_delta=1.0,
+                  layers=None):
+        self.net = _network(sizes, activations, head, loss, huber_delta, layers)
 
     @property
     def n_parameters(self):
@@ -326,6 +390,7 @@ cdef class Kernel:
                        const int[::1] indices, const Py_ssize_t[::1] indptr,
                        floating[:, ::1] out, int threads=1):
         """``predict`` for X in compressed sparse rows (checked by the caller)."""
+        _check_sparse(&self.net)
         cdef const int[::1] no_labels = None
         cdef const floating[:, ::1] no_targets = None
         cdef const floating[::1] no_weights = None
@@ -356,6 +421,7 @@ cdef class Kernel:
                         const floating[::1] weights, floating[:, ::1] out=None,
                         int threads=1):
         """``evaluate`` for X in compressed sparse rows (checked by the caller)."""
+        _check_sparse(&self.net)
         if indptr.shape[0] < 2:
             raise ValueError("a loss needs at least one row")
         cdef Data data = _sparse_data(values, indices, indptr, labels, targets, weights)
@@ -381,6 +447,7 @@ cdef class Kernel:
                              const floating[::1] weights, floating[::1] grad,
                              double l2=0.0, bint compute_grad=True, int threads=1):
         """``loss_and_grad`` for X in compressed sparse rows."""
+        _check_sparse(&self.net)
         cdef Data data = _sparse_data(values, indices, indptr, labels, targets, weights)
         return self._loss(&theta[0], &data, &grad[0] if compute_grad else NULL,
                           FLOAT64 if floating is double else FLOAT32, l2, threads)
@@ -651,6 +718,7 @@ cdef class Trainer:
         columns in range): the first layer's products and weight gradient are
         sparse x dense."""
         cdef int code = FLOAT64 if floating is double else FLOAT32
+        _check_sparse(&self.state.net)
         if code != self.state.dtype:
             raise TypeError(f"theta must be {self.dtype}, like the trainer")
         if theta.shape[0] != self.state.net.n_parameters:
@@ -741,6 +809,7 @@ cdef class Population:
         ``Trainer.epoch_sparse``)."""
         cdef Trainer t = self._member(i, FLOAT64 if floating is double else FLOAT32,
                                       theta.shape[0])
+        _check_sparse(&t.state.net)
         if indptr.shape[0] != t.state.n_samples + 1:
             raise ValueError(f"member {i}: indptr does not have the trainer's rows")
         self.data[i] = _sparse_data(values, indices, indptr, labels, targets, weights)

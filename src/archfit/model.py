@@ -26,8 +26,6 @@ DEFAULT_LOSS = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy",
                 "linear": "squared_error", "exponential": "poisson"}
 ALLOWED_LOSSES = {"softmax": ("cross_entropy",), "sigmoid": ("binary_cross_entropy",),
                   "linear": ("squared_error", "huber"), "exponential": ("poisson",)}
-# Activations whose initial weights follow He (fan-in, variance 2); others Glorot.
-_HE = ("relu", "leaky_relu", "gelu")
 
 
 class Model:
@@ -78,8 +76,8 @@ class Model:
         self._dtype = dt
         self._loss_name = loss
         self._huber_delta = check_float(huber_delta, "huber_delta", low=0.0, low_open=True)
-        self._kernel = Kernel(architecture.sizes, architecture.activations, output, loss,
-                              self._huber_delta)
+        self._kernel = Kernel(architecture.sizes[:1], None, output, loss, self._huber_delta,
+                              layers=[node.spec() for node in architecture.nodes])
         # whether one sample's forward pass shares a layer among threads
         self._splits_rows = self._kernel.splits_rows()
 
@@ -112,10 +110,11 @@ class Model:
     def init(self, seed: int = 0) -> np.ndarray:
         """A new θ: weights scaled to each layer's activation, biases zero.
 
-        Layers followed by relu, leaky_relu or gelu get He initialisation
-        (normal, standard deviation ``sqrt(2 / fan_in)``); the others Glorot
-        (uniform on ``±sqrt(6 / (fan_in + fan_out))``). Draws are made in
-        float64 with NumPy's PCG64 and rounded, so float32 and float64 models
+        Dense layers followed by relu, leaky_relu or gelu get He
+        initialisation (normal, standard deviation ``sqrt(2 / fan_in)``); the
+        others Glorot (uniform on ``±sqrt(6 / (fan_in + fan_out))``); a layer
+        norm's gain starts at one. Draws are made in float64 with NumPy's
+        PCG64, layer by layer, and rounded, so float32 and float64 models
         start from the same point.
 
         Parameters
@@ -134,15 +133,20 @@ class Model:
         reserve(self.n_parameters * self._dtype.itemsize + 8 * largest,
                 f"the parameters of this model ({self.n_parameters:,})")
         theta = np.zeros(self.n_parameters, dtype=self._dtype)
-        for i, layer in enumerate(arch.layers):
-            entry = arch.layout[2 * i]
-            fan_in, fan_out = entry.shape
-            if layer.activation in _HE:
-                w = rng.normal(0.0, np.sqrt(2.0 / fan_in), size=entry.shape)
-            else:
-                limit = np.sqrt(6.0 / (fan_in + fan_out))
-                w = rng.uniform(-limit, limit, size=entry.shape)
-            theta[entry.start:entry.stop] = w.ravel()   # drawn in float64, then rounded
+        entries = iter(arch.layout)
+        for node in arch.nodes:
+            for parameter in node.parameters():
+                entry = next(entries)
+                if parameter.init == "he":
+                    w = rng.normal(0.0, np.sqrt(2.0 / entry.shape[0]), size=entry.shape)
+                elif parameter.init == "glorot":
+                    limit = np.sqrt(6.0 / (entry.shape[0] + entry.shape[1]))
+                    w = rng.uniform(-limit, limit, size=entry.shape)
+                elif parameter.init == "ones":
+                    w = np.ones(entry.shape)
+                else:
+                    continue                            # zeros
+                theta[entry.start:entry.stop] = w.ravel()   # drawn in float64, then rounded
         return theta
 
     def unflatten(self, theta: np.ndarray) -> dict[str, np.ndarray]:
@@ -185,7 +189,8 @@ class Model:
             if out is not None:
                 return out
         if isinstance(X, (FileRows, SparseRows)) or file_backed(X) or is_sparse(X):
-            return self._predict(theta, features(X, self._architecture.n_inputs, self._dtype))
+            return self._predict(theta, features(X, self._architecture.n_inputs, self._dtype,
+                                                 sparse=self._architecture.reads_sparse))
         return self._predict(theta, as_features(X, self._architecture.n_inputs, self._dtype))
 
     def _predict(self, theta: np.ndarray, X, n_threads: int | None = None) -> np.ndarray:
@@ -246,7 +251,7 @@ class Model:
         """
         theta = self._check_theta(theta)
         arch = self._architecture
-        X = in_memory(X, arch.n_inputs, self._dtype)
+        X = in_memory(X, arch.n_inputs, self._dtype, sparse=arch.reads_sparse)
         classes = np.arange(arch.n_outputs) if arch.output == "softmax" else None
         targets = encode(y, arch.output, arch.n_outputs, X.shape[0], self._dtype, classes)
         w = as_sample_weight(sample_weight, X.shape[0], self._dtype)

@@ -3,7 +3,10 @@
 The graph is what the fit model computes, written in ONNX operators: its
 standardisation of the features (``Sub``, ``Div``) when it has one, one
 ``Gemm`` per layer, the activation (``Relu``, ``LeakyRelu``, ``Tanh``,
-``Sigmoid``; gelu as ``0.5 x (1 + Erf(x / sqrt 2))``), then the head
+``Sigmoid``; gelu as ``0.5 x (1 + Erf(x / sqrt 2))``), a layer norm in
+``ReduceMean``, ``Sub``, ``Mul``, ``Sqrt``, ``Div``, ``Add`` (each layer
+kind writes its own, :mod:`archfit.layers`), a residual block's end as
+``Add``, then the head
 (``Softmax``, ``Sigmoid`` or ``Exp``; nothing for linear, or ``Mul``, ``Add``
 back to the targets' units when they were standardised). Input ``X`` has shape
 (batch, n_inputs) in the model's dtype. Outputs: ``probabilities`` (softmax,
@@ -19,7 +22,6 @@ activation); everything else keeps the model's dtype.
 """
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
@@ -114,12 +116,11 @@ def _member(helper, nodes, const, fitted: FitModel, prefix: str, out: str, dtype
         nodes.append(helper.make_node("Div", [f"{prefix}standardize.centred", scale],
                                       [f"{prefix}standardize.x"]))
         current = f"{prefix}standardize.x"
-    for i, layer in enumerate(arch.layers):
-        name = f"{prefix}dense{i}"
-        w = const(f"{name}.weight", np.array(weights[f"dense{i}.weight"]))
-        b = const(f"{name}.bias", np.array(weights[f"dense{i}.bias"]))
-        nodes.append(helper.make_node("Gemm", [current, w, b], [f"{name}.z"], name=name))
-        current = _activation(helper, nodes, const, layer.activation, f"{name}.z", name, dtype)
+    graph = _Graph(helper, nodes, const, dtype, prefix)
+    inputs = []
+    for node in arch.nodes:
+        inputs.append(current)
+        current = node.layer._onnx(graph, current, node, weights, inputs)
     if arch.output == "softmax":
         nodes.append(helper.make_node("Softmax", [current], [out], axis=1))
     elif arch.output == "sigmoid":
@@ -136,40 +137,23 @@ def _member(helper, nodes, const, fitted: FitModel, prefix: str, out: str, dtype
     return out
 
 
-def _activation(helper, nodes, const, name, x, prefix, dtype):
-    if name == "identity":
-        return x
-    out = f"{prefix}.a"
-    if name == "relu":
-        nodes.append(helper.make_node("Relu", [x], [out]))
-    elif name == "leaky_relu":
-        nodes.append(helper.make_node("LeakyRelu", [x], [out], alpha=0.01))
-    elif name == "tanh":
-        nodes.append(helper.make_node("Tanh", [x], [out]))
-    elif name == "sigmoid":
-        nodes.append(helper.make_node("Sigmoid", [x], [out]))
-    elif name == "gelu":
-        # 0.5 * x * (1 + erf(x / sqrt(2))), from opset-9 operators
-        half = const(f"{prefix}.half", np.array(0.5, dtype=dtype))
-        one = const(f"{prefix}.one", np.array(1.0, dtype=dtype))
-        root2 = const(f"{prefix}.sqrt2", np.array(math.sqrt(2.0), dtype=dtype))
-        nodes.append(helper.make_node("Div", [x, root2], [f"{prefix}.scaled"]))
-        if dtype == np.float64:   # no float64 Erf in onnxruntime: evaluate it in float32
+class _Graph:
+    """What a layer's translation writes into (``_onnx`` of the classes in
+    archfit.layers): nodes, constants, the model's dtype, the names' prefix."""
+
+    def __init__(self, helper, nodes, const, dtype, prefix: str):
+        self.helper, self.nodes, self.const, self.dtype, self.prefix = (
+            helper, nodes, const, np.dtype(dtype), prefix)
+
+    def node(self, op: str, inputs, outputs, **attributes) -> None:
+        self.nodes.append(self.helper.make_node(op, list(inputs), list(outputs), **attributes))
+
+    def erf(self, x: str, out: str) -> None:
+        """out = erf(x); onnxruntime has no float64 Erf: evaluated in float32 then."""
+        if self.dtype == np.float64:
             from onnx import TensorProto
-            nodes += [
-                helper.make_node("Cast", [f"{prefix}.scaled"], [f"{prefix}.scaled32"],
-                                 to=TensorProto.FLOAT),
-                helper.make_node("Erf", [f"{prefix}.scaled32"], [f"{prefix}.erf32"]),
-                helper.make_node("Cast", [f"{prefix}.erf32"], [f"{prefix}.erf"],
-                                 to=TensorProto.DOUBLE),
-            ]
+            self.node("Cast", [x], [f"{x}32"], to=TensorProto.FLOAT)
+            self.node("Erf", [f"{x}32"], [f"{out}32"])
+            self.node("Cast", [f"{out}32"], [out], to=TensorProto.DOUBLE)
         else:
-            nodes.append(helper.make_node("Erf", [f"{prefix}.scaled"], [f"{prefix}.erf"]))
-        nodes += [
-            helper.make_node("Add", [f"{prefix}.erf", one], [f"{prefix}.cdf2"]),
-            helper.make_node("Mul", [x, f"{prefix}.cdf2"], [f"{prefix}.xcdf2"]),
-            helper.make_node("Mul", [f"{prefix}.xcdf2", half], [out]),
-        ]
-    else:  # pragma: no cover - the architecture validates activation names
-        raise ValueError(f"no ONNX translation for activation {name!r}")
-    return out
+            self.node("Erf", [x], [out])

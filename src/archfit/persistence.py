@@ -35,7 +35,10 @@ from archfit.model import Model
 from archfit.scaling import Standardization
 
 MAGIC = b"ARCHFIT\x00"
-FORMAT_VERSION = 1
+# 2: layers are stored with their "kind" (Dense, LayerNorm, Residual); 1: Dense
+# layers without one. Both are read.
+FORMAT_VERSION = 2
+READS = (1, 2)
 _DIGEST = 32
 _MAX_HEADER = 64 * 2**20
 
@@ -156,9 +159,9 @@ def unpack(data: bytes, source: str, kind: str, what: str):
         raise FileFormatError(f"{source}: not {what}" + (
             f" (it holds {found}: read it with {reader})" if reader else ""))
     version = header.get("version")
-    if version != FORMAT_VERSION:
+    if version not in READS:
         raise FileFormatError(f"{source}: format version {version!r} is not supported by this "
-                              f"archfit (it reads version {FORMAT_VERSION})")
+                              f"archfit (it reads versions {', '.join(map(str, READS))})")
     return header, body[start + head_len:]
 
 

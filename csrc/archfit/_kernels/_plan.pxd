@@ -2,7 +2,7 @@
 # scratch lives. Decided here once; the other kernel modules follow the plan
 # and the Python layer only reads it (archfit.kernels reports it).
 from archfit.kernels cimport (Network, Settings, TrainingPlan, PredictionPlan, GradientPlan,
-                              TrainingState, MAX_LAYERS)
+                              TrainingState, LayerSpec, MAX_LAYERS)
 from libc.stdint cimport uint64_t
 
 cdef enum:
@@ -67,12 +67,18 @@ cdef enum:
 
 cdef struct Workspace:
     # Offsets (in elements of the dtype) into one scratch buffer, for `rows` rows.
+    # Each kind of layer lays out its own arrays (_layers' table: scratch).
     Py_ssize_t rows
-    Py_ssize_t z[MAX_LAYERS]        # pre-activation of each layer (logits for the last)
-    Py_ssize_t a[MAX_LAYERS]        # activation of each hidden layer
-    Py_ssize_t mask[MAX_LAYERS]     # dropout mask of each hidden layer (if dropout)
-    Py_ssize_t dropped[MAX_LAYERS]  # activation * mask (if dropout)
-    Py_ssize_t delta[MAX_LAYERS]    # backpropagated error at each layer's pre-activation
+    Py_ssize_t out[MAX_LAYERS]      # each layer's output, what the next layer reads
+    Py_ssize_t delta[MAX_LAYERS]    # the error at each layer's output; a DENSE layer's
+                                    # backward turns its own into the error at its
+                                    # pre-activation, in place
+    Py_ssize_t z[MAX_LAYERS]        # DENSE: pre-activation (logits for the last);
+                                    # LAYER_NORM: the normalised rows
+    Py_ssize_t a[MAX_LAYERS]        # DENSE: activation of a hidden layer
+    Py_ssize_t mask[MAX_LAYERS]     # DENSE: dropout mask of a hidden layer (if dropout)
+    Py_ssize_t dropped[MAX_LAYERS]  # DENSE: activation * mask (if dropout)
+    Py_ssize_t aux[MAX_LAYERS]      # LAYER_NORM: 1 / standard deviation of each row
     Py_ssize_t x                    # gathered mini-batch inputs (if gathering)
     Py_ssize_t t                    # gathered mini-batch targets (if gathering)
     Py_ssize_t w                    # gathered mini-batch sample weights (if gathering)
@@ -117,6 +123,10 @@ cdef bint splits(const Network* net, int l) noexcept nogil
 cdef bint any_splits(const Network* net) noexcept nogil
 cdef int network_of(Network* net, int n_layers, const Py_ssize_t* sizes,
                     const int* activations, int head, int loss, double huber_delta) noexcept nogil
+cdef int network_of_layers(Network* net, Py_ssize_t n_inputs, int n_layers,
+                           const LayerSpec* layers, int head, int loss,
+                           double huber_delta) noexcept nogil
+cdef bint has_dropout(const Network* net, const Workspace* ws, int l) noexcept nogil
 cdef TrainingPlan plan_training(const Network* net, const Settings* settings, bint f64,
                                 Py_ssize_t n_samples, Py_ssize_t n_targets,
                                 int threads) noexcept nogil

@@ -15,7 +15,9 @@ Design
 from libc.string cimport memset
 
 from archfit.kernels cimport (OK, INVALID_ARGUMENT, FLOAT32, FLOAT64, IDENTITY, GELU,
-                              SOFTMAX, EXPONENTIAL, CROSS_ENTROPY, POISSON, SGD, ADAMW)
+                              SOFTMAX, EXPONENTIAL, CROSS_ENTROPY, POISSON, SGD, ADAMW,
+                              DENSE, LAYER_NORM, ADD)
+from archfit._kernels._layers cimport kinds
 from archfit._kernels.packgemm cimport ARCHFIT_PK_WORK, archfit_packed_gemm_available, packed_size
 from archfit._kernels._blas cimport small_product
 
@@ -122,29 +124,71 @@ cdef char* aligned(void* p) noexcept nogil:
 
 cdef int network_of(Network* net, int n_layers, const Py_ssize_t* sizes,
                     const int* activations, int head, int loss, double huber_delta) noexcept nogil:
-    """Fill `net` (θ's layout included); INVALID_ARGUMENT for a network no kernel runs."""
-    cdef Py_ssize_t start = 0
+    """Fill `net` for a stack of DENSE layers (network_of_layers)."""
+    cdef LayerSpec layers[MAX_LAYERS]
     cdef int l
-    if not 1 <= n_layers <= MAX_LAYERS or not SOFTMAX <= head <= EXPONENTIAL \
+    if not 1 <= n_layers <= MAX_LAYERS:
+        return INVALID_ARGUMENT
+    for l in range(n_layers):
+        layers[l].kind = DENSE
+        layers[l].units = sizes[l + 1]
+        layers[l].activation = activations[l]
+        layers[l].link = -1
+        layers[l].epsilon = 0.0
+    return network_of_layers(net, sizes[0], n_layers, layers, head, loss, huber_delta)
+
+
+cdef int network_of_layers(Network* net, Py_ssize_t n_inputs, int n_layers,
+                           const LayerSpec* layers, int head, int loss,
+                           double huber_delta) noexcept nogil:
+    """Fill `net` (θ's layout included: each layer's parameters in order, a
+    DENSE layer's weight block then its bias); INVALID_ARGUMENT for a network
+    no kernel runs."""
+    cdef Py_ssize_t start = 0, width = n_inputs, n_in
+    cdef int l, k
+    if not 1 <= n_layers <= MAX_LAYERS or n_inputs < 1 or not SOFTMAX <= head <= EXPONENTIAL \
             or not CROSS_ENTROPY <= loss <= POISSON or not huber_delta > 0:
         return INVALID_ARGUMENT
-    for l in range(n_layers + 1):
-        if sizes[l] < 1:
-            return INVALID_ARGUMENT
-    for l in range(n_layers):
-        if not IDENTITY <= activations[l] <= GELU:
-            return INVALID_ARGUMENT
-    if activations[n_layers - 1] != IDENTITY:
-        return INVALID_ARGUMENT
+    if layers[n_layers - 1].kind != DENSE or layers[n_layers - 1].activation != IDENTITY:
+        return INVALID_ARGUMENT         # the head acts on a last DENSE layer's values
     net.n_layers = n_layers
-    for l in range(n_layers + 1):
-        net.sizes[l] = sizes[l]
+    net.sizes[0] = n_inputs
     for l in range(n_layers):
-        net.activation[l] = activations[l]
+        net.skip_from[l] = -1
+    for l in range(n_layers):
+        n_in = width
+        net.kind[l] = layers[l].kind
+        net.activation[l] = IDENTITY
+        net.link[l] = -1
+        net.epsilon[l] = 0.0
         net.w_start[l] = start
-        start += sizes[l] * sizes[l + 1]
-        net.b_start[l] = start
-        start += sizes[l + 1]
+        if layers[l].kind == DENSE:
+            if layers[l].units < 1 or not IDENTITY <= layers[l].activation <= GELU:
+                return INVALID_ARGUMENT
+            width = layers[l].units
+            net.activation[l] = layers[l].activation
+            start += n_in * width
+            net.b_start[l] = start
+            start += width
+        elif layers[l].kind == LAYER_NORM:
+            if not layers[l].epsilon > 0 or layers[l].units not in (0, n_in):
+                return INVALID_ARGUMENT
+            net.epsilon[l] = layers[l].epsilon
+            start += n_in
+            net.b_start[l] = start
+            start += n_in
+        elif layers[l].kind == ADD:
+            k = layers[l].link
+            if not 0 <= k < l or net.sizes[k] != n_in or net.skip_from[k] >= 0 \
+                    or layers[l].units not in (0, n_in):
+                return INVALID_ARGUMENT
+            net.link[l] = k
+            net.skip_from[k] = l
+            net.b_start[l] = start
+        else:
+            return INVALID_ARGUMENT
+        net.p_stop[l] = start
+        net.sizes[l + 1] = width
     net.n_parameters = start
     net.head = head
     net.loss = loss
@@ -152,31 +196,25 @@ cdef int network_of(Network* net, int n_layers, const Py_ssize_t* sizes,
     return OK
 
 
+cdef bint has_dropout(const Network* net, const Workspace* ws, int l) noexcept nogil:
+    """Whether layer l's output is masked by dropout: a DENSE layer before the
+    last, in a fit with dropout."""
+    return ws.dropout and net.kind[l] == DENSE and l < net.n_layers - 1
+
+
 cdef Py_ssize_t workspace(const Network* net, Workspace* ws, Py_ssize_t rows, bint dropout,
                           bint gather, Py_ssize_t n_targets) noexcept nogil:
     """Lay out the scratch buffer for `rows` rows; returns its length in elements.
 
     Every array is (rows, width) row-major, so a shard of rows [lo, hi) of
-    any of them is contiguous.
+    any of them is contiguous. Each layer's kind lays out its own arrays.
     """
-    cdef Py_ssize_t off = 0, l, width
-    cdef int L = net.n_layers
+    cdef Py_ssize_t off = 0
+    cdef int l, L = net.n_layers
     ws.rows = rows
     ws.dropout = dropout
     for l in range(L):
-        width = net.sizes[l + 1]
-        ws.z[l] = off
-        off += rows * width
-        ws.delta[l] = off
-        off += rows * width
-        if l < L - 1:
-            ws.a[l] = off
-            off += rows * width
-            if dropout:
-                ws.mask[l] = off
-                off += rows * width
-                ws.dropped[l] = off
-                off += rows * width
+        off = kinds()[net.kind[l]].scratch(net, l, ws, rows, off)
     ws.x = ws.t = ws.w = off
     if gather:
         off += rows * net.sizes[0]
@@ -197,7 +235,7 @@ cdef Py_ssize_t packed_layout(const Network* net, Packed* pk, char* base, Py_ssi
     for l in range(net.n_layers):
         n_in = net.sizes[l]
         n_out = net.sizes[l + 1]
-        pk.layer[l] = n_in * n_out >= PACK_MIN_WEIGHTS
+        pk.layer[l] = net.kind[l] == DENSE and n_in * n_out >= PACK_MIN_WEIGHTS
         pk.P[l] = pk.PT[l] = pk.D[l] = NULL
         if pk.layer[l]:
             if base != NULL:
@@ -218,7 +256,8 @@ cdef Py_ssize_t packed_weights_size(const Network* net, bint f64) noexcept nogil
     cdef Py_ssize_t size = 0
     cdef int l
     for l in range(net.n_layers):
-        size += packed_size(f64, net.sizes[l], net.sizes[l + 1])
+        if net.kind[l] == DENSE:
+            size += packed_size(f64, net.sizes[l], net.sizes[l + 1])
     return size
 
 
@@ -229,19 +268,24 @@ cdef void packed_weights_layout(const Network* net, Packed* pk, char* base,
     cdef int l
     cdef Py_ssize_t item = 8 if f64 else 4
     for l in range(net.n_layers):
-        pk.layer[l] = True
-        pk.P[l] = base
+        pk.layer[l] = net.kind[l] == DENSE
+        pk.P[l] = base if pk.layer[l] else NULL
         pk.PT[l] = pk.D[l] = NULL
-        base += packed_size(f64, net.sizes[l], net.sizes[l + 1]) * item
+        if pk.layer[l]:
+            base += packed_size(f64, net.sizes[l], net.sizes[l + 1]) * item
 
 
 cdef Py_ssize_t _n_weights(const Network* net) noexcept nogil:
-    """The weights of every layer (biases not counted): a row's multiply-adds
-    in one forward pass."""
+    """The weights of every DENSE layer (biases not counted): a row's
+    multiply-adds in one forward pass; a LAYER_NORM layer counts as its
+    width (its work per row is a few passes over it)."""
     cdef Py_ssize_t weights = 0
     cdef int l
     for l in range(net.n_layers):
-        weights += net.sizes[l] * net.sizes[l + 1]
+        if net.kind[l] == DENSE:
+            weights += net.sizes[l] * net.sizes[l + 1]
+        elif net.kind[l] == LAYER_NORM:
+            weights += net.sizes[l]
     return weights
 
 
@@ -261,29 +305,18 @@ cdef int shards_for(const Network* net, Py_ssize_t rows) noexcept nogil:
 
 cdef Py_ssize_t update_blocks(const Network* net, Py_ssize_t* blocks) noexcept nogil:
     """Fill `blocks` (or only count them when NULL) with (layer, r0, r1)
-    triples; r0 = r1 = -1 stands for the layer's bias."""
-    cdef Py_ssize_t n = 0, l, r0, step
+    triples, each layer's as its kind cuts its parameters."""
+    cdef Py_ssize_t n = 0
+    cdef int l
     for l in range(net.n_layers):
-        step = max(BLOCK_MIN_ROWS, UPDATE_BLOCK // net.sizes[l + 1])
-        r0 = 0
-        while r0 < net.sizes[l]:
-            if blocks != NULL:
-                blocks[3 * n] = l
-                blocks[3 * n + 1] = r0
-                blocks[3 * n + 2] = min(net.sizes[l], r0 + step)
-            n += 1
-            r0 += step
-        if blocks != NULL:
-            blocks[3 * n] = l
-            blocks[3 * n + 1] = -1
-            blocks[3 * n + 2] = -1
-        n += 1
+        n += kinds()[net.kind[l]].blocks(net, l, blocks + 3 * n if blocks != NULL else NULL)
     return n
 
 
 cdef bint splits(const Network* net, int l) noexcept nogil:
-    """Whether one sample's forward pass shares layer l's columns among threads."""
-    return (net.sizes[l] * net.sizes[l + 1] >= ROW_SPLIT_MIN_WEIGHTS
+    """Whether one sample's forward pass shares layer l's columns among
+    threads (a large DENSE layer)."""
+    return (net.kind[l] == DENSE and net.sizes[l] * net.sizes[l + 1] >= ROW_SPLIT_MIN_WEIGHTS
             and net.sizes[l + 1] >= 16)
 
 
@@ -431,7 +464,7 @@ cdef bint _packs(const Network* net, Py_ssize_t n_rows) noexcept nogil:
     if n_rows > PREDICT_CHUNK:
         return True
     for l in range(net.n_layers):
-        if not small_product(n_rows, net.sizes[l + 1], net.sizes[l]):
+        if net.kind[l] == DENSE and not small_product(n_rows, net.sizes[l + 1], net.sizes[l]):
             return True
     return False
 

@@ -30,50 +30,27 @@ from archfit._kernels._plan cimport (Workspace, Packed, aligned, prediction_bloc
                                      plan_prediction, gradient_block, splits, any_splits,
                                      threads_allowed, calls_end, idle_threads, wake_seen,
                                      _n_weights)
-from archfit._kernels._passes cimport forward, backward
+from archfit._kernels._passes cimport forward, backward, pass_of
+from archfit._kernels._layers cimport Pass, Kind, kinds
 from archfit._kernels.packgemm cimport pack, packed_size
-from archfit._kernels._elementwise cimport (bias_activation, add_bias, head_output,
-                                            head_loss_grad, all_finite)
+from archfit._kernels._elementwise cimport head_output, head_loss_grad, all_finite
 
 cdef extern from "team.h" nogil:
     int archfit_team_size()
     void archfit_barrier()
-
-cdef extern from "vecmat.h" nogil:
-    void archfit_vecmat_f32(Py_ssize_t k, Py_ssize_t n, const float* x, Py_ssize_t incx,
-                            const float* W, Py_ssize_t ldw, float* y)
-    void archfit_vecmat_f64(Py_ssize_t k, Py_ssize_t n, const double* x, Py_ssize_t incx,
-                            const double* W, Py_ssize_t ldw, double* y)
 
 from archfit._kernels._cpu cimport archfit_isa_adopt, archfit_fp_enter, archfit_fp_leave
 from archfit._kernels._cpu import LEVEL
 archfit_isa_adopt(LEVEL)        # cpu.h: the one decision, before any kernel runs
 
 
-cdef inline void _vecmat(Py_ssize_t k, Py_ssize_t n, const floating* x, const floating* W,
-                         Py_ssize_t ldw, floating* y) noexcept nogil:
+cdef inline void _row_layer(const Pass* p, int l, int part, int parts,
+                            floating* buf) noexcept nogil:
+    """Part `part` of `parts` of layer l, for one sample (its kind's row)."""
     if floating is float:
-        archfit_vecmat_f32(k, n, x, 1, W, ldw, y)
+        kinds()[p.net.kind[l]].part_f32(p, l, part, parts, buf)
     else:
-        archfit_vecmat_f64(k, n, x, 1, W, ldw, y)
-
-
-cdef void _row_layer(const Network* net, const Workspace* ws, const floating* theta,
-                     floating* buf, int l, int part, int parts) noexcept nogil:
-    """Columns of part `part` of `parts` of layer l, for one sample."""
-    cdef Py_ssize_t n_in = net.sizes[l], n_out = net.sizes[l + 1]
-    cdef Py_ssize_t per = ((n_out + parts - 1) // parts + 7) // 8 * 8
-    cdef Py_ssize_t c0 = min(n_out, part * per), c1 = min(n_out, c0 + per)
-    cdef const floating* inp = buf + ws.a[l - 1] if l > 0 else buf + ws.x
-    cdef floating* Z = buf + ws.z[l]
-    if c0 >= c1:
-        return
-    _vecmat(n_in, c1 - c0, inp, theta + net.w_start[l] + c0, n_out, Z + c0)
-    if l < net.n_layers - 1:
-        bias_activation(Z + c0, theta + net.b_start[l] + c0, buf + ws.a[l] + c0, 1, c1 - c0,
-                        net.activation[l])
-    else:
-        add_bias(Z + c0, theta + net.b_start[l] + c0, 1, c1 - c0)
+        kinds()[p.net.kind[l]].part_f64(p, l, part, parts, buf)
 
 
 cdef void _forward_row(const Network* net, const Workspace* ws, const floating* theta,
@@ -88,10 +65,11 @@ cdef void _forward_row(const Network* net, const Workspace* ws, const floating* 
     """
     cdef int l, tid, team, L = net.n_layers
     cdef unsigned long long mode
+    cdef Pass p = pass_of(net, ws, theta, buf + ws.x, buf, NULL, NULL, NULL, NULL, 0)
     threads = threads_allowed(threads)
     if threads <= 1 or not any_splits(net):
         for l in range(L):
-            _row_layer(net, ws, theta, buf, l, 0, 1)
+            _row_layer(&p, l, 0, 1, buf)
         return
     with parallel(num_threads=threads):
         mode = archfit_fp_enter()       # this worker thread's mode, restored below
@@ -101,9 +79,9 @@ cdef void _forward_row(const Network* net, const Workspace* ws, const floating* 
             wake_seen(wake_from)
         for l in range(L):
             if splits(net, l):
-                _row_layer(net, ws, theta, buf, l, tid, team)
+                _row_layer(&p, l, tid, team, buf)
             elif tid == 0:
-                _row_layer(net, ws, theta, buf, l, 0, 1)
+                _row_layer(&p, l, 0, 1, buf)
             if l < L - 1:
                 archfit_barrier()   # the region's end waits for the last layer
         archfit_fp_leave(mode)
@@ -164,6 +142,8 @@ cdef void _pack_weights(const Network* net, const floating* theta, const Packed*
     cdef Py_ssize_t k, n, panel, panels, p0, p1, j0, j1
     panel = packed_size(floating is double, 1, 1)       # columns per panel
     for l in range(net.n_layers):
+        if not pk.layer[l]:
+            continue                                    # a kind without weights to pack
         k = net.sizes[l]
         n = net.sizes[l + 1]
         panels = (n + panel - 1) // panel
@@ -401,7 +381,9 @@ cdef void _loss_grad(const Network* net, const GradientPlan* plan, const floatin
         loss_sum += losses[c]
     if l2 != 0.0:
         for l in range(net.n_layers):
-            for i in range(net.w_start[l], net.b_start[l]):
+            # the parameters its kind lets decay (a DENSE layer's weights)
+            kinds()[net.kind[l]].decays(net, l, &p0, &p1)
+            for i in range(p0, p1):
                 penalty += theta[i] * theta[i]
                 if grad != NULL:
                     grad[i] += <floating> l2 * theta[i]

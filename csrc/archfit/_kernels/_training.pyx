@@ -22,13 +22,12 @@ from cython.parallel cimport prange, parallel, threadid
 from archfit.kernels cimport (OK, NONFINITE_LOSS, NONFINITE_PARAMETERS, INVALID_ARGUMENT,
                               INTERRUPTED, ADAMW, FLOAT64, Network, Settings)
 from archfit._kernels._plan cimport (Workspace, Packed, Internal, shards_for, threads_allowed,
-                                     calls_end)
-from archfit._kernels._passes cimport (forward, deltas, layer_input, layer_grad, repack,
-                                      sparse_weight_grad)
-from archfit._kernels._blas cimport gemm
-from archfit._kernels.packgemm cimport ARCHFIT_PK_WORK, pack_rows, packed_gemm
+                                     calls_end, has_dropout)
+from archfit._kernels._passes cimport forward, deltas, pass_of
+from archfit._kernels._layers cimport (Pass, Update, Kind, kinds, dense_sparse_grad,
+                                       dense_repack_all)
+from archfit._kernels.packgemm cimport ARCHFIT_PK_WORK, pack_rows
 from archfit._kernels._elementwise cimport head_loss_grad, all_finite
-from archfit._kernels._optimizers cimport update
 from archfit._kernels._random cimport stream_seed, shuffle as shuffle_index, dropout_mask
 
 from archfit._kernels._cpu cimport archfit_isa_adopt, archfit_fp_enter, archfit_fp_leave
@@ -65,10 +64,11 @@ cdef enum:
 
 cdef void _draw_masks(const Network* net, const Workspace* ws, Py_ssize_t rows,
                       floating* buf, double dropout, uint64_t* rng) noexcept nogil:
-    """Dropout masks of every hidden layer for `rows` rows, one stream in order."""
+    """Dropout masks of every masked layer for `rows` rows, one stream in order."""
     cdef int l
     for l in range(net.n_layers - 1):
-        dropout_mask(buf + ws.mask[l], rows * net.sizes[l + 1], dropout, rng)
+        if has_dropout(net, ws, l):
+            dropout_mask(buf + ws.mask[l], rows * net.sizes[l + 1], dropout, rng)
 
 
 cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
@@ -135,39 +135,17 @@ cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
                           net.sizes[l + 1], lo, hi, pk.D[l])
 
 
-cdef void _block(const Network* net, const Workspace* ws, const Settings* settings,
-                 double learning_rate, long long step,
-                 floating* theta, floating* grad, floating* m, floating* v,
-                 const floating* Xb, Py_ssize_t rows, const floating* buf,
-                 int l, Py_ssize_t r0, Py_ssize_t r1, double penalty, double decay,
-                 const Packed* pk, floating* work, bint sparse) noexcept nogil:
-    """Gradient of one block of θ, then its update while the block is in cache
-    (and its packed copies, with `pk`; `work`, ARCHFIT_PK_WORK elements of the
-    running thread's own, is then the packed GEMM's scratch).
-
-    Weight rows [r0, r1) of layer l get the L2 terms; a bias block (r0 < 0)
-    does not. With `sparse` X, the first layer's weight gradient is already
-    in `grad`.
-    """
-    cdef Py_ssize_t first, stop
-    if sparse and l == 0 and r0 >= 0:
-        pass
-    elif pk != NULL and r0 >= 0 and pk.layer[l]:
-        packed_gemm(True, r1 - r0, net.sizes[l + 1], rows, layer_input(net, ws, Xb, buf, l) + r0,
-                    net.sizes[l], pk.D[l], grad + net.w_start[l] + r0 * net.sizes[l + 1],
-                    net.sizes[l + 1], work)
+cdef void _block(const Pass* shared, const Update* u, floating* work, int l, Py_ssize_t r0,
+                 Py_ssize_t r1, floating* buf) noexcept nogil:
+    """Block (r0, r1) of layer l's parameters, as its kind computes and updates
+    it; `work`: the running thread's packed-GEMM scratch (ARCHFIT_PK_WORK
+    elements of its own, or NULL)."""
+    cdef Pass p = shared[0]
+    p.work = work
+    if floating is float:
+        kinds()[p.net.kind[l]].block_f32(&p, u, l, r0, r1, buf)
     else:
-        layer_grad(net, ws, Xb, rows, buf, grad, l, r0, r1, False)
-    if r0 < 0:
-        first = net.b_start[l]
-        stop = first + net.sizes[l + 1]
-        update(settings, learning_rate, step, theta, grad, m, v, first, stop, 0.0, 0.0)
-    else:
-        first = net.w_start[l] + r0 * net.sizes[l + 1]
-        stop = net.w_start[l] + r1 * net.sizes[l + 1]
-        update(settings, learning_rate, step, theta, grad, m, v, first, stop, penalty, decay)
-        if pk != NULL:
-            repack(net, pk, theta, l, r0, r1)
+        kinds()[p.net.kind[l]].block_f64(&p, u, l, r0, r1, buf)
 
 
 cdef inline floating* _thread_work(floating* work, int tid) noexcept nogil:
@@ -278,10 +256,21 @@ cdef int _epoch(TrainingState* state, const Data* data, double learning_rate,
     cdef bint prefetch = (order != NULL and sparse == NULL and batch_size * net.sizes[0]
                           * <Py_ssize_t> sizeof(floating) <= PREFETCH_MAX_BYTES)
 
+    cdef Pass shared
+    cdef Update u
+    u.settings = s
+    u.learning_rate = learning_rate
+    u.penalty = penalty
+    u.decay = decay
+    u.theta = theta
+    u.grad = grad
+    u.m = m
+    u.v = v
+    u.sparse_first = sparse != NULL
+
     threads = threads_allowed(min(threads, state.plan.threads))
     if pk != NULL:
-        for i in range(L):
-            repack(net, pk, theta, <int> i, 0, net.sizes[i])
+        dense_repack_all(net, pk, theta, floating is double)
     loss_sum[0] = 0.0
     weight_sum[0] = 0.0
     if order != NULL:
@@ -338,24 +327,26 @@ cdef int _epoch(TrainingState* state, const Data* data, double learning_rate,
         weight_sum[0] += wsum
         if sparse != NULL:
             # the first layer's weight gradient, one pass over the batch's values
-            sparse_weight_grad(net, sparse, order, start, b, buf + ws.delta[0], grad, False)
+            dense_sparse_grad(net, sparse, order, start, b, buf + ws.delta[0], grad,
+                              floating is double)
 
         Xb = buf + ws.x if order != NULL else X + start * net.sizes[0]
         state.step += 1
+        shared = pass_of(net, ws, theta, Xb, buf, pk, NULL, sparse, order, start)
+        u.step = state.step
+        u.rows = b
         T = threads if S > 1 else 1    # small steps stay on one thread
         if T > 1:
             with parallel(num_threads=T):
                 mode = archfit_fp_enter()
                 for c in prange(it.n_blocks, schedule="dynamic"):
-                    _block(net, ws, s, learning_rate, state.step, theta, grad, m, v, Xb, b, buf,
-                           <int> it.blocks[3 * c], it.blocks[3 * c + 1], it.blocks[3 * c + 2],
-                           penalty, decay, pk, _thread_work(work, threadid()), sparse != NULL)
+                    _block(&shared, &u, _thread_work(work, threadid()), <int> it.blocks[3 * c],
+                           it.blocks[3 * c + 1], it.blocks[3 * c + 2], buf)
                 archfit_fp_leave(mode)
         else:
             for c in range(it.n_blocks):
-                _block(net, ws, s, learning_rate, state.step, theta, grad, m, v, Xb, b, buf,
-                       <int> it.blocks[3 * c], it.blocks[3 * c + 1], it.blocks[3 * c + 2],
-                       penalty, decay, pk, work, sparse != NULL)
+                _block(&shared, &u, work, <int> it.blocks[3 * c], it.blocks[3 * c + 1],
+                       it.blocks[3 * c + 2], buf)
 
     it.dropout_stream = dropout_state
     if not all_finite(theta, net.n_parameters):

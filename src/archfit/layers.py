@@ -1,0 +1,365 @@
+"""Kinds of layer: the pieces an :class:`~archfit.Architecture` is built from.
+
+One frozen class per kind. Each knows what the architecture needs of it and
+nothing of any value θ may hold: its output width, its parameters (names,
+shapes, whether L2 decays them, how they start), its dictionary form (with a
+``"kind"``), how the kernels' layer table runs it, and its translation to
+ONNX operators.
+
+=================  ==============================================================
+``Dense``          ``activation(x W + b)``
+``LayerNorm``      ``(x - mean) / sqrt(var + epsilon) * gain + bias``, per row
+``Residual``       ``x + f(x)``, f a stack of layers that keeps the width
+=================  ==============================================================
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+
+from archfit import kernels
+from archfit._validation import MAX_DIMENSION, check_float, check_int
+
+# The names the kernels understand (declared once, in archfit/kernels.pxd).
+ACTIVATIONS = tuple(kernels.ACTIVATIONS)
+# Activations whose initial weights follow He (fan-in, variance 2); others Glorot.
+_HE = ("relu", "leaky_relu", "gelu")
+
+
+def _check_activation(name) -> str:
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {name!r}")
+    return name
+
+
+class Parameter(NamedTuple):
+    """One array of a layer's parameters: ``suffix`` of its name in the layout
+    (``dense0.weight``), its shape, whether L2 decays it, how it starts
+    (``"he"``, ``"glorot"``, ``"zeros"`` or ``"ones"``)."""
+
+    suffix: str
+    shape: tuple[int, ...]
+    decays: bool
+    init: str
+
+
+class Node(NamedTuple):
+    """One layer of the kernels' table, as an architecture flattens its layers:
+    its name in the layout, the layer object that describes it (for an
+    ``add``, the :class:`Residual` it ends), its kind, input and output
+    widths, and for an ``add`` the index of the block's first node."""
+
+    name: str
+    layer: Any
+    kind: str
+    n_in: int
+    n_out: int
+    link: int
+
+    def spec(self) -> tuple:
+        """(kind, units, activation, link, epsilon), as ``kernels.Kernel`` takes it."""
+        if self.kind == "dense":
+            return ("dense", self.n_out, self.layer.activation, -1, 0.0)
+        if self.kind == "layer_norm":
+            return ("layer_norm", 0, "identity", -1, self.layer.epsilon)
+        return ("add", 0, "identity", self.link, 0.0)
+
+    def parameters(self) -> list[Parameter]:
+        """The node's parameters, in their order in θ."""
+        return [] if self.kind == "add" else self.layer.parameters(self.n_in)
+
+
+@dataclass(frozen=True)
+class Dense:
+    """A fully connected layer: ``activation(x @ W + b)``.
+
+    Parameters
+    ----------
+    units : int
+        Number of outputs of the layer.
+    activation : str, default "identity"
+        One of ``"identity"``, ``"relu"``, ``"leaky_relu"`` (slope 0.01),
+        ``"tanh"``, ``"sigmoid"``, ``"gelu"`` (exact, with erf). The last layer
+        must keep ``"identity"``: the architecture's output head applies the
+        output function.
+
+    Notes
+    -----
+    Parameters ``weight`` (n_in, units), decayed by L2 and initialised He
+    (normal, sd ``sqrt(2 / n_in)``) before relu, leaky_relu and gelu, else
+    Glorot (uniform on ``±sqrt(6 / (n_in + units))``); ``bias`` (units,), zeros.
+    With ``Hyperparameters(dropout=...)`` every dense layer but the last has
+    its output masked.
+    """
+
+    units: int
+    activation: str = "identity"
+
+    kind = "dense"
+
+    def __post_init__(self):
+        check_int(self.units, "Dense.units", minimum=1, maximum=MAX_DIMENSION)
+        _check_activation(self.activation)
+        object.__setattr__(self, "units", int(self.units))
+
+    def width(self, n_in: int) -> int:
+        """The output width for an input of `n_in` columns."""
+        return self.units
+
+    def parameters(self, n_in: int) -> list[Parameter]:
+        """``weight`` (n_in, units) and ``bias`` (units,)."""
+        return [Parameter("weight", (n_in, self.units), True,
+                          "he" if self.activation in _HE else "glorot"),
+                Parameter("bias", (self.units,), False, "zeros")]
+
+    def flops(self, n_in: int) -> int:
+        """Forward-pass operations per row: a multiply-add is two, a bias one."""
+        return 2 * n_in * self.units + self.units
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"kind": "dense", "units": ..., "activation": ...}``."""
+        return {"kind": self.kind, "units": self.units, "activation": self.activation}
+
+    def describe(self) -> str:
+        """The layer in a few words, for a summary."""
+        return self.activation
+
+    def _onnx(self, graph, x: str, node: Node, weights, inputs) -> str:
+        w = graph.const(f"{graph.prefix}{node.name}.weight",
+                        np.array(weights[f"{node.name}.weight"]))
+        b = graph.const(f"{graph.prefix}{node.name}.bias", np.array(weights[f"{node.name}.bias"]))
+        z = f"{graph.prefix}{node.name}.z"
+        graph.node("Gemm", [x, w, b], [z], name=f"{graph.prefix}{node.name}")
+        return _onnx_activation(graph, self.activation, z, f"{graph.prefix}{node.name}")
+
+    def __repr__(self) -> str:
+        extra = f", activation={self.activation!r}" if self.activation != "identity" else ""
+        return f"Dense({self.units}{extra})"
+
+
+@dataclass(frozen=True)
+class LayerNorm:
+    """Layer normalisation: each row standardised over its columns, then
+    scaled and shifted, ``(x - mean) / sqrt(var + epsilon) * gain + bias``.
+
+    Parameters
+    ----------
+    epsilon : float, default 1e-5
+        Added to each row's variance (the population variance, over the
+        row's columns).
+
+    Notes
+    -----
+    Parameters ``gain`` (ones) and ``bias`` (zeros), both of the input's
+    width; L2 decays neither. The width is kept.
+    """
+
+    epsilon: float = 1e-5
+
+    kind = "layer_norm"
+
+    def __post_init__(self):
+        object.__setattr__(self, "epsilon", check_float(
+            self.epsilon, "LayerNorm.epsilon", low=0.0, low_open=True, high=1.0))
+
+    def width(self, n_in: int) -> int:
+        """The output width: the input's."""
+        return n_in
+
+    def parameters(self, n_in: int) -> list[Parameter]:
+        """``gain`` and ``bias``, each (n_in,)."""
+        return [Parameter("gain", (n_in,), False, "ones"),
+                Parameter("bias", (n_in,), False, "zeros")]
+
+    def flops(self, n_in: int) -> int:
+        """Forward-pass operations per row, about seven per column."""
+        return 7 * n_in
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"kind": "layer_norm", "epsilon": ...}``."""
+        return {"kind": self.kind, "epsilon": self.epsilon}
+
+    def describe(self) -> str:
+        """The layer in a few words, for a summary."""
+        return f"epsilon {self.epsilon:g}"
+
+    def _onnx(self, graph, x: str, node: Node, weights, inputs) -> str:
+        # (x - mean) / sqrt(var + eps) * gain + bias, from opset-13 operators
+        # (onnxruntime has no float64 LayerNormalization)
+        p = f"{graph.prefix}{node.name}"
+        gain = graph.const(f"{p}.gain", np.array(weights[f"{node.name}.gain"]))
+        bias = graph.const(f"{p}.bias", np.array(weights[f"{node.name}.bias"]))
+        eps = graph.const(f"{p}.epsilon", np.array(self.epsilon, dtype=graph.dtype))
+        graph.node("ReduceMean", [x], [f"{p}.mean"], axes=[1], keepdims=1)
+        graph.node("Sub", [x, f"{p}.mean"], [f"{p}.centred"])
+        graph.node("Mul", [f"{p}.centred", f"{p}.centred"], [f"{p}.squares"])
+        graph.node("ReduceMean", [f"{p}.squares"], [f"{p}.var"], axes=[1], keepdims=1)
+        graph.node("Add", [f"{p}.var", eps], [f"{p}.var_eps"])
+        graph.node("Sqrt", [f"{p}.var_eps"], [f"{p}.sd"])
+        graph.node("Div", [f"{p}.centred", f"{p}.sd"], [f"{p}.normalised"])
+        graph.node("Mul", [f"{p}.normalised", gain], [f"{p}.scaled"])
+        graph.node("Add", [f"{p}.scaled", bias], [f"{p}.y"])
+        return f"{p}.y"
+
+    def __repr__(self) -> str:
+        return "LayerNorm()" if self.epsilon == 1e-5 else f"LayerNorm(epsilon={self.epsilon!r})"
+
+
+@dataclass(frozen=True)
+class Residual:
+    """A residual block, ``x + f(x)``: f is a stack of layers that keeps the
+    width (the tabular ResNet's block: LayerNorm, Dense, relu, Dense).
+
+    Parameters
+    ----------
+    layers : sequence of Dense or LayerNorm
+        The block's stack, first to last; its output must have the input's
+        width. Blocks do not nest.
+
+    Examples
+    --------
+    >>> import archfit as af
+    >>> block = af.Residual([af.LayerNorm(), af.Dense(64, "relu"), af.Dense(32)])
+    >>> arch = af.Architecture(32, [block, af.Dense(2)], output="softmax")
+    >>> arch.n_parameters
+    4322
+    """
+
+    layers: tuple
+
+    kind = "residual"
+
+    def __post_init__(self):
+        layers = self.layers
+        if isinstance(layers, (Dense, LayerNorm, Residual)) or not isinstance(layers, Sequence) \
+                or isinstance(layers, str):
+            raise TypeError("Residual takes a sequence (list or tuple) of layers")
+        layers = tuple(layers)
+        if not layers:
+            raise ValueError("a Residual block needs at least one layer")
+        for i, layer in enumerate(layers):
+            if isinstance(layer, Residual):
+                raise ValueError(f"Residual layers[{i}]: residual blocks do not nest; put "
+                                 "blocks one after another instead")
+            if not isinstance(layer, (Dense, LayerNorm)):
+                raise TypeError(f"Residual layers[{i}] must be a Dense or LayerNorm layer, "
+                                f"got {type(layer).__name__}")
+        object.__setattr__(self, "layers", layers)
+
+    def width(self, n_in: int) -> int:
+        """The block keeps the width: its stack must end at `n_in` columns."""
+        width = n_in
+        for layer in self.layers:
+            width = layer.width(width)
+        if width != n_in:
+            raise ValueError(f"a Residual block must keep the width: its input has {n_in} "
+                             f"columns and its stack {self.layers!r} ends with {width}; make "
+                             f"the last layer Dense({n_in})")
+        return n_in
+
+    def flops(self, n_in: int) -> int:
+        """Forward-pass operations per row of the addition (the stack's layers
+        count their own)."""
+        return n_in
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"kind": "residual", "layers": [...]}``."""
+        return {"kind": self.kind, "layers": [layer.to_dict() for layer in self.layers]}
+
+    def describe(self) -> str:
+        """The layer in a few words, for a summary."""
+        return "x + f(x)"
+
+    def _onnx(self, graph, x: str, node: Node, weights, inputs) -> str:
+        # the end of the block: its stack's output plus the block's input
+        y = f"{graph.prefix}{node.name}.y"
+        graph.node("Add", [inputs[node.link], x], [y], name=f"{graph.prefix}{node.name}")
+        return y
+
+    def __repr__(self) -> str:
+        return f"Residual([{', '.join(map(repr, self.layers))}])"
+
+
+LAYERS = (Dense, LayerNorm, Residual)
+_BY_KIND = {cls.kind: cls for cls in LAYERS}
+
+
+def layer_from_dict(d: dict[str, Any], where: str = "layer"):
+    """A layer from its ``to_dict()`` form. A dict without ``"kind"`` is a
+    Dense layer (files of format version 1 stored them so)."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{where} must be a dict with a 'kind', got {type(d).__name__}")
+    d = dict(d)
+    kind = d.pop("kind", "dense")
+    cls = _BY_KIND.get(kind)
+    if cls is None:
+        raise ValueError(f"{where}: unknown kind of layer {kind!r}; archfit knows "
+                         f"{sorted(_BY_KIND)}")
+    if cls is Residual:
+        inner = d.pop("layers", None)
+        if d or not isinstance(inner, list):
+            raise ValueError(f"{where}: a residual layer is {{'kind': 'residual', "
+                             "'layers': [...]}")
+        return Residual([layer_from_dict(x, f"{where}.layers[{i}]") for i, x in enumerate(inner)])
+    fields = set(cls.__dataclass_fields__)
+    if set(d) - fields or (cls is Dense and "units" not in d):
+        raise ValueError(f"{where}: a {kind} layer takes {sorted(fields)}, got {sorted(d)}")
+    return cls(**d)
+
+
+def flatten(n_inputs: int, layers: Sequence) -> tuple[Node, ...]:
+    """The kernels' layers of a stack: a Residual's layers, then an ``add``
+    linked to its first; names numbered per kind in order (``dense0``,
+    ``layer_norm0``, ``residual0``)."""
+    nodes: list[Node] = []
+    counts: dict[str, int] = {}
+    width = n_inputs
+
+    def name(kind):
+        counts[kind] = counts.get(kind, 0) + 1
+        return f"{kind}{counts[kind] - 1}"
+
+    for layer in layers:
+        if isinstance(layer, Residual):
+            layer.width(width)          # refuses a block that changes the width
+            first = len(nodes)
+            for inner in layer.layers:
+                out = inner.width(width)
+                nodes.append(Node(name(inner.kind), inner, inner.kind, width, out, -1))
+                width = out
+            nodes.append(Node(name("residual"), layer, "add", width, width, first))
+        else:
+            out = layer.width(width)
+            nodes.append(Node(name(layer.kind), layer, layer.kind, width, out, -1))
+            width = out
+    return tuple(nodes)
+
+
+def _onnx_activation(graph, name: str, x: str, prefix: str) -> str:
+    """An activation in ONNX operators (gelu as 0.5 x (1 + erf(x / sqrt 2)))."""
+    if name == "identity":
+        return x
+    out = f"{prefix}.a"
+    if name == "relu":
+        graph.node("Relu", [x], [out])
+    elif name == "leaky_relu":
+        graph.node("LeakyRelu", [x], [out], alpha=0.01)
+    elif name == "tanh":
+        graph.node("Tanh", [x], [out])
+    elif name == "sigmoid":
+        graph.node("Sigmoid", [x], [out])
+    elif name == "gelu":
+        half = graph.const(f"{prefix}.half", np.array(0.5, dtype=graph.dtype))
+        one = graph.const(f"{prefix}.one", np.array(1.0, dtype=graph.dtype))
+        root2 = graph.const(f"{prefix}.sqrt2", np.array(math.sqrt(2.0), dtype=graph.dtype))
+        graph.node("Div", [x, root2], [f"{prefix}.scaled"])
+        graph.erf(f"{prefix}.scaled", f"{prefix}.erf")
+        graph.node("Add", [f"{prefix}.erf", one], [f"{prefix}.cdf2"])
+        graph.node("Mul", [x, f"{prefix}.cdf2"], [f"{prefix}.xcdf2"])
+        graph.node("Mul", [f"{prefix}.xcdf2", half], [out])
+    else:  # pragma: no cover - Dense validates activation names
+        raise ValueError(f"no ONNX translation for activation {name!r}")
+    return out

@@ -1,0 +1,229 @@
+"""Every kind of layer in the kernels' table (LayerNorm, residual blocks, Dense
+beside them) against the NumPy twin (reference.nodes_*) and central finite
+differences: predictions, loss and gradient, a training epoch with every
+optimizer, dropout and sample weights, sharded steps, one row; float32 and
+float64, on whichever instruction-set path this run takes (test_isolated.py
+runs this suite on every path the CPU can run)."""
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+import archfit as af
+from archfit._kernels import _random
+from archfit.kernels import Status, Trainer
+from conftest import assert_close
+import reference as ref
+from test_network import encoded, make_targets as targets
+
+
+def architectures(n_in=6, k=3, output="softmax"):
+    """Networks built of every kind: a norm first, blocks at the input and
+    after a dense layer, blocks back to back, a norm inside and after a block."""
+    return {
+        "norm-first": af.Architecture(n_in, [af.LayerNorm(), af.Dense(7, "tanh"), af.Dense(k)],
+                                      output),
+        "block-at-input": af.Architecture(n_in, [
+            af.Residual([af.Dense(5, "gelu"), af.Dense(n_in)]), af.Dense(k)], output),
+        "resnet": af.Architecture(n_in, [
+            af.Dense(8, "relu"),
+            af.Residual([af.LayerNorm(), af.Dense(9, "relu"), af.Dense(8)]),
+            af.Residual([af.LayerNorm(epsilon=1e-3), af.Dense(4, "sigmoid"), af.Dense(8)]),
+            af.LayerNorm(), af.Dense(k)], output),
+        "norm-in-block-end": af.Architecture(n_in, [
+            af.Dense(5, "leaky_relu"), af.Residual([af.Dense(5, "tanh"), af.LayerNorm()]),
+            af.Dense(k)], output),
+    }
+
+
+NAMES = list(architectures())
+OUTPUTS = [("softmax", None), ("sigmoid", None), ("linear", "huber"), ("exponential", None)]
+
+
+def perturbed(model, seed):
+    """θ away from its initial value (gains not all one, biases not zero)."""
+    rng = np.random.default_rng(seed)
+    return model.init(seed) + (0.2 * rng.normal(size=model.n_parameters)).astype(model.dtype)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("output,loss", OUTPUTS)
+def test_predict_matches_the_twin(dtype, name, output, loss):
+    rng = np.random.default_rng(0)
+    model = af.Model(architectures(output=output)[name], dtype, loss)
+    theta = perturbed(model, 1)
+    for n in (1, 5, 300):                       # one row, a chunk, chunks
+        X = rng.normal(size=(n, 6))
+        expected = ref.nodes_predict(model, theta, X.astype(dtype))
+        assert_close(model.predict(theta, X), expected, dtype, scale=50)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("output,loss", OUTPUTS)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_loss_and_grad_match_the_twin(dtype, name, output, loss, weighted):
+    rng = np.random.default_rng(2)
+    model = af.Model(architectures(output=output)[name], dtype, loss)
+    theta = perturbed(model, 3)
+    X = rng.normal(size=(40, 6)).astype(dtype)
+    y = targets(model, 40, rng)
+    w = rng.uniform(0.5, 2.0, 40) if weighted else None
+    loss_value, grad = model.loss_and_grad(theta, X, y, sample_weight=w, l2=0.03)
+    expected_loss, expected_grad = ref.nodes_loss_and_grad(
+        model, theta, X, weights=None if w is None else w.astype(dtype), l2=0.03,
+        **encoded(model, y))
+    assert_close(loss_value, expected_loss, dtype, scale=20)
+    assert_close(grad, expected_grad, dtype, scale=200)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradient_matches_finite_differences(name):
+    rng = np.random.default_rng(4)
+    model = af.Model(architectures()[name], "float64")
+    theta = perturbed(model, 5)
+    X = rng.normal(size=(12, 6))
+    y = rng.integers(0, 3, 12)
+    _, grad = model.loss_and_grad(theta, X, y, l2=0.02)
+    h = 1e-6
+    numeric = np.empty_like(theta)
+    for i in range(model.n_parameters):
+        e = np.zeros_like(theta)
+        e[i] = h
+        numeric[i] = (model.loss_and_grad(theta + e, X, y, l2=0.02)[0]
+                      - model.loss_and_grad(theta - e, X, y, l2=0.02)[0]) / (2 * h)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_l2_decays_dense_weights_only():
+    model = af.Model(architectures()["resnet"], "float64")
+    theta = perturbed(model, 6)
+    X = np.random.default_rng(7).normal(size=(10, 6))
+    y = np.arange(10) % 3
+    _, g0 = model.loss_and_grad(theta, X, y)
+    _, g1 = model.loss_and_grad(theta, X, y, l2=0.5)
+    mask = ref.decay_mask(model.architecture)
+    np.testing.assert_allclose(g1 - g0, 0.5 * mask * theta, atol=1e-12)
+    gains = [e for e in model.architecture.layout if e.name.endswith(".gain")]
+    assert gains and all(mask[e.start:e.stop].sum() == 0 for e in gains)
+
+
+def reference_epoch(model, theta, X, y, *, batch_size, optimizer, lr, l2, epoch, seed,
+                    shuffle=True, weights=None, dropout=0.0):
+    """A NumPy training loop: the kernel's order and dropout draws (masks for
+    the dense nodes before the last, in order), then the twin's gradient."""
+    arch = model.architecture
+    n = len(X)
+    order = _random.permutation(n, seed, epoch, 0) if shuffle else np.arange(n)
+    opt = ref.Optimizer(optimizer, lr)
+    mask = ref.decay_mask(arch)
+    theta = theta.astype(np.float64)
+    masked = [i for i, node in enumerate(arch.nodes[:-1]) if node.kind == "dense"]
+    draws = _random.uniform(n * sum(arch.nodes[i].n_out for i in masked), seed, epoch, 1) \
+        if dropout else None
+    used = 0
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        masks = None
+        if dropout:
+            masks = {}
+            for i in masked:
+                width = arch.nodes[i].n_out
+                u = draws[used:used + len(idx) * width].reshape(len(idx), width)
+                used += len(idx) * width
+                masks[i] = np.where(u < dropout, 0.0, 1 / (1 - dropout))
+        w = None if weights is None else weights[idx]
+        _, g = ref.nodes_loss_and_grad(model, theta, X[idx], weights=w, masks=masks,
+                                       **encoded(model, y[idx]))
+        opt.step(theta, g, mask, l2)
+    return theta
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam", "adamw"])
+def test_epoch_matches_a_numpy_training_loop(dtype, name, optimizer):
+    rng = np.random.default_rng(8)
+    model = af.Model(architectures()[name], dtype)
+    X = rng.normal(size=(37, 6)).astype(dtype)
+    y = rng.integers(0, 3, 37)
+    theta = perturbed(model, 9)
+    expected = reference_epoch(model, theta, X.astype(np.float64), y, batch_size=8,
+                               optimizer=optimizer, lr=0.05, l2=0.01, epoch=2, seed=4)
+    trainer = Trainer(model._kernel, model.dtype, 37, 8, optimizer, l2=0.01, seed=4)
+    _, weight_sum, status = trainer.epoch(theta, X, y.astype(np.intc), None, None, 0.05, 2)
+    assert status == Status.OK and weight_sum == 37
+    assert_close(theta, expected, dtype, scale=500)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_epoch_with_dropout_and_weights_matches_the_loop(dtype, name):
+    rng = np.random.default_rng(10)
+    model = af.Model(architectures(k=2, output="linear")[name], dtype)
+    X = rng.normal(size=(21, 6)).astype(dtype)
+    y = rng.normal(size=(21, 2))
+    w = rng.uniform(0.5, 2, 21)
+    theta = perturbed(model, 11)
+    expected = reference_epoch(model, theta, X.astype(np.float64), y, batch_size=5,
+                               optimizer="sgd", lr=0.05, l2=0.0, epoch=1, seed=6,
+                               weights=w, dropout=0.3)
+    trainer = Trainer(model._kernel, model.dtype, 21, 5, "sgd", dropout=0.3, seed=6,
+                      n_targets=2)
+    _, _, status = trainer.epoch(theta, X, None, y.astype(dtype), w.astype(dtype), 0.05, 1)
+    assert status == Status.OK
+    assert_close(theta, expected, dtype, scale=500)
+
+
+def wide_resnet(dtype, output="softmax", k=4):
+    """Wide enough that a 160-row mini-batch is cut into two shards, and its
+    dense layers are packed where the CPU has the packed GEMM."""
+    arch = af.Architecture(60, [af.Dense(128, "relu"),
+                                af.Residual([af.LayerNorm(), af.Dense(192, "relu"),
+                                             af.Dense(128)]),
+                                af.LayerNorm(), af.Dense(k)], output)
+    return af.Model(arch, dtype)
+
+
+def test_wide_network_shards_its_steps():
+    model = wide_resnet("float32")
+    assert model._kernel.training_plan(model.dtype, 160, 160)["shards"] == 2
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_sharded_epoch_matches_the_loop_and_any_thread_count(dtype, optimizer):
+    rng = np.random.default_rng(12)
+    model = wide_resnet(dtype)
+    n = 350                                 # batches of 160, 160 and 30 rows
+    X = rng.normal(size=(n, 60)).astype(dtype)
+    y = rng.integers(0, 4, n)
+    theta0 = perturbed(model, 13)
+    expected = reference_epoch(model, theta0, X.astype(np.float64), y, batch_size=160,
+                               optimizer=optimizer, lr=0.01, l2=0.01, epoch=1, seed=5,
+                               dropout=0.1)
+    results = []
+    for threads in (1, 2):
+        theta = theta0.copy()
+        trainer = Trainer(model._kernel, model.dtype, n, 160, optimizer, l2=0.01, seed=5,
+                          dropout=0.1, threads=2)
+        with threadpool_limits(1, user_api="blas"):
+            _, _, status = trainer.epoch(theta, X, y.astype(np.intc), None, None, 0.01, 1,
+                                         threads)
+        assert status == Status.OK
+        results.append(theta)
+    assert results[0].tobytes() == results[1].tobytes()
+    assert_close(results[0], expected, dtype, scale=3000)
+
+
+def test_predictions_and_gradients_do_not_depend_on_threads(dtype):
+    rng = np.random.default_rng(14)
+    model = wide_resnet(dtype)
+    theta = perturbed(model, 15)
+    X = rng.normal(size=(1000, 60)).astype(dtype)
+    y = rng.integers(0, 4, 1000)
+    from archfit._kernels import _plan
+    outs, grads = [], []
+    for threads in (1, 2):
+        _plan.calls_end_py()                # a recent call: the threads stay awake
+        outs.append(model._predict(theta, X, threads))
+        grads.append(model.loss_and_grad(theta, X, y, n_threads=threads)[1])
+    assert outs[0].tobytes() == outs[1].tobytes()
+    assert grads[0].tobytes() == grads[1].tobytes()
+    # one row alone gives what it gets among others, up to the products' order
+    assert_close(model.predict(theta, X[:1])[0], outs[0][0], dtype, scale=50)

@@ -1,0 +1,228 @@
+"""Layers beyond Dense in everything that handles a network: the architecture
+(validation, layout, summary, dictionary form), fits with every optimizer,
+early stopping, checkpoints, populations, selection, ensembles, files of
+format versions 1 and 2, ONNX, sparse inputs. The kernels themselves are
+checked against the NumPy twin in tests/kernels/test_layers.py."""
+import json
+
+import numpy as np
+import pytest
+
+import archfit as af
+from archfit import persistence
+
+
+def resnet(n_in=10, k=3, output="softmax", width=16):
+    return af.Architecture(n_in, [
+        af.Dense(width, "relu"),
+        af.Residual([af.LayerNorm(), af.Dense(2 * width, "relu"), af.Dense(width)]),
+        af.Residual([af.LayerNorm(), af.Dense(width, "gelu"), af.Dense(width)]),
+        af.LayerNorm(), af.Dense(k)], output)
+
+
+def data(n=600, n_in=10, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_in))
+    y = (X[:, :3] @ rng.normal(size=(3, 3)) + 0.3 * rng.normal(size=(n, 3))).argmax(axis=1)
+    return X, y
+
+
+# ---- the architecture ---------------------------------------------------------------------------
+def test_layout_names_shapes_and_decay():
+    arch = resnet()
+    names = [e.name for e in arch.layout]
+    assert names[:4] == ["dense0.weight", "dense0.bias", "layer_norm0.gain", "layer_norm0.bias"]
+    assert [n.kind for n in arch.nodes].count("add") == 2
+    assert [n.name for n in arch.nodes if n.kind == "add"] == ["residual0", "residual1"]
+    assert {e.name for e in arch.decayed} == {f"dense{i}.weight" for i in range(6)}
+    starts = [e.start for e in arch.layout]
+    assert starts == sorted(starts) and arch.layout[-1].stop == arch.n_parameters
+    assert arch.n_parameters == sum(int(np.prod(e.shape)) for e in arch.layout)
+    assert not arch.is_dense and arch.reads_sparse
+
+
+def test_summary_shows_kinds_and_blocks():
+    text = resnet().summary()
+    assert "kind" in text.splitlines()[0]
+    assert "  layer_norm0" in text and "residual add" in text and "x + f(x)" in text
+    assert f"{resnet().n_parameters:,} parameters" in text
+
+
+def test_dictionary_form_round_trips_and_reads_version_1_layers():
+    arch = resnet()
+    d = arch.to_dict()
+    assert d["layers"][1]["kind"] == "residual" and d["layers"][1]["layers"][0] == {
+        "kind": "layer_norm", "epsilon": 1e-5}
+    assert af.Architecture.from_dict(json.loads(json.dumps(d))) == arch
+    old = {"n_inputs": 4, "layers": [{"units": 8, "activation": "relu"}, {"units": 2}],
+           "output": "softmax"}
+    assert af.Architecture.from_dict(old) == af.Architecture(
+        4, [af.Dense(8, "relu"), af.Dense(2)], "softmax")
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: af.Architecture(6, [af.Residual([af.Dense(5)]), af.Dense(2)], "softmax"),
+     ValueError, "must keep the width: its input has 6 columns"),
+    (lambda: af.Residual([]), ValueError, "at least one layer"),
+    (lambda: af.Residual([af.Residual([af.Dense(3)])]), ValueError, "do not nest"),
+    (lambda: af.Residual(af.Dense(3)), TypeError, "sequence"),
+    (lambda: af.Residual([af.Dense(3), "relu"]), TypeError, "Dense or LayerNorm"),
+    (lambda: af.Architecture(6, [af.Dense(4), af.LayerNorm()], "linear"), ValueError,
+     "must be a Dense layer"),
+    (lambda: af.Architecture(6, [af.Residual([af.Dense(6)])], "linear"), ValueError,
+     "must be a Dense layer"),
+    (lambda: af.LayerNorm(epsilon=0), ValueError, "LayerNorm.epsilon must be > 0"),
+    (lambda: af.LayerNorm(epsilon="small"), TypeError, "LayerNorm.epsilon"),
+    (lambda: af.Architecture.from_dict({"n_inputs": 3, "layers": [{"kind": "conv"}],
+                                        "output": "linear"}),
+     ValueError, "unknown kind of layer 'conv'"),
+    (lambda: af.Architecture.from_dict({"n_inputs": 3, "layers": [
+        {"kind": "layer_norm", "units": 3}, {"kind": "dense", "units": 1}], "output": "linear"}),
+     ValueError, "a layer_norm layer takes"),
+    (lambda: af.Architecture(6, [af.Residual([af.Dense(6)])] * 40 + [af.Dense(1)], "linear"),
+     ValueError, "at most 64 layers"),
+])
+def test_bad_layers_are_refused_in_words(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+# ---- fitting ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam", "adamw", "lbfgs"])
+def test_every_optimizer_fits_a_resnet(optimizer):
+    X, y = data()
+    lr = {"sgd": 0.05, "momentum": 0.02}.get(optimizer, 3e-3)
+    hp = af.Hyperparameters(optimizer=optimizer, learning_rate=lr, epochs=40, batch_size=32,
+                            l2=1e-4, dropout=0.1 if optimizer != "lbfgs" else 0.0)
+    if optimizer == "lbfgs":
+        with pytest.warns(af.ConvergenceWarning):       # 40 iterations: not converged
+            fitted = af.fit(af.Model(resnet()), X[:450], y[:450], hp)
+    else:
+        fitted = af.fit(af.Model(resnet()), X[:450], y[:450], hp)
+    assert fitted.score(X[450:], y[450:]) > 0.8
+
+
+def test_early_stopping_checkpoints_and_threads_keep_the_bits(tmp_path):
+    X, y = data(900)
+    model = af.Model(resnet(width=64))
+    hp = af.Hyperparameters(epochs=30, batch_size=128, dropout=0.1, early_stopping=True,
+                            patience=3, seed=3, schedule="cosine")
+    one = af.fit(model, X, y, hp.replace(n_threads=1))
+    two = af.fit(model, X, y, hp.replace(n_threads=2))
+    assert one.parameters.tobytes() == two.parameters.tobytes()
+    path = tmp_path / "fit.ckpt"
+
+    class Stop(Exception):
+        pass
+
+    def stop(record):
+        if record["epoch"] == 4:
+            raise Stop
+    with pytest.raises(Stop):
+        af.fit(model, X, y, hp, checkpoint=path, callback=stop)
+    resumed = af.fit(model, X, y, hp, checkpoint=path)
+    assert resumed.parameters.tobytes() == one.parameters.tobytes()
+    assert resumed.n_epochs == one.n_epochs
+
+
+def test_populations_equal_single_fits_and_select_chooses():
+    X, y = data()
+    model = af.Model(resnet())
+    hps = [af.Hyperparameters(epochs=15, batch_size=32, learning_rate=3e-3, seed=s, dropout=0.1)
+           for s in range(3)]
+    members = af.fit_many(model, X, y, hps)
+    for member, hp in zip(members, hps):
+        assert member.parameters.tobytes() == af.fit(model, X, y, hp).parameters.tobytes()
+    ensemble = af.Ensemble(members)
+    assert ensemble.score(X, y) > 0.8
+    dense = af.Model(af.Architecture(10, [af.Dense(16, "relu"), af.Dense(3)], "softmax"))
+    chosen = af.select([dense, model], X, y, {"learning_rate": [1e-3, 3e-3]},
+                       base=af.Hyperparameters(epochs=5, batch_size=32), cv=2)
+    assert len(chosen.table) == 4 and chosen.best is not None
+
+
+def test_sparse_inputs_reach_a_network_that_starts_with_a_norm():
+    from scipy import sparse
+    X, y = data(300)
+    X[np.abs(X) < 1.0] = 0.0
+    Xs = sparse.csr_matrix(X)
+    for arch, reads in ((resnet(), True),
+                        (af.Architecture(10, [af.LayerNorm(), af.Dense(3)], "softmax"), False),
+                        (af.Architecture(10, [af.Residual([af.Dense(10, "relu")]), af.Dense(3)],
+                                         "softmax"), False)):
+        model = af.Model(arch, "float64")
+        assert arch.reads_sparse == reads
+        hp = af.Hyperparameters(epochs=3, batch_size=32)
+        dense_fit, sparse_fit = af.fit(model, X, y, hp), af.fit(model, Xs, y, hp)
+        np.testing.assert_allclose(sparse_fit.parameters, dense_fit.parameters, rtol=1e-10,
+                                   atol=1e-12)
+        np.testing.assert_allclose(sparse_fit.predict_proba(Xs), dense_fit.predict_proba(X),
+                                   rtol=1e-10)
+        loss_s, grad_s = model.loss_and_grad(dense_fit.parameters, Xs, y)
+        loss_d, grad_d = model.loss_and_grad(dense_fit.parameters, X, y)
+        np.testing.assert_allclose(grad_s, grad_d, rtol=1e-10, atol=1e-14)
+
+
+def test_the_kernel_refuses_sparse_rows_for_a_dense_reading_network():
+    from scipy import sparse
+    model = af.Model(af.Architecture(4, [af.LayerNorm(), af.Dense(2)], "softmax"))
+    m = sparse.csr_matrix(np.eye(4, dtype=np.float32))
+    out = np.empty((4, 2), dtype=np.float32)
+    with pytest.raises(ValueError, match="first layer is dense"):
+        model._kernel.predict_sparse(model.init(0), m.data, m.indices.astype(np.intc),
+                                     m.indptr.astype(np.intp), out)
+
+
+# ---- files -------------------------------------------------------------------------------------
+def test_files_keep_the_kinds_and_version_1_files_load(tmp_path):
+    X, y = data(200)
+    fitted = af.fit(af.Model(resnet()), X, y, af.Hyperparameters(epochs=2))
+    path = fitted.save(tmp_path / "m.archfit")
+    again = af.load(path)
+    assert again.architecture == fitted.architecture
+    assert np.array_equal(again.predict_proba(X), fitted.predict_proba(X))
+    assert json.loads(path.read_bytes()[16:16 + int.from_bytes(
+        path.read_bytes()[8:16], "little")])["version"] == 2
+    # a file written by an archfit of format version 1: Dense layers without a kind
+    old = af.fit(af.Model(af.Architecture(10, [af.Dense(8, "relu"), af.Dense(3)], "softmax")),
+                 X, y, af.Hyperparameters(epochs=2))
+    header, arrays = persistence.fit_model_fields(old)
+    for layer in header["model"]["architecture"]["layers"]:
+        del layer["kind"]
+    version = persistence.FORMAT_VERSION
+    persistence.FORMAT_VERSION = 1
+    try:
+        data_v1 = persistence.pack(dict(header, format="archfit.FitModel"), arrays)
+    finally:
+        persistence.FORMAT_VERSION = version
+    (tmp_path / "v1.archfit").write_bytes(data_v1)
+    loaded = af.load(tmp_path / "v1.archfit")
+    assert loaded.architecture == old.architecture
+    assert np.array_equal(loaded.predict_proba(X), old.predict_proba(X))
+
+
+def test_an_unknown_kind_in_a_file_is_refused(tmp_path):
+    X, y = data(100)
+    fitted = af.fit(af.Model(resnet()), X, y, af.Hyperparameters(epochs=1))
+    header, arrays = persistence.fit_model_fields(fitted)
+    header["model"]["architecture"]["layers"][0]["kind"] = "attention"
+    (tmp_path / "x.archfit").write_bytes(persistence.pack(dict(header, format="archfit.FitModel"),
+                                                          arrays))
+    with pytest.raises(persistence.FileFormatError, match="unknown kind of layer 'attention'"):
+        af.load(tmp_path / "x.archfit")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_onnx_export_of_norms_and_blocks(tmp_path, dtype):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    X, y = data(200)
+    fitted = af.fit(af.Model(resnet(), dtype), X, y,
+                    af.Hyperparameters(epochs=3, standardize=True))
+    fitted.to_onnx(tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    probabilities, labels = session.run(None, {"X": X.astype(dtype)})
+    tolerance = 1e-5 if dtype == "float32" else 1e-6     # float64 gelu's erf runs in float32
+    np.testing.assert_allclose(probabilities, fitted.predict_proba(X), rtol=tolerance,
+                               atol=tolerance)
+    assert np.array_equal(labels, fitted.predict(X))
