@@ -65,6 +65,24 @@ def test_third_party_training_gives_archfit_fits_bits(example):
         validated.history[-1]["validation_loss"]
 
 
+def test_third_party_training_of_a_residual_network_gives_archfit_fits_bits(example):
+    X, y = load_digits()
+    X = X / 16.0
+    arch = af.Architecture(64, [af.Dense(32, "relu"),
+                                af.Residual([af.LayerNorm(), af.Dense(32, "relu")]),
+                                af.Dense(10)], "softmax")
+    model = af.Model(arch, dtype="float64")
+    hp = af.Hyperparameters(learning_rate=3e-3, batch_size=32, epochs=3, seed=4)
+    theta = model.init(hp.seed)
+    fitted = af.fit(model, X, y, hp, init=theta)
+    losses = example.fit_adam_resnet(64, 32, 10, theta, X, y, epochs=hp.epochs,
+                                     learning_rate=hp.learning_rate,
+                                     batch_size=hp.batch_size, seed=hp.seed)
+    assert np.array_equal(theta, fitted.parameters)
+    assert losses.tolist() == [r["train_loss"] for r in fitted.history]
+    assert example.COMPILED_API_VERSION == kernels.API_VERSION == 2
+
+
 def test_third_party_wrapper_checks_its_inputs(example):
     theta = np.zeros(64 * 32 + 32 + 32 * 10 + 10)
     with pytest.raises(ValueError, match="do not fit"):
@@ -106,12 +124,36 @@ def test_every_declaration_in_the_shipped_pxd_matches_its_definition(tmp_path):
     assert int(probe.stdout) == len(names)
 
 
+def test_the_embedding_guide_states_the_pxd_signatures():
+    # every function's signature in docs/embedding.md's table is the .pxd's,
+    # and every code the .pxd declares is in the guide's codes table
+    guide = (Path(__file__).parent.parent / "docs" / "embedding.md").read_text()
+    text = PXD.read_text()
+    declared = {}
+    for match in re.finditer(r"^cdef (?!struct|enum|extern|cpdef)([^\n(]+?)(\w+)\(([^)]*)\)",
+                             text, re.M):
+        params = " ".join(match.group(3).split())
+        declared[match.group(2)] = f"{' '.join(match.group(1).split())} {match.group(2)}({params})"
+    documented = dict(re.findall(r"^\| `([^`]*?(\w+)\([^`]*\))` \|", guide, re.M))
+    documented = {name: signature for signature, name in documented.items()}
+    assert set(documented) == set(declared), set(documented) ^ set(declared)
+    for name, signature in declared.items():
+        assert documented[name] == signature, (name, documented[name], signature)
+    for enum in re.findall(r"^c(?:p)?def enum (\w+):\n((?:    .*\n)+)", text, re.M):
+        codes = re.findall(r"^    (\w+) =", enum[1], re.M)
+        row = next(line for line in guide.splitlines() if line.startswith(f"| `{enum[0]}` |"))
+        missing = [c for c in codes if f"`{c}`" not in row]
+        assert not missing, (enum[0], missing)
+
+
 def test_codes_are_declared_once_and_named_for_python():
     # The Python layer's vocabularies are the kernels' (no copies of values)
     assert af.architecture.ACTIVATIONS == tuple(kernels.ACTIVATIONS)
     assert af.architecture.OUTPUTS == tuple(kernels.HEADS)
     assert af.hyperparameters.OPTIMIZERS[:-1] == tuple(kernels.OPTIMIZERS)
     assert af.architecture.MAX_LAYERS == kernels.MAX_LAYERS == 64
+    assert set(kernels.KINDS) == {"dense", "layer_norm", "add"}
+    assert {cls.kind for cls in af.layers.LAYERS} - {"residual"} <= set(kernels.KINDS)
     assert sorted(kernels.ACTIVATIONS.values()) == list(range(len(kernels.ACTIVATIONS)))
     assert kernels.Status.OK == 0 and kernels.Status.NONFINITE_LOSS == 1
     assert kernels.ISA in kernels.isa_paths()

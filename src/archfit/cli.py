@@ -116,9 +116,9 @@ def _train(args) -> int:
     if output == "auto":
         output = "softmax" if looks_categorical(table.y) else "linear"
     y, n_outputs, classes = _targets(table, output)
-    arch = af.Architecture(table.X.shape[1],
-                           [af.Dense(h, args.activation) for h in args.hidden]
-                           + [af.Dense(n_outputs)], output)
+    hidden = (_layers(args.layers) if args.layers is not None
+              else [af.Dense(h, args.activation) for h in args.hidden])
+    arch = af.Architecture(table.X.shape[1], hidden + [af.Dense(n_outputs)], output)
     model = af.Model(arch, args.dtype)
     scale = not args.no_scale
     hp = af.Hyperparameters(optimizer=args.optimizer, learning_rate=args.lr,
@@ -434,6 +434,30 @@ def _demo(args) -> int:
     return 0
 
 
+def _layers(text: str) -> list:
+    """--layers's value: the hidden layers as JSON (a list of layer dicts, as
+    Architecture.to_dict writes them), inline or in a file."""
+    import json
+    from archfit.layers import layer_from_dict
+    source = "--layers"
+    if not text.lstrip().startswith("["):
+        source = f"--layers {text}"
+        try:
+            with open(text) as f:
+                text = f.read()
+        except OSError as exc:
+            raise ValueError(f"{source}: {_os_error(exc)} (give a JSON list of layers, or a "
+                             "file holding one)") from None
+    try:
+        layers = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{source} is not valid JSON ({exc})") from None
+    if not isinstance(layers, list):
+        raise ValueError(f"{source} must be a JSON list of layers, e.g. "
+                         '[{"kind": "dense", "units": 64, "activation": "relu"}]')
+    return [layer_from_dict(d, f"{source}: layer {i}") for i, d in enumerate(layers)]
+
+
 def _hidden(text: str) -> list[int]:
     """--hidden's value: comma-separated positive widths (a usage error otherwise)."""
     try:
@@ -491,8 +515,15 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("data", help="CSV or Parquet with named columns, or NPZ with arrays X "
                        "and y")
     train.add_argument("--target", required=True, help="the column (or NPZ array) to predict")
-    train.add_argument("--hidden", default="64", type=_hidden,
-                       help="hidden widths, e.g. 128,64")
+    shape = train.add_mutually_exclusive_group()
+    shape.add_argument("--hidden", default="64", type=_hidden,
+                       help="hidden widths of dense layers, e.g. 128,64")
+    shape.add_argument("--layers", default=None, metavar="JSON",
+                       help="the hidden layers as a JSON list, inline or in a file, e.g. "
+                       '\'[{"kind": "dense", "units": 64, "activation": "relu"}, {"kind": '
+                       '"residual", "layers": [{"kind": "layer_norm"}, {"kind": "dense", '
+                       '"units": 64, "activation": "relu"}]}]\' (the output layer is added); '
+                       "instead of --hidden and --activation")
     train.add_argument("--activation", default="relu",
                        choices=ACTIVATIONS,
                        help="hidden activation")

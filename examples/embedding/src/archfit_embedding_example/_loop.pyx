@@ -5,7 +5,9 @@ code: it describes the network, asks archfit for a plan, allocates the one
 block of memory the plan names, and runs epochs - no Python, no GIL, no
 callbacks. ``fit_adam``, ``predict_proba`` and ``validation_loss`` are the
 Python wrappers this example's tests call; they check their inputs, as any
-caller of the API must (the kernels trust theirs).
+caller of the API must (the kernels trust theirs). ``fit_adam_resnet`` trains
+a network with a layer norm and a residual block, described layer by layer
+(``network_init_layers``).
 """
 import numpy as np
 
@@ -14,9 +16,14 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
 from archfit.kernels cimport (
-    Network, Settings, Data, TrainingPlan, TrainingState, PredictionPlan,
-    network_init, training_plan, training_init, train_epoch, prediction_plan, predict, evaluate,
-    OK, INVALID_ARGUMENT, FLOAT64, RELU, IDENTITY, SOFTMAX, CROSS_ENTROPY, ADAM, MAX_LAYERS)
+    Network, LayerSpec, Settings, Data, TrainingPlan, TrainingState, PredictionPlan,
+    network_init, network_init_layers, training_plan, training_init, train_epoch,
+    prediction_plan, predict, evaluate, OK, INVALID_ARGUMENT, FLOAT64, DENSE, LAYER_NORM, ADD,
+    RELU, IDENTITY, SOFTMAX, CROSS_ENTROPY, ADAM, MAX_LAYERS, API_VERSION)
+
+# The API version this module was compiled against (archfit.kernels.API_VERSION
+# at run time must be the same).
+COMPILED_API_VERSION = API_VERSION
 
 
 cdef int _fit(const Network* net, double* theta, const double* X, const int* labels,
@@ -73,6 +80,41 @@ cdef Network _relu_softmax(sizes) except *:
     return net
 
 
+cdef Network _resnet(Py_ssize_t n_inputs, Py_ssize_t width, Py_ssize_t n_classes) except *:
+    """Dense(width, relu), then x + Dense(width, relu)(LayerNorm(x)), then
+    Dense(n_classes): five layers of the table, the ADD linked to the
+    block's first layer (the norm, layer 1)."""
+    cdef Network net
+    cdef LayerSpec layers[5]
+    cdef int l
+    for l in range(5):
+        layers[l].kind = DENSE
+        layers[l].units = 0
+        layers[l].activation = IDENTITY
+        layers[l].link = -1
+        layers[l].epsilon = 0.0
+    layers[0].units = width
+    layers[0].activation = RELU
+    layers[1].kind = LAYER_NORM
+    layers[1].epsilon = 1e-5
+    layers[2].units = width
+    layers[2].activation = RELU
+    layers[3].kind = ADD
+    layers[3].link = 1
+    layers[4].units = n_classes
+    if network_init_layers(&net, n_inputs, 5, layers, SOFTMAX, CROSS_ENTROPY, 1.0) != OK:
+        raise ValueError(f"({n_inputs}, {width}, {n_classes}) do not describe a network")
+    return net
+
+
+def fit_adam_resnet(Py_ssize_t n_inputs, Py_ssize_t width, Py_ssize_t n_classes, theta, X,
+                    labels, *, int epochs, double learning_rate, Py_ssize_t batch_size,
+                    uint64_t seed):
+    """``fit_adam`` for ``_resnet``'s network; returns each epoch's mean loss."""
+    cdef Network net = _resnet(n_inputs, width, n_classes)
+    return _train(&net, theta, X, labels, epochs, learning_rate, batch_size, seed)
+
+
 def fit_adam(sizes, theta, X, labels, *, int epochs, double learning_rate,
              Py_ssize_t batch_size, uint64_t seed):
     """Train a relu network with a softmax head from θ (float64, updated in place).
@@ -80,18 +122,24 @@ def fit_adam(sizes, theta, X, labels, *, int epochs, double learning_rate,
     Returns the mean training loss of every epoch.
     """
     cdef Network net = _relu_softmax(sizes)
+    return _train(&net, theta, X, labels, epochs, learning_rate, batch_size, seed)
+
+
+cdef object _train(const Network* net, theta, X, labels, int epochs, double learning_rate,
+                   Py_ssize_t batch_size, uint64_t seed):
+    """_fit on checked inputs: θ (float64, updated in place), X, labels."""
     cdef double[::1] t = theta
     cdef const double[:, ::1] x = np.ascontiguousarray(X, dtype=np.float64)
     cdef const int[::1] y = np.ascontiguousarray(labels, dtype=np.intc)
-    cdef double[::1] losses = np.zeros(epochs)
+    cdef double[::1] losses = np.zeros(max(epochs, 1))
     cdef int status
-    if t.shape[0] != net.n_parameters or x.shape[1] != sizes[0] or x.shape[0] != y.shape[0] \
-            or x.shape[0] == 0 or epochs < 1 or batch_size < 1:
+    if t.shape[0] != net.n_parameters or x.shape[1] != net.sizes[0] \
+            or x.shape[0] != y.shape[0] or x.shape[0] == 0 or epochs < 1 or batch_size < 1:
         raise ValueError("theta, X, labels, epochs or batch_size do not fit the network")
-    if np.min(labels) < 0 or np.max(labels) >= sizes[-1]:
+    if np.min(labels) < 0 or np.max(labels) >= net.sizes[net.n_layers]:
         raise ValueError("labels must be class indices below the number of outputs")
     with nogil:
-        status = _fit(&net, &t[0], &x[0, 0], &y[0], x.shape[0], batch_size, epochs,
+        status = _fit(net, &t[0], &x[0, 0], &y[0], x.shape[0], batch_size, epochs,
                       learning_rate, seed, &losses[0])
     if status == -1:
         raise MemoryError("no memory for the training state")
