@@ -4,9 +4,17 @@
 # (_prediction) loop over a network's layers through this table and know
 # nothing of what a kind does.
 from libc.stdint cimport uint64_t
+from cython cimport floating
 
 from archfit.kernels cimport Network, Settings, Data
 from archfit._kernels._plan cimport Workspace, Packed
+from archfit._kernels._elementwise cimport bias_activation, add_bias
+
+cdef extern from "vecmat.h" nogil:
+    void archfit_vecmat_f32(Py_ssize_t k, Py_ssize_t n, const float* x, Py_ssize_t incx,
+                            const float* W, Py_ssize_t ldw, float* y)
+    void archfit_vecmat_f64(Py_ssize_t k, Py_ssize_t n, const double* x, Py_ssize_t incx,
+                            const double* W, Py_ssize_t ldw, double* y)
 
 cdef struct Pass:
     # One pass (forward or backward) over rows of a mini-batch or a chunk.
@@ -92,3 +100,30 @@ cdef void dense_sparse_grad(const Network* net, const Data* sparse, const Py_ssi
                             bint f64) noexcept nogil
 cdef void dense_repack_all(const Network* net, const Packed* pk, const void* theta,
                            bint f64) noexcept nogil
+
+
+cdef inline void dense_part(const Pass* p, int l, int part, int parts,
+                            floating* buf) noexcept nogil:
+    """DENSE's row of the table for one sample: the columns of part `part` of
+    `parts` of layer l, through the vector-matrix kernel. Inline here so that
+    the one-row prediction (_prediction), a latency path, runs it without a
+    call into this module, whose code a prediction after a pause finds cold."""
+    cdef const Network* net = p.net
+    cdef const Workspace* ws = p.ws
+    cdef const floating* theta = <const floating*> p.theta
+    cdef Py_ssize_t n_in = net.sizes[l], n_out = net.sizes[l + 1]
+    cdef Py_ssize_t per = ((n_out + parts - 1) // parts + 7) // 8 * 8
+    cdef Py_ssize_t c0 = min(n_out, part * per), c1 = min(n_out, c0 + per)
+    cdef floating* Z = buf + ws.z[l]
+    cdef const floating* x = <const floating*> p.X if l == 0 else buf + ws.out[l - 1]
+    if c0 >= c1:
+        return
+    if floating is float:
+        archfit_vecmat_f32(n_in, c1 - c0, x, 1, theta + net.w_start[l] + c0, n_out, Z + c0)
+    else:
+        archfit_vecmat_f64(n_in, c1 - c0, x, 1, theta + net.w_start[l] + c0, n_out, Z + c0)
+    if l < net.n_layers - 1:
+        bias_activation(Z + c0, theta + net.b_start[l] + c0, buf + ws.a[l] + c0, 1, c1 - c0,
+                        net.activation[l])
+    else:
+        add_bias(Z + c0, theta + net.b_start[l] + c0, 1, c1 - c0)

@@ -29,15 +29,8 @@ from archfit.kernels cimport (Network, Settings, Data, DENSE, LAYER_NORM, ADD, N
 from archfit._kernels._plan cimport Workspace, Packed, UPDATE_BLOCK, BLOCK_MIN_ROWS
 from archfit._kernels._blas cimport gemm
 from archfit._kernels.packgemm cimport pack_rows, packed_gemm
-from archfit._kernels._elementwise cimport (bias_activation, activation_backward, add_bias,
-                                            column_sums, multiply)
+from archfit._kernels._elementwise cimport activation_backward, column_sums, multiply
 from archfit._kernels._optimizers cimport update
-
-cdef extern from "vecmat.h" nogil:
-    void archfit_vecmat_f32(Py_ssize_t k, Py_ssize_t n, const float* x, Py_ssize_t incx,
-                            const float* W, Py_ssize_t ldw, float* y)
-    void archfit_vecmat_f64(Py_ssize_t k, Py_ssize_t n, const double* x, Py_ssize_t incx,
-                            const double* W, Py_ssize_t ldw, double* y)
 
 from archfit._kernels._cpu cimport archfit_isa_adopt
 from archfit._kernels._cpu import LEVEL
@@ -332,33 +325,6 @@ cdef void _dense_block(const Pass* p, const Update* u, int l, Py_ssize_t r0, Py_
             _repack(net, pk, theta, l, r0, r1)
 
 
-cdef inline void _vecmat(Py_ssize_t k, Py_ssize_t n, const floating* x, const floating* W,
-                         Py_ssize_t ldw, floating* y) noexcept nogil:
-    if floating is float:
-        archfit_vecmat_f32(k, n, x, 1, W, ldw, y)
-    else:
-        archfit_vecmat_f64(k, n, x, 1, W, ldw, y)
-
-
-cdef void _dense_part(const Pass* p, int l, int part, int parts, floating* buf) noexcept nogil:
-    """Columns of part `part` of `parts` of layer l, for one sample."""
-    cdef const Network* net = p.net
-    cdef const Workspace* ws = p.ws
-    cdef const floating* theta = <const floating*> p.theta
-    cdef Py_ssize_t n_in = net.sizes[l], n_out = net.sizes[l + 1]
-    cdef Py_ssize_t per = ((n_out + parts - 1) // parts + 7) // 8 * 8
-    cdef Py_ssize_t c0 = min(n_out, part * per), c1 = min(n_out, c0 + per)
-    cdef floating* Z = buf + ws.z[l]
-    if c0 >= c1:
-        return
-    _vecmat(n_in, c1 - c0, _input(p, l, buf), theta + net.w_start[l] + c0, n_out, Z + c0)
-    if l < net.n_layers - 1:
-        bias_activation(Z + c0, theta + net.b_start[l] + c0, buf + ws.a[l] + c0, 1, c1 - c0,
-                        net.activation[l])
-    else:
-        add_bias(Z + c0, theta + net.b_start[l] + c0, 1, c1 - c0)
-
-
 cdef Py_ssize_t _dense_blocks(const Network* net, int l, Py_ssize_t* blocks) noexcept nogil:
     """Blocks of weight rows, UPDATE_BLOCK parameters or BLOCK_MIN_ROWS rows
     each (every block's GEMM packs the layer's whole error matrix again),
@@ -539,8 +505,8 @@ _TABLE[<int> DENSE].grad_f32 = _dense_grad[float]
 _TABLE[<int> DENSE].grad_f64 = _dense_grad[double]
 _TABLE[<int> DENSE].block_f32 = _dense_block[float]
 _TABLE[<int> DENSE].block_f64 = _dense_block[double]
-_TABLE[<int> DENSE].part_f32 = _dense_part[float]
-_TABLE[<int> DENSE].part_f64 = _dense_part[double]
+_TABLE[<int> DENSE].part_f32 = dense_part[float]
+_TABLE[<int> DENSE].part_f64 = dense_part[double]
 _TABLE[<int> DENSE].scratch = _dense_scratch
 _TABLE[<int> DENSE].blocks = _dense_blocks
 _TABLE[<int> DENSE].decays = _dense_decays

@@ -21,24 +21,6 @@ from archfit._kernels._cpu import LEVEL
 archfit_isa_adopt(LEVEL)        # cpu.h: the one decision, before any kernel runs
 
 
-cdef Pass pass_of(const Network* net, const Workspace* ws, const void* theta, const void* X,
-                  void* buf, const Packed* pk, void* work, const Data* sparse,
-                  const Py_ssize_t* order, Py_ssize_t start) noexcept nogil:
-    """The description of one pass, for the layer table's functions."""
-    cdef Pass p
-    p.net = net
-    p.ws = ws
-    p.theta = theta
-    p.X = X
-    p.buf = buf
-    p.pk = pk
-    p.work = work
-    p.sparse = sparse
-    p.order = order
-    p.start = start
-    return p
-
-
 cdef void forward(const Network* net, const Workspace* ws,
                   const floating* theta,   # IN  parameters
                   const floating* X,       # IN  (ws.rows, sizes[0]); rows [lo, hi) are read

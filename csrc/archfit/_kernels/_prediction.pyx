@@ -31,7 +31,7 @@ from archfit._kernels._plan cimport (Workspace, Packed, aligned, prediction_bloc
                                      threads_allowed, calls_end, idle_threads, wake_seen,
                                      _n_weights)
 from archfit._kernels._passes cimport forward, backward, pass_of
-from archfit._kernels._layers cimport Pass, Kind, kinds
+from archfit._kernels._layers cimport Pass, Kind, kinds, dense_part
 from archfit._kernels.packgemm cimport pack, packed_size
 from archfit._kernels._elementwise cimport head_output, head_loss_grad, all_finite
 
@@ -44,9 +44,15 @@ from archfit._kernels._cpu import LEVEL
 archfit_isa_adopt(LEVEL)        # cpu.h: the one decision, before any kernel runs
 
 
+from archfit.kernels cimport DENSE
+
+
 cdef inline void _row_layer(const Pass* p, int l, int part, int parts,
                             floating* buf) noexcept nogil:
     """Part `part` of `parts` of layer l, for one sample (its kind's row)."""
+    if p.net.kind[l] == DENSE:
+        dense_part(p, l, part, parts, buf)     # the table's entry, inlined: a latency path
+        return
     if floating is float:
         kinds()[p.net.kind[l]].part_f32(p, l, part, parts, buf)
     else:
