@@ -203,6 +203,13 @@ def nodes_forward(arch, theta, X, masks=None):
             y, xhat, rstd = layer_norm(x, params[f"{node.name}.gain"],
                                        params[f"{node.name}.bias"], node.layer.epsilon)
             saved.append((xhat, rstd))
+        elif node.kind == "periodic":
+            angles = 2 * np.pi * x[:, :, None] * params[f"{node.name}.frequencies"][None]
+            V = np.concatenate([np.cos(angles), np.sin(angles)], axis=2)
+            z = (np.einsum("rnk,nkd->rnd", V, params[f"{node.name}.weight"])
+                 + params[f"{node.name}.bias"]).reshape(len(x), -1)
+            y = activation(node.layer.activation, z)
+            saved.append((z, V, angles))
         else:
             y = x + inputs[node.link]
             saved.append(None)
@@ -249,6 +256,17 @@ def nodes_loss_and_grad(model, theta, X, labels=None, targets=None, weights=None
             g = dy * gain
             dx = rstd * (g - g.mean(axis=1, keepdims=True)
                          - xhat * (g * xhat).mean(axis=1, keepdims=True))
+        elif node.kind == "periodic":
+            z, V, angles = saved[i]
+            n, K = params[f"{node.name}.frequencies"].shape
+            W = params[f"{node.name}.weight"]
+            dz = (dy * activation_grad(node.layer.activation, z)).reshape(len(z), n, -1)
+            grads[f"{node.name}.weight"] = np.einsum("rnk,rnd->nkd", V, dz) + l2 * W
+            grads[f"{node.name}.bias"] = dz.sum(axis=0)
+            dV = np.einsum("rnd,nkd->rnk", dz, W)
+            g = 2 * np.pi * (-np.sin(angles) * dV[..., :K] + np.cos(angles) * dV[..., K:])
+            grads[f"{node.name}.frequencies"] = (g * inputs[i][:, :, None]).sum(axis=0)
+            dx = (g * params[f"{node.name}.frequencies"][None]).sum(axis=2)
         else:
             dx = dy
             skip[node.link] = dy

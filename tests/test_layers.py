@@ -20,6 +20,13 @@ def resnet(n_in=10, k=3, output="softmax", width=16):
         af.LayerNorm(), af.Dense(k)], output)
 
 
+def embedded(n_in=10, k=3, output="softmax"):
+    """Periodic embeddings of the features, then a small residual MLP."""
+    return af.Architecture(n_in, [
+        af.Periodic(n_frequencies=8, sigma=0.1, dim=4), af.Dense(24, "relu"),
+        af.Residual([af.LayerNorm(), af.Dense(24, "relu")]), af.Dense(k)], output)
+
+
 def data(n=600, n_in=10, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, n_in))
@@ -48,6 +55,34 @@ def test_summary_shows_kinds_and_blocks():
     assert f"{resnet().n_parameters:,} parameters" in text
 
 
+def test_periodic_layout_and_width():
+    arch = embedded()
+    names = [(e.name, e.shape) for e in arch.layout[:3]]
+    assert names == [("periodic0.frequencies", (10, 8)), ("periodic0.weight", (10, 16, 4)),
+                     ("periodic0.bias", (10, 4))]
+    assert arch.nodes[0].n_out == 40 and arch.nodes[1].n_in == 40
+    assert "periodic0.weight" in {e.name for e in arch.decayed}
+    assert "periodic0.frequencies" not in {e.name for e in arch.decayed}
+    assert af.Architecture.from_dict(arch.to_dict()) == arch
+    theta = af.Model(arch, "float64").init(3)
+    frequencies = theta[arch.layout[0].start:arch.layout[0].stop]
+    assert 0.05 < frequencies.std() < 0.2               # N(0, sigma = 0.1)
+    assert np.abs(theta[arch.layout[1].start:arch.layout[1].stop]).max() <= 1 / np.sqrt(16)
+
+
+def test_periodic_embeddings_fit_a_periodic_target():
+    # y depends on sin(3x): an MLP on raw x struggles, periodic features do not
+    rng = np.random.default_rng(4)
+    X = rng.uniform(-3, 3, size=(2000, 2))
+    y = (np.sin(3 * X[:, 0]) + 0.1 * rng.normal(size=2000)).astype(np.float64)
+    hp = af.Hyperparameters(epochs=60, batch_size=64, learning_rate=3e-3, seed=1)
+    plain = af.fit(af.Model(af.Architecture(2, [af.Dense(32, "relu"), af.Dense(1)])),
+                   X[:1500], y[:1500], hp)
+    periodic = af.fit(af.Model(af.Architecture(2, [af.Periodic(8, 0.5, 8), af.Dense(32, "relu"),
+                                                   af.Dense(1)])), X[:1500], y[:1500], hp)
+    assert periodic.score(X[1500:], y[1500:]) > 0.9 > plain.score(X[1500:], y[1500:]) + 0.05
+
+
 def test_dictionary_form_round_trips_and_reads_version_1_layers():
     arch = resnet()
     d = arch.to_dict()
@@ -72,6 +107,11 @@ def test_dictionary_form_round_trips_and_reads_version_1_layers():
     (lambda: af.Architecture(6, [af.Residual([af.Dense(6)])], "linear"), ValueError,
      "must be a Dense layer"),
     (lambda: af.LayerNorm(epsilon=0), ValueError, "LayerNorm.epsilon must be > 0"),
+    (lambda: af.Periodic(0), ValueError, "Periodic.n_frequencies must be >= 1"),
+    (lambda: af.Periodic(sigma=-1.0), ValueError, "Periodic.sigma must be > 0"),
+    (lambda: af.Periodic(dim=0), ValueError, "Periodic.dim must be >= 1"),
+    (lambda: af.Periodic(activation="swish"), ValueError, "activation must be one of"),
+    (lambda: af.Residual([af.Periodic()]), TypeError, "Dense or LayerNorm"),
     (lambda: af.LayerNorm(epsilon="small"), TypeError, "LayerNorm.epsilon"),
     (lambda: af.Architecture.from_dict({"n_inputs": 3, "layers": [{"kind": "conv"}],
                                         "output": "linear"}),
@@ -213,11 +253,12 @@ def test_an_unknown_kind_in_a_file_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_onnx_export_of_norms_and_blocks(tmp_path, dtype):
+@pytest.mark.parametrize("make", [resnet, embedded])
+def test_onnx_export_of_every_kind(tmp_path, dtype, make):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     X, y = data(200)
-    fitted = af.fit(af.Model(resnet(), dtype), X, y,
+    fitted = af.fit(af.Model(make(), dtype), X, y,
                     af.Hyperparameters(epochs=3, standardize=True))
     fitted.to_onnx(tmp_path / "m.onnx")
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])

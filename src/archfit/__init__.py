@@ -10,7 +10,7 @@ fit model          :class:`FitModel`       θ̂ found by :func:`fit` on training
 =================  ======================  =============================================
 """
 from archfit.architecture import Architecture, LayoutEntry
-from archfit.layers import Dense, LayerNorm, Residual
+from archfit.layers import Dense, LayerNorm, Periodic, Residual
 from archfit.fit_model import FitModel
 from archfit.fitting import ConvergenceWarning, DivergenceError, fit
 from archfit.population import fit_many
@@ -38,6 +38,7 @@ __all__ = [
     "LayerNorm",
     "LayoutEntry",
     "Model",
+    "Periodic",
     "Residual",
     "Selection",
     "distributions",

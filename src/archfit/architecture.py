@@ -8,18 +8,20 @@ parameter values and no fitting settings.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple, Sequence
 
 from archfit import kernels
 from archfit._validation import MAX_DIMENSION, check_int
-from archfit.layers import (ACTIVATIONS, LAYERS, Dense, LayerNorm, Node, Residual, flatten,
-                            layer_from_dict)
+from archfit.layers import (ACTIVATIONS, LAYERS, Dense, LayerNorm, Node, Periodic, Residual,
+                            flatten, layer_from_dict)
 
 # The names the kernels understand (declared once, in archfit/kernels.pxd).
 OUTPUTS = tuple(kernels.HEADS)
 MAX_LAYERS = kernels.MAX_LAYERS
 
-__all__ = ["ACTIVATIONS", "Architecture", "Dense", "LayerNorm", "LayoutEntry", "Residual"]
+__all__ = ["ACTIVATIONS", "Architecture", "Dense", "LayerNorm", "LayoutEntry", "Periodic",
+           "Residual"]
 
 
 class LayoutEntry(NamedTuple):
@@ -38,7 +40,7 @@ class Architecture:
     ----------
     n_inputs : int
         Number of input features.
-    layers : sequence of Dense, LayerNorm or Residual
+    layers : sequence of Dense, LayerNorm, Residual or Periodic
         The layers, first to last. The last must be a
         :class:`~archfit.layers.Dense` layer
         with activation ``"identity"``: its ``units`` is the number of outputs.
@@ -67,14 +69,14 @@ class Architecture:
         if isinstance(layers, LAYERS) or not isinstance(layers, Sequence) \
                 or isinstance(layers, str):
             raise TypeError("layers must be a sequence (list or tuple) of layers "
-                            "(Dense, LayerNorm, Residual)")
+                            "(Dense, LayerNorm, Residual, Periodic)")
         layers = tuple(layers)
         if not layers:
             raise ValueError("layers must contain at least one layer")
         for i, layer in enumerate(layers):
             if not isinstance(layer, LAYERS):
-                raise TypeError(f"layers[{i}] must be a layer (Dense, LayerNorm, Residual), "
-                                f"got {type(layer).__name__}")
+                raise TypeError(f"layers[{i}] must be a layer (Dense, LayerNorm, Residual, "
+                                f"Periodic), got {type(layer).__name__}")
         if not isinstance(layers[-1], Dense):
             raise ValueError(f"layers[-1] must be a Dense layer (its units are the outputs), "
                              f"got {layers[-1]!r}")
@@ -102,18 +104,19 @@ class Architecture:
         placed = kernels.layer_layout(self._n_inputs, [node.spec() for node in self._nodes])
         entries, decayed = [], []
         for node, where in zip(self._nodes, placed):
-            starts = (where["w_start"], where["b_start"])
-            for start, parameter in zip(starts, node.parameters()):
-                size = 1
-                for dim in parameter.shape:
-                    size *= dim
+            start = where["start"]
+            for parameter in node.parameters():
+                size = math.prod(parameter.shape)
                 entry = LayoutEntry(f"{node.name}.{parameter.suffix}", parameter.shape, start,
                                     start + size)
+                start += size
                 entries.append(entry)
                 if parameter.decays:
                     decayed.append(entry)
-            if entries and node.parameters():
-                assert entries[-1].stop == where["stop"], "the kernels' layout differs"
+            if node.parameters():
+                # the kernels' offsets: the last block at b_start, the layer ending at stop
+                assert entries[-1].start == where["b_start"] and \
+                    entries[-1].stop == where["stop"], "the kernels' layout differs"
         return tuple(entries), tuple(decayed)
 
     # ---- what the architecture is --------------------------------------------------
@@ -202,8 +205,7 @@ class Architecture:
             if node.kind == "add":
                 inside.update(range(node.link, self._nodes.index(node)))
         for i, node in enumerate(self._nodes):
-            count = sum(p.shape[0] if len(p.shape) == 1 else p.shape[0] * p.shape[1]
-                        for p in node.parameters())
+            count = sum(math.prod(p.shape) for p in node.parameters())
             name = ("  " if i in inside else "") + node.name
             kind = "residual add" if node.kind == "add" else node.kind
             rows.append((name, kind, f"{node.n_in} -> {node.n_out}", node.layer.describe(),

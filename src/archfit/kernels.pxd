@@ -55,7 +55,9 @@ cdef enum LayerKind:
     DENSE = 0                   # activation(x W + b)
     LAYER_NORM = 1              # (x - mean) / sqrt(var + eps) * gain + bias, per row
     ADD = 2                     # x + the input of layer `link`: a residual block's end
-    N_KINDS = 3
+    PERIODIC = 3                # per feature x: activation([cos 2πcx, sin 2πcx] W + b),
+                                # c its `frequencies` learned frequencies (width n -> n units)
+    N_KINDS = 4
 
 cdef enum Activation:
     IDENTITY = 0
@@ -96,11 +98,13 @@ cpdef enum Status:
 cdef struct LayerSpec:
     # One layer as network_of_layers takes it.
     int kind                    # a LayerKind
-    Py_ssize_t units            # DENSE: outputs; other kinds keep their input's width (0)
-    int activation              # DENSE: an Activation; others IDENTITY
+    Py_ssize_t units            # DENSE: outputs; PERIODIC: outputs per input feature;
+                                # other kinds keep their input's width (0)
+    int activation              # DENSE, PERIODIC: an Activation; others IDENTITY
     int link                    # ADD: the layer whose input is added (a residual block's
                                 # first layer, < this one); others -1
     double epsilon              # LAYER_NORM: added to the variance; others 0
+    Py_ssize_t frequencies      # PERIODIC: frequencies per feature; others 0
 
 cdef struct Network:
     int n_layers                        # layer l maps sizes[l] -> sizes[l + 1]
@@ -115,6 +119,10 @@ cdef struct Network:
     int link[MAX_LAYERS]                # ADD: the layer whose input it adds; else -1
     int skip_from[MAX_LAYERS]           # the ADD layer that adds layer l's input, or -1
     double epsilon[MAX_LAYERS]          # LAYER_NORM's epsilon; else 0
+    Py_ssize_t frequencies[MAX_LAYERS]  # PERIODIC: frequencies per feature (θ: the
+                                        # frequencies (n, K) at w_start, the weights
+                                        # (n, 2K, units) after them, the bias (n, units)
+                                        # at b_start); else 0
     Py_ssize_t n_parameters
     int head
     int loss
@@ -202,9 +210,10 @@ cdef int network_init(Network* net, int n_layers, const Py_ssize_t* sizes,
 cdef int network_init_layers(Network* net, Py_ssize_t n_inputs, int n_layers,
                              const LayerSpec* layers, int head, int loss,
                              double huber_delta) noexcept nogil
-    # Any layers: n_layers specifications, first to last; the last is DENSE with
-    # IDENTITY. INVALID_ARGUMENT for a kind, width, activation or link the kernels
-    # do not run (an ADD whose input width differs from its link's input width).
+    # Any layers: n_layers specifications (zero each first: memset), first to last;
+    # the last is DENSE with IDENTITY. INVALID_ARGUMENT for a kind, width,
+    # activation, link or field the kernels do not run (an ADD whose input width
+    # differs from its link's input width, a field another kind uses set).
 
 cdef TrainingPlan training_plan(const Network* net, const Settings* settings, int dtype,
                                 Py_ssize_t n_samples, Py_ssize_t n_targets,

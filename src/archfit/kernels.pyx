@@ -64,7 +64,7 @@ __all__ = ["ACTIVATIONS", "HEADS", "LOSSES", "OPTIMIZERS", "KINDS", "MAX_LAYERS"
 globals()["MAX_LAYERS"] = MAX_LAYERS
 globals()["API_VERSION"] = API_VERSION
 # The kinds of layer the kernels' table has (kernels.pxd's LayerKind), by name.
-KINDS = {"dense": DENSE, "layer_norm": LAYER_NORM, "add": ADD}
+KINDS = {"dense": DENSE, "layer_norm": LAYER_NORM, "add": ADD, "periodic": PERIODIC}
 
 
 def get_include():
@@ -236,7 +236,8 @@ cdef Data _sparse_data(const floating[::1] values, const int[::1] indices,
 cdef Network _network(sizes, activations, str head, str loss, double huber_delta,
                       layers=None) except *:
     """A Network of DENSE layers (sizes, activations), or of `layers`: one
-    (kind, units, activation, link, epsilon) per layer, sizes[0] the inputs."""
+    (kind, units, activation, link, epsilon, frequencies) per layer, sizes[0]
+    the inputs."""
     cdef Network net
     cdef LayerSpec specs[MAX_LAYERS]
     cdef int l, L = len(sizes) - 1 if layers is None else len(layers)
@@ -245,9 +246,9 @@ cdef Network _network(sizes, activations, str head, str loss, double huber_delta
     if layers is None:
         if len(activations) != L:
             raise ValueError("one activation per layer is required")
-        layers = [("dense", sizes[l + 1], activations[l], -1, 0.0) for l in range(L)]
+        layers = [("dense", sizes[l + 1], activations[l], -1, 0.0, 0) for l in range(L)]
     for l in range(L):
-        kind, units, activation, link, epsilon = layers[l]
+        kind, units, activation, link, epsilon, frequencies = layers[l]
         if kind not in KINDS:
             raise ValueError(f"layer {l}: unknown kind {kind!r}; the kernels run {list(KINDS)}")
         specs[l].kind = KINDS[kind]
@@ -255,6 +256,7 @@ cdef Network _network(sizes, activations, str head, str loss, double huber_delta
         specs[l].activation = ACTIVATIONS[activation]
         specs[l].link = link
         specs[l].epsilon = epsilon
+        specs[l].frequencies = frequencies
     if specs[L - 1].kind != DENSE or specs[L - 1].activation != IDENTITY:
         raise ValueError("the last layer must be dense with activation identity; "
                          "the head applies the output function")
@@ -298,15 +300,16 @@ def layer_layout(Py_ssize_t n_inputs, layers):
     Parameters
     ----------
     n_inputs : int
-    layers : sequence of (kind, units, activation, link, epsilon)
+    layers : sequence of (kind, units, activation, link, epsilon, frequencies)
         One per layer, first to last (the kinds of ``KINDS``).
 
     Returns
     -------
     list of dict
         One per layer: ``start`` and ``stop`` of its parameters in θ, and for
-        the kinds with two blocks ``w_start`` and ``b_start`` (a dense layer's
-        weight and bias, a layer norm's gain and bias), and ``width``, its
+        the kinds with parameters ``w_start`` and ``b_start`` (a dense layer's
+        weight and bias, a layer norm's gain and bias, a periodic embedding's
+        frequencies and bias, its weights between them), and ``width``, its
         output's.
     """
     cdef Network net = _network([n_inputs], None, "linear", "squared_error", 1.0, layers)
@@ -330,7 +333,7 @@ cdef class Kernel:
         Output head and loss names (``HEADS``, ``LOSSES``).
     huber_delta : float
         Threshold of the Huber loss.
-    layers : sequence of (kind, units, activation, link, epsilon), optional
+    layers : sequence of (kind, units, activation, link, epsilon, frequencies), optional
         Any layers (``layer_layout``); by default dense ones from `sizes`
         and `activations`.
     """

@@ -10,6 +10,7 @@ ONNX operators.
 ``Dense``          ``activation(x W + b)``
 ``LayerNorm``      ``(x - mean) / sqrt(var + epsilon) * gain + bias``, per row
 ``Residual``       ``x + f(x)``, f a stack of layers that keeps the width
+``Periodic``       each feature x as ``activation([cos 2πcx, sin 2πcx] W + b)``
 =================  ==============================================================
 """
 from __future__ import annotations
@@ -38,12 +39,14 @@ def _check_activation(name) -> str:
 class Parameter(NamedTuple):
     """One array of a layer's parameters: ``suffix`` of its name in the layout
     (``dense0.weight``), its shape, whether L2 decays it, how it starts
-    (``"he"``, ``"glorot"``, ``"zeros"`` or ``"ones"``)."""
+    (``"he"``, ``"glorot"``, ``"zeros"``, ``"ones"``, or ``"normal"`` and
+    ``"uniform"`` with ``scale`` their standard deviation or bound)."""
 
     suffix: str
     shape: tuple[int, ...]
     decays: bool
     init: str
+    scale: float = 0.0
 
 
 class Node(NamedTuple):
@@ -60,12 +63,16 @@ class Node(NamedTuple):
     link: int
 
     def spec(self) -> tuple:
-        """(kind, units, activation, link, epsilon), as ``kernels.Kernel`` takes it."""
+        """(kind, units, activation, link, epsilon, frequencies), as
+        ``kernels.Kernel`` takes it."""
         if self.kind == "dense":
-            return ("dense", self.n_out, self.layer.activation, -1, 0.0)
+            return ("dense", self.n_out, self.layer.activation, -1, 0.0, 0)
         if self.kind == "layer_norm":
-            return ("layer_norm", 0, "identity", -1, self.layer.epsilon)
-        return ("add", 0, "identity", self.link, 0.0)
+            return ("layer_norm", 0, "identity", -1, self.layer.epsilon, 0)
+        if self.kind == "periodic":
+            return ("periodic", self.layer.dim, self.layer.activation, -1, 0.0,
+                    self.layer.n_frequencies)
+        return ("add", 0, "identity", self.link, 0.0, 0)
 
     def parameters(self) -> list[Parameter]:
         """The node's parameters, in their order in θ."""
@@ -283,7 +290,102 @@ class Residual:
         return f"Residual([{', '.join(map(repr, self.layers))}])"
 
 
-LAYERS = (Dense, LayerNorm, Residual)
+@dataclass(frozen=True)
+class Periodic:
+    """Periodic embeddings of numeric features (Gorishniy et al., 2022): each
+    input feature x becomes ``activation([cos 2πcx, sin 2πcx] W + b)``, with
+    its own learned frequencies c, weights W and bias b.
+
+    Parameters
+    ----------
+    n_frequencies : int, default 48
+        Frequencies per feature (K): each feature first becomes 2K values.
+    sigma : float, default 0.01
+        Standard deviation of the frequencies' initial normal draws: the
+        scale of the periods the embedding starts from (for standardised
+        features; tune it with the learning rate).
+    dim : int, default 24
+        The embedding's width per feature: n input features give n × dim
+        outputs.
+    activation : str, default "relu"
+        Applied to each feature's embedding (``"identity"`` for none).
+
+    Notes
+    -----
+    Parameters ``frequencies`` (n, K), normal with standard deviation sigma;
+    ``weight`` (n, 2K, dim) and ``bias`` (n, dim), uniform on ``±1 / sqrt(2K)``
+    (as a linear layer of 2K inputs). L2 decays the weights only.
+    """
+
+    n_frequencies: int = 48
+    sigma: float = 0.01
+    dim: int = 24
+    activation: str = "relu"
+
+    kind = "periodic"
+
+    def __post_init__(self):
+        object.__setattr__(self, "n_frequencies", check_int(
+            self.n_frequencies, "Periodic.n_frequencies", minimum=1, maximum=4096))
+        object.__setattr__(self, "sigma", check_float(
+            self.sigma, "Periodic.sigma", low=0.0, low_open=True, high=1e3))
+        object.__setattr__(self, "dim", check_int(self.dim, "Periodic.dim", minimum=1,
+                                                  maximum=MAX_DIMENSION))
+        _check_activation(self.activation)
+
+    def width(self, n_in: int) -> int:
+        """The output width: dim per input feature."""
+        return n_in * self.dim
+
+    def parameters(self, n_in: int) -> list[Parameter]:
+        """``frequencies`` (n_in, K), ``weight`` (n_in, 2K, dim), ``bias`` (n_in, dim)."""
+        bound = 1.0 / math.sqrt(2 * self.n_frequencies)
+        return [Parameter("frequencies", (n_in, self.n_frequencies), False, "normal",
+                          self.sigma),
+                Parameter("weight", (n_in, 2 * self.n_frequencies, self.dim), True, "uniform",
+                          bound),
+                Parameter("bias", (n_in, self.dim), False, "uniform", bound)]
+
+    def flops(self, n_in: int) -> int:
+        """Forward-pass operations per row: the products, the bias, and the
+        cos and sin counted as one each."""
+        return n_in * (2 * self.n_frequencies * (2 * self.dim + 1) + self.dim)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"kind": "periodic", "n_frequencies": ..., "sigma": ..., "dim": ..., "activation": ...}``."""
+        return {"kind": self.kind, "n_frequencies": self.n_frequencies, "sigma": self.sigma,
+                "dim": self.dim, "activation": self.activation}
+
+    def describe(self) -> str:
+        """The layer in a few words, for a summary."""
+        return f"{self.n_frequencies} frequencies, {self.activation}"
+
+    def _onnx(self, graph, x: str, node: Node, weights, inputs) -> str:
+        # per feature: [cos, sin](2π c x) (batch, n, 2K), times its weights
+        # (Einsum over each feature's own matrix), plus the bias, activation
+        p = f"{graph.prefix}{node.name}"
+        c = graph.const(f"{p}.frequencies",
+                        np.array(weights[f"{node.name}.frequencies"]) * (2 * math.pi))
+        w = graph.const(f"{p}.weight", np.array(weights[f"{node.name}.weight"]))
+        b = graph.const(f"{p}.bias", np.array(weights[f"{node.name}.bias"]))
+        axes = graph.const(f"{p}.axes", np.array([2], dtype=np.int64))
+        shape = graph.const(f"{p}.shape", np.array([0, node.n_out], dtype=np.int64))
+        graph.node("Unsqueeze", [x, axes], [f"{p}.x3"])
+        graph.node("Mul", [f"{p}.x3", c], [f"{p}.angles"])
+        graph.node("Cos", [f"{p}.angles"], [f"{p}.cos"])
+        graph.node("Sin", [f"{p}.angles"], [f"{p}.sin"])
+        graph.node("Concat", [f"{p}.cos", f"{p}.sin"], [f"{p}.features"], axis=2)
+        graph.node("Einsum", [f"{p}.features", w], [f"{p}.product"], equation="bnk,nkd->bnd")
+        graph.node("Add", [f"{p}.product", b], [f"{p}.z3"])
+        graph.node("Reshape", [f"{p}.z3", shape], [f"{p}.z"])
+        return _onnx_activation(graph, self.activation, f"{p}.z", p)
+
+    def __repr__(self) -> str:
+        return (f"Periodic(n_frequencies={self.n_frequencies}, sigma={self.sigma!r}, "
+                f"dim={self.dim}, activation={self.activation!r})")
+
+
+LAYERS = (Dense, LayerNorm, Residual, Periodic)
 _BY_KIND = {cls.kind: cls for cls in LAYERS}
 
 

@@ -113,7 +113,8 @@ class Model:
         Dense layers followed by relu, leaky_relu or gelu get He
         initialisation (normal, standard deviation ``sqrt(2 / fan_in)``); the
         others Glorot (uniform on ``±sqrt(6 / (fan_in + fan_out))``); a layer
-        norm's gain starts at one. Draws are made in float64 with NumPy's
+        norm's gain starts at one; a periodic embedding's frequencies and
+        weights as :class:`~archfit.layers.Periodic` says. Draws are made in float64 with NumPy's
         PCG64, layer by layer, and rounded, so float32 and float64 models
         start from the same point.
 
@@ -144,6 +145,10 @@ class Model:
                     w = rng.uniform(-limit, limit, size=entry.shape)
                 elif parameter.init == "ones":
                     w = np.ones(entry.shape)
+                elif parameter.init == "normal":
+                    w = rng.normal(0.0, parameter.scale, size=entry.shape)
+                elif parameter.init == "uniform":
+                    w = rng.uniform(-parameter.scale, parameter.scale, size=entry.shape)
                 else:
                     continue                            # zeros
                 theta[entry.start:entry.stop] = w.ravel()   # drawn in float64, then rounded

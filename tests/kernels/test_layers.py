@@ -1,5 +1,5 @@
-"""Every kind of layer in the kernels' table (LayerNorm, residual blocks, Dense
-beside them) against the NumPy twin (reference.nodes_*) and central finite
+"""Every kind of layer in the kernels' table (LayerNorm, residual blocks,
+periodic embeddings, Dense beside them) against the NumPy twin (reference.nodes_*) and central finite
 differences: predictions, loss and gradient, a training epoch with every
 optimizer, dropout and sample weights, sharded steps, one row; float32 and
 float64, on whichever instruction-set path this run takes (test_isolated.py
@@ -32,6 +32,11 @@ def architectures(n_in=6, k=3, output="softmax"):
         "norm-in-block-end": af.Architecture(n_in, [
             af.Dense(5, "leaky_relu"), af.Residual([af.Dense(5, "tanh"), af.LayerNorm()]),
             af.Dense(k)], output),
+        "periodic": af.Architecture(n_in, [af.Periodic(3, 0.3, 4), af.Dense(7, "relu"),
+                                           af.Dense(k)], output),
+        "periodic-inside": af.Architecture(n_in, [
+            af.Dense(4, "tanh"), af.Periodic(2, 0.5, 3, activation="identity"), af.LayerNorm(),
+            af.Residual([af.Dense(12, "gelu")]), af.Dense(k)], output),
     }
 
 
@@ -174,7 +179,7 @@ def test_epoch_with_dropout_and_weights_matches_the_loop(dtype, name):
 def wide_resnet(dtype, output="softmax", k=4):
     """Wide enough that a 160-row mini-batch is cut into two shards, and its
     dense layers are packed where the CPU has the packed GEMM."""
-    arch = af.Architecture(60, [af.Dense(128, "relu"),
+    arch = af.Architecture(60, [af.Periodic(8, 0.2, 4), af.Dense(128, "relu"),
                                 af.Residual([af.LayerNorm(), af.Dense(192, "relu"),
                                              af.Dense(128)]),
                                 af.LayerNorm(), af.Dense(k)], output)

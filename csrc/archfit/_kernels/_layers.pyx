@@ -16,16 +16,19 @@ Design
   columns shared among threads, and a sparse first layer.
 * LAYER_NORM and ADD are plain loops over contiguous rows: the compiler's
   code is the same on every instruction-set path, and their results too.
+  PERIODIC's products (each feature's cos and sin features times its own
+  weights) go through ``_blas.gemm`` as DENSE's do, one feature at a time.
 * A residual block ``x + f(x)`` is its layers followed by an ADD that links to
   the block's first layer: its forward adds that layer's input; the error at
   that input gets the ADD's error added (``_passes.deltas``, through
   ``Network.skip_from``).
 """
-from libc.math cimport sqrt
+from libc.math cimport sqrt, cos, sin, M_PI
 from libc.string cimport memcpy
 from cython cimport floating
 
-from archfit.kernels cimport (Network, Settings, Data, DENSE, LAYER_NORM, ADD, N_KINDS)
+from archfit.kernels cimport (Network, Settings, Data, DENSE, LAYER_NORM, ADD, PERIODIC,
+                              N_KINDS)
 from archfit._kernels._plan cimport Workspace, Packed, UPDATE_BLOCK, BLOCK_MIN_ROWS
 from archfit._kernels._blas cimport gemm
 from archfit._kernels.packgemm cimport pack_rows, packed_gemm
@@ -496,6 +499,173 @@ cdef void _no_block(const Pass* p, const Update* u, int l, Py_ssize_t r0, Py_ssi
     pass
 
 
+# ---- PERIODIC: activation([cos 2π c x, sin 2π c x] W + b) for each feature x ---------------------
+cdef inline Py_ssize_t _weights_at(const Network* net, int l) noexcept nogil:
+    """Where a PERIODIC layer's weights (n, 2K, units) start: after its frequencies."""
+    return net.w_start[l] + net.sizes[l] * net.frequencies[l]
+
+
+cdef Py_ssize_t _periodic_scratch(const Network* net, int l, Workspace* ws, Py_ssize_t rows,
+                                  Py_ssize_t off) noexcept nogil:
+    """Pre-activation, output and error (n units each), the cos and sin
+    features (n 2K), and for the backward pass their error (n 2K) and the
+    frequencies' gradient terms (n K), per row."""
+    cdef Py_ssize_t n = net.sizes[l], K = net.frequencies[l], width = net.sizes[l + 1]
+    ws.z[l] = off
+    off += rows * width
+    ws.out[l] = ws.a[l] = off
+    off += rows * width
+    ws.delta[l] = off
+    off += rows * width
+    ws.aux[l] = off
+    off += rows * n * 2 * K
+    ws.extra[l] = off
+    return off + rows * n * 3 * K
+
+
+cdef void _periodic_forward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
+                            floating* buf) noexcept nogil:
+    cdef const Network* net = p.net
+    cdef const Workspace* ws = p.ws
+    cdef const floating* theta = <const floating*> p.theta
+    cdef Py_ssize_t i, j, t, n = net.sizes[l], K = net.frequencies[l], width = net.sizes[l + 1]
+    cdef Py_ssize_t units = width // n
+    cdef const floating* X = _input(p, l, buf)
+    cdef const floating* c = theta + net.w_start[l]
+    cdef const floating* W = theta + _weights_at(net, l)
+    cdef floating* V = buf + ws.aux[l]
+    cdef floating* v
+    cdef double a
+    for i in range(lo, hi):
+        for j in range(n):
+            v = V + (i * n + j) * 2 * K
+            for t in range(K):
+                a = 2.0 * M_PI * c[j * K + t] * X[i * n + j]
+                v[t] = <floating> cos(a)
+                v[K + t] = <floating> sin(a)
+    for j in range(n):
+        # rows [lo, hi) of feature j's features times its weights
+        gemm(False, False, <int> (hi - lo), <int> units, <int> (2 * K), <floating> 1.0,
+             V + lo * n * 2 * K + j * 2 * K, <int> (n * 2 * K), W + j * 2 * K * units,
+             <int> units, <floating> 0.0, buf + ws.z[l] + lo * width + j * units, <int> width)
+    bias_activation(buf + ws.z[l] + lo * width, theta + net.b_start[l],
+                    buf + ws.a[l] + lo * width, hi - lo, width, net.activation[l])
+
+
+cdef void _periodic_backward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
+                             floating* buf) noexcept nogil:
+    """The error at the output becomes the error at the pre-activation (in
+    place), then at the cos and sin features; from those, each row's terms of
+    the frequencies' gradient and (past layer 0) the error at the input."""
+    cdef const Network* net = p.net
+    cdef const Workspace* ws = p.ws
+    cdef const floating* theta = <const floating*> p.theta
+    cdef Py_ssize_t i, j, t, n = net.sizes[l], K = net.frequencies[l], width = net.sizes[l + 1]
+    cdef Py_ssize_t units = width // n
+    cdef const floating* X = _input(p, l, buf)
+    cdef const floating* c = theta + net.w_start[l]
+    cdef const floating* W = theta + _weights_at(net, l)
+    cdef floating* D = buf + ws.delta[l]
+    cdef const floating* v
+    cdef floating* dv
+    cdef floating* gc
+    cdef double g, dx
+    activation_backward(D + lo * width, buf + ws.z[l] + lo * width, buf + ws.a[l] + lo * width,
+                        (hi - lo) * width, net.activation[l])
+    for j in range(n):
+        gemm(False, True, <int> (hi - lo), <int> (2 * K), <int> units, <floating> 1.0,
+             D + lo * width + j * units, <int> width, W + j * 2 * K * units, <int> units,
+             <floating> 0.0, buf + ws.extra[l] + lo * n * 3 * K + j * 2 * K, <int> (n * 3 * K))
+    for i in range(lo, hi):
+        for j in range(n):
+            v = buf + ws.aux[l] + (i * n + j) * 2 * K
+            dv = buf + ws.extra[l] + i * n * 3 * K + j * 2 * K
+            gc = buf + ws.extra[l] + i * n * 3 * K + n * 2 * K + j * K
+            dx = 0.0
+            for t in range(K):
+                # d/da of [cos a, sin a] . [dv_cos, dv_sin], a = 2π c x
+                g = 2.0 * M_PI * (<double> v[K + t] * -dv[t] + <double> v[t] * dv[K + t])
+                gc[t] = <floating> (g * X[i * n + j])
+                dx += g * c[j * K + t]
+            if l > 0:
+                buf[ws.delta[l - 1] + i * n + j] = <floating> dx
+
+
+cdef void _periodic_features_grad(const Pass* p, int l, Py_ssize_t rows, floating* grad,
+                                  Py_ssize_t j0, Py_ssize_t j1, bint accumulate,
+                                  floating* buf) noexcept nogil:
+    """The gradient of features [j0, j1)'s frequencies, weights and bias over
+    rows [0, rows), rows in order."""
+    cdef const Network* net = p.net
+    cdef const Workspace* ws = p.ws
+    cdef Py_ssize_t i, j, t, n = net.sizes[l], K = net.frequencies[l], width = net.sizes[l + 1]
+    cdef Py_ssize_t units = width // n
+    cdef floating* gfreq = grad + net.w_start[l]
+    cdef floating* gbias = grad + net.b_start[l]
+    cdef const floating* D = buf + ws.delta[l]
+    cdef const floating* gc
+    for j in range(j0, j1):
+        gemm(True, False, <int> (2 * K), <int> units, <int> rows, <floating> 1.0,
+             buf + ws.aux[l] + j * 2 * K, <int> (n * 2 * K), D + j * units, <int> width,
+             <floating> (1.0 if accumulate else 0.0), grad + _weights_at(net, l) + j * 2 * K * units,
+             <int> units)
+    if not accumulate:
+        for t in range(j0 * K, j1 * K):
+            gfreq[t] = 0
+        for t in range(j0 * units, j1 * units):
+            gbias[t] = 0
+    for i in range(rows):
+        gc = buf + ws.extra[l] + i * n * 3 * K + n * 2 * K
+        for t in range(j0 * K, j1 * K):
+            gfreq[t] += gc[t]
+        for t in range(j0 * units, j1 * units):
+            gbias[t] += D[i * width + t]
+
+
+cdef void _periodic_grad(const Pass* p, int l, Py_ssize_t rows, floating* grad,
+                         bint accumulate, floating* buf) noexcept nogil:
+    _periodic_features_grad(p, l, rows, grad, 0, p.net.sizes[l], accumulate, buf)
+
+
+cdef Py_ssize_t _periodic_blocks(const Network* net, int l, Py_ssize_t* blocks) noexcept nogil:
+    """Blocks of whole features, about UPDATE_BLOCK parameters each."""
+    cdef Py_ssize_t n = net.sizes[l], per_feature = (net.p_stop[l] - net.w_start[l]) // n
+    cdef Py_ssize_t step = max(<Py_ssize_t> 1, UPDATE_BLOCK // per_feature), j0 = 0, count = 0
+    while j0 < n:
+        if blocks != NULL:
+            blocks[3 * count] = l
+            blocks[3 * count + 1] = j0
+            blocks[3 * count + 2] = min(n, j0 + step)
+        count += 1
+        j0 += step
+    return count
+
+
+cdef void _periodic_block(const Pass* p, const Update* u, int l, Py_ssize_t j0, Py_ssize_t j1,
+                          floating* buf) noexcept nogil:
+    """Features [j0, j1): their gradient, then the update of their
+    frequencies and bias (no decay) and weights (with the L2 terms)."""
+    cdef const Network* net = p.net
+    cdef Py_ssize_t K = net.frequencies[l], units = net.sizes[l + 1] // net.sizes[l]
+    cdef Py_ssize_t weights = _weights_at(net, l)
+    cdef floating* theta = <floating*> u.theta
+    cdef floating* grad = <floating*> u.grad
+    _periodic_features_grad(p, l, u.rows, grad, j0, j1, False, buf)
+    update(u.settings, u.learning_rate, u.step, theta, grad, <floating*> u.m, <floating*> u.v,
+           net.w_start[l] + j0 * K, net.w_start[l] + j1 * K, 0.0, 0.0)
+    update(u.settings, u.learning_rate, u.step, theta, grad, <floating*> u.m, <floating*> u.v,
+           weights + j0 * 2 * K * units, weights + j1 * 2 * K * units, u.penalty, u.decay)
+    update(u.settings, u.learning_rate, u.step, theta, grad, <floating*> u.m, <floating*> u.v,
+           net.b_start[l] + j0 * units, net.b_start[l] + j1 * units, 0.0, 0.0)
+
+
+cdef void _periodic_decays(const Network* net, int l, Py_ssize_t* first,
+                           Py_ssize_t* stop) noexcept nogil:
+    """The weights decay; the frequencies and the bias do not."""
+    first[0] = _weights_at(net, l)
+    stop[0] = net.b_start[l]
+
+
 # ---- the table ---------------------------------------------------------------------------------
 _TABLE[<int> DENSE].forward_f32 = _dense_forward[float]
 _TABLE[<int> DENSE].forward_f64 = _dense_forward[double]
@@ -543,3 +713,17 @@ _TABLE[<int> ADD].decays = _no_decay
 cdef const Kind* kinds() noexcept nogil:
     """The table, indexed by LayerKind."""
     return _TABLE
+
+_TABLE[<int> PERIODIC].forward_f32 = _periodic_forward[float]
+_TABLE[<int> PERIODIC].forward_f64 = _periodic_forward[double]
+_TABLE[<int> PERIODIC].backward_f32 = _periodic_backward[float]
+_TABLE[<int> PERIODIC].backward_f64 = _periodic_backward[double]
+_TABLE[<int> PERIODIC].grad_f32 = _periodic_grad[float]
+_TABLE[<int> PERIODIC].grad_f64 = _periodic_grad[double]
+_TABLE[<int> PERIODIC].block_f32 = _periodic_block[float]
+_TABLE[<int> PERIODIC].block_f64 = _periodic_block[double]
+_TABLE[<int> PERIODIC].part_f32 = _whole_row[float]
+_TABLE[<int> PERIODIC].part_f64 = _whole_row[double]
+_TABLE[<int> PERIODIC].scratch = _periodic_scratch
+_TABLE[<int> PERIODIC].blocks = _periodic_blocks
+_TABLE[<int> PERIODIC].decays = _periodic_decays

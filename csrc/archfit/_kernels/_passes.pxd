@@ -30,7 +30,7 @@ cdef void forward(const Network* net, const Workspace* ws, const floating* theta
                   const Packed* pk=*, floating* work=*, const Data* sparse=*,
                   const Py_ssize_t* order=*, Py_ssize_t start=*) noexcept nogil
 cdef void deltas(const Network* net, const Workspace* ws, const floating* theta,
-                 Py_ssize_t lo, Py_ssize_t hi, floating* buf,
+                 const floating* X, Py_ssize_t lo, Py_ssize_t hi, floating* buf,
                  const Packed* pk=*, floating* work=*) noexcept nogil
 cdef void backward(const Network* net, const Workspace* ws, const floating* theta,
                    const floating* X, Py_ssize_t n_rows, floating* buf,

@@ -45,6 +45,7 @@ cdef void forward(const Network* net, const Workspace* ws,
 
 cdef void deltas(const Network* net, const Workspace* ws,
                  const floating* theta,   # IN  parameters
+                 const floating* X,       # IN  the layer-0 input rows forward saw (dense)
                  Py_ssize_t lo, Py_ssize_t hi,
                  floating* buf,           # INOUT dloss/dlogits in delta[L-1] in, every delta out
                  const Packed* pk=NULL,   # IN  packed weights of θ's dtype, or NULL: BLAS
@@ -52,7 +53,7 @@ cdef void deltas(const Network* net, const Workspace* ws,
                  ) noexcept nogil:
     """Backpropagate the error of rows [lo, hi) through every layer."""
     cdef const Kind* table = kinds()
-    cdef Pass p = pass_of(net, ws, theta, NULL, buf, pk, work, NULL, NULL, 0)
+    cdef Pass p = pass_of(net, ws, theta, X, buf, pk, work, NULL, NULL, 0)
     cdef int l, e
     cdef Py_ssize_t i, n
     cdef floating* D
@@ -85,7 +86,7 @@ cdef void backward(const Network* net, const Workspace* ws,
     cdef const Kind* table = kinds()
     cdef Pass p = pass_of(net, ws, theta, X, buf, NULL, NULL, sparse, NULL, start)
     cdef int l
-    deltas(net, ws, theta, 0, n_rows, buf)
+    deltas(net, ws, theta, X, 0, n_rows, buf)
     for l in range(net.n_layers):
         if floating is float:
             table[net.kind[l]].grad_f32(&p, l, n_rows, grad, accumulate, buf)

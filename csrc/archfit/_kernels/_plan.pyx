@@ -16,7 +16,7 @@ from libc.string cimport memset
 
 from archfit.kernels cimport (OK, INVALID_ARGUMENT, FLOAT32, FLOAT64, IDENTITY, GELU,
                               SOFTMAX, EXPONENTIAL, CROSS_ENTROPY, POISSON, SGD, ADAMW,
-                              DENSE, LAYER_NORM, ADD)
+                              DENSE, LAYER_NORM, ADD, PERIODIC)
 from archfit._kernels._layers cimport kinds
 from archfit._kernels.packgemm cimport ARCHFIT_PK_WORK, archfit_packed_gemm_available, packed_size
 from archfit._kernels._blas cimport small_product
@@ -135,6 +135,7 @@ cdef int network_of(Network* net, int n_layers, const Py_ssize_t* sizes,
         layers[l].activation = activations[l]
         layers[l].link = -1
         layers[l].epsilon = 0.0
+        layers[l].frequencies = 0
     return network_of_layers(net, sizes[0], n_layers, layers, head, loss, huber_delta)
 
 
@@ -144,7 +145,7 @@ cdef int network_of_layers(Network* net, Py_ssize_t n_inputs, int n_layers,
     """Fill `net` (θ's layout included: each layer's parameters in order, a
     DENSE layer's weight block then its bias); INVALID_ARGUMENT for a network
     no kernel runs."""
-    cdef Py_ssize_t start = 0, width = n_inputs, n_in
+    cdef Py_ssize_t start = 0, width = n_inputs, n_in, K
     cdef int l, k
     if not 1 <= n_layers <= MAX_LAYERS or n_inputs < 1 or not SOFTMAX <= head <= EXPONENTIAL \
             or not CROSS_ENTROPY <= loss <= POISSON or not huber_delta > 0:
@@ -161,7 +162,10 @@ cdef int network_of_layers(Network* net, Py_ssize_t n_inputs, int n_layers,
         net.activation[l] = IDENTITY
         net.link[l] = -1
         net.epsilon[l] = 0.0
+        net.frequencies[l] = 0
         net.w_start[l] = start
+        if layers[l].kind != PERIODIC and layers[l].frequencies != 0:
+            return INVALID_ARGUMENT
         if layers[l].kind == DENSE:
             if layers[l].units < 1 or not IDENTITY <= layers[l].activation <= GELU:
                 return INVALID_ARGUMENT
@@ -185,6 +189,16 @@ cdef int network_of_layers(Network* net, Py_ssize_t n_inputs, int n_layers,
             net.link[l] = k
             net.skip_from[k] = l
             net.b_start[l] = start
+        elif layers[l].kind == PERIODIC:
+            K = layers[l].frequencies
+            if layers[l].units < 1 or K < 1 or not IDENTITY <= layers[l].activation <= GELU:
+                return INVALID_ARGUMENT
+            width = n_in * layers[l].units
+            net.activation[l] = layers[l].activation
+            net.frequencies[l] = K
+            start += n_in * K + n_in * 2 * K * layers[l].units
+            net.b_start[l] = start
+            start += width
         else:
             return INVALID_ARGUMENT
         net.p_stop[l] = start
@@ -276,8 +290,8 @@ cdef void packed_weights_layout(const Network* net, Packed* pk, char* base,
 
 
 cdef Py_ssize_t _n_weights(const Network* net) noexcept nogil:
-    """The weights of every DENSE layer (biases not counted): a row's
-    multiply-adds in one forward pass; a LAYER_NORM layer counts as its
+    """The weights of every DENSE and PERIODIC layer (biases not counted): a
+    row's multiply-adds in one forward pass; a LAYER_NORM layer counts as its
     width (its work per row is a few passes over it)."""
     cdef Py_ssize_t weights = 0
     cdef int l
@@ -286,6 +300,8 @@ cdef Py_ssize_t _n_weights(const Network* net) noexcept nogil:
             weights += net.sizes[l] * net.sizes[l + 1]
         elif net.kind[l] == LAYER_NORM:
             weights += net.sizes[l]
+        elif net.kind[l] == PERIODIC:
+            weights += net.sizes[l + 1] * 2 * net.frequencies[l]
     return weights
 
 

@@ -126,7 +126,7 @@ cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
                    lb + lo if lb != NULL else NULL, tb + lo * k if tb != NULL else NULL,
                    wb + lo if wb != NULL else NULL, buf + ws.delta[L - 1] + lo * k,
                    scale, net.huber_delta, row_loss + lo)
-    deltas(net, ws, theta, lo, hi, buf, pk, work)
+    deltas(net, ws, theta, Xb, lo, hi, buf, pk, work)
     if pk != NULL:
         # this shard's rows of the errors, packed for the weight gradients
         for l in range(L):

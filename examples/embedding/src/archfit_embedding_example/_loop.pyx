@@ -87,12 +87,11 @@ cdef Network _resnet(Py_ssize_t n_inputs, Py_ssize_t width, Py_ssize_t n_classes
     cdef Network net
     cdef LayerSpec layers[5]
     cdef int l
+    memset(layers, 0, sizeof(layers))      # every field a kind does not use is zero
     for l in range(5):
         layers[l].kind = DENSE
-        layers[l].units = 0
         layers[l].activation = IDENTITY
         layers[l].link = -1
-        layers[l].epsilon = 0.0
     layers[0].units = width
     layers[0].activation = RELU
     layers[1].kind = LAYER_NORM
