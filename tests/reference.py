@@ -186,7 +186,7 @@ def layer_norm(x, gain, bias, epsilon):
 
 def nodes_forward(arch, theta, X, masks=None):
     """Every node's input and output, and what backpropagation needs; masks
-    (by node index) scale the outputs of dense nodes before the last."""
+    (a dict by node index) scale the outputs of those dense nodes."""
     params = _parameters(arch, theta)
     x = np.asarray(X, dtype=np.float64)
     inputs, outputs, saved = [], [], []
@@ -196,7 +196,7 @@ def nodes_forward(arch, theta, X, masks=None):
         if node.kind == "dense":
             z = x @ params[f"{node.name}.weight"] + params[f"{node.name}.bias"]
             y = z if i == last else activation(node.layer.activation, z)
-            if masks is not None and i != last:
+            if masks is not None and i in masks:
                 y = y * masks[i]
             saved.append(z)
         elif node.kind == "layer_norm":
@@ -242,7 +242,7 @@ def nodes_loss_and_grad(model, theta, X, labels=None, targets=None, weights=None
         if node.kind == "dense":
             W = params[f"{node.name}.weight"]
             if i != last:
-                if masks is not None:
+                if masks is not None and i in masks:
                     dy = dy * masks[i]
                 dy = dy * activation_grad(node.layer.activation, saved[i])
             grads[f"{node.name}.weight"] = inputs[i].T @ dy + l2 * W

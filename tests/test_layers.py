@@ -55,6 +55,24 @@ def test_summary_shows_kinds_and_blocks():
     assert f"{resnet().n_parameters:,} parameters" in text
 
 
+def test_a_dense_layer_has_its_own_dropout_or_the_fits():
+    X, y = data(300)
+    own = af.Architecture(10, [af.Dense(16, "relu", dropout=0.0), af.Dense(3)], "softmax")
+    plain = af.Architecture(10, [af.Dense(16, "relu"), af.Dense(3)], "softmax")
+    assert own != plain and own.to_dict()["layers"][0]["dropout"] == 0.0
+    assert "dropout" not in plain.to_dict()["layers"][0]
+    assert af.Architecture.from_dict(own.to_dict()) == own
+    assert "relu, dropout 0" in own.summary()
+    hp = af.Hyperparameters(epochs=3, batch_size=32)
+    # a rate of 0 of its own: the fit's dropout does not reach it
+    no_mask = af.fit(af.Model(own), X, y, hp.replace(dropout=0.5))
+    assert no_mask.parameters.tobytes() == af.fit(af.Model(plain), X, y, hp).parameters.tobytes()
+    # its own rate: the same masks as the fit's rate would draw
+    rated = af.Architecture(10, [af.Dense(16, "relu", dropout=0.3), af.Dense(3)], "softmax")
+    assert af.fit(af.Model(rated), X, y, hp).parameters.tobytes() == \
+        af.fit(af.Model(plain), X, y, hp.replace(dropout=0.3)).parameters.tobytes()
+
+
 def test_periodic_layout_and_width():
     arch = embedded()
     names = [(e.name, e.shape) for e in arch.layout[:3]]
@@ -107,6 +125,10 @@ def test_dictionary_form_round_trips_and_reads_version_1_layers():
     (lambda: af.Architecture(6, [af.Residual([af.Dense(6)])], "linear"), ValueError,
      "must be a Dense layer"),
     (lambda: af.LayerNorm(epsilon=0), ValueError, "LayerNorm.epsilon must be > 0"),
+    (lambda: af.Dense(4, dropout=1.0), ValueError, "Dense.dropout must be < 1"),
+    (lambda: af.Dense(4, dropout="some"), TypeError, "Dense.dropout"),
+    (lambda: af.Architecture(3, [af.Dense(2, dropout=0.1)], "softmax"), ValueError,
+     "the last layer's outputs are the network's"),
     (lambda: af.Periodic(0), ValueError, "Periodic.n_frequencies must be >= 1"),
     (lambda: af.Periodic(sigma=-1.0), ValueError, "Periodic.sigma must be > 0"),
     (lambda: af.Periodic(dim=0), ValueError, "Periodic.dim must be >= 1"),

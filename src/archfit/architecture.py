@@ -80,6 +80,9 @@ class Architecture:
         if not isinstance(layers[-1], Dense):
             raise ValueError(f"layers[-1] must be a Dense layer (its units are the outputs), "
                              f"got {layers[-1]!r}")
+        if layers[-1].dropout is not None:
+            raise ValueError(f"layers[-1] has dropout={layers[-1].dropout!r}: the last layer's "
+                             "outputs are the network's, which dropout never masks")
         if layers[-1].activation != "identity":
             raise ValueError(
                 f"layers[-1].activation must be 'identity', got {layers[-1].activation!r}: "

@@ -105,6 +105,8 @@ cdef struct LayerSpec:
                                 # first layer, < this one); others -1
     double epsilon              # LAYER_NORM: added to the variance; others 0
     Py_ssize_t frequencies      # PERIODIC: frequencies per feature; others 0
+    bint own_dropout            # DENSE before the last: its own dropout rate, `dropout`,
+    double dropout              # instead of the fit's (Settings.dropout); others 0
 
 cdef struct Network:
     int n_layers                        # layer l maps sizes[l] -> sizes[l + 1]
@@ -119,6 +121,7 @@ cdef struct Network:
     int link[MAX_LAYERS]                # ADD: the layer whose input it adds; else -1
     int skip_from[MAX_LAYERS]           # the ADD layer that adds layer l's input, or -1
     double epsilon[MAX_LAYERS]          # LAYER_NORM's epsilon; else 0
+    double dropout[MAX_LAYERS]          # DENSE: its own dropout rate, or -1: the fit's
     Py_ssize_t frequencies[MAX_LAYERS]  # PERIODIC: frequencies per feature (θ: the
                                         # frequencies (n, K) at w_start, the weights
                                         # (n, 2K, units) after them, the bias (n, units)
@@ -137,7 +140,8 @@ cdef struct Settings:
     double beta2                # ADAM, ADAMW
     double epsilon              # ADAM, ADAMW
     double l2                   # coupled L2 (AdamW: decoupled weight decay)
-    double dropout              # rate on every hidden layer, 0 <= dropout < 1
+    double dropout              # rate on every DENSE layer but the last that has no rate
+                                # of its own, 0 <= dropout < 1
     bint shuffle                # a new order of the samples every epoch
     uint64_t seed               # of the shuffles and dropout masks
     Py_ssize_t batch_size

@@ -236,8 +236,8 @@ cdef Data _sparse_data(const floating[::1] values, const int[::1] indices,
 cdef Network _network(sizes, activations, str head, str loss, double huber_delta,
                       layers=None) except *:
     """A Network of DENSE layers (sizes, activations), or of `layers`: one
-    (kind, units, activation, link, epsilon, frequencies) per layer, sizes[0]
-    the inputs."""
+    (kind, units, activation, link, epsilon, frequencies, dropout) per layer
+    (dropout: a dense layer's own rate, or None), sizes[0] the inputs."""
     cdef Network net
     cdef LayerSpec specs[MAX_LAYERS]
     cdef int l, L = len(sizes) - 1 if layers is None else len(layers)
@@ -246,9 +246,9 @@ cdef Network _network(sizes, activations, str head, str loss, double huber_delta
     if layers is None:
         if len(activations) != L:
             raise ValueError("one activation per layer is required")
-        layers = [("dense", sizes[l + 1], activations[l], -1, 0.0, 0) for l in range(L)]
+        layers = [("dense", sizes[l + 1], activations[l], -1, 0.0, 0, None) for l in range(L)]
     for l in range(L):
-        kind, units, activation, link, epsilon, frequencies = layers[l]
+        kind, units, activation, link, epsilon, frequencies, dropout = layers[l]
         if kind not in KINDS:
             raise ValueError(f"layer {l}: unknown kind {kind!r}; the kernels run {list(KINDS)}")
         specs[l].kind = KINDS[kind]
@@ -257,6 +257,8 @@ cdef Network _network(sizes, activations, str head, str loss, double huber_delta
         specs[l].link = link
         specs[l].epsilon = epsilon
         specs[l].frequencies = frequencies
+        specs[l].own_dropout = dropout is not None
+        specs[l].dropout = 0.0 if dropout is None else dropout
     if specs[L - 1].kind != DENSE or specs[L - 1].activation != IDENTITY:
         raise ValueError("the last layer must be dense with activation identity; "
                          "the head applies the output function")
@@ -300,8 +302,9 @@ def layer_layout(Py_ssize_t n_inputs, layers):
     Parameters
     ----------
     n_inputs : int
-    layers : sequence of (kind, units, activation, link, epsilon, frequencies)
-        One per layer, first to last (the kinds of ``KINDS``).
+    layers : sequence of (kind, units, activation, link, epsilon, frequencies, dropout)
+        One per layer, first to last (the kinds of ``KINDS``; dropout: a dense
+        layer's own rate, or None).
 
     Returns
     -------
@@ -333,7 +336,7 @@ cdef class Kernel:
         Output head and loss names (``HEADS``, ``LOSSES``).
     huber_delta : float
         Threshold of the Huber loss.
-    layers : sequence of (kind, units, activation, link, epsilon, frequencies), optional
+    layers : sequence of (kind, units, activation, link, epsilon, frequencies, dropout), optional
         Any layers (``layer_layout``); by default dense ones from `sizes`
         and `activations`.
     """

@@ -63,16 +63,16 @@ class Node(NamedTuple):
     link: int
 
     def spec(self) -> tuple:
-        """(kind, units, activation, link, epsilon, frequencies), as
+        """(kind, units, activation, link, epsilon, frequencies, dropout), as
         ``kernels.Kernel`` takes it."""
         if self.kind == "dense":
-            return ("dense", self.n_out, self.layer.activation, -1, 0.0, 0)
+            return ("dense", self.n_out, self.layer.activation, -1, 0.0, 0, self.layer.dropout)
         if self.kind == "layer_norm":
-            return ("layer_norm", 0, "identity", -1, self.layer.epsilon, 0)
+            return ("layer_norm", 0, "identity", -1, self.layer.epsilon, 0, None)
         if self.kind == "periodic":
             return ("periodic", self.layer.dim, self.layer.activation, -1, 0.0,
-                    self.layer.n_frequencies)
-        return ("add", 0, "identity", self.link, 0.0, 0)
+                    self.layer.n_frequencies, None)
+        return ("add", 0, "identity", self.link, 0.0, 0, None)
 
     def parameters(self) -> list[Parameter]:
         """The node's parameters, in their order in θ."""
@@ -92,18 +92,21 @@ class Dense:
         ``"tanh"``, ``"sigmoid"``, ``"gelu"`` (exact, with erf). The last layer
         must keep ``"identity"``: the architecture's output head applies the
         output function.
+    dropout : float or None, default None
+        The rate at which training drops this layer's outputs (each kept one
+        scaled by ``1 / (1 - rate)``), in [0, 1); None takes the fit's rate,
+        ``Hyperparameters.dropout``. The last layer has none.
 
     Notes
     -----
     Parameters ``weight`` (n_in, units), decayed by L2 and initialised He
     (normal, sd ``sqrt(2 / n_in)``) before relu, leaky_relu and gelu, else
     Glorot (uniform on ``±sqrt(6 / (n_in + units))``); ``bias`` (units,), zeros.
-    With ``Hyperparameters(dropout=...)`` every dense layer but the last has
-    its output masked.
     """
 
     units: int
     activation: str = "identity"
+    dropout: float | None = None
 
     kind = "dense"
 
@@ -111,6 +114,9 @@ class Dense:
         check_int(self.units, "Dense.units", minimum=1, maximum=MAX_DIMENSION)
         _check_activation(self.activation)
         object.__setattr__(self, "units", int(self.units))
+        if self.dropout is not None:
+            object.__setattr__(self, "dropout", check_float(
+                self.dropout, "Dense.dropout", low=0.0, high=1.0, high_open=True))
 
     def width(self, n_in: int) -> int:
         """The output width for an input of `n_in` columns."""
@@ -127,12 +133,16 @@ class Dense:
         return 2 * n_in * self.units + self.units
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"kind": "dense", "units": ..., "activation": ...}``."""
-        return {"kind": self.kind, "units": self.units, "activation": self.activation}
+        """``{"kind": "dense", "units": ..., "activation": ...}`` (and ``"dropout"``
+        when the layer has its own rate)."""
+        d = {"kind": self.kind, "units": self.units, "activation": self.activation}
+        if self.dropout is not None:
+            d["dropout"] = self.dropout
+        return d
 
     def describe(self) -> str:
         """The layer in a few words, for a summary."""
-        return self.activation
+        return self.activation + ("" if self.dropout is None else f", dropout {self.dropout:g}")
 
     def _onnx(self, graph, x: str, node: Node, weights, inputs) -> str:
         w = graph.const(f"{graph.prefix}{node.name}.weight",
@@ -144,6 +154,7 @@ class Dense:
 
     def __repr__(self) -> str:
         extra = f", activation={self.activation!r}" if self.activation != "identity" else ""
+        extra += f", dropout={self.dropout!r}" if self.dropout is not None else ""
         return f"Dense({self.units}{extra})"
 
 

@@ -34,6 +34,9 @@ def architectures(n_in=6, k=3, output="softmax"):
             af.Dense(k)], output),
         "periodic": af.Architecture(n_in, [af.Periodic(3, 0.3, 4), af.Dense(7, "relu"),
                                            af.Dense(k)], output),
+        "own-dropout": af.Architecture(n_in, [
+            af.Dense(7, "relu", dropout=0.5), af.Dense(6, "tanh", dropout=0.0),
+            af.Residual([af.Dense(5, "relu", dropout=0.1), af.Dense(6)]), af.Dense(k)], output),
         "periodic-inside": af.Architecture(n_in, [
             af.Dense(4, "tanh"), af.Periodic(2, 0.5, 3, activation="identity"), af.LayerNorm(),
             af.Residual([af.Dense(12, "gelu")]), af.Dense(k)], output),
@@ -111,30 +114,39 @@ def test_l2_decays_dense_weights_only():
     assert gains and all(mask[e.start:e.stop].sum() == 0 for e in gains)
 
 
+def rates(arch, dropout):
+    """Each node's dropout rate in a fit at `dropout`: a dense node before the
+    last takes its own rate, or the fit's."""
+    last = len(arch.nodes) - 1
+    return {i: (node.layer.dropout if node.layer.dropout is not None else dropout)
+            for i, node in enumerate(arch.nodes) if node.kind == "dense" and i < last}
+
+
 def reference_epoch(model, theta, X, y, *, batch_size, optimizer, lr, l2, epoch, seed,
                     shuffle=True, weights=None, dropout=0.0):
     """A NumPy training loop: the kernel's order and dropout draws (masks for
-    the dense nodes before the last, in order), then the twin's gradient."""
+    the dense nodes before the last, each at its rate, in order), then the
+    twin's gradient."""
     arch = model.architecture
     n = len(X)
     order = _random.permutation(n, seed, epoch, 0) if shuffle else np.arange(n)
     opt = ref.Optimizer(optimizer, lr)
     mask = ref.decay_mask(arch)
     theta = theta.astype(np.float64)
-    masked = [i for i, node in enumerate(arch.nodes[:-1]) if node.kind == "dense"]
+    masked = {i: rate for i, rate in rates(arch, dropout).items() if rate > 0}
     draws = _random.uniform(n * sum(arch.nodes[i].n_out for i in masked), seed, epoch, 1) \
-        if dropout else None
+        if masked else None
     used = 0
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
         masks = None
-        if dropout:
+        if masked:
             masks = {}
-            for i in masked:
+            for i, rate in masked.items():
                 width = arch.nodes[i].n_out
                 u = draws[used:used + len(idx) * width].reshape(len(idx), width)
                 used += len(idx) * width
-                masks[i] = np.where(u < dropout, 0.0, 1 / (1 - dropout))
+                masks[i] = np.where(u < rate, 0.0, 1 / (1 - rate))
         w = None if weights is None else weights[idx]
         _, g = ref.nodes_loss_and_grad(model, theta, X[idx], weights=w, masks=masks,
                                        **encoded(model, y[idx]))
@@ -232,3 +244,44 @@ def test_predictions_and_gradients_do_not_depend_on_threads(dtype):
     assert grads[0].tobytes() == grads[1].tobytes()
     # one row alone gives what it gets among others, up to the products' order
     assert_close(model.predict(theta, X[:1])[0], outs[0][0], dtype, scale=50)
+
+
+# ---- any stack of kinds --------------------------------------------------------------------
+def _random_stack(rng, n_in):
+    """A random architecture of every kind (and its width at each point)."""
+    layers, width = [], n_in
+    for _ in range(rng.integers(1, 5)):
+        choice = rng.integers(0, 4)
+        if choice == 0:
+            width = int(rng.integers(1, 9))
+            layers.append(af.Dense(width, str(rng.choice(["relu", "tanh", "gelu", "sigmoid",
+                                                          "leaky_relu", "identity"]))))
+        elif choice == 1:
+            layers.append(af.LayerNorm(epsilon=float(rng.choice([1e-5, 0.1]))))
+        elif choice == 2:
+            inner = [af.LayerNorm()] if rng.integers(0, 2) else []
+            inner += [af.Dense(int(rng.integers(1, 7)), "relu"), af.Dense(width)]
+            layers.append(af.Residual(inner))
+        elif width <= 6:
+            dim = int(rng.integers(1, 4))
+            layers.append(af.Periodic(int(rng.integers(1, 4)), float(rng.uniform(0.05, 0.5)),
+                                      dim, str(rng.choice(["relu", "identity"]))))
+            width *= dim
+    return layers + [af.Dense(3)]
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_random_stacks_match_the_twin(dtype, seed):
+    rng = np.random.default_rng(100 + seed)
+    n_in = int(rng.integers(1, 6))
+    arch = af.Architecture(n_in, _random_stack(rng, n_in), "softmax")
+    model = af.Model(arch, dtype)
+    theta = perturbed(model, seed)
+    n = int(rng.integers(1, 40))
+    X = rng.normal(size=(n, n_in)).astype(dtype)
+    y = rng.integers(0, 3, n)
+    assert_close(model.predict(theta, X), ref.nodes_predict(model, theta, X), dtype, scale=100)
+    loss, grad = model.loss_and_grad(theta, X, y, l2=0.01)
+    expected_loss, expected_grad = ref.nodes_loss_and_grad(model, theta, X, labels=y, l2=0.01)
+    assert_close(loss, expected_loss, dtype, scale=100)
+    assert_close(grad, expected_grad, dtype, scale=2000)

@@ -46,9 +46,9 @@ cdef Kind _TABLE[N_KINDS]
 
 # ---- what every kind uses ------------------------------------------------------------------
 cdef inline bint _dropout(const Network* net, const Workspace* ws, int l) noexcept nogil:
-    """Whether layer l's output is masked by dropout: a DENSE layer before the
-    last, in a fit with dropout."""
-    return ws.dropout and net.kind[l] == DENSE and l < net.n_layers - 1
+    """Whether layer l's output is masked by dropout in this computation (the
+    workspace says each layer's rate)."""
+    return ws.rate[l] > 0.0
 
 
 cdef inline const floating* _input(const Pass* p, int l, floating* buf) noexcept nogil:

@@ -76,8 +76,9 @@ cdef struct Workspace:
     Py_ssize_t z[MAX_LAYERS]        # DENSE: pre-activation (logits for the last);
                                     # LAYER_NORM: the normalised rows
     Py_ssize_t a[MAX_LAYERS]        # DENSE: activation of a hidden layer; PERIODIC: output
-    Py_ssize_t mask[MAX_LAYERS]     # DENSE: dropout mask of a hidden layer (if dropout)
-    Py_ssize_t dropped[MAX_LAYERS]  # DENSE: activation * mask (if dropout)
+    Py_ssize_t mask[MAX_LAYERS]     # DENSE: dropout mask of a hidden layer (rate[l] > 0)
+    Py_ssize_t dropped[MAX_LAYERS]  # DENSE: activation * mask (rate[l] > 0)
+    double rate[MAX_LAYERS]         # each layer's dropout rate in this computation (0: none)
     Py_ssize_t aux[MAX_LAYERS]      # LAYER_NORM: 1 / standard deviation of each row;
                                     # PERIODIC: each row's cos and sin features (n, 2K)
     Py_ssize_t extra[MAX_LAYERS]    # PERIODIC: each row's error at those features (n, 2K),
@@ -115,7 +116,7 @@ cdef int threads_allowed(int asked) noexcept nogil
 cdef void calls_end() noexcept nogil
 cdef int idle_threads(int planned, double flops, unsigned long long* wake_from) noexcept nogil
 cdef void wake_seen(unsigned long long since) noexcept nogil
-cdef Py_ssize_t workspace(const Network* net, Workspace* ws, Py_ssize_t rows, bint dropout,
+cdef Py_ssize_t workspace(const Network* net, Workspace* ws, Py_ssize_t rows, double dropout,
                           bint gather, Py_ssize_t n_targets) noexcept nogil
 cdef Py_ssize_t packed_layout(const Network* net, Packed* pk, char* base, Py_ssize_t rows,
                               bint f64) noexcept nogil

@@ -136,6 +136,8 @@ cdef int network_of(Network* net, int n_layers, const Py_ssize_t* sizes,
         layers[l].link = -1
         layers[l].epsilon = 0.0
         layers[l].frequencies = 0
+        layers[l].own_dropout = False
+        layers[l].dropout = 0.0
     return network_of_layers(net, sizes[0], n_layers, layers, head, loss, huber_delta)
 
 
@@ -163,8 +165,16 @@ cdef int network_of_layers(Network* net, Py_ssize_t n_inputs, int n_layers,
         net.link[l] = -1
         net.epsilon[l] = 0.0
         net.frequencies[l] = 0
+        net.dropout[l] = -1.0
         net.w_start[l] = start
         if layers[l].kind != PERIODIC and layers[l].frequencies != 0:
+            return INVALID_ARGUMENT
+        if layers[l].own_dropout:
+            if layers[l].kind != DENSE or l == n_layers - 1 \
+                    or not 0.0 <= layers[l].dropout < 1.0:
+                return INVALID_ARGUMENT
+            net.dropout[l] = layers[l].dropout
+        elif layers[l].dropout != 0.0:
             return INVALID_ARGUMENT
         if layers[l].kind == DENSE:
             if layers[l].units < 1 or not IDENTITY <= layers[l].activation <= GELU:
@@ -211,22 +221,29 @@ cdef int network_of_layers(Network* net, Py_ssize_t n_inputs, int n_layers,
 
 
 cdef bint has_dropout(const Network* net, const Workspace* ws, int l) noexcept nogil:
-    """Whether layer l's output is masked by dropout: a DENSE layer before the
-    last, in a fit with dropout."""
-    return ws.dropout and net.kind[l] == DENSE and l < net.n_layers - 1
+    """Whether layer l's output is masked by dropout in this computation."""
+    return ws.rate[l] > 0.0
 
 
-cdef Py_ssize_t workspace(const Network* net, Workspace* ws, Py_ssize_t rows, bint dropout,
+cdef Py_ssize_t workspace(const Network* net, Workspace* ws, Py_ssize_t rows, double dropout,
                           bint gather, Py_ssize_t n_targets) noexcept nogil:
     """Lay out the scratch buffer for `rows` rows; returns its length in elements.
 
-    Every array is (rows, width) row-major, so a shard of rows [lo, hi) of
-    any of them is contiguous. Each layer's kind lays out its own arrays.
+    `dropout`: a fit's rate (Settings.dropout), which every DENSE layer but
+    the last takes unless it has its own; negative for an evaluation (no
+    masks). Every array is (rows, width) row-major, so a shard of rows [lo,
+    hi) of any of them is contiguous. Each layer's kind lays out its own
+    arrays.
     """
     cdef Py_ssize_t off = 0
     cdef int l, L = net.n_layers
     ws.rows = rows
-    ws.dropout = dropout
+    ws.dropout = False
+    for l in range(L):
+        ws.rate[l] = 0.0
+        if dropout >= 0.0 and net.kind[l] == DENSE and l < L - 1:
+            ws.rate[l] = net.dropout[l] if net.dropout[l] >= 0.0 else dropout
+            ws.dropout = ws.dropout or ws.rate[l] > 0.0
     for l in range(L):
         off = kinds()[net.kind[l]].scratch(net, l, ws, rows, off)
     ws.x = ws.t = ws.w = off
@@ -379,7 +396,7 @@ cdef Py_ssize_t _training_block(const Network* net, const Settings* settings, bi
     v = off
     off += _up(P * item)
     scratch = off
-    off += _up(item * workspace(net, &it.ws, rows, settings.dropout > 0.0, settings.shuffle,
+    off += _up(item * workspace(net, &it.ws, rows, settings.dropout, settings.shuffle,
                                 n_targets))
     index = off
     off += _up(n_samples * sizeof(Py_ssize_t))
@@ -519,7 +536,7 @@ cdef Py_ssize_t prediction_block(const Network* net, const PredictionPlan* plan,
     `stride` bytes apart - or only count when `base` is NULL; returns the
     bytes. `ws` is planned for a chunk."""
     cdef Py_ssize_t item = 8 if f64 else 4, packed = 0
-    cdef Py_ssize_t per = workspace(net, ws, plan.rows, False, plan.rows == 1, 0)
+    cdef Py_ssize_t per = workspace(net, ws, plan.rows, -1.0, plan.rows == 1, 0)
     cdef Py_ssize_t chunk_losses = _up(max(plan.chunks, <Py_ssize_t> 1) * sizeof(double))
     if plan.packed:
         per += ARCHFIT_PK_WORK          # each thread's packed-GEMM scratch follows its own
@@ -570,7 +587,7 @@ cdef Py_ssize_t gradient_block(const Network* net, const GradientPlan* plan, bin
     previous thread's) - or only count when `base` is NULL; returns the
     bytes. `ws` is planned for a chunk."""
     cdef Py_ssize_t item = 8 if f64 else 4
-    cdef Py_ssize_t work = _up(workspace(net, ws, plan.rows, False, False, 0) * item)
+    cdef Py_ssize_t work = _up(workspace(net, ws, plan.rows, -1.0, False, 0) * item)
     cdef Py_ssize_t chunk_losses = _up(max(plan.chunks, <Py_ssize_t> 1) * sizeof(double))
     # a chunk's gradient is computed alone, then added to the others' in order
     cdef Py_ssize_t own = _up(net.n_parameters * item) if plan.chunks > 1 else 0

@@ -63,12 +63,13 @@ cdef enum:
 
 
 cdef void _draw_masks(const Network* net, const Workspace* ws, Py_ssize_t rows,
-                      floating* buf, double dropout, uint64_t* rng) noexcept nogil:
-    """Dropout masks of every masked layer for `rows` rows, one stream in order."""
+                      floating* buf, uint64_t* rng) noexcept nogil:
+    """Dropout masks of every masked layer, at its rate, for `rows` rows: one
+    stream, in layer order."""
     cdef int l
     for l in range(net.n_layers - 1):
         if has_dropout(net, ws, l):
-            dropout_mask(buf + ws.mask[l], rows * net.sizes[l + 1], dropout, rng)
+            dropout_mask(buf + ws.mask[l], rows * net.sizes[l + 1], ws.rate[l], rng)
 
 
 cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
@@ -299,7 +300,7 @@ cdef int _epoch(TrainingState* state, const Data* data, double learning_rate,
         else:
             wsum = <double> b
         if ws.dropout:
-            _draw_masks(net, ws, b, buf, s.dropout, &dropout_state)
+            _draw_masks(net, ws, b, buf, &dropout_state)
 
         S = shards_for(net, b)
         per = (b + S - 1) // S
