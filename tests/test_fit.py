@@ -461,3 +461,35 @@ def test_predict_proba_needs_a_probabilistic_head():
     fitted = af.fit(af.Model(arch), np.ones((4, 2)), np.ones(4), af.Hyperparameters(epochs=1))
     with pytest.raises(TypeError, match="linear"):
         fitted.predict_proba(np.ones((1, 2)))
+
+
+# ---- the cores a process may use ------------------------------------------------------------------
+def test_cgroup_cpu_quota_is_read(tmp_path):
+    from archfit._threads import cpu_quota
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("150000 100000\n")
+    assert cpu_quota(str(v2)) == 1.5
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert cpu_quota(str(v2)) is None
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("50000\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cpu_quota(str(v1)) == 0.5
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cpu_quota(str(v1)) is None
+    assert cpu_quota(str(tmp_path / "none")) is None
+
+
+def test_the_thread_budget_follows_affinity_and_quota(monkeypatch):
+    from archfit import _threads
+    real = _threads.usable_cores
+    monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    for quota, cores in ((None, 4), (1.5, 2), (0.2, 1), (64.0, 4)):
+        monkeypatch.setattr(_threads, "cpu_quota", lambda q=quota: q)
+        _threads.usable_cores.cache_clear()
+        assert _threads.usable_cores() == cores
+    monkeypatch.setattr(_threads, "usable_cores", lambda: 1)
+    assert _threads.budget(None) == 1 and _threads.budget(3) == 3
+    real.cache_clear()          # read afresh after the patched affinity and quota

@@ -1,9 +1,11 @@
 """One thread budget for archfit's kernels and BLAS together.
 
 A fit (or a prediction) may use ``n_threads`` threads; when that is None, as
-many as BLAS is currently allowed: the machine's cores by default, fewer inside
+many as BLAS is currently allowed - the machine's cores by default, fewer inside
 ``threadpoolctl.threadpool_limits`` or :func:`archfit._parallel.fit_in_parallel`
-(one per fit). When archfit's own kernels split the work over several threads,
+(one per fit) - and never more than the cores this process may run on: its
+CPU affinity (``taskset``, a container's cpuset) and its cgroup's CPU quota
+(a container's ``--cpus``), where threads beyond them only wait for a core. When archfit's own kernels split the work over several threads,
 each of them calls BLAS single-threaded, so the cores are never oversubscribed;
 otherwise BLAS gets the whole budget for its large products.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import threading
 
@@ -94,11 +97,49 @@ def _lowest_limit():
     return _reader()
 
 
+def cpu_quota(root: str = "/sys/fs/cgroup") -> float | None:
+    """The CPUs' worth of time this process's cgroup may use (its quota over
+    its period), or None when it has no quota; cgroup v2 (``cpu.max``) or v1
+    (``cpu/cpu.cfs_quota_us`` and ``cpu.cfs_period_us``)."""
+    def read(name):
+        try:
+            with open(os.path.join(root, name)) as f:
+                return f.read().split()
+        except (OSError, UnicodeDecodeError):
+            return None
+    fields = read("cpu.max")
+    if fields and len(fields) == 2:
+        quota, period = fields
+    else:
+        quota, period = (read("cpu/cpu.cfs_quota_us") or [""])[0], \
+            (read("cpu/cpu.cfs_period_us") or [""])[0]
+    try:
+        quota, period = float(quota), float(period)
+    except ValueError:
+        return None                     # "max", missing or unreadable: no quota
+    return quota / period if quota > 0 and period > 0 else None
+
+
+@functools.lru_cache(maxsize=1)
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity, capped by its
+    cgroup's CPU quota (rounded up), at least 1. Read once."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    quota = cpu_quota()
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota)))
+    return max(1, cores)
+
+
 def budget(n_threads: int | None) -> int:
-    """Threads available: `n_threads`, or BLAS's current limit when None."""
+    """Threads available: `n_threads`, or BLAS's current limit when None (at
+    most the usable cores)."""
     if n_threads is not None:
         return n_threads
-    return _lowest_limit() or os.cpu_count() or 1
+    return min(_lowest_limit() or os.cpu_count() or 1, usable_cores())
 
 
 def blas_limit(n_threads: int | None):

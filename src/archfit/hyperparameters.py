@@ -85,8 +85,10 @@ class Hyperparameters:
         Threads during the fit, archfit's and BLAS's together: a step large
         enough to be shared runs on archfit's threads with BLAS on one each,
         a smaller one on one thread with BLAS on ``n_threads``. None: as many
-        as BLAS is currently allowed (every core by default). The result does
-        not depend on it for shared steps (docs/guarantees.md, Reproducibility).
+        as BLAS is currently allowed (every core by default), but no more
+        than the cores the process may use (its CPU affinity and its cgroup's
+        CPU quota, as in a container). The result does not depend on it for
+        shared steps (docs/guarantees.md, Reproducibility).
     early_stopping : bool, default False
         Stop when the validation loss has not improved by ``tolerance`` for
         ``patience`` epochs. Uses the ``validation`` set given to ``fit``, or
