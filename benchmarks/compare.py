@@ -3,6 +3,10 @@
     python benchmarks/compare.py            # the full table (about 15 minutes)
     python benchmarks/compare.py --quick    # smaller samples, under 2 minutes
 
+Every run writes its record to ``benchmarks/results/`` (``--record-dir``):
+the date, the commit, the CPU's model and vector flags, archfit's kernel
+path, the command and every figure, one JSON file per run.
+
 Every measurement runs in its own process, one at a time. Same architecture,
 batch size, Adam with lr 1e-3, float32 (unless said), and the same samples for
 every peer. Training = forward + backward + Adam update over every sample
@@ -573,6 +577,9 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small samples (under 2 minutes)")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--record-dir", default=os.path.join(HERE, "results"),
+                        help="where every run writes its record (date, commit, CPU, kernel "
+                        "path, command, figures); default benchmarks/results/")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--peer", help=argparse.SUPPRESS)
     parser.add_argument("--workload", help=argparse.SUPPRESS)
@@ -662,10 +669,34 @@ def main(argv=None):
     print(f"machine float32 GEMM rate (256x2048 @ 2048x2048, {THREADS} threads, the higher of "
           f"two measurements around W3): {rate:.1f} GFLOP/s;"
           f" archfit W3 training: {achieved:.1f} GFLOP/s = {100 * achieved / rate:.0f}% of it")
+    record = run_record(results, args, argv)
+    os.makedirs(args.record_dir, exist_ok=True)
+    stamp = record["date"][:16].replace(":", "").replace("T", "-")
+    path = os.path.join(args.record_dir, f"{stamp}-compare{'-quick' if args.quick else ''}.json")
+    with open(path, "w") as f:
+        json.dump(record, f, indent=1)
+    print(f"record: {path}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
     return 0
+
+
+def run_record(results, args, argv) -> dict:
+    """One run as the benchmark record keeps it: when, which code, which
+    machine and kernel path, the command, every figure."""
+    import datetime
+    from archfit.kernels import DETECTED, ISA
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=HERE, timeout=30).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    command = ["python", "benchmarks/compare.py"] + list(sys.argv[1:] if argv is None else argv)
+    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "commit": commit, "command": " ".join(command),
+            "cpu": {"model": cpu_model(), "flags": cpu_flags().split(), "cores": os.cpu_count()},
+            "kernel_path": ISA, "detected": DETECTED, "threads": THREADS, "results": results}
 
 
 if __name__ == "__main__":

@@ -11,11 +11,18 @@ SCRIPT = Path(__file__).parent.parent / "benchmarks" / "compare.py"
 
 
 @pytest.mark.skipif(not SCRIPT.exists(), reason="needs the source tree")
-def test_compare_quick_runs():
-    result = subprocess.run([sys.executable, str(SCRIPT), "--quick"], capture_output=True,
-                            text=True, timeout=900)
+def test_compare_quick_runs(tmp_path):
+    result = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--record-dir",
+                             str(tmp_path)], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
+    # every run leaves a record: when, which code and machine, the command, the figures
+    import json
+    (record_path,) = tmp_path.glob("*-compare-quick.json")
+    record = json.loads(record_path.read_text())
+    assert {"date", "commit", "command", "cpu", "kernel_path", "results"} <= set(record)
+    assert "--quick" in record["command"] and record["cpu"]["model"]
+    assert record["results"]["train"]["W1"]["archfit"]["rate"] > 0
     for workload in ("W1 64-32-10", "W2 784-256-128-10", "W3 1024-2048-2048-10", "W4 8-64-64-1",
                      "W2-float64"):
         assert workload in out, workload
