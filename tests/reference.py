@@ -184,6 +184,12 @@ def layer_norm(x, gain, bias, epsilon):
     return xhat * gain + bias, xhat, rstd
 
 
+def category_rows(codes, cardinality):
+    """A categorical input's table rows: the code, or the last row for -1."""
+    codes = np.asarray(codes).astype(np.int64)
+    return np.where(codes < 0, cardinality, codes)
+
+
 def nodes_forward(arch, theta, X, masks=None):
     """Every node's input and output, and what backpropagation needs; masks
     (a dict by node index) scale the outputs of those dense nodes."""
@@ -204,12 +210,22 @@ def nodes_forward(arch, theta, X, masks=None):
                                        params[f"{node.name}.bias"], node.layer.epsilon)
             saved.append((xhat, rstd))
         elif node.kind == "periodic":
-            angles = 2 * np.pi * x[:, :, None] * params[f"{node.name}.frequencies"][None]
+            n = node.n_numeric
+            angles = 2 * np.pi * x[:, :n, None] * params[f"{node.name}.frequencies"][None]
             V = np.concatenate([np.cos(angles), np.sin(angles)], axis=2)
             z = (np.einsum("rnk,nkd->rnd", V, params[f"{node.name}.weight"])
                  + params[f"{node.name}.bias"]).reshape(len(x), -1)
-            y = activation(node.layer.activation, z)
+            y = np.concatenate([activation(node.layer.activation, z), x[:, n:]], axis=1)
             saved.append((z, V, angles))
+        elif node.kind in ("embedding", "one_hot"):
+            n = node.n_numeric
+            parts = [x[:, :n]]
+            for j, cardinality in enumerate(node.categorical):
+                rows = category_rows(x[:, n + j], cardinality)
+                parts.append(params[f"{node.name}.table{j}"][rows] if node.kind == "embedding"
+                             else np.eye(cardinality + 1)[rows])
+            y = np.concatenate(parts, axis=1)
+            saved.append(None)
         else:
             y = x + inputs[node.link]
             saved.append(None)
@@ -256,17 +272,30 @@ def nodes_loss_and_grad(model, theta, X, labels=None, targets=None, weights=None
             g = dy * gain
             dx = rstd * (g - g.mean(axis=1, keepdims=True)
                          - xhat * (g * xhat).mean(axis=1, keepdims=True))
+        elif node.kind in ("embedding", "one_hot"):
+            n = node.n_numeric
+            if node.kind == "embedding":
+                width = node.layer.dim
+                for j, cardinality in enumerate(node.categorical):
+                    g = np.zeros_like(params[f"{node.name}.table{j}"])
+                    np.add.at(g, category_rows(inputs[i][:, n + j], cardinality),
+                              dy[:, n + j * width:n + (j + 1) * width])
+                    grads[f"{node.name}.table{j}"] = g
+            dx = np.concatenate([dy[:, :n], np.zeros((len(dy), len(node.categorical)))], axis=1)
         elif node.kind == "periodic":
             z, V, angles = saved[i]
             n, K = params[f"{node.name}.frequencies"].shape
             W = params[f"{node.name}.weight"]
+            codes = len(node.categorical)
+            dy = dy[:, :dy.shape[1] - codes]
             dz = (dy * activation_grad(node.layer.activation, z)).reshape(len(z), n, -1)
             grads[f"{node.name}.weight"] = np.einsum("rnk,rnd->nkd", V, dz) + l2 * W
             grads[f"{node.name}.bias"] = dz.sum(axis=0)
             dV = np.einsum("rnd,nkd->rnk", dz, W)
             g = 2 * np.pi * (-np.sin(angles) * dV[..., :K] + np.cos(angles) * dV[..., K:])
-            grads[f"{node.name}.frequencies"] = (g * inputs[i][:, :, None]).sum(axis=0)
-            dx = (g * params[f"{node.name}.frequencies"][None]).sum(axis=2)
+            grads[f"{node.name}.frequencies"] = (g * inputs[i][:, :n, None]).sum(axis=0)
+            dx = np.concatenate([(g * params[f"{node.name}.frequencies"][None]).sum(axis=2),
+                                 np.zeros((len(g), codes))], axis=1)
         else:
             dx = dy
             skip[node.link] = dy

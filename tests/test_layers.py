@@ -289,3 +289,131 @@ def test_onnx_export_of_every_kind(tmp_path, dtype, make):
     np.testing.assert_allclose(probabilities, fitted.predict_proba(X), rtol=tolerance,
                                atol=tolerance)
     assert np.array_equal(labels, fitted.predict(X))
+
+
+# ---- categorical inputs -------------------------------------------------------------------------
+def categorical_data(n=800, seed=0):
+    """2 numeric columns and 2 categorical ones (cardinalities 6 and 3); the
+    class depends on the first category and on x0."""
+    rng = np.random.default_rng(seed)
+    numeric = rng.normal(size=(n, 2))
+    a, b = rng.integers(0, 6, n), rng.integers(0, 3, n)
+    y = ((a % 3) + (numeric[:, 0] > 0)) % 3
+    return np.column_stack([numeric, a, b]).astype(np.float64), y
+
+
+CATEGORICAL = af.Inputs(numeric=2, categorical=[6, 3])
+
+
+def categorical_net(first=None):
+    return af.Architecture(inputs=CATEGORICAL, layers=[
+        first or af.Embedding(4), af.Dense(32, "relu"), af.Dense(3)], output="softmax")
+
+
+@pytest.mark.parametrize("first", [af.Embedding(4), af.OneHot()])
+def test_categorical_inputs_are_learned(first):
+    X, y = categorical_data()
+    fitted = af.fit(af.Model(categorical_net(first)), X[:600], y[:600],
+                    af.Hyperparameters(epochs=60, batch_size=32, learning_rate=3e-3))
+    assert fitted.score(X[600:], y[600:]) > 0.9
+    # the same rows with their codes read from a pandas frame of categories
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"x0": X[:, 0], "x1": X[:, 1],
+                          "a": pd.Categorical(X[:, 2].astype(int), categories=range(6)),
+                          "b": pd.Categorical(X[:, 3].astype(int), categories=range(3))})
+    np.testing.assert_array_equal(af.Model(categorical_net(first)).predict(
+        fitted.parameters, frame[600:]), fitted.predict_proba(X[600:]))
+
+
+def test_a_missing_or_unseen_category_takes_its_own_row():
+    pd = pytest.importorskip("pandas")
+    model = af.Model(categorical_net(), "float64")
+    theta = model.init(0)
+    frame = pd.DataFrame({"x0": [0.5, 0.5], "x1": [1.0, 1.0],
+                          "a": pd.Categorical([2, None], categories=range(6)),
+                          "b": pd.Categorical([1, 1], categories=range(3))})
+    from_frame = model.predict(theta, frame)
+    from_codes = model.predict(theta, np.array([[0.5, 1.0, 2, 1], [0.5, 1.0, -1, 1]]))
+    np.testing.assert_array_equal(from_frame, from_codes)
+    assert not np.array_equal(from_codes[0], from_codes[1])
+    # the row for unseen values is the table's last
+    table = model.unflatten(theta)["embedding0.table0"]
+    assert table.shape == (7, 4)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (6, "categorical input 0 \\(column 2\\) holds 6 at row 3; its codes are whole numbers "
+        "0 .. 5, or -1"),
+    (-2, "holds -2 at row 3"),
+    (1.5, "holds 1.5 at row 3"),
+])
+def test_codes_outside_the_categories_are_refused_before_any_kernel(bad, message):
+    X, y = categorical_data(20)
+    X[3, 2] = bad
+    model = af.Model(categorical_net())
+    for call in (lambda: model.predict(model.init(0), X),
+                 lambda: model.predict(model.init(0), X[:5]),
+                 lambda: model.loss_and_grad(model.init(0), X, y),
+                 lambda: af.fit(model, X, y, af.Hyperparameters(epochs=1)),
+                 lambda: af.fit(model, X[5:], y[5:], af.Hyperparameters(epochs=1),
+                                validation=(X, y))):
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: af.Inputs.of(2, [0]), ValueError, "Inputs.categorical\\[0\\] must be >= 1"),
+    (lambda: af.Inputs.of(-1), ValueError, "Inputs.numeric must be >= 0"),
+    (lambda: af.Architecture(inputs=CATEGORICAL, layers=[af.Dense(3)]), ValueError,
+     "would read the categorical inputs' codes as numbers"),
+    (lambda: af.Architecture(inputs=CATEGORICAL, layers=[af.LayerNorm(), af.Dense(3)]),
+     ValueError, "put an Embedding or OneHot layer before it"),
+    (lambda: af.Architecture(4, [af.Embedding(3), af.Dense(2)]), ValueError,
+     "needs categorical inputs"),
+    (lambda: af.Architecture(inputs=af.Inputs(0, (3,)), layers=[af.Periodic(), af.Dense(2)]),
+     ValueError, "embeds numeric inputs, and there are none"),
+    (lambda: af.Architecture(5, [af.Dense(2)], inputs=af.Inputs(2, (3,))), ValueError,
+     "contradicts"),
+    (lambda: af.Architecture(layers=[af.Dense(2)]), TypeError, "n_inputs"),
+    (lambda: af.Embedding(0), ValueError, "Embedding.dim must be >= 1"),
+])
+def test_bad_categorical_architectures_are_refused(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_categorical_networks_in_files_populations_and_standardisation(tmp_path):
+    X, y = categorical_data(400)
+    arch = af.Architecture(inputs=CATEGORICAL, layers=[
+        af.Periodic(4, 0.2, 3), af.Embedding(3), af.Dense(16, "relu"), af.Dense(3)],
+        output="softmax")
+    assert af.Architecture.from_dict(json.loads(json.dumps(arch.to_dict()))) == arch
+    assert "(2 numeric + 2 categorical)" in arch.summary()
+    model = af.Model(arch)
+    hp = af.Hyperparameters(epochs=4, batch_size=32, standardize=True)
+    fitted = af.fit(model, X, y, hp)
+    scaling = fitted.standardization
+    assert scaling.feature_mean[2:].tolist() == [0, 0] and scaling.feature_scale[2:].tolist() \
+        == [1, 1]                                       # the codes are left as they are
+    again = af.load(fitted.save(tmp_path / "c.archfit"))
+    assert again.architecture == arch
+    np.testing.assert_array_equal(again.predict_proba(X), fitted.predict_proba(X))
+    members = af.fit_many(model, X, y, [hp.replace(seed=s) for s in range(2)])
+    assert members[1].parameters.tobytes() == af.fit(model, X, y, hp.replace(seed=1)) \
+        .parameters.tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("first", [af.Embedding(4), af.OneHot()])
+def test_onnx_export_of_categorical_inputs(tmp_path, dtype, first):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    X, y = categorical_data(200)
+    X[:7, 2] = -1                                       # unseen values
+    arch = af.Architecture(inputs=CATEGORICAL, layers=[
+        af.Periodic(3, 0.2, 2), first, af.Dense(8, "relu"), af.Dense(3)], output="softmax")
+    fitted = af.fit(af.Model(arch, dtype), X, y, af.Hyperparameters(epochs=3))
+    fitted.to_onnx(tmp_path / "c.onnx")
+    session = ort.InferenceSession(str(tmp_path / "c.onnx"), providers=["CPUExecutionProvider"])
+    probabilities, _ = session.run(None, {"X": X.astype(dtype)})
+    np.testing.assert_allclose(probabilities, fitted.predict_proba(X), rtol=1e-5, atol=1e-6)

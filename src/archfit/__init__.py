@@ -9,8 +9,8 @@ hyperparameters    :class:`Hyperparameters` settings of the fitting algorithm
 fit model          :class:`FitModel`       θ̂ found by :func:`fit` on training data
 =================  ======================  =============================================
 """
-from archfit.architecture import Architecture, LayoutEntry
-from archfit.layers import Dense, LayerNorm, Periodic, Residual
+from archfit.architecture import Architecture, Inputs, LayoutEntry
+from archfit.layers import Dense, Embedding, LayerNorm, OneHot, Periodic, Residual
 from archfit.fit_model import FitModel
 from archfit.fitting import ConvergenceWarning, DivergenceError, fit
 from archfit.population import fit_many
@@ -30,14 +30,17 @@ __all__ = [
     "ConvergenceWarning",
     "Dense",
     "DivergenceError",
+    "Embedding",
     "Ensemble",
     "FileFormatError",
     "FitModel",
     "HoldoutEstimate",
     "Hyperparameters",
+    "Inputs",
     "LayerNorm",
     "LayoutEntry",
     "Model",
+    "OneHot",
     "Periodic",
     "Residual",
     "Selection",

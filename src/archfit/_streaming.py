@@ -24,7 +24,7 @@ import numpy as np
 
 from archfit._kernels._files import read_rows
 from archfit._sparse import SparseRows, is_sparse
-from archfit._validation import MAX_DIMENSION, as_features, check_finite
+from archfit._validation import MAX_DIMENSION, as_features, check_codes, check_finite
 
 # Bytes of rows gathered per part (in the model's dtype): large enough that a
 # kernel call's fixed cost vanishes, small enough to stay out of the way.
@@ -158,14 +158,17 @@ if sys.platform.startswith("linux"):
         _madvise = None
 
 
-def features(X, n_features: int, dtype, name: str = "X", sparse: bool = True):
+def features(X, n_features: int, dtype, name: str = "X", sparse: bool = True,
+             categorical=()):
     """X validated for a kernel: a :class:`FileRows` when it is file-backed
-    (checked by streaming over it), else :func:`in_memory`'s."""
+    (checked by streaming over it), else :func:`in_memory`'s. `categorical`:
+    the cardinalities of the categorical inputs, X's last columns, whose codes
+    are checked."""
     if isinstance(X, FileRows):
         return X.with_dtype(dtype, n_features)
     if not isinstance(X, SparseRows) and not is_sparse(X) and file_backed(X):
-        return FileRows(X, n_features, dtype, name)
-    return in_memory(X, n_features, dtype, name, sparse)
+        return FileRows(X, n_features, dtype, name, categorical=categorical)
+    return in_memory(X, n_features, dtype, name, sparse, categorical)
 
 
 def rows_of(X, index):
@@ -177,18 +180,26 @@ def rows_of(X, index):
     return np.ascontiguousarray(X[index])
 
 
-def in_memory(X, n_features: int, dtype, name: str = "X", sparse: bool = True):
+def in_memory(X, n_features: int, dtype, name: str = "X", sparse: bool = True,
+              categorical=()):
     """X validated for a kernel and held in memory: :class:`SparseRows` for
     scipy.sparse X, else ``as_features``' C-contiguous array. Without
     `sparse` (a network whose first layer reads its inputs densely), sparse
-    X is checked as such and then made dense."""
+    X is checked as such and then made dense. `categorical`: as for
+    :func:`features`."""
     if isinstance(X, SparseRows):
         X = X.with_dtype(dtype, n_features, name)
     elif is_sparse(X):
         X = SparseRows.of(X, n_features, dtype, name)
     else:
-        return as_features(X, n_features, dtype, name)
-    return X if sparse else np.ascontiguousarray(X.matrix.toarray(), dtype=dtype)
+        X = as_features(X, n_features, dtype, name)
+        check_codes(X, categorical, name)
+        return X
+    if sparse:
+        return X
+    X = np.ascontiguousarray(X.matrix.toarray(), dtype=dtype)
+    check_codes(X, categorical, name)
+    return X
 
 
 class FileRows:
@@ -208,7 +219,7 @@ class FileRows:
     """
 
     def __init__(self, X, n_features: int, dtype, name: str = "X", rows=None, _checked=False,
-                 _file=None, _transform=None):
+                 _file=None, _transform=None, categorical=()):
         self.X, self.dtype, self.name = X, np.dtype(dtype), name
         self.transform = _transform
         self.rows = None if rows is None else np.asarray(rows, dtype=np.intp)
@@ -216,10 +227,10 @@ class FileRows:
         self._mapping = (_shared_mapping(X) if _madvise is not None and self._file is None
                          else None)
         if not _checked:
-            self._check(n_features)
+            self._check(n_features, categorical)
 
     # ---- checks ---------------------------------------------------------------------------
-    def _check(self, n_features: int) -> None:
+    def _check(self, n_features: int, categorical=()) -> None:
         X, name = self.X, self.name
         kind = X.dtype.kind
         if kind == "c":
@@ -240,6 +251,7 @@ class FileRows:
                                _file=self._file).parts(X.shape[0]):
             part = self._raw(np.arange(lo, hi))
             check_finite(part, f"{name} (rows {lo} to {hi - 1})", first_row=lo)
+            check_codes(part, categorical, name, first_row=lo)
             if kind == "f" and part.dtype != self.dtype:
                 with np.errstate(over="ignore"):
                     converted = part.astype(self.dtype)

@@ -44,8 +44,50 @@ def check_float(value, name: str, *, low: float | None = None, high: float | Non
     return value
 
 
+def _frame_codes(frame) -> np.ndarray | None:
+    """A data frame with pandas categorical columns as a float array, each
+    such column as its category positions (-1 where missing); None for
+    anything else."""
+    dtypes = getattr(frame, "dtypes", None)
+    if dtypes is None or not hasattr(frame, "columns") or isinstance(frame, np.ndarray):
+        return None
+    try:
+        categorical = [str(t) == "category" for t in dtypes]
+    except TypeError:
+        return None
+    if not any(categorical):
+        return None
+    columns = []
+    for (_, column), is_code in zip(frame.items(), categorical):
+        columns.append(np.asarray(column.cat.codes, dtype=np.float64) if is_code
+                       else np.asarray(column))
+    return np.column_stack(columns) if columns else None
+
+
+def check_codes(arr: np.ndarray, categorical, name: str = "X", first_row: int = 0) -> None:
+    """Refuse codes that are not those of the categorical inputs (the last
+    len(categorical) columns): whole numbers 0 .. cardinality - 1, or -1 for
+    a value unseen in training or missing."""
+    if not len(categorical):
+        return
+    first = arr.shape[1] - len(categorical)
+    for j, cardinality in enumerate(categorical):
+        codes = arr[:, first + j]
+        bad = (codes != np.round(codes)) | (codes < -1) | (codes > cardinality - 1)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ValueError(
+                f"{name}: categorical input {j} (column {first + j}) holds {codes[row]:g} at row "
+                f"{row + first_row}; its codes are whole numbers 0 .. {cardinality - 1}, or -1 "
+                "for a value unseen in training or missing")
+
+
 def _numeric(array, name: str) -> np.ndarray:
-    """``array`` as an ndarray of a real numeric or bool dtype."""
+    """``array`` as an ndarray of a real numeric or bool dtype (a data frame's
+    pandas categorical columns as their codes)."""
+    coded = _frame_codes(array)
+    if coded is not None:
+        array = coded
     try:
         arr = np.asarray(array)
     except Exception as exc:  # ragged lists and the like

@@ -13,15 +13,58 @@ from typing import Any, NamedTuple, Sequence
 
 from archfit import kernels
 from archfit._validation import MAX_DIMENSION, check_int
-from archfit.layers import (ACTIVATIONS, LAYERS, Dense, LayerNorm, Node, Periodic, Residual,
-                            flatten, layer_from_dict)
+from archfit.layers import (ACTIVATIONS, LAYERS, Dense, Embedding, LayerNorm, Node, OneHot,
+                            Periodic, Residual, flatten, layer_from_dict)
 
 # The names the kernels understand (declared once, in archfit/kernels.pxd).
 OUTPUTS = tuple(kernels.HEADS)
 MAX_LAYERS = kernels.MAX_LAYERS
 
-__all__ = ["ACTIVATIONS", "Architecture", "Dense", "LayerNorm", "LayoutEntry", "Periodic",
-           "Residual"]
+__all__ = ["ACTIVATIONS", "Architecture", "Dense", "Embedding", "Inputs", "LayerNorm",
+           "LayoutEntry", "OneHot", "Periodic", "Residual"]
+
+
+class Inputs(NamedTuple):
+    """The columns of a row of X: ``numeric`` numeric ones, then one for each
+    categorical input, holding a category's code: 0 .. cardinality - 1, or -1
+    for a value unseen in training or missing.
+
+    Parameters
+    ----------
+    numeric : int
+        Numeric columns, first.
+    categorical : sequence of int
+        The cardinality (number of categories) of each categorical column,
+        in order.
+
+    Examples
+    --------
+    >>> import archfit as af
+    >>> arch = af.Architecture(inputs=af.Inputs(numeric=3, categorical=[4, 2]),
+    ...                        layers=[af.Embedding(5), af.Dense(8, "relu"), af.Dense(1)])
+    >>> arch.n_inputs, arch.nodes[0].n_out
+    (5, 13)
+    """
+
+    numeric: int
+    categorical: tuple = ()
+
+    @classmethod
+    def of(cls, numeric, categorical=()) -> "Inputs":
+        """Checked inputs (tuples of ints)."""
+        numeric = check_int(numeric, "Inputs.numeric", minimum=0, maximum=MAX_DIMENSION)
+        if isinstance(categorical, (str, bytes)) or not isinstance(categorical, Sequence):
+            raise TypeError("Inputs.categorical must be a sequence of cardinalities, got "
+                            f"{type(categorical).__name__}")
+        categorical = tuple(check_int(c, f"Inputs.categorical[{j}]", minimum=1,
+                                      maximum=2**24 - 1)
+                            for j, c in enumerate(categorical))
+        if len(categorical) > kernels.MAX_CATEGORICAL:
+            raise ValueError(f"at most {kernels.MAX_CATEGORICAL} categorical inputs, got "
+                             f"{len(categorical)}")
+        if numeric + len(categorical) < 1:
+            raise ValueError("Inputs needs at least one column")
+        return cls(numeric, categorical)
 
 
 class LayoutEntry(NamedTuple):
@@ -39,8 +82,8 @@ class Architecture:
     Parameters
     ----------
     n_inputs : int
-        Number of input features.
-    layers : sequence of Dense, LayerNorm, Residual or Periodic
+        Number of input features, all numeric (or give `inputs`).
+    layers : sequence of Dense, LayerNorm, Residual, Periodic, Embedding or OneHot
         The layers, first to last. The last must be a
         :class:`~archfit.layers.Dense` layer
         with activation ``"identity"``: its ``units`` is the number of outputs.
@@ -49,6 +92,11 @@ class Architecture:
         softmax → categorical cross-entropy, sigmoid → binary cross-entropy
         (multi-label), linear → squared error (or Huber), exponential (a mean
         ``exp(z)``, for counts) → Poisson deviance.
+    inputs : Inputs, optional
+        Numeric and categorical columns (instead of `n_inputs`): the
+        categorical ones come last in X and must go through an
+        :class:`~archfit.layers.Embedding` or :class:`~archfit.layers.OneHot`
+        layer (a Periodic layer passes them through).
 
     Examples
     --------
@@ -62,10 +110,23 @@ class Architecture:
     LayoutEntry(name='dense0.weight', shape=(64, 32), start=0, stop=2048)
     """
 
-    __slots__ = ("_n_inputs", "_layers", "_output", "_nodes", "_layout", "_decayed")
+    __slots__ = ("_n_inputs", "_inputs", "_layers", "_output", "_nodes", "_layout", "_decayed")
 
-    def __init__(self, n_inputs: int, layers: Sequence, output: str = "linear"):
-        n_inputs = check_int(n_inputs, "n_inputs", minimum=1, maximum=MAX_DIMENSION)
+    def __init__(self, n_inputs: int | None = None, layers: Sequence = (),
+                 output: str = "linear", *, inputs: Inputs | None = None):
+        if inputs is not None:
+            if not isinstance(inputs, Inputs):
+                raise TypeError(f"inputs must be an Inputs, got {type(inputs).__name__}")
+            inputs = Inputs.of(*inputs)
+            if n_inputs is not None and n_inputs != inputs.numeric + len(inputs.categorical):
+                raise ValueError(f"n_inputs={n_inputs!r} contradicts inputs={inputs!r}; give "
+                                 "one of them")
+            n_inputs = inputs.numeric + len(inputs.categorical)
+        elif n_inputs is None:
+            raise TypeError("Architecture needs n_inputs (numeric columns) or inputs=Inputs(...)")
+        else:
+            n_inputs = check_int(n_inputs, "n_inputs", minimum=1, maximum=MAX_DIMENSION)
+            inputs = Inputs(n_inputs)
         if isinstance(layers, LAYERS) or not isinstance(layers, Sequence) \
                 or isinstance(layers, str):
             raise TypeError("layers must be a sequence (list or tuple) of layers "
@@ -92,11 +153,12 @@ class Architecture:
         if output == "softmax" and layers[-1].units < 2:
             raise ValueError("output='softmax' needs at least 2 output units; "
                              "use output='sigmoid' with 1 unit for a binary problem")
-        nodes = flatten(n_inputs, layers)
+        nodes = flatten(inputs.numeric, layers, inputs.categorical)
         if len(nodes) > MAX_LAYERS:
             raise ValueError(f"layers: at most {MAX_LAYERS} layers are supported (a residual "
                              f"block counts its layers and one more), got {len(nodes)}")
         self._n_inputs = n_inputs
+        self._inputs = inputs
         self._layers = layers
         self._output = output
         self._nodes = nodes
@@ -104,7 +166,8 @@ class Architecture:
 
     def _make_layout(self):
         # where the kernels put each block (computed there, once); names and shapes here
-        placed = kernels.layer_layout(self._n_inputs, [node.spec() for node in self._nodes])
+        placed = kernels.layer_layout(self._inputs.numeric, [node.spec() for node in self._nodes],
+                                      self._inputs.categorical)
         entries, decayed = [], []
         for node, where in zip(self._nodes, placed):
             start = where["start"]
@@ -117,16 +180,22 @@ class Architecture:
                 if parameter.decays:
                     decayed.append(entry)
             if node.parameters():
-                # the kernels' offsets: the last block at b_start, the layer ending at stop
-                assert entries[-1].start == where["b_start"] and \
+                # the kernels' offsets: the first block at w_start, the layer ending at stop
+                first = entries[-len(node.parameters())]
+                assert first.start == where["w_start"] and \
                     entries[-1].stop == where["stop"], "the kernels' layout differs"
         return tuple(entries), tuple(decayed)
 
     # ---- what the architecture is --------------------------------------------------
     @property
     def n_inputs(self) -> int:
-        """Number of input features."""
+        """Number of input columns (numeric, then categorical codes)."""
         return self._n_inputs
+
+    @property
+    def inputs(self) -> Inputs:
+        """The numeric and categorical input columns."""
+        return self._inputs
 
     @property
     def layers(self) -> tuple:
@@ -202,7 +271,9 @@ class Architecture:
         """A readable table: one row per layer with its kind, shape, activation
         (or setting) and parameter count; a residual block's layers indented."""
         rows = [("layer", "kind", "shape", "activation", "parameters")]
-        rows.append(("input", "", f"({self._n_inputs},)", "", ""))
+        shape = (f"({self._n_inputs},)" if not self._inputs.categorical else
+                 f"({self._inputs.numeric} numeric + {len(self._inputs.categorical)} categorical)")
+        rows.append(("input", "", shape, "", ""))
         inside = set()
         for node in self._nodes:
             if node.kind == "add":
@@ -230,9 +301,13 @@ class Architecture:
     # ---- serialisation and identity -------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict; :meth:`from_dict` rebuilds an equal architecture."""
-        return {"n_inputs": self._n_inputs,
-                "layers": [layer.to_dict() for layer in self._layers],
-                "output": self._output}
+        d = {"n_inputs": self._n_inputs,
+             "layers": [layer.to_dict() for layer in self._layers],
+             "output": self._output}
+        if self._inputs.categorical:
+            d["inputs"] = {"numeric": self._inputs.numeric,
+                           "categorical": list(self._inputs.categorical)}
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Architecture":
@@ -242,27 +317,37 @@ class Architecture:
         if not isinstance(d, dict):
             raise TypeError(f"Architecture.from_dict needs a dict, got {type(d).__name__}")
         expected = {"n_inputs", "layers", "output"}
-        if set(d) != expected:
-            raise ValueError(f"architecture dict must have exactly the keys {sorted(expected)}, "
-                             f"got {sorted(map(str, d))}")
+        if not expected <= set(d) <= expected | {"inputs"}:
+            raise ValueError(f"architecture dict must have exactly the keys {sorted(expected)} "
+                             f"(and 'inputs' with categorical inputs), got {sorted(map(str, d))}")
         layers = d["layers"]
         if not isinstance(layers, list):
             raise ValueError("architecture dict: 'layers' must be a list")
+        inputs = d.get("inputs")
+        if inputs is not None:
+            if not isinstance(inputs, dict) or set(inputs) != {"numeric", "categorical"}:
+                raise ValueError("architecture dict: 'inputs' must be {'numeric': int, "
+                                 "'categorical': [int, ...]}")
+            inputs = Inputs.of(inputs["numeric"], inputs["categorical"])
         return cls(d["n_inputs"], [layer_from_dict(layer, f"architecture dict: layers[{i}]")
-                                   for i, layer in enumerate(layers)], d["output"])
+                                   for i, layer in enumerate(layers)], d["output"],
+                   inputs=inputs)
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, Architecture):
             return NotImplemented
-        return (self._n_inputs, self._layers, self._output) == (
-            other._n_inputs, other._layers, other._output)
+        return (self._inputs, self._layers, self._output) == (
+            other._inputs, other._layers, other._output)
 
     def __hash__(self) -> int:
-        return hash((self._n_inputs, self._layers, self._output))
+        return hash((self._inputs, self._layers, self._output))
 
     def __repr__(self) -> str:
         layers = ", ".join(map(repr, self._layers))
-        return f"Architecture(n_inputs={self._n_inputs}, layers=[{layers}], output={self._output!r})"
+        start = (f"n_inputs={self._n_inputs}" if not self._inputs.categorical else
+                 f"inputs=Inputs(numeric={self._inputs.numeric}, "
+                 f"categorical={list(self._inputs.categorical)})")
+        return f"Architecture({start}, layers=[{layers}], output={self._output!r})"
 
     def __reduce__(self):
         return (Architecture.from_dict, (self.to_dict(),))

@@ -98,7 +98,9 @@ class Ensemble:
         """The mean of the members' outputs (probabilities or values, in the
         targets' units), accumulated in float64."""
         first = self._members[0]
-        X = features(X, first.architecture.n_inputs, first.model.dtype) \
+        X = features(X, first.architecture.n_inputs, first.model.dtype,
+                     sparse=first.architecture.reads_sparse,
+                     categorical=first.architecture.inputs.categorical) \
             if first.feature_names is None else X
         total = None
         for m in self._members:

@@ -69,7 +69,8 @@ class Data:
         dtype = np.float64 if any(m.dtype == np.float64 for m in models) else np.float32
         self.feature_names = feature_names(X)
         self.X = features(X, first.n_inputs, np.dtype(dtype),
-                          sparse=all(m.architecture.reads_sparse for m in models))
+                          sparse=all(m.architecture.reads_sparse for m in models),
+                          categorical=first.inputs.categorical)
         n = self.X.shape[0]
         self.y = np.asarray(y)
         if self.y.shape[:1] != (n,):

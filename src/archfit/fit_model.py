@@ -270,7 +270,8 @@ class FitModel:
         if scaling is None:
             return self._model._outputs(self._theta, X)
         X = features(X, self._model.architecture.n_inputs, self._model.dtype,
-                     sparse=self._model.architecture.reads_sparse)
+                     sparse=self._model.architecture.reads_sparse,
+                     categorical=self._model.architecture.inputs.categorical)
         X = _standardized_features(scaling, X)
         return scaling.outputs(self._model._predict(self._theta, X))
 
@@ -312,7 +313,8 @@ class FitModel:
     def _data(self, X, y, sample_weight, weight_dtype):
         """(X, y, sample_weight) validated and encoded against this fit model."""
         arch = self._model.architecture
-        X = features(by_name(X, self.feature_names), arch.n_inputs, self._model.dtype)
+        X = features(by_name(X, self.feature_names), arch.n_inputs, self._model.dtype,
+                     sparse=arch.reads_sparse, categorical=arch.inputs.categorical)
         targets = encode(y, arch.output, arch.n_outputs, X.shape[0], self._model.dtype,
                          self._classes)
         scaling = self._standardization

@@ -253,7 +253,8 @@ def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_w
         if isinstance(init, FitModel) and init.feature_names is not None:
             X = by_name(X, init.feature_names)
             names = init.feature_names if names is not None else None
-        X = features(X, arch.n_inputs, dtype, sparse=arch.reads_sparse)
+        X = features(X, arch.n_inputs, dtype, sparse=arch.reads_sparse,
+                     categorical=arch.inputs.categorical)
     if rows is not None:
         shared = (isinstance(X, np.ndarray) and hp.shuffle and hp.optimizer != "lbfgs"
                   and not hp.standardize)
@@ -273,7 +274,8 @@ def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_w
         if not isinstance(validation, (tuple, list)) or len(validation) not in (2, 3):
             raise TypeError("validation must be a tuple (X_val, y_val) or (X_val, y_val, w_val)")
         Xv = in_memory(by_name(validation[0], names, "validation X"), arch.n_inputs, dtype,
-                       "validation X", sparse=arch.reads_sparse)
+                       "validation X", sparse=arch.reads_sparse,
+                       categorical=arch.inputs.categorical)
         tv = encode(validation[1], arch.output, arch.n_outputs, Xv.shape[0], dtype,
                     targets.classes, "validation y")
         wv = (as_sample_weight(validation[2], Xv.shape[0], dtype)
@@ -311,7 +313,7 @@ def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_w
                          "its columns beforehand (for example by their maxima) or pass it "
                          "dense")
     if standardization is None and (hp.standardize or hp.standardize_targets):
-        standardization = _standardization(X, targets, hp)
+        standardization = _standardization(X, targets, hp, len(arch.inputs.categorical))
     if standardization is not None:
         X, targets, val = _standardized(standardization, X, targets, val)
     return _Prepared(model=model, hp=hp, theta=theta, history=history,
@@ -352,15 +354,19 @@ class _Keeper:
             fit_model, self.request, self.first_epoch, best, finished))
 
 
-def _standardization(X, targets: Targets, hp) -> Standardization:
-    """The training rows' means and scales, in float64, a part at a time."""
+def _standardization(X, targets: Targets, hp, codes: int = 0) -> Standardization:
+    """The training rows' means and scales, in float64, a part at a time; the
+    last `codes` columns (categorical inputs' codes) keep mean 0 and scale 1."""
     feature = target = (None, None)
     if hp.standardize:
         if isinstance(X, FileRows):
             parts = (X.take(lo=lo, hi=hi) for lo, hi in X.parts())
         else:
             parts = (X[lo:lo + 65536] for lo in range(0, len(X), 65536))
-        feature = Standardization.statistics(parts)
+        mean, scale = Standardization.statistics(parts)
+        if codes:
+            mean[-codes:], scale[-codes:] = 0.0, 1.0
+        feature = (mean, scale)
     if hp.standardize_targets:
         target = Standardization.statistics([targets.values])
     return Standardization(*feature, *target)

@@ -40,9 +40,11 @@ cdef extern from *:
     # code built against another version must be rebuilt.
     """
     #define ARCHFIT_MAX_LAYERS 64
+    #define ARCHFIT_MAX_CATEGORICAL 256
     #define ARCHFIT_API_VERSION 2
     """
     enum: MAX_LAYERS "ARCHFIT_MAX_LAYERS"
+    enum: MAX_CATEGORICAL "ARCHFIT_MAX_CATEGORICAL"
     enum: API_VERSION "ARCHFIT_API_VERSION"
 
 # ---- codes (archfit.kernels.ACTIVATIONS etc. name them for Python) -------------------
@@ -57,7 +59,11 @@ cdef enum LayerKind:
     ADD = 2                     # x + the input of layer `link`: a residual block's end
     PERIODIC = 3                # per feature x: activation([cos 2πcx, sin 2πcx] W + b),
                                 # c its `frequencies` learned frequencies (width n -> n units)
-    N_KINDS = 4
+    EMBEDDING = 4               # each categorical input's code -> its row of a learned
+                                # table (units wide); numeric inputs pass through
+    ONE_HOT = 5                 # each categorical input's code -> an indicator vector
+                                # (cardinality + 1 wide); numeric inputs pass through
+    N_KINDS = 6
 
 cdef enum Activation:
     IDENTITY = 0
@@ -95,11 +101,19 @@ cpdef enum Status:
                                 # between two mini-batches (the ones before it are done)
 
 # ---- descriptions ----------------------------------------------------------------------
+cdef struct InputSpec:
+    # A row of X: `numeric` numeric columns, then `categorical` columns each holding
+    # a category's code as a number: 0 .. cardinality[j] - 1, or -1 for a value
+    # unseen in training or missing (its own row of an embedding's table).
+    Py_ssize_t numeric
+    int categorical                     # at most MAX_CATEGORICAL
+    const Py_ssize_t* cardinality       # (categorical,) categories of each; NULL if none
+
 cdef struct LayerSpec:
     # One layer as network_of_layers takes it.
     int kind                    # a LayerKind
-    Py_ssize_t units            # DENSE: outputs; PERIODIC: outputs per input feature;
-                                # other kinds keep their input's width (0)
+    Py_ssize_t units            # DENSE: outputs; PERIODIC: outputs per numeric input;
+                                # EMBEDDING: outputs per categorical input; other kinds 0
     int activation              # DENSE, PERIODIC: an Activation; others IDENTITY
     int link                    # ADD: the layer whose input is added (a residual block's
                                 # first layer, < this one); others -1
@@ -122,6 +136,13 @@ cdef struct Network:
     int skip_from[MAX_LAYERS]           # the ADD layer that adds layer l's input, or -1
     double epsilon[MAX_LAYERS]          # LAYER_NORM's epsilon; else 0
     double dropout[MAX_LAYERS]          # DENSE: its own dropout rate, or -1: the fit's
+    int codes[MAX_LAYERS]               # categorical columns (codes) at the end of layer
+                                        # l's input: the inputs' until an EMBEDDING or
+                                        # ONE_HOT layer takes them, then 0
+    int n_categorical                   # categorical inputs
+    Py_ssize_t cardinality[MAX_CATEGORICAL]     # categories of each
+    Py_ssize_t table_row[MAX_CATEGORICAL]       # EMBEDDING: the first row of input j's table
+                                                # (each has cardinality + 1 rows)
     Py_ssize_t frequencies[MAX_LAYERS]  # PERIODIC: frequencies per feature (θ: the
                                         # frequencies (n, K) at w_start, the weights
                                         # (n, 2K, units) after them, the bias (n, units)
@@ -211,7 +232,7 @@ cdef int network_init(Network* net, int n_layers, const Py_ssize_t* sizes,
     # A network of DENSE layers. sizes: n_layers + 1 widths; activations: n_layers
     # codes, the last IDENTITY.
 
-cdef int network_init_layers(Network* net, Py_ssize_t n_inputs, int n_layers,
+cdef int network_init_layers(Network* net, const InputSpec* inputs, int n_layers,
                              const LayerSpec* layers, int head, int loss,
                              double huber_delta) noexcept nogil
     # Any layers: n_layers specifications (zero each first: memset), first to last;

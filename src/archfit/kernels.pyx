@@ -54,7 +54,8 @@ from archfit._kernels._optimizers import OPTIMIZERS
 
 cnp.import_array()
 
-__all__ = ["ACTIVATIONS", "HEADS", "LOSSES", "OPTIMIZERS", "KINDS", "MAX_LAYERS", "API_VERSION",
+__all__ = ["ACTIVATIONS", "HEADS", "LOSSES", "OPTIMIZERS", "KINDS", "MAX_LAYERS",
+           "MAX_CATEGORICAL", "API_VERSION",
            "ISA", "DETECTED", "isa_paths", "Status", "Kernel", "Trainer", "Population",
            "parameter_layout", "layer_layout", "get_include", "cancel_fits"]
 
@@ -64,7 +65,10 @@ __all__ = ["ACTIVATIONS", "HEADS", "LOSSES", "OPTIMIZERS", "KINDS", "MAX_LAYERS"
 globals()["MAX_LAYERS"] = MAX_LAYERS
 globals()["API_VERSION"] = API_VERSION
 # The kinds of layer the kernels' table has (kernels.pxd's LayerKind), by name.
-KINDS = {"dense": DENSE, "layer_norm": LAYER_NORM, "add": ADD, "periodic": PERIODIC}
+KINDS = {"dense": DENSE, "layer_norm": LAYER_NORM, "add": ADD, "periodic": PERIODIC,
+         "embedding": EMBEDDING, "one_hot": ONE_HOT}
+# Categorical inputs of a network, at most (kernels.pxd's MAX_CATEGORICAL).
+globals()["MAX_CATEGORICAL"] = MAX_CATEGORICAL
 
 
 def get_include():
@@ -79,10 +83,10 @@ cdef int network_init(Network* net, int n_layers, const Py_ssize_t* sizes,
     return network_of(net, n_layers, sizes, activations, head, loss, huber_delta)
 
 
-cdef int network_init_layers(Network* net, Py_ssize_t n_inputs, int n_layers,
+cdef int network_init_layers(Network* net, const InputSpec* inputs, int n_layers,
                              const LayerSpec* layers, int head, int loss,
                              double huber_delta) noexcept nogil:
-    return network_of_layers(net, n_inputs, n_layers, layers, head, loss, huber_delta)
+    return network_of_layers(net, inputs, n_layers, layers, head, loss, huber_delta)
 
 
 cdef TrainingPlan training_plan(const Network* net, const Settings* settings, int dtype,
@@ -234,12 +238,15 @@ cdef Data _sparse_data(const floating[::1] values, const int[::1] indices,
 
 
 cdef Network _network(sizes, activations, str head, str loss, double huber_delta,
-                      layers=None) except *:
+                      layers=None, categorical=()) except *:
     """A Network of DENSE layers (sizes, activations), or of `layers`: one
     (kind, units, activation, link, epsilon, frequencies, dropout) per layer
-    (dropout: a dense layer's own rate, or None), sizes[0] the inputs."""
+    (dropout: a dense layer's own rate, or None), sizes[0] the numeric inputs,
+    `categorical` the cardinalities of the categorical ones after them."""
     cdef Network net
     cdef LayerSpec specs[MAX_LAYERS]
+    cdef InputSpec inputs
+    cdef Py_ssize_t cardinality[MAX_CATEGORICAL]
     cdef int l, L = len(sizes) - 1 if layers is None else len(layers)
     if not 1 <= L <= MAX_LAYERS:
         raise ValueError(f"a network has 1 to {MAX_LAYERS} layers, got {L}")
@@ -262,11 +269,18 @@ cdef Network _network(sizes, activations, str head, str loss, double huber_delta
     if specs[L - 1].kind != DENSE or specs[L - 1].activation != IDENTITY:
         raise ValueError("the last layer must be dense with activation identity; "
                          "the head applies the output function")
-    if network_of_layers(&net, sizes[0], L, specs, HEADS[head], LOSSES[loss],
+    if len(categorical) > MAX_CATEGORICAL:
+        raise ValueError(f"at most {MAX_CATEGORICAL} categorical inputs, got {len(categorical)}")
+    for l in range(len(categorical)):
+        cardinality[l] = categorical[l]
+    inputs.numeric = sizes[0]
+    inputs.categorical = len(categorical)
+    inputs.cardinality = cardinality
+    if network_of_layers(&net, &inputs, L, specs, HEADS[head], LOSSES[loss],
                          huber_delta) != OK:
-        raise ValueError(f"not a network the kernels can run: inputs {sizes[0]}, layers "
-                         f"{list(layers)}, head {head!r}, loss {loss!r}, huber_delta "
-                         f"{huber_delta!r}")
+        raise ValueError(f"not a network the kernels can run: inputs {sizes[0]} numeric, "
+                         f"categorical {list(categorical)}, layers {list(layers)}, head "
+                         f"{head!r}, loss {loss!r}, huber_delta {huber_delta!r}")
     return net
 
 
@@ -296,12 +310,13 @@ def parameter_layout(sizes):
     return [(net.w_start[l], net.b_start[l]) for l in range(L)], net.n_parameters
 
 
-def layer_layout(Py_ssize_t n_inputs, layers):
+def layer_layout(Py_ssize_t n_inputs, layers, categorical=()):
     """θ's layout for any layers, as ``network_init_layers`` computes it.
 
     Parameters
     ----------
     n_inputs : int
+        Numeric inputs.
     layers : sequence of (kind, units, activation, link, epsilon, frequencies, dropout)
         One per layer, first to last (the kinds of ``KINDS``; dropout: a dense
         layer's own rate, or None).
@@ -312,10 +327,13 @@ def layer_layout(Py_ssize_t n_inputs, layers):
         One per layer: ``start`` and ``stop`` of its parameters in θ, and for
         the kinds with parameters ``w_start`` and ``b_start`` (a dense layer's
         weight and bias, a layer norm's gain and bias, a periodic embedding's
-        frequencies and bias, its weights between them), and ``width``, its
-        output's.
+        frequencies and bias, its weights between them; an embedding's tables
+        from ``w_start``), and ``width``, its output's.
+    categorical : sequence of int
+        The cardinalities of the categorical inputs, after the numeric ones.
     """
-    cdef Network net = _network([n_inputs], None, "linear", "squared_error", 1.0, layers)
+    cdef Network net = _network([n_inputs], None, "linear", "squared_error", 1.0, layers,
+                                categorical)
     return [{"start": net.w_start[l], "stop": net.p_stop[l], "w_start": net.w_start[l],
              "b_start": net.b_start[l], "width": net.sizes[l + 1]}
             for l in range(net.n_layers)]
@@ -339,12 +357,15 @@ cdef class Kernel:
     layers : sequence of (kind, units, activation, link, epsilon, frequencies, dropout), optional
         Any layers (``layer_layout``); by default dense ones from `sizes`
         and `activations`.
+    categorical : sequence of int
+        Cardinalities of categorical inputs after the numeric ones (with
+        `layers`; sizes[0] counts the numeric inputs alone).
     """
     cdef Network net
 
     def __cinit__(self, sizes, activations, str head, str loss, double huber_delta=1.0,
-                  layers=None):
-        self.net = _network(sizes, activations, head, loss, huber_delta, layers)
+                  layers=None, categorical=()):
+        self.net = _network(sizes, activations, head, loss, huber_delta, layers, categorical)
 
     @property
     def n_parameters(self):

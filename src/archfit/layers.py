@@ -10,8 +10,14 @@ ONNX operators.
 ``Dense``          ``activation(x W + b)``
 ``LayerNorm``      ``(x - mean) / sqrt(var + epsilon) * gain + bias``, per row
 ``Residual``       ``x + f(x)``, f a stack of layers that keeps the width
-``Periodic``       each feature x as ``activation([cos 2πcx, sin 2πcx] W + b)``
+``Periodic``       each numeric input x as ``activation([cos 2πcx, sin 2πcx] W + b)``
+``Embedding``      each categorical input's code as its row of a learned table
+``OneHot``         each categorical input's code as an indicator vector
 =================  ==============================================================
+
+Categorical inputs (:class:`~archfit.Inputs`) are the last columns of a row,
+each a category's code; a Periodic layer passes them through, and an
+Embedding or OneHot layer turns them into numbers before any other kind.
 """
 from __future__ import annotations
 
@@ -53,7 +59,8 @@ class Node(NamedTuple):
     """One layer of the kernels' table, as an architecture flattens its layers:
     its name in the layout, the layer object that describes it (for an
     ``add``, the :class:`Residual` it ends), its kind, input and output
-    widths, and for an ``add`` the index of the block's first node."""
+    widths, for an ``add`` the index of the block's first node, and the
+    cardinalities of the categorical columns (codes) at the end of its input."""
 
     name: str
     layer: Any
@@ -61,6 +68,7 @@ class Node(NamedTuple):
     n_in: int
     n_out: int
     link: int
+    categorical: tuple = ()
 
     def spec(self) -> tuple:
         """(kind, units, activation, link, epsilon, frequencies, dropout), as
@@ -72,11 +80,24 @@ class Node(NamedTuple):
         if self.kind == "periodic":
             return ("periodic", self.layer.dim, self.layer.activation, -1, 0.0,
                     self.layer.n_frequencies, None)
+        if self.kind == "embedding":
+            return ("embedding", self.layer.dim, "identity", -1, 0.0, 0, None)
+        if self.kind == "one_hot":
+            return ("one_hot", 0, "identity", -1, 0.0, 0, None)
         return ("add", 0, "identity", self.link, 0.0, 0, None)
+
+    @property
+    def n_numeric(self) -> int:
+        """The numeric columns of the node's input (before its codes)."""
+        return self.n_in - len(self.categorical)
 
     def parameters(self) -> list[Parameter]:
         """The node's parameters, in their order in θ."""
-        return [] if self.kind == "add" else self.layer.parameters(self.n_in)
+        if self.kind in ("add", "one_hot"):
+            return []
+        if self.kind == "embedding":
+            return self.layer.tables(self.categorical)
+        return self.layer.parameters(self.n_numeric)
 
 
 @dataclass(frozen=True)
@@ -373,14 +394,19 @@ class Periodic:
 
     def _onnx(self, graph, x: str, node: Node, weights, inputs) -> str:
         # per feature: [cos, sin](2π c x) (batch, n, 2K), times its weights
-        # (Einsum over each feature's own matrix), plus the bias, activation
+        # (Einsum over each feature's own matrix), plus the bias, activation;
+        # categorical codes after the numeric columns pass through
         p = f"{graph.prefix}{node.name}"
+        codes = None
+        if node.categorical:
+            x, codes = graph.split(x, node.n_numeric, node.n_in, p)
         c = graph.const(f"{p}.frequencies",
                         np.array(weights[f"{node.name}.frequencies"]) * (2 * math.pi))
         w = graph.const(f"{p}.weight", np.array(weights[f"{node.name}.weight"]))
         b = graph.const(f"{p}.bias", np.array(weights[f"{node.name}.bias"]))
         axes = graph.const(f"{p}.axes", np.array([2], dtype=np.int64))
-        shape = graph.const(f"{p}.shape", np.array([0, node.n_out], dtype=np.int64))
+        shape = graph.const(f"{p}.shape", np.array([0, node.n_numeric * self.dim],
+                                                    dtype=np.int64))
         graph.node("Unsqueeze", [x, axes], [f"{p}.x3"])
         graph.node("Mul", [f"{p}.x3", c], [f"{p}.angles"])
         graph.node("Cos", [f"{p}.angles"], [f"{p}.cos"])
@@ -389,14 +415,120 @@ class Periodic:
         graph.node("Einsum", [f"{p}.features", w], [f"{p}.product"], equation="bnk,nkd->bnd")
         graph.node("Add", [f"{p}.product", b], [f"{p}.z3"])
         graph.node("Reshape", [f"{p}.z3", shape], [f"{p}.z"])
-        return _onnx_activation(graph, self.activation, f"{p}.z", p)
+        y = _onnx_activation(graph, self.activation, f"{p}.z", p)
+        if codes is None:
+            return y
+        graph.node("Concat", [y, codes], [f"{p}.y"], axis=1)
+        return f"{p}.y"
 
     def __repr__(self) -> str:
         return (f"Periodic(n_frequencies={self.n_frequencies}, sigma={self.sigma!r}, "
                 f"dim={self.dim}, activation={self.activation!r})")
 
 
-LAYERS = (Dense, LayerNorm, Residual, Periodic)
+@dataclass(frozen=True)
+class Embedding:
+    """Embeddings of the categorical inputs: each input's code becomes its row
+    of a learned table, ``dim`` numbers; the numeric inputs pass through
+    first. A table has a row per category and one more, for code -1: a value
+    unseen in training, or missing.
+
+    Parameters
+    ----------
+    dim : int
+        Numbers per categorical input.
+
+    Notes
+    -----
+    Parameters ``table0``, ``table1``, ... (cardinality + 1, dim), one per
+    categorical input, normal with standard deviation 1 (as PyTorch's
+    ``nn.Embedding``); L2 decays none.
+    """
+
+    dim: int
+
+    kind = "embedding"
+
+    def __post_init__(self):
+        object.__setattr__(self, "dim", check_int(self.dim, "Embedding.dim", minimum=1,
+                                                  maximum=MAX_DIMENSION))
+
+    def tables(self, categorical) -> list[Parameter]:
+        """``table{j}`` (cardinality + 1, dim) for each categorical input j."""
+        return [Parameter(f"table{j}", (c + 1, self.dim), False, "normal", 1.0)
+                for j, c in enumerate(categorical)]
+
+    def flops(self, n_in: int) -> int:
+        """Operations per row: none (copies)."""
+        return 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"kind": "embedding", "dim": ...}``."""
+        return {"kind": self.kind, "dim": self.dim}
+
+    def describe(self) -> str:
+        """The layer in a few words, for a summary."""
+        return f"dim {self.dim} per category"
+
+    def _onnx(self, graph, x: str, node: Node, weights, inputs) -> str:
+        # the numeric columns, then each code's row (code -1: the last row)
+        p = f"{graph.prefix}{node.name}"
+        numeric, codes = graph.split(x, node.n_numeric, node.n_in, p)
+        parts = [numeric] if numeric is not None else []
+        for j, cardinality in enumerate(node.categorical):
+            table = graph.const(f"{p}.table{j}", np.array(weights[f"{node.name}.table{j}"]))
+            rows = graph.code_rows(codes, j, cardinality, f"{p}.input{j}")
+            graph.node("Gather", [table, rows], [f"{p}.input{j}.vectors"], axis=0)
+            parts.append(f"{p}.input{j}.vectors")
+        graph.node("Concat", parts, [f"{p}.y"], axis=1)
+        return f"{p}.y"
+
+    def __repr__(self) -> str:
+        return f"Embedding({self.dim})"
+
+
+@dataclass(frozen=True)
+class OneHot:
+    """Indicator vectors of the categorical inputs: each input's code becomes
+    cardinality + 1 numbers, a one where its category is (the last for code
+    -1: unseen in training, or missing), zeros elsewhere; the numeric inputs
+    pass through first. No parameters."""
+
+    kind = "one_hot"
+
+    def flops(self, n_in: int) -> int:
+        """Operations per row: none (copies)."""
+        return 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"kind": "one_hot"}``."""
+        return {"kind": self.kind}
+
+    def describe(self) -> str:
+        """The layer in a few words, for a summary."""
+        return "indicators"
+
+    def _onnx(self, graph, x: str, node: Node, weights, inputs) -> str:
+        p = f"{graph.prefix}{node.name}"
+        numeric, codes = graph.split(x, node.n_numeric, node.n_in, p)
+        parts = [numeric] if numeric is not None else []
+        for j, cardinality in enumerate(node.categorical):
+            rows = graph.code_rows(codes, j, cardinality, f"{p}.input{j}")
+            positions = graph.const(f"{p}.input{j}.positions",
+                                    np.arange(cardinality + 1, dtype=np.int64))
+            axes = graph.const(f"{p}.input{j}.axes", np.array([1], dtype=np.int64))
+            graph.node("Unsqueeze", [rows, axes], [f"{p}.input{j}.rows2"])
+            graph.node("Equal", [f"{p}.input{j}.rows2", positions], [f"{p}.input{j}.hot"])
+            graph.cast(f"{p}.input{j}.hot", f"{p}.input{j}.indicators")
+            parts.append(f"{p}.input{j}.indicators")
+        graph.node("Concat", parts, [f"{p}.y"], axis=1)
+        return f"{p}.y"
+
+    def __repr__(self) -> str:
+        return "OneHot()"
+
+
+LAYERS = (Dense, LayerNorm, Residual, Periodic, Embedding, OneHot)
 _BY_KIND = {cls.kind: cls for cls in LAYERS}
 
 
@@ -423,20 +555,30 @@ def layer_from_dict(d: dict[str, Any], where: str = "layer"):
     return cls(**d)
 
 
-def flatten(n_inputs: int, layers: Sequence) -> tuple[Node, ...]:
+def flatten(n_numeric: int, layers: Sequence, categorical: tuple = ()) -> tuple[Node, ...]:
     """The kernels' layers of a stack: a Residual's layers, then an ``add``
     linked to its first; names numbered per kind in order (``dense0``,
-    ``layer_norm0``, ``residual0``)."""
+    ``layer_norm0``, ``residual0``). Categorical inputs (their cardinalities)
+    follow the numeric ones; an Embedding or OneHot layer takes them, a
+    Periodic layer passes them through, and no other kind may see them."""
     nodes: list[Node] = []
     counts: dict[str, int] = {}
-    width = n_inputs
+    width = n_numeric + len(categorical)
+    codes = tuple(categorical)
 
     def name(kind):
         counts[kind] = counts.get(kind, 0) + 1
         return f"{kind}{counts[kind] - 1}"
 
+    def numeric_only(layer):
+        if codes:
+            raise ValueError(
+                f"{layer!r} would read the categorical inputs' codes as numbers: put an "
+                "Embedding or OneHot layer before it (a Periodic layer passes codes through)")
+
     for layer in layers:
         if isinstance(layer, Residual):
+            numeric_only(layer)
             layer.width(width)          # refuses a block that changes the width
             first = len(nodes)
             for inner in layer.layers:
@@ -444,7 +586,24 @@ def flatten(n_inputs: int, layers: Sequence) -> tuple[Node, ...]:
                 nodes.append(Node(name(inner.kind), inner, inner.kind, width, out, -1))
                 width = out
             nodes.append(Node(name("residual"), layer, "add", width, width, first))
+        elif isinstance(layer, (Embedding, OneHot)):
+            if not codes:
+                raise ValueError(f"{layer!r} needs categorical inputs (Inputs(categorical=...)) "
+                                 "that no earlier layer has taken")
+            n_num = width - len(codes)
+            out = n_num + (len(codes) * layer.dim if isinstance(layer, Embedding)
+                           else sum(c + 1 for c in codes))
+            nodes.append(Node(name(layer.kind), layer, layer.kind, width, out, -1, codes))
+            width, codes = out, ()
+        elif isinstance(layer, Periodic):
+            n_num = width - len(codes)
+            if n_num < 1:
+                raise ValueError(f"{layer!r} embeds numeric inputs, and there are none")
+            out = n_num * layer.dim + len(codes)
+            nodes.append(Node(name(layer.kind), layer, layer.kind, width, out, -1, codes))
+            width = out
         else:
+            numeric_only(layer)
             out = layer.width(width)
             nodes.append(Node(name(layer.kind), layer, layer.kind, width, out, -1))
             width = out

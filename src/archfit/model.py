@@ -55,7 +55,7 @@ class Model:
     """
 
     __slots__ = ("_architecture", "_dtype", "_loss_name", "_huber_delta", "_kernel",
-                 "_splits_rows")
+                 "_categorical", "_splits_rows")
 
     def __init__(self, architecture: Architecture, dtype: str = "float32", loss: str | None = None,
                  huber_delta: float = 1.0):
@@ -76,8 +76,11 @@ class Model:
         self._dtype = dt
         self._loss_name = loss
         self._huber_delta = check_float(huber_delta, "huber_delta", low=0.0, low_open=True)
-        self._kernel = Kernel(architecture.sizes[:1], None, output, loss, self._huber_delta,
-                              layers=[node.spec() for node in architecture.nodes])
+        inputs = architecture.inputs
+        self._categorical = inputs.categorical
+        self._kernel = Kernel([inputs.numeric], None, output, loss, self._huber_delta,
+                              layers=[node.spec() for node in architecture.nodes],
+                              categorical=inputs.categorical)
         # whether one sample's forward pass shares a layer among threads
         self._splits_rows = self._kernel.splits_rows()
 
@@ -186,8 +189,9 @@ class Model:
         return self._outputs(theta, X)
 
     def _outputs(self, theta: np.ndarray, X) -> np.ndarray:
-        """f(X; θ) for a valid θ: small ready arrays straight to the kernel."""
-        if type(X) is np.ndarray:     # plain: no memmap, sparse matrix or frame
+        """f(X; θ) for a valid θ: small ready arrays straight to the kernel
+        (unless codes of categorical inputs need checking first)."""
+        if type(X) is np.ndarray and not self._categorical:     # plain: no memmap, sparse, frame
             # (the kernel checks the rest, or returns None having done nothing)
             out = self._kernel.predict_ready(
                 theta, X, _threads.budget(None) if self._splits_rows or len(X) > 1 else 1)
@@ -195,8 +199,10 @@ class Model:
                 return out
         if isinstance(X, (FileRows, SparseRows)) or file_backed(X) or is_sparse(X):
             return self._predict(theta, features(X, self._architecture.n_inputs, self._dtype,
-                                                 sparse=self._architecture.reads_sparse))
-        return self._predict(theta, as_features(X, self._architecture.n_inputs, self._dtype))
+                                                 sparse=self._architecture.reads_sparse,
+                                                 categorical=self._categorical))
+        return self._predict(theta, in_memory(X, self._architecture.n_inputs, self._dtype,
+                                              categorical=self._categorical))
 
     def _predict(self, theta: np.ndarray, X, n_threads: int | None = None) -> np.ndarray:
         if isinstance(X, FileRows):
@@ -256,7 +262,8 @@ class Model:
         """
         theta = self._check_theta(theta)
         arch = self._architecture
-        X = in_memory(X, arch.n_inputs, self._dtype, sparse=arch.reads_sparse)
+        X = in_memory(X, arch.n_inputs, self._dtype, sparse=arch.reads_sparse,
+                      categorical=self._categorical)
         classes = np.arange(arch.n_outputs) if arch.output == "softmax" else None
         targets = encode(y, arch.output, arch.n_outputs, X.shape[0], self._dtype, classes)
         w = as_sample_weight(sample_weight, X.shape[0], self._dtype)

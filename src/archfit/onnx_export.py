@@ -148,6 +148,35 @@ class _Graph:
     def node(self, op: str, inputs, outputs, **attributes) -> None:
         self.nodes.append(self.helper.make_node(op, list(inputs), list(outputs), **attributes))
 
+    def split(self, x: str, n_numeric: int, n_in: int, prefix: str):
+        """(numeric columns or None when there are none, the codes after them) of x."""
+        def columns(lo, hi, out):
+            starts = self.const(f"{out}.starts", np.array([lo], dtype=np.int64))
+            ends = self.const(f"{out}.ends", np.array([hi], dtype=np.int64))
+            axes = self.const(f"{out}.axes", np.array([1], dtype=np.int64))
+            self.node("Slice", [x, starts, ends, axes], [out])
+            return out
+        numeric = columns(0, n_numeric, f"{prefix}.numeric") if n_numeric else None
+        return numeric, columns(n_numeric, n_in, f"{prefix}.codes")
+
+    def code_rows(self, codes: str, j: int, cardinality: int, prefix: str) -> str:
+        """The table rows (int64, (batch,)) of categorical input j's codes:
+        the code, or the last row (cardinality) for -1."""
+        from onnx import TensorProto
+        index = self.const(f"{prefix}.column", np.array(j, dtype=np.int64))
+        size = self.const(f"{prefix}.rows", np.array(cardinality + 1, dtype=np.int64))
+        self.node("Gather", [codes, index], [f"{prefix}.code"], axis=1)
+        self.node("Cast", [f"{prefix}.code"], [f"{prefix}.code64"], to=TensorProto.INT64)
+        self.node("Add", [f"{prefix}.code64", size], [f"{prefix}.shifted"])
+        self.node("Mod", [f"{prefix}.shifted", size], [f"{prefix}.row"])
+        return f"{prefix}.row"
+
+    def cast(self, x: str, out: str) -> None:
+        """out = x in the model's dtype."""
+        from onnx import TensorProto
+        self.node("Cast", [x], [out], to=TensorProto.DOUBLE if self.dtype == np.float64
+                  else TensorProto.FLOAT)
+
     def erf(self, x: str, out: str) -> None:
         """out = erf(x); onnxruntime has no float64 Erf: evaluated in float32 then."""
         if self.dtype == np.float64:

@@ -116,7 +116,8 @@ def fit_many(model: Model | Sequence[Model], X, y,
         names = list(next(iter(fitted_names)))
         X = by_name(X, names)
     X = features(X, first.architecture.n_inputs, first.dtype,
-                 sparse=all(m.architecture.reads_sparse for m in models))
+                 sparse=all(m.architecture.reads_sparse for m in models),
+                 categorical=first.architecture.inputs.categorical)
     n = X.shape[0]
     y_all = y if rows is None else np.asarray(y)
     if rows is not None and y_all.shape[:1] != (n,):

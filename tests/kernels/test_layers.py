@@ -20,6 +20,17 @@ def architectures(n_in=6, k=3, output="softmax"):
     """Networks built of every kind: a norm first, blocks at the input and
     after a dense layer, blocks back to back, a norm inside and after a block."""
     return {
+        "categorical": af.Architecture(
+            inputs=af.Inputs(numeric=n_in - 2, categorical=[3, 5]),
+            layers=[af.Embedding(2), af.Dense(7, "tanh"), af.Dense(k)], output=output),
+        "periodic-then-onehot": af.Architecture(
+            inputs=af.Inputs(numeric=n_in - 2, categorical=[3, 5]),
+            layers=[af.Periodic(2, 0.3, 2), af.OneHot(), af.LayerNorm(), af.Dense(k)],
+            output=output),
+        "codes-only": af.Architecture(
+            inputs=af.Inputs(numeric=0, categorical=[4] * n_in),
+            layers=[af.Embedding(3), af.Residual([af.Dense(9, "relu"), af.Dense(3 * n_in)]),
+                    af.Dense(k)], output=output),
         "norm-first": af.Architecture(n_in, [af.LayerNorm(), af.Dense(7, "tanh"), af.Dense(k)],
                                       output),
         "block-at-input": af.Architecture(n_in, [
@@ -47,6 +58,14 @@ NAMES = list(architectures())
 OUTPUTS = [("softmax", None), ("sigmoid", None), ("linear", "huber"), ("exponential", None)]
 
 
+def inputs(model, n, rng, dtype=np.float64):
+    """Rows for the model: normal numeric columns, then valid codes (some -1)."""
+    arch_inputs = model.architecture.inputs
+    X = rng.normal(size=(n, arch_inputs.numeric))
+    codes = [rng.integers(-1, c, n) for c in arch_inputs.categorical]
+    return np.column_stack([X] + codes).astype(dtype) if codes else X.astype(dtype)
+
+
 def perturbed(model, seed):
     """θ away from its initial value (gains not all one, biases not zero)."""
     rng = np.random.default_rng(seed)
@@ -60,7 +79,7 @@ def test_predict_matches_the_twin(dtype, name, output, loss):
     model = af.Model(architectures(output=output)[name], dtype, loss)
     theta = perturbed(model, 1)
     for n in (1, 5, 300):                       # one row, a chunk, chunks
-        X = rng.normal(size=(n, 6))
+        X = inputs(model, n, rng)
         expected = ref.nodes_predict(model, theta, X.astype(dtype))
         assert_close(model.predict(theta, X), expected, dtype, scale=50)
 
@@ -72,7 +91,7 @@ def test_loss_and_grad_match_the_twin(dtype, name, output, loss, weighted):
     rng = np.random.default_rng(2)
     model = af.Model(architectures(output=output)[name], dtype, loss)
     theta = perturbed(model, 3)
-    X = rng.normal(size=(40, 6)).astype(dtype)
+    X = inputs(model, 40, rng, dtype)
     y = targets(model, 40, rng)
     w = rng.uniform(0.5, 2.0, 40) if weighted else None
     loss_value, grad = model.loss_and_grad(theta, X, y, sample_weight=w, l2=0.03)
@@ -88,7 +107,7 @@ def test_gradient_matches_finite_differences(name):
     rng = np.random.default_rng(4)
     model = af.Model(architectures()[name], "float64")
     theta = perturbed(model, 5)
-    X = rng.normal(size=(12, 6))
+    X = inputs(model, 12, rng)
     y = rng.integers(0, 3, 12)
     _, grad = model.loss_and_grad(theta, X, y, l2=0.02)
     h = 1e-6
@@ -159,7 +178,7 @@ def reference_epoch(model, theta, X, y, *, batch_size, optimizer, lr, l2, epoch,
 def test_epoch_matches_a_numpy_training_loop(dtype, name, optimizer):
     rng = np.random.default_rng(8)
     model = af.Model(architectures()[name], dtype)
-    X = rng.normal(size=(37, 6)).astype(dtype)
+    X = inputs(model, 37, rng, dtype)
     y = rng.integers(0, 3, 37)
     theta = perturbed(model, 9)
     expected = reference_epoch(model, theta, X.astype(np.float64), y, batch_size=8,
@@ -174,7 +193,7 @@ def test_epoch_matches_a_numpy_training_loop(dtype, name, optimizer):
 def test_epoch_with_dropout_and_weights_matches_the_loop(dtype, name):
     rng = np.random.default_rng(10)
     model = af.Model(architectures(k=2, output="linear")[name], dtype)
-    X = rng.normal(size=(21, 6)).astype(dtype)
+    X = inputs(model, 21, rng, dtype)
     y = rng.normal(size=(21, 2))
     w = rng.uniform(0.5, 2, 21)
     theta = perturbed(model, 11)

@@ -28,7 +28,7 @@ from libc.string cimport memcpy
 from cython cimport floating
 
 from archfit.kernels cimport (Network, Settings, Data, DENSE, LAYER_NORM, ADD, PERIODIC,
-                              N_KINDS)
+                              EMBEDDING, ONE_HOT, N_KINDS)
 from archfit._kernels._plan cimport Workspace, Packed, UPDATE_BLOCK, BLOCK_MIN_ROWS
 from archfit._kernels._blas cimport gemm
 from archfit._kernels.packgemm cimport pack_rows, packed_gemm
@@ -499,57 +499,85 @@ cdef void _no_block(const Pass* p, const Update* u, int l, Py_ssize_t r0, Py_ssi
     pass
 
 
-# ---- PERIODIC: activation([cos 2π c x, sin 2π c x] W + b) for each feature x ---------------------
-cdef inline Py_ssize_t _weights_at(const Network* net, int l) noexcept nogil:
-    """Where a PERIODIC layer's weights (n, 2K, units) start: after its frequencies."""
-    return net.w_start[l] + net.sizes[l] * net.frequencies[l]
+# ---- PERIODIC: activation([cos 2π c x, sin 2π c x] W + b) for each numeric feature x -----------
+cdef struct _Shape:
+    # A PERIODIC layer's sizes: numeric features n (then `codes` categorical
+    # columns, passed through), K frequencies, `units` outputs per feature, the
+    # input's and output's row widths.
+    Py_ssize_t n
+    Py_ssize_t codes
+    Py_ssize_t K
+    Py_ssize_t units
+    Py_ssize_t n_in
+    Py_ssize_t width
+    Py_ssize_t weights          # where its weights (n, 2K, units) start in θ
+
+
+cdef inline _Shape _shape(const Network* net, int l) noexcept nogil:
+    cdef _Shape s
+    s.codes = net.codes[l]
+    s.n_in = net.sizes[l]
+    s.n = s.n_in - s.codes
+    s.K = net.frequencies[l]
+    s.width = net.sizes[l + 1]
+    s.units = (s.width - s.codes) // s.n
+    s.weights = net.w_start[l] + s.n * s.K
+    return s
 
 
 cdef Py_ssize_t _periodic_scratch(const Network* net, int l, Workspace* ws, Py_ssize_t rows,
                                   Py_ssize_t off) noexcept nogil:
-    """Pre-activation, output and error (n units each), the cos and sin
-    features (n 2K), and for the backward pass their error (n 2K) and the
+    """Pre-activation, output and error (the output's width each), the cos and
+    sin features (n 2K), and for the backward pass their error (n 2K) and the
     frequencies' gradient terms (n K), per row."""
-    cdef Py_ssize_t n = net.sizes[l], K = net.frequencies[l], width = net.sizes[l + 1]
+    cdef _Shape s = _shape(net, l)
     ws.z[l] = off
-    off += rows * width
+    off += rows * s.width
     ws.out[l] = ws.a[l] = off
-    off += rows * width
+    off += rows * s.width
     ws.delta[l] = off
-    off += rows * width
+    off += rows * s.width
     ws.aux[l] = off
-    off += rows * n * 2 * K
+    off += rows * s.n * 2 * s.K
     ws.extra[l] = off
-    return off + rows * n * 3 * K
+    return off + rows * s.n * 3 * s.K
 
 
 cdef void _periodic_forward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
                             floating* buf) noexcept nogil:
     cdef const Network* net = p.net
     cdef const Workspace* ws = p.ws
+    cdef _Shape s = _shape(net, l)
     cdef const floating* theta = <const floating*> p.theta
-    cdef Py_ssize_t i, j, t, n = net.sizes[l], K = net.frequencies[l], width = net.sizes[l + 1]
-    cdef Py_ssize_t units = width // n
+    cdef Py_ssize_t i, j, t, K = s.K, n = s.n, m = s.n * s.units
     cdef const floating* X = _input(p, l, buf)
     cdef const floating* c = theta + net.w_start[l]
-    cdef const floating* W = theta + _weights_at(net, l)
     cdef floating* V = buf + ws.aux[l]
+    cdef floating* Z = buf + ws.z[l]
+    cdef floating* A = buf + ws.a[l]
     cdef floating* v
     cdef double a
     for i in range(lo, hi):
         for j in range(n):
             v = V + (i * n + j) * 2 * K
             for t in range(K):
-                a = 2.0 * M_PI * c[j * K + t] * X[i * n + j]
+                a = 2.0 * M_PI * c[j * K + t] * X[i * s.n_in + j]
                 v[t] = <floating> cos(a)
                 v[K + t] = <floating> sin(a)
     for j in range(n):
         # rows [lo, hi) of feature j's features times its weights
-        gemm(False, False, <int> (hi - lo), <int> units, <int> (2 * K), <floating> 1.0,
-             V + lo * n * 2 * K + j * 2 * K, <int> (n * 2 * K), W + j * 2 * K * units,
-             <int> units, <floating> 0.0, buf + ws.z[l] + lo * width + j * units, <int> width)
-    bias_activation(buf + ws.z[l] + lo * width, theta + net.b_start[l],
-                    buf + ws.a[l] + lo * width, hi - lo, width, net.activation[l])
+        gemm(False, False, <int> (hi - lo), <int> s.units, <int> (2 * K), <floating> 1.0,
+             V + lo * n * 2 * K + j * 2 * K, <int> (n * 2 * K), theta + s.weights + j * 2 * K * s.units,
+             <int> s.units, <floating> 0.0, Z + lo * s.width + j * s.units, <int> s.width)
+    if s.codes == 0:
+        bias_activation(Z + lo * s.width, theta + net.b_start[l], A + lo * s.width, hi - lo,
+                        m, net.activation[l])
+        return
+    for i in range(lo, hi):
+        bias_activation(Z + i * s.width, theta + net.b_start[l], A + i * s.width, 1, m,
+                        net.activation[l])
+        for j in range(s.codes):
+            A[i * s.width + m + j] = X[i * s.n_in + n + j]      # the codes, passed through
 
 
 cdef void _periodic_backward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
@@ -559,23 +587,28 @@ cdef void _periodic_backward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
     the frequencies' gradient and (past layer 0) the error at the input."""
     cdef const Network* net = p.net
     cdef const Workspace* ws = p.ws
+    cdef _Shape s = _shape(net, l)
     cdef const floating* theta = <const floating*> p.theta
-    cdef Py_ssize_t i, j, t, n = net.sizes[l], K = net.frequencies[l], width = net.sizes[l + 1]
-    cdef Py_ssize_t units = width // n
+    cdef Py_ssize_t i, j, t, K = s.K, n = s.n, m = s.n * s.units
     cdef const floating* X = _input(p, l, buf)
     cdef const floating* c = theta + net.w_start[l]
-    cdef const floating* W = theta + _weights_at(net, l)
     cdef floating* D = buf + ws.delta[l]
     cdef const floating* v
     cdef floating* dv
     cdef floating* gc
     cdef double g, dx
-    activation_backward(D + lo * width, buf + ws.z[l] + lo * width, buf + ws.a[l] + lo * width,
-                        (hi - lo) * width, net.activation[l])
+    if s.codes == 0:
+        activation_backward(D + lo * s.width, buf + ws.z[l] + lo * s.width,
+                            buf + ws.a[l] + lo * s.width, (hi - lo) * s.width, net.activation[l])
+    else:
+        for i in range(lo, hi):
+            activation_backward(D + i * s.width, buf + ws.z[l] + i * s.width,
+                                buf + ws.a[l] + i * s.width, m, net.activation[l])
     for j in range(n):
-        gemm(False, True, <int> (hi - lo), <int> (2 * K), <int> units, <floating> 1.0,
-             D + lo * width + j * units, <int> width, W + j * 2 * K * units, <int> units,
-             <floating> 0.0, buf + ws.extra[l] + lo * n * 3 * K + j * 2 * K, <int> (n * 3 * K))
+        gemm(False, True, <int> (hi - lo), <int> (2 * K), <int> s.units, <floating> 1.0,
+             D + lo * s.width + j * s.units, <int> s.width, theta + s.weights + j * 2 * K * s.units,
+             <int> s.units, <floating> 0.0, buf + ws.extra[l] + lo * n * 3 * K + j * 2 * K,
+             <int> (n * 3 * K))
     for i in range(lo, hi):
         for j in range(n):
             v = buf + ws.aux[l] + (i * n + j) * 2 * K
@@ -585,10 +618,13 @@ cdef void _periodic_backward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
             for t in range(K):
                 # d/da of [cos a, sin a] . [dv_cos, dv_sin], a = 2π c x
                 g = 2.0 * M_PI * (<double> v[K + t] * -dv[t] + <double> v[t] * dv[K + t])
-                gc[t] = <floating> (g * X[i * n + j])
+                gc[t] = <floating> (g * X[i * s.n_in + j])
                 dx += g * c[j * K + t]
             if l > 0:
-                buf[ws.delta[l - 1] + i * n + j] = <floating> dx
+                buf[ws.delta[l - 1] + i * s.n_in + j] = <floating> dx
+        if l > 0:
+            for j in range(s.codes):
+                buf[ws.delta[l - 1] + i * s.n_in + n + j] = 0      # codes have no gradient
 
 
 cdef void _periodic_features_grad(const Pass* p, int l, Py_ssize_t rows, floating* grad,
@@ -598,16 +634,16 @@ cdef void _periodic_features_grad(const Pass* p, int l, Py_ssize_t rows, floatin
     rows [0, rows), rows in order."""
     cdef const Network* net = p.net
     cdef const Workspace* ws = p.ws
-    cdef Py_ssize_t i, j, t, n = net.sizes[l], K = net.frequencies[l], width = net.sizes[l + 1]
-    cdef Py_ssize_t units = width // n
+    cdef _Shape s = _shape(net, l)
+    cdef Py_ssize_t i, j, t, K = s.K, n = s.n, units = s.units
     cdef floating* gfreq = grad + net.w_start[l]
     cdef floating* gbias = grad + net.b_start[l]
     cdef const floating* D = buf + ws.delta[l]
     cdef const floating* gc
     for j in range(j0, j1):
         gemm(True, False, <int> (2 * K), <int> units, <int> rows, <floating> 1.0,
-             buf + ws.aux[l] + j * 2 * K, <int> (n * 2 * K), D + j * units, <int> width,
-             <floating> (1.0 if accumulate else 0.0), grad + _weights_at(net, l) + j * 2 * K * units,
+             buf + ws.aux[l] + j * 2 * K, <int> (n * 2 * K), D + j * units, <int> s.width,
+             <floating> (1.0 if accumulate else 0.0), grad + s.weights + j * 2 * K * units,
              <int> units)
     if not accumulate:
         for t in range(j0 * K, j1 * K):
@@ -619,17 +655,17 @@ cdef void _periodic_features_grad(const Pass* p, int l, Py_ssize_t rows, floatin
         for t in range(j0 * K, j1 * K):
             gfreq[t] += gc[t]
         for t in range(j0 * units, j1 * units):
-            gbias[t] += D[i * width + t]
+            gbias[t] += D[i * s.width + t]
 
 
 cdef void _periodic_grad(const Pass* p, int l, Py_ssize_t rows, floating* grad,
                          bint accumulate, floating* buf) noexcept nogil:
-    _periodic_features_grad(p, l, rows, grad, 0, p.net.sizes[l], accumulate, buf)
+    _periodic_features_grad(p, l, rows, grad, 0, _shape(p.net, l).n, accumulate, buf)
 
 
 cdef Py_ssize_t _periodic_blocks(const Network* net, int l, Py_ssize_t* blocks) noexcept nogil:
     """Blocks of whole features, about UPDATE_BLOCK parameters each."""
-    cdef Py_ssize_t n = net.sizes[l], per_feature = (net.p_stop[l] - net.w_start[l]) // n
+    cdef Py_ssize_t n = _shape(net, l).n, per_feature = (net.p_stop[l] - net.w_start[l]) // n
     cdef Py_ssize_t step = max(<Py_ssize_t> 1, UPDATE_BLOCK // per_feature), j0 = 0, count = 0
     while j0 < n:
         if blocks != NULL:
@@ -646,24 +682,147 @@ cdef void _periodic_block(const Pass* p, const Update* u, int l, Py_ssize_t j0, 
     """Features [j0, j1): their gradient, then the update of their
     frequencies and bias (no decay) and weights (with the L2 terms)."""
     cdef const Network* net = p.net
-    cdef Py_ssize_t K = net.frequencies[l], units = net.sizes[l + 1] // net.sizes[l]
-    cdef Py_ssize_t weights = _weights_at(net, l)
+    cdef _Shape s = _shape(net, l)
     cdef floating* theta = <floating*> u.theta
     cdef floating* grad = <floating*> u.grad
     _periodic_features_grad(p, l, u.rows, grad, j0, j1, False, buf)
     update(u.settings, u.learning_rate, u.step, theta, grad, <floating*> u.m, <floating*> u.v,
-           net.w_start[l] + j0 * K, net.w_start[l] + j1 * K, 0.0, 0.0)
+           net.w_start[l] + j0 * s.K, net.w_start[l] + j1 * s.K, 0.0, 0.0)
     update(u.settings, u.learning_rate, u.step, theta, grad, <floating*> u.m, <floating*> u.v,
-           weights + j0 * 2 * K * units, weights + j1 * 2 * K * units, u.penalty, u.decay)
+           s.weights + j0 * 2 * s.K * s.units, s.weights + j1 * 2 * s.K * s.units, u.penalty,
+           u.decay)
     update(u.settings, u.learning_rate, u.step, theta, grad, <floating*> u.m, <floating*> u.v,
-           net.b_start[l] + j0 * units, net.b_start[l] + j1 * units, 0.0, 0.0)
+           net.b_start[l] + j0 * s.units, net.b_start[l] + j1 * s.units, 0.0, 0.0)
 
 
 cdef void _periodic_decays(const Network* net, int l, Py_ssize_t* first,
                            Py_ssize_t* stop) noexcept nogil:
     """The weights decay; the frequencies and the bias do not."""
-    first[0] = _weights_at(net, l)
+    first[0] = _shape(net, l).weights
     stop[0] = net.b_start[l]
+
+
+# ---- EMBEDDING and ONE_HOT: categorical inputs, each a code, as vectors ------------------------
+cdef inline Py_ssize_t _category(const Network* net, int j, double code) noexcept nogil:
+    """The row of categorical input j's table (or its indicator) for `code`:
+    the code, or the last row (cardinality) for -1, an unseen or missing value."""
+    cdef Py_ssize_t r = <Py_ssize_t> code
+    return r if r >= 0 else net.cardinality[j]
+
+
+cdef Py_ssize_t _codes_scratch(const Network* net, int l, Workspace* ws, Py_ssize_t rows,
+                               Py_ssize_t off) noexcept nogil:
+    cdef Py_ssize_t width = net.sizes[l + 1]
+    ws.out[l] = off
+    off += rows * width
+    ws.delta[l] = off
+    return off + rows * width
+
+
+cdef void _embedding_forward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
+                             floating* buf) noexcept nogil:
+    """The numeric columns, then each categorical input's row of its table."""
+    cdef const Network* net = p.net
+    cdef Py_ssize_t i, j, t, n_in = net.sizes[l], m = net.codes[l], n = n_in - m
+    cdef Py_ssize_t width = net.sizes[l + 1], units = (width - n) // m
+    cdef const floating* X = _input(p, l, buf)
+    cdef const floating* tables = <const floating*> p.theta + net.w_start[l]
+    cdef const floating* row
+    cdef floating* y
+    for i in range(lo, hi):
+        y = buf + p.ws.out[l] + i * width
+        for j in range(n):
+            y[j] = X[i * n_in + j]
+        for j in range(m):
+            row = tables + (net.table_row[j] + _category(net, j, X[i * n_in + n + j])) * units
+            for t in range(units):
+                y[n + j * units + t] = row[t]
+
+
+cdef void _onehot_forward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
+                          floating* buf) noexcept nogil:
+    """The numeric columns, then each categorical input's indicator vector."""
+    cdef const Network* net = p.net
+    cdef Py_ssize_t i, j, t, n_in = net.sizes[l], m = net.codes[l], n = n_in - m
+    cdef Py_ssize_t width = net.sizes[l + 1]
+    cdef const floating* X = _input(p, l, buf)
+    cdef floating* y
+    for i in range(lo, hi):
+        y = buf + p.ws.out[l] + i * width
+        for j in range(n):
+            y[j] = X[i * n_in + j]
+        for t in range(n, width):
+            y[t] = 0
+        for j in range(m):
+            y[n + net.table_row[j] + _category(net, j, X[i * n_in + n + j])] = 1
+
+
+cdef void _codes_backward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
+                          floating* buf) noexcept nogil:
+    """The numeric columns' error passes back; the codes have none."""
+    cdef const Network* net = p.net
+    cdef Py_ssize_t i, j, n_in = net.sizes[l], m = net.codes[l], n = n_in - m
+    cdef Py_ssize_t width = net.sizes[l + 1]
+    if l == 0:
+        return
+    for i in range(lo, hi):
+        for j in range(n):
+            buf[p.ws.delta[l - 1] + i * n_in + j] = buf[p.ws.delta[l] + i * width + j]
+        for j in range(m):
+            buf[p.ws.delta[l - 1] + i * n_in + n + j] = 0
+
+
+cdef void _embedding_tables_grad(const Pass* p, int l, Py_ssize_t rows, floating* grad,
+                                 Py_ssize_t j0, Py_ssize_t j1, bint accumulate,
+                                 floating* buf) noexcept nogil:
+    """The gradient of inputs [j0, j1)'s tables: each row's error added to the
+    rows its codes chose, rows in order."""
+    cdef const Network* net = p.net
+    cdef Py_ssize_t i, j, t, n_in = net.sizes[l], m = net.codes[l], n = n_in - m
+    cdef Py_ssize_t width = net.sizes[l + 1], units = (width - n) // m
+    cdef const floating* X = _input(p, l, buf)
+    cdef floating* g = grad + net.w_start[l]
+    cdef floating* gr
+    cdef const floating* d
+    if not accumulate:
+        for t in range(net.table_row[j0] * units,
+                       (net.table_row[j1 - 1] + net.cardinality[j1 - 1] + 1) * units):
+            g[t] = 0
+    for i in range(rows):
+        d = buf + p.ws.delta[l] + i * width + n
+        for j in range(j0, j1):
+            gr = g + (net.table_row[j] + _category(net, j, X[i * n_in + n + j])) * units
+            for t in range(units):
+                gr[t] += d[j * units + t]
+
+
+cdef void _embedding_grad(const Pass* p, int l, Py_ssize_t rows, floating* grad,
+                          bint accumulate, floating* buf) noexcept nogil:
+    _embedding_tables_grad(p, l, rows, grad, 0, p.net.codes[l], accumulate, buf)
+
+
+cdef Py_ssize_t _embedding_blocks(const Network* net, int l, Py_ssize_t* blocks) noexcept nogil:
+    """A block per categorical input: its table."""
+    cdef Py_ssize_t j
+    if blocks != NULL:
+        for j in range(net.codes[l]):
+            blocks[3 * j] = l
+            blocks[3 * j + 1] = j
+            blocks[3 * j + 2] = j + 1
+    return net.codes[l]
+
+
+cdef void _embedding_block(const Pass* p, const Update* u, int l, Py_ssize_t j0,
+                           Py_ssize_t j1, floating* buf) noexcept nogil:
+    """Inputs [j0, j1)'s tables: their gradient, then their update (no decay)."""
+    cdef const Network* net = p.net
+    cdef Py_ssize_t m = net.codes[l], n = net.sizes[l] - m
+    cdef Py_ssize_t units = (net.sizes[l + 1] - n) // m
+    _embedding_tables_grad(p, l, u.rows, <floating*> u.grad, j0, j1, False, buf)
+    update(u.settings, u.learning_rate, u.step, <floating*> u.theta, <const floating*> u.grad,
+           <floating*> u.m, <floating*> u.v, net.w_start[l] + net.table_row[j0] * units,
+           net.w_start[l] + (net.table_row[j1 - 1] + net.cardinality[j1 - 1] + 1) * units,
+           0.0, 0.0)
 
 
 # ---- the table ---------------------------------------------------------------------------------
@@ -727,3 +886,31 @@ _TABLE[<int> PERIODIC].part_f64 = _whole_row[double]
 _TABLE[<int> PERIODIC].scratch = _periodic_scratch
 _TABLE[<int> PERIODIC].blocks = _periodic_blocks
 _TABLE[<int> PERIODIC].decays = _periodic_decays
+
+_TABLE[<int> EMBEDDING].forward_f32 = _embedding_forward[float]
+_TABLE[<int> EMBEDDING].forward_f64 = _embedding_forward[double]
+_TABLE[<int> EMBEDDING].backward_f32 = _codes_backward[float]
+_TABLE[<int> EMBEDDING].backward_f64 = _codes_backward[double]
+_TABLE[<int> EMBEDDING].grad_f32 = _embedding_grad[float]
+_TABLE[<int> EMBEDDING].grad_f64 = _embedding_grad[double]
+_TABLE[<int> EMBEDDING].block_f32 = _embedding_block[float]
+_TABLE[<int> EMBEDDING].block_f64 = _embedding_block[double]
+_TABLE[<int> EMBEDDING].part_f32 = _whole_row[float]
+_TABLE[<int> EMBEDDING].part_f64 = _whole_row[double]
+_TABLE[<int> EMBEDDING].scratch = _codes_scratch
+_TABLE[<int> EMBEDDING].blocks = _embedding_blocks
+_TABLE[<int> EMBEDDING].decays = _no_decay
+
+_TABLE[<int> ONE_HOT].forward_f32 = _onehot_forward[float]
+_TABLE[<int> ONE_HOT].forward_f64 = _onehot_forward[double]
+_TABLE[<int> ONE_HOT].backward_f32 = _codes_backward[float]
+_TABLE[<int> ONE_HOT].backward_f64 = _codes_backward[double]
+_TABLE[<int> ONE_HOT].grad_f32 = _no_grad[float]
+_TABLE[<int> ONE_HOT].grad_f64 = _no_grad[double]
+_TABLE[<int> ONE_HOT].block_f32 = _no_block[float]
+_TABLE[<int> ONE_HOT].block_f64 = _no_block[double]
+_TABLE[<int> ONE_HOT].part_f32 = _whole_row[float]
+_TABLE[<int> ONE_HOT].part_f64 = _whole_row[double]
+_TABLE[<int> ONE_HOT].scratch = _codes_scratch
+_TABLE[<int> ONE_HOT].blocks = _no_blocks
+_TABLE[<int> ONE_HOT].decays = _no_decay

@@ -2,7 +2,7 @@
 # scratch lives. Decided here once; the other kernel modules follow the plan
 # and the Python layer only reads it (archfit.kernels reports it).
 from archfit.kernels cimport (Network, Settings, TrainingPlan, PredictionPlan, GradientPlan,
-                              TrainingState, LayerSpec, MAX_LAYERS)
+                              TrainingState, LayerSpec, InputSpec, MAX_LAYERS)
 from libc.stdint cimport uint64_t
 
 cdef enum:
@@ -127,7 +127,7 @@ cdef bint splits(const Network* net, int l) noexcept nogil
 cdef bint any_splits(const Network* net) noexcept nogil
 cdef int network_of(Network* net, int n_layers, const Py_ssize_t* sizes,
                     const int* activations, int head, int loss, double huber_delta) noexcept nogil
-cdef int network_of_layers(Network* net, Py_ssize_t n_inputs, int n_layers,
+cdef int network_of_layers(Network* net, const InputSpec* inputs, int n_layers,
                            const LayerSpec* layers, int head, int loss,
                            double huber_delta) noexcept nogil
 cdef bint has_dropout(const Network* net, const Workspace* ws, int l) noexcept nogil

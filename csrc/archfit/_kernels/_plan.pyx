@@ -16,7 +16,8 @@ from libc.string cimport memset
 
 from archfit.kernels cimport (OK, INVALID_ARGUMENT, FLOAT32, FLOAT64, IDENTITY, GELU,
                               SOFTMAX, EXPONENTIAL, CROSS_ENTROPY, POISSON, SGD, ADAMW,
-                              DENSE, LAYER_NORM, ADD, PERIODIC)
+                              DENSE, LAYER_NORM, ADD, PERIODIC, EMBEDDING, ONE_HOT,
+                              MAX_CATEGORICAL)
 from archfit._kernels._layers cimport kinds
 from archfit._kernels.packgemm cimport ARCHFIT_PK_WORK, archfit_packed_gemm_available, packed_size
 from archfit._kernels._blas cimport small_product
@@ -124,43 +125,59 @@ cdef char* aligned(void* p) noexcept nogil:
 
 cdef int network_of(Network* net, int n_layers, const Py_ssize_t* sizes,
                     const int* activations, int head, int loss, double huber_delta) noexcept nogil:
-    """Fill `net` for a stack of DENSE layers (network_of_layers)."""
+    """Fill `net` for a stack of DENSE layers on numeric inputs (network_of_layers)."""
     cdef LayerSpec layers[MAX_LAYERS]
+    cdef InputSpec inputs
     cdef int l
     if not 1 <= n_layers <= MAX_LAYERS:
         return INVALID_ARGUMENT
+    memset(layers, 0, sizeof(layers))
     for l in range(n_layers):
         layers[l].kind = DENSE
         layers[l].units = sizes[l + 1]
         layers[l].activation = activations[l]
         layers[l].link = -1
-        layers[l].epsilon = 0.0
-        layers[l].frequencies = 0
-        layers[l].own_dropout = False
-        layers[l].dropout = 0.0
-    return network_of_layers(net, sizes[0], n_layers, layers, head, loss, huber_delta)
+    inputs.numeric = sizes[0]
+    inputs.categorical = 0
+    inputs.cardinality = NULL
+    return network_of_layers(net, &inputs, n_layers, layers, head, loss, huber_delta)
 
 
-cdef int network_of_layers(Network* net, Py_ssize_t n_inputs, int n_layers,
+cdef int network_of_layers(Network* net, const InputSpec* inputs, int n_layers,
                            const LayerSpec* layers, int head, int loss,
                            double huber_delta) noexcept nogil:
     """Fill `net` (θ's layout included: each layer's parameters in order, a
     DENSE layer's weight block then its bias); INVALID_ARGUMENT for a network
     no kernel runs."""
-    cdef Py_ssize_t start = 0, width = n_inputs, n_in, K
-    cdef int l, k
-    if not 1 <= n_layers <= MAX_LAYERS or n_inputs < 1 or not SOFTMAX <= head <= EXPONENTIAL \
+    cdef Py_ssize_t start = 0, width, n_in, n_num, K, rows = 0
+    cdef int l, j, k, codes
+    if inputs == NULL or inputs.numeric < 0 or not 0 <= inputs.categorical <= MAX_CATEGORICAL \
+            or inputs.numeric + inputs.categorical < 1 \
+            or (inputs.categorical > 0 and inputs.cardinality == NULL):
+        return INVALID_ARGUMENT
+    if not 1 <= n_layers <= MAX_LAYERS or not SOFTMAX <= head <= EXPONENTIAL \
             or not CROSS_ENTROPY <= loss <= POISSON or not huber_delta > 0:
         return INVALID_ARGUMENT
     if layers[n_layers - 1].kind != DENSE or layers[n_layers - 1].activation != IDENTITY:
         return INVALID_ARGUMENT         # the head acts on a last DENSE layer's values
+    net.n_categorical = inputs.categorical
+    for j in range(inputs.categorical):
+        if inputs.cardinality[j] < 1:
+            return INVALID_ARGUMENT
+        net.cardinality[j] = inputs.cardinality[j]
+        net.table_row[j] = rows
+        rows += inputs.cardinality[j] + 1       # a row for unseen or missing values too
+    width = inputs.numeric + inputs.categorical
+    codes = inputs.categorical
     net.n_layers = n_layers
-    net.sizes[0] = n_inputs
+    net.sizes[0] = width
     for l in range(n_layers):
         net.skip_from[l] = -1
     for l in range(n_layers):
         n_in = width
+        n_num = n_in - codes
         net.kind[l] = layers[l].kind
+        net.codes[l] = codes
         net.activation[l] = IDENTITY
         net.link[l] = -1
         net.epsilon[l] = 0.0
@@ -176,6 +193,8 @@ cdef int network_of_layers(Network* net, Py_ssize_t n_inputs, int n_layers,
             net.dropout[l] = layers[l].dropout
         elif layers[l].dropout != 0.0:
             return INVALID_ARGUMENT
+        if codes > 0 and layers[l].kind in (DENSE, LAYER_NORM, ADD):
+            return INVALID_ARGUMENT     # codes are not numbers: an EMBEDDING or ONE_HOT first
         if layers[l].kind == DENSE:
             if layers[l].units < 1 or not IDENTITY <= layers[l].activation <= GELU:
                 return INVALID_ARGUMENT
@@ -194,21 +213,36 @@ cdef int network_of_layers(Network* net, Py_ssize_t n_inputs, int n_layers,
         elif layers[l].kind == ADD:
             k = layers[l].link
             if not 0 <= k < l or net.sizes[k] != n_in or net.skip_from[k] >= 0 \
-                    or layers[l].units not in (0, n_in):
+                    or net.codes[k] != 0 or layers[l].units not in (0, n_in):
                 return INVALID_ARGUMENT
             net.link[l] = k
             net.skip_from[k] = l
             net.b_start[l] = start
         elif layers[l].kind == PERIODIC:
+            # embeds the numeric columns; codes pass through, after them
             K = layers[l].frequencies
-            if layers[l].units < 1 or K < 1 or not IDENTITY <= layers[l].activation <= GELU:
+            if layers[l].units < 1 or K < 1 or n_num < 1 \
+                    or not IDENTITY <= layers[l].activation <= GELU:
                 return INVALID_ARGUMENT
-            width = n_in * layers[l].units
+            width = n_num * layers[l].units + codes
             net.activation[l] = layers[l].activation
             net.frequencies[l] = K
-            start += n_in * K + n_in * 2 * K * layers[l].units
+            start += n_num * K + n_num * 2 * K * layers[l].units
             net.b_start[l] = start
-            start += width
+            start += n_num * layers[l].units
+        elif layers[l].kind == EMBEDDING:
+            if codes < 1 or layers[l].units < 1 or codes != inputs.categorical:
+                return INVALID_ARGUMENT
+            width = n_num + codes * layers[l].units
+            start += rows * layers[l].units
+            net.b_start[l] = start
+            codes = 0
+        elif layers[l].kind == ONE_HOT:
+            if codes < 1 or codes != inputs.categorical or layers[l].units != 0:
+                return INVALID_ARGUMENT
+            width = n_num + rows
+            net.b_start[l] = start
+            codes = 0
         else:
             return INVALID_ARGUMENT
         net.p_stop[l] = start
@@ -318,7 +352,7 @@ cdef Py_ssize_t _n_weights(const Network* net) noexcept nogil:
         elif net.kind[l] == LAYER_NORM:
             weights += net.sizes[l]
         elif net.kind[l] == PERIODIC:
-            weights += net.sizes[l + 1] * 2 * net.frequencies[l]
+            weights += (net.sizes[l + 1] - net.codes[l]) * 2 * net.frequencies[l]
     return weights
 
 

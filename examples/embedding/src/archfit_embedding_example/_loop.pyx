@@ -16,7 +16,7 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
 from archfit.kernels cimport (
-    Network, LayerSpec, Settings, Data, TrainingPlan, TrainingState, PredictionPlan,
+    Network, LayerSpec, InputSpec, Settings, Data, TrainingPlan, TrainingState, PredictionPlan,
     network_init, network_init_layers, training_plan, training_init, train_epoch,
     prediction_plan, predict, evaluate, OK, INVALID_ARGUMENT, FLOAT64, DENSE, LAYER_NORM, ADD,
     RELU, IDENTITY, SOFTMAX, CROSS_ENTROPY, ADAM, MAX_LAYERS, API_VERSION)
@@ -86,7 +86,11 @@ cdef Network _resnet(Py_ssize_t n_inputs, Py_ssize_t width, Py_ssize_t n_classes
     block's first layer (the norm, layer 1)."""
     cdef Network net
     cdef LayerSpec layers[5]
+    cdef InputSpec inputs
     cdef int l
+    inputs.numeric = n_inputs           # numeric columns only: no categorical inputs
+    inputs.categorical = 0
+    inputs.cardinality = NULL
     memset(layers, 0, sizeof(layers))      # every field a kind does not use is zero
     for l in range(5):
         layers[l].kind = DENSE
@@ -101,7 +105,7 @@ cdef Network _resnet(Py_ssize_t n_inputs, Py_ssize_t width, Py_ssize_t n_classes
     layers[3].kind = ADD
     layers[3].link = 1
     layers[4].units = n_classes
-    if network_init_layers(&net, n_inputs, 5, layers, SOFTMAX, CROSS_ENTROPY, 1.0) != OK:
+    if network_init_layers(&net, &inputs, 5, layers, SOFTMAX, CROSS_ENTROPY, 1.0) != OK:
         raise ValueError(f"({n_inputs}, {width}, {n_classes}) do not describe a network")
     return net
 
