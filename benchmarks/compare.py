@@ -671,7 +671,7 @@ def main(argv=None):
           f" archfit W3 training: {achieved:.1f} GFLOP/s = {100 * achieved / rate:.0f}% of it")
     record = run_record(results, args, argv)
     os.makedirs(args.record_dir, exist_ok=True)
-    stamp = record["date"][:16].replace(":", "").replace("T", "-")
+    stamp = record["date"][:19].replace(":", "").replace("T", "-")
     path = os.path.join(args.record_dir, f"{stamp}-compare{'-quick' if args.quick else ''}.json")
     with open(path, "w") as f:
         json.dump(record, f, indent=1)

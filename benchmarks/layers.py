@@ -8,10 +8,11 @@ Workloads (float32, Adam/AdamW, 2 threads, learnable data: a random teacher):
 
 - ``resnet``: 64 inputs, Dense(256, relu), two residual blocks
   [LayerNorm, Dense(512, relu), Dense(256)], LayerNorm, 5 classes; batch 256.
-- ``periodic``: 20 numeric inputs through Periodic(48 frequencies, dim 16),
+- ``periodic``: 20 numeric inputs through Periodic(48 frequencies, dim 16)
+  and 3 categorical ones (cardinalities 10, 100, 1000) through Embedding(16),
   three Dense(512, relu, dropout 0.1), 5 classes; batch 256 (W5 of the layers
-  issue without its categorical embeddings, piecewise-linear encodings and
-  BatchEnsemble, which archfit does not have yet).
+  issue with periodic embeddings for its piecewise-linear encodings, and
+  without BatchEnsemble, which archfit does not have yet).
 
 PyTorch runs eager with ``torch.optim.AdamW(fused=True)`` (the fastest of its
 optimizers on the CPU here), the same layers written with ``torch.nn``; its
@@ -40,23 +41,30 @@ THREADS = 2
 def architectures():
     import archfit as af
     return {
-        "resnet": (64, af.Architecture(64, [
+        "resnet": af.Architecture(64, [
             af.Dense(256, "relu"),
             af.Residual([af.LayerNorm(), af.Dense(512, "relu"), af.Dense(256)]),
             af.Residual([af.LayerNorm(), af.Dense(512, "relu"), af.Dense(256)]),
-            af.LayerNorm(), af.Dense(5)], "softmax")),
-        "periodic": (20, af.Architecture(20, [
-            af.Periodic(n_frequencies=48, sigma=0.01, dim=16),
+            af.LayerNorm(), af.Dense(5)], "softmax"),
+        "periodic": af.Architecture(inputs=af.Inputs(20, (10, 100, 1000)), layers=[
+            af.Periodic(n_frequencies=48, sigma=0.01, dim=16), af.Embedding(16),
             af.Dense(512, "relu", dropout=0.1), af.Dense(512, "relu", dropout=0.1),
-            af.Dense(512, "relu", dropout=0.1), af.Dense(5)], "softmax")),
+            af.Dense(512, "relu", dropout=0.1), af.Dense(5)], output="softmax"),
     }
 
 
-def data(n_inputs, n=8192, seed=0):
+def data(arch, n=8192, seed=0):
+    """Normal numeric columns and uniform codes; a random teacher of both."""
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, n_inputs)).astype(np.float32)
-    y = (np.tanh(X @ rng.normal(size=(n_inputs, 16))) @ rng.normal(size=(16, 5))).argmax(axis=1)
-    return X, y
+    inputs = arch.inputs
+    X = rng.normal(size=(n, inputs.numeric)).astype(np.float32)
+    score = np.tanh(X @ rng.normal(size=(inputs.numeric, 16))) @ rng.normal(size=(16, 5))
+    codes = []
+    for cardinality in inputs.categorical:
+        c = rng.integers(0, cardinality, n)
+        score += rng.normal(size=(cardinality, 5))[c]
+        codes.append(c.astype(np.float32))
+    return np.column_stack([X] + codes).astype(np.float32), score.argmax(axis=1)
 
 
 def torch_twin(arch, theta):
@@ -69,17 +77,34 @@ def torch_twin(arch, theta):
     act = {"relu": nn.ReLU, "identity": nn.Identity, "gelu": nn.GELU, "tanh": nn.Tanh}
 
     class Periodic(nn.Module):
-        def __init__(self, name, activation):
+        def __init__(self, name, activation, n):
             super().__init__()
+            self.n = n
             self.c = nn.Parameter(params[f"{name}.frequencies"].clone())
             self.w = nn.Parameter(params[f"{name}.weight"].clone())
             self.b = nn.Parameter(params[f"{name}.bias"].clone())
             self.act = act[activation]()
 
         def forward(self, x):
-            a = 2 * torch.pi * x[:, :, None] * self.c[None]
+            a = 2 * torch.pi * x[:, :self.n, None] * self.c[None]
             v = torch.cat([torch.cos(a), torch.sin(a)], dim=2)
-            return self.act(torch.einsum("bnk,nkd->bnd", v, self.w) + self.b).flatten(1)
+            y = self.act(torch.einsum("bnk,nkd->bnd", v, self.w) + self.b).flatten(1)
+            return torch.cat([y, x[:, self.n:]], dim=1)
+
+    class Embeddings(nn.Module):
+        def __init__(self, name, n, cardinalities):
+            super().__init__()
+            self.n = n
+            self.tables = nn.ModuleList(
+                nn.Embedding.from_pretrained(params[f"{name}.table{j}"].clone(), freeze=False)
+                for j in range(len(cardinalities)))
+            self.last = torch.tensor([c for c in cardinalities])
+
+        def forward(self, x):
+            codes = x[:, self.n:].long()
+            codes = torch.where(codes < 0, self.last, codes)
+            return torch.cat([x[:, :self.n]] + [t(codes[:, j]) for j, t in
+                                               enumerate(self.tables)], dim=1)
 
     class Net(nn.Module):
         def __init__(self):
@@ -102,7 +127,9 @@ def torch_twin(arch, theta):
                         mod.weight.copy_(params[f"{node.name}.gain"])
                         mod.bias.copy_(params[f"{node.name}.bias"])
                 elif node.kind == "periodic":
-                    mod = Periodic(node.name, node.layer.activation)
+                    mod = Periodic(node.name, node.layer.activation, node.n_numeric)
+                elif node.kind == "embedding":
+                    mod = Embeddings(node.name, node.n_numeric, node.categorical)
                 else:
                     mod = None
                 self.mods.append(mod if mod is not None else nn.Identity())
@@ -120,8 +147,8 @@ def torch_twin(arch, theta):
 
 def run_archfit(name, epochs):
     import archfit as af
-    n_inputs, arch = architectures()[name]
-    X, y = data(n_inputs)
+    arch = architectures()[name]
+    X, y = data(arch)
     model = af.Model(arch)
     hp = af.Hyperparameters(optimizer="adamw", learning_rate=1e-3, batch_size=256,
                             epochs=1 + epochs, l2=1e-4, n_threads=THREADS)
@@ -134,8 +161,8 @@ def run_torch(name, epochs):
     import torch
     import archfit as af
     torch.set_num_threads(THREADS)
-    n_inputs, arch = architectures()[name]
-    X, y = data(n_inputs)
+    arch = architectures()[name]
+    X, y = data(arch)
     model = af.Model(arch)
     theta = model.init(0)
     net = torch_twin(arch, theta)
@@ -205,7 +232,7 @@ def main():
               "cpu": cpu, "kernel_path": kernels.ISA, "threads": THREADS, "figures": figures}
     folder = os.path.join(HERE, "results")
     os.makedirs(folder, exist_ok=True)
-    stamp = record["date"][:16].replace(":", "").replace("T", "-")
+    stamp = record["date"][:19].replace(":", "").replace("T", "-")
     with open(os.path.join(folder, f"{stamp}-layers.json"), "w") as f:
         json.dump(record, f, indent=1)
     if args.json:
