@@ -197,3 +197,59 @@ def test_load_corrupted_bytes(data, tmp_path_factory):
     with pytest.raises(af.FileFormatError):
         af.load(path)
     assert persistence.from_bytes(BLOB).parameters.tobytes() == FITTED["softmax"].parameters.tobytes()
+
+
+# ---- layers beyond Dense and categorical inputs -----------------------------------------------
+CATEGORICAL = af.Model(af.Architecture(
+    inputs=af.Inputs(numeric=1, categorical=[2, 3]),
+    layers=[af.Periodic(2, 0.1, 2), af.Embedding(2), af.LayerNorm(),
+            af.Residual([af.Dense(4, "relu"), af.Dense(6)]), af.Dense(3)], output="softmax"))
+
+
+@SETTINGS
+@given(X=hostile_arrays(), y=hostile_arrays())
+def test_categorical_inputs(X, y):
+    # codes may be anything: only whole numbers 0 .. cardinality - 1 or -1 reach a kernel
+    theta = CATEGORICAL.init(0)
+    try:
+        out = CATEGORICAL.predict(theta, X)
+    except DOCUMENTED:
+        pass
+    else:
+        check_outputs(out, np.shape(X)[0], 3)
+    try:
+        loss, grad = CATEGORICAL.loss_and_grad(theta, X, y)
+    except DOCUMENTED:
+        return
+    assert np.isfinite(loss) and np.isfinite(grad).all()
+
+
+LAYER_DICTS = st.recursive(
+    st.one_of(st.none(), st.integers(-3, 70), st.floats(allow_nan=True), st.text(max_size=8),
+              st.sampled_from(["dense", "layer_norm", "residual", "periodic", "embedding",
+                               "one_hot", "relu", "identity"])),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.sampled_from(["kind", "units", "activation", "dropout", "epsilon",
+                                         "layers", "dim", "n_frequencies", "sigma", "x"]),
+                        inner, max_size=5)),
+    max_leaves=12)
+
+
+@SETTINGS
+@given(layers=st.lists(LAYER_DICTS, max_size=5), n_inputs=st.integers(-1, 6),
+       categorical=st.one_of(st.none(), st.lists(st.integers(-1, 5), max_size=3)))
+def test_architecture_dicts(layers, n_inputs, categorical):
+    # a saved file's architecture may be anything: a documented error, or a
+    # network the kernels run
+    d = {"n_inputs": n_inputs, "layers": layers, "output": "softmax"}
+    if categorical is not None:
+        d["inputs"] = {"numeric": n_inputs - len(categorical), "categorical": categorical}
+    try:
+        arch = af.Architecture.from_dict(d)
+    except DOCUMENTED:
+        return
+    model = af.Model(arch, "float64")
+    rows = np.zeros((2, arch.n_inputs))
+    out = model.predict(model.init(0), rows)
+    check_outputs(out, 2, arch.n_outputs)
