@@ -37,8 +37,8 @@ def fit_many(model: Model | Sequence[Model], X, y,
              rows=None, validation=None, sample_weight=None, init=None, classes=None,
              callback: Callable[[int, dict[str, Any]], bool | None] | None = None,
              n_threads: int | None = None, verbose: bool = False) -> list[FitModel]:
-    """Fit K members of one model together; member k's result equals
-    ``fit(model, X[rows[k]], y[rows[k]], hyperparameters[k], ...)`` bit for bit.
+    """Fit K members together; member k's result equals
+    ``fit(model[k], X[rows[k]], y[rows[k]], hyperparameters[k], ...)`` bit for bit.
 
     Every argument that may differ between members takes either one value,
     shared by all, or a list with one value per member; K is the length of
@@ -48,15 +48,17 @@ def fit_many(model: Model | Sequence[Model], X, y,
     ----------
     model : Model or list of Model
         (A list always means one value per member, in every argument.)
-        Members share the architecture and the dtype (a list must hold equal
-        models).
+        Members of one model (architecture, dtype, loss) that share
+        ``optimizer`` and ``batch_size`` train as one population, one kernel
+        call per epoch for all of them; members of other models or settings
+        form populations of their own, trained one after another.
     X, y : the data, as for :func:`archfit.fit`
         One X shared by every member: with ``rows``, dense X in memory is not
         copied per member.
     hyperparameters : Hyperparameters or list of Hyperparameters
-        Members share ``optimizer`` and ``batch_size`` (``"lbfgs"`` is not a
-        mini-batch optimizer: use :func:`archfit.fit`); anything else may
-        differ, the seed included.
+        Anything may differ, the seed included (``"lbfgs"`` is not a
+        mini-batch optimizer: use :func:`archfit.fit`); members that differ
+        in ``optimizer`` or ``batch_size`` train in different populations.
     rows : list of array-like of int, optional
         Member k trains on rows ``rows[k]`` of X and y (folds, bootstrap
         samples; repeats allowed), in that order.
@@ -77,10 +79,10 @@ def fit_many(model: Model | Sequence[Model], X, y,
         result does not depend on it). Default: the largest of the members'
         ``n_threads``, or BLAS's thread limit.
     verbose : bool
-        Show progress: a tqdm bar over the population's epochs when tqdm is
-        installed (else a line per epoch) with the members still training,
-        their mean training loss and the best validation score; at the end,
-        how many members stopped early.
+        Show progress: a tqdm bar over each population's epochs when tqdm
+        is installed (else a line per epoch) with the members still
+        training, their mean training loss and the best validation score; at
+        the end, how many members stopped early.
 
     Returns
     -------
@@ -95,13 +97,19 @@ def fit_many(model: Model | Sequence[Model], X, y,
         message names the first difference), before any kernel runs.
     DivergenceError
         When a member diverges; ``member`` is its index and ``fit_models``
-        holds every member's fit after its last complete epoch.
+        holds every member's fit after its last complete epoch (None for the
+        members of populations not begun).
     KeyboardInterrupt
         On Ctrl-C, between two mini-batches; ``fit_models`` holds every
-        member's fit after its last complete epoch.
+        member's fit after its last complete epoch (None for the members of
+        populations not begun).
     """
     models, hps, rows, validation, init, K = _members(model, hyperparameters, rows, validation,
                                                       init)
+    groups = _groups(models, hps)
+    if len(groups) > 1:
+        return _fit_groups(groups, models, hps, X, y, rows, validation, init, sample_weight,
+                           classes, callback, n_threads, verbose)
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
     if n_threads is not None:
@@ -182,31 +190,61 @@ def _members(model, hyperparameters, rows, validation, init):
         if not isinstance(h, Hyperparameters):
             raise TypeError(f"hyperparameters of member {k} must be a Hyperparameters, got "
                             f"{type(h).__name__}")
-    _compatible(models, hps)
+    for k, h in enumerate(hps):
+        if h.optimizer == "lbfgs":
+            raise ValueError(f"member {k}: optimizer='lbfgs' is not a mini-batch optimizer; "
+                             "fit it with archfit.fit")
     member_rows = None
     if rows is not None:
         member_rows = [_row_index(r, k) for k, r in enumerate(lists["rows"])]
     return (models, hps, member_rows, each("validation", validation), each("init", init), K)
 
 
-def _compatible(models: list[Model], hps: list[Hyperparameters]) -> None:
-    """Raise ValueError naming the first way a member cannot join member 0."""
-    for k in range(1, len(models)):
-        if models[k] != models[0]:
-            a, b = models[0], models[k]
-            what = ("architecture" if a.architecture != b.architecture else
-                    "dtype" if a.dtype != b.dtype else "loss")
-            raise ValueError(f"member {k}'s model differs from member 0's in its {what} "
-                             f"({b!r} vs {a!r}); a population shares one model")
-    for k in range(len(hps)):
-        if hps[k].optimizer == "lbfgs":
-            raise ValueError(f"member {k}: optimizer='lbfgs' is not a mini-batch optimizer; "
-                             "fit it with archfit.fit")
-        for name in SHARED_SETTINGS:
-            if getattr(hps[k], name) != getattr(hps[0], name):
-                raise ValueError(f"member {k}'s {name} ({getattr(hps[k], name)!r}) differs from "
-                                 f"member 0's ({getattr(hps[0], name)!r}); a population shares "
-                                 f"{' and '.join(SHARED_SETTINGS)}")
+def _groups(models: list[Model], hps: list[Hyperparameters]) -> list[list[int]]:
+    """The members' indices, grouped into populations: members of one model
+    with the same SHARED_SETTINGS, in order of first appearance."""
+    groups: dict = {}
+    for k, (m, h) in enumerate(zip(models, hps)):
+        key = (m, *(getattr(h, name) for name in SHARED_SETTINGS))
+        groups.setdefault(key, []).append(k)
+    return list(groups.values())
+
+
+def _fit_groups(groups, models, hps, X, y, rows, validation, init, sample_weight, classes,
+                callback, n_threads, verbose) -> list[FitModel]:
+    """fit_many of each group in turn (each a population), results in the
+    members' order; an error names the member by its index among all."""
+    results: list = [None] * len(models)
+    for group in groups:
+        def pick(values):
+            return None if values is None else [values[k] for k in group]
+
+        def relay(k, record, group=group):
+            return callback(group[k], record)
+        try:
+            fitted = fit_many([models[k] for k in group], X, y, pick(hps), rows=pick(rows),
+                              validation=pick(validation), sample_weight=sample_weight,
+                              init=pick(init), classes=classes,
+                              callback=None if callback is None else relay,
+                              n_threads=n_threads, verbose=verbose)
+        except (DivergenceError, KeyboardInterrupt) as error:
+            partial = getattr(error, "fit_models", None)
+            if partial is not None:
+                for k, fit_model in zip(group, partial):
+                    results[k] = fit_model
+                error.fit_models = results
+            if isinstance(error, DivergenceError) and getattr(error, "member", None) is not None:
+                error.member = group[error.member]
+            raise
+        except (TypeError, ValueError) as error:
+            # "member j: ..." of the group means member group[j] of all
+            text = str(error)
+            for j in range(len(group) - 1, -1, -1):
+                text = text.replace(f"member {j}:", f"member {group[j]}:")
+            raise type(error)(text) from None
+        for k, fit_model in zip(group, fitted):
+            results[k] = fit_model
+    return results
 
 
 def _row_index(r, k: int) -> np.ndarray:
