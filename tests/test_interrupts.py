@@ -88,17 +88,18 @@ def test_a_handler_that_does_not_raise_lets_the_fit_finish_with_the_same_bits():
     result = _child("""
         calls = []
         signal.signal(signal.SIGINT, lambda number, frame: calls.append(number))
-        hp = af.Hyperparameters(epochs=3, batch_size=64, dropout=0.1)
+        hp = af.Hyperparameters(epochs=9, batch_size=64, dropout=0.1)   # outlasts the timer
         START[0] = time.perf_counter()
         fitted = af.fit(model, X, y, hp, callback=callback)
         reference = af.fit(model, X, y, hp)
         print(json.dumps({"calls": len(calls), "sent": len(sent),
+                          "during_the_fit": bool(sent) and sent[0] < ends[-1],
                           "same": fitted.parameters.tobytes() == reference.parameters.tobytes(),
                           "epochs": fitted.n_epochs}))
     """, n_rows=2048, width=256)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.splitlines()[-1])
-    assert out == {"calls": 1, "sent": 1, "same": True, "epochs": 3}
+    assert out == {"calls": 1, "sent": 1, "during_the_fit": True, "same": True, "epochs": 9}
 
 
 def test_the_default_disposition_still_terminates():
@@ -113,16 +114,21 @@ def test_the_default_disposition_still_terminates():
 
 
 def test_an_ignored_sigint_stays_ignored():
+    # the signal comes half the first epoch's time after it (warm-up included),
+    # during the epochs after it: eight of them, so that the fit is still running
+    # when it comes even where later epochs are several times faster than the first
     result = _child("""
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        hp = af.Hyperparameters(epochs=3, batch_size=64)
+        hp = af.Hyperparameters(epochs=9, batch_size=64)
         START[0] = time.perf_counter()
         fitted = af.fit(model, X, y, hp, callback=callback)
         print(json.dumps({"epochs": fitted.n_epochs, "sent": len(sent),
+                          "before_the_end": bool(sent) and sent[0] < ends[-1],
                           "ignored": signal.getsignal(signal.SIGINT) is signal.SIG_IGN}))
     """, n_rows=2048, width=256)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.splitlines()[-1]) == {"epochs": 3, "sent": 1, "ignored": True}
+    assert json.loads(result.stdout.splitlines()[-1]) == {
+        "epochs": 9, "sent": 1, "before_the_end": True, "ignored": True}
 
 
 def test_lbfgs_keeps_its_last_iteration():
