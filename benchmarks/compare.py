@@ -47,6 +47,9 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import _record  # noqa: E402  (benchmarks/_record.py: one record per run)
+from _record import cpu_model  # noqa: E402
 
 WORKLOADS = {
     # name: (sizes, batch, output, dtype, samples, quick samples, epoch budget, quick budget)
@@ -536,29 +539,9 @@ def worker(args):
 
 
 # ---- the parent: run every measurement in its own process -----------------------------------------
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or platform.machine()
-
-
 def cpu_flags() -> str:
-    """The vector instruction sets this CPU reports (x86 Linux), or 'unknown'."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f
-                          if line.startswith("flags")), [])
-    except OSError:
-        return "unknown"
-    wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "amx_tile")
-    return " ".join(f for f in wanted if f in flags) or "unknown"
-
+    """The vector instruction sets this CPU reports, or 'unknown'."""
+    return " ".join(_record.cpu_flags()) or "unknown"
 
 
 def measure(kind, peer, workload, quick):
@@ -669,34 +652,13 @@ def main(argv=None):
     print(f"machine float32 GEMM rate (256x2048 @ 2048x2048, {THREADS} threads, the higher of "
           f"two measurements around W3): {rate:.1f} GFLOP/s;"
           f" archfit W3 training: {achieved:.1f} GFLOP/s = {100 * achieved / rate:.0f}% of it")
-    record = run_record(results, args, argv)
-    os.makedirs(args.record_dir, exist_ok=True)
-    stamp = record["date"][:19].replace(":", "").replace("T", "-")
-    path = os.path.join(args.record_dir, f"{stamp}-compare{'-quick' if args.quick else ''}.json")
-    with open(path, "w") as f:
-        json.dump(record, f, indent=1)
+    path = _record.write(f"compare{'-quick' if args.quick else ''}", "compare.py", results,
+                         args.record_dir, argv, threads=THREADS)
     print(f"record: {path}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
     return 0
-
-
-def run_record(results, args, argv) -> dict:
-    """One run as the benchmark record keeps it: when, which code, which
-    machine and kernel path, the command, every figure."""
-    import datetime
-    from archfit.kernels import DETECTED, ISA
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=HERE, timeout=30).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    command = ["python", "benchmarks/compare.py"] + list(sys.argv[1:] if argv is None else argv)
-    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "commit": commit, "command": " ".join(command),
-            "cpu": {"model": cpu_model(), "flags": cpu_flags().split(), "cores": os.cpu_count()},
-            "kernel_path": ISA, "detected": DETECTED, "threads": THREADS, "results": results}
 
 
 if __name__ == "__main__":

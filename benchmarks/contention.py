@@ -15,7 +15,6 @@ JSON record to benchmarks/results/.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import statistics
@@ -24,6 +23,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import _record  # noqa: E402  (benchmarks/_record.py: one record per run)
 WORKLOADS = {
     # name: (sizes, batch, rows)
     "W2": ((784, 256, 128, 10), 128, 8192),
@@ -99,7 +100,7 @@ def main():
         [sys.executable, "-c", "while True: pass"], stdout=subprocess.DEVNULL)
     figures = {}
     try:
-        print(f"contention: {_cpu()}; archfit's path {kernels.ISA}; "
+        print(f"contention: {_record.cpu_model()}; archfit's path {kernels.ISA}; "
               f"{'idle' if args.idle else 'one core busy'}; seconds per epoch")
         for name in WORKLOADS:
             row = {}
@@ -123,26 +124,7 @@ def main():
     finally:
         if busy is not None:
             busy.kill()
-    record = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "command": " ".join(["python", "benchmarks/contention.py"] + sys.argv[1:]),
-              "cpu": _cpu(), "kernel_path": kernels.ISA, "busy_core": not args.idle,
-              "figures": figures}
-    folder = os.path.join(HERE, "results")
-    os.makedirs(folder, exist_ok=True)
-    stamp = record["date"][:19].replace(":", "").replace("T", "-")
-    with open(os.path.join(folder, f"{stamp}-contention.json"), "w") as f:
-        json.dump(record, f, indent=1)
-
-
-def _cpu():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
+    _record.write("contention", "contention.py", figures, busy_core=not args.idle)
 
 
 if __name__ == "__main__":

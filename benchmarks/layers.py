@@ -24,7 +24,6 @@ in samples per second. Every run writes a JSON record to
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import statistics
@@ -35,6 +34,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import _record  # noqa: E402  (benchmarks/_record.py: one record per run)
 THREADS = 2
 
 
@@ -205,8 +206,7 @@ def main():
         print(json.dumps({"rate": rate}))
         return
     import archfit.kernels as kernels
-    cpu = _cpu()
-    print(f"archfit layers: {cpu['model']}; archfit's kernel path {kernels.ISA}; "
+    print(f"archfit layers: {_record.cpu_model()}; archfit's kernel path {kernels.ISA}; "
           f"{THREADS} threads, float32")
     figures = {}
     for name in architectures():
@@ -226,41 +226,10 @@ def main():
         print(f"  {name:10s} archfit {row.get('archfit') or 0:12,.0f} samples/s   "
               f"torch (eager, fused AdamW) {row.get('torch') or 0:12,.0f}   "
               + (f"archfit {ratio:.2f}x" if ratio else ""))
-    record = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "commit": _commit(), "command": " ".join(["python", "benchmarks/layers.py"]
-                                                       + sys.argv[1:]),
-              "cpu": cpu, "kernel_path": kernels.ISA, "threads": THREADS, "figures": figures}
-    folder = os.path.join(HERE, "results")
-    os.makedirs(folder, exist_ok=True)
-    stamp = record["date"][:19].replace(":", "").replace("T", "-")
-    with open(os.path.join(folder, f"{stamp}-layers.json"), "w") as f:
-        json.dump(record, f, indent=1)
+    _record.write("layers", "layers.py", figures, threads=THREADS)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(record, f, indent=1)
-
-
-def _cpu():
-    model, flags = "unknown", []
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model == "unknown":
-                    model = line.split(":", 1)[1].strip()
-                if line.startswith("flags") and not flags:
-                    flags = [x for x in line.split(":", 1)[1].split()
-                             if x.startswith(("avx", "fma", "amx"))]
-    except OSError:
-        pass
-    return {"model": model, "flags": flags}
-
-
-def _commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=HERE).stdout.strip() or None
-    except OSError:
-        return None
+            json.dump(figures, f, indent=1)
 
 
 if __name__ == "__main__":
