@@ -417,3 +417,25 @@ def test_onnx_export_of_categorical_inputs(tmp_path, dtype, first):
     session = ort.InferenceSession(str(tmp_path / "c.onnx"), providers=["CPUExecutionProvider"])
     probabilities, _ = session.run(None, {"X": X.astype(dtype)})
     np.testing.assert_allclose(probabilities, fitted.predict_proba(X), rtol=1e-5, atol=1e-6)
+
+
+def test_categorical_networks_give_the_same_bits_on_any_thread_count():
+    # wide enough that a step is cut into two shards shared by two threads
+    rng = np.random.default_rng(3)
+    n = 640
+    X = np.column_stack([rng.normal(size=(n, 20)), rng.integers(-1, 10, n),
+                         rng.integers(0, 100, n)]).astype(np.float32)
+    y = rng.integers(0, 4, n)
+    arch = af.Architecture(inputs=af.Inputs(20, (10, 100)), layers=[
+        af.Periodic(8, 0.1, 4), af.Embedding(8), af.Dense(256, "relu", dropout=0.1),
+        af.Residual([af.LayerNorm(), af.Dense(256, "relu")]), af.Dense(4)], output="softmax")
+    model = af.Model(arch)
+    assert model._kernel.training_plan(model.dtype, n, 160)["shards"] == 2
+    hp = af.Hyperparameters(epochs=3, batch_size=160, seed=2)
+    one = af.fit(model, X, y, hp.replace(n_threads=1))
+    two = af.fit(model, X, y, hp.replace(n_threads=2))
+    assert one.parameters.tobytes() == two.parameters.tobytes()
+    from archfit._kernels import _plan
+    _plan.calls_end_py()
+    assert np.array_equal(model._predict(one.parameters, X, 1),
+                          model._predict(one.parameters, X, 2))
