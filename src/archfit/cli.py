@@ -61,6 +61,7 @@ def _note(text: str) -> None:
 
 def _targets(table, output):
     """(y, n_outputs, classes) for the chosen head, or a clear refusal."""
+    from archfit.io import shown
     y = table.y
     if output == "softmax":
         if y.dtype.kind == "f" and not np.all(y == np.round(y)):
@@ -70,7 +71,7 @@ def _targets(table, output):
         classes, counts = np.unique(y, return_counts=True)
         if len(classes) < 2:
             raise ValueError(f"the target column {table.target!r} holds one class only "
-                             f"({_shown(classes[0])}); a classifier needs at least two")
+                             f"({shown(classes[0])}); a classifier needs at least two")
         singletons = int((counts == 1).sum())
         if len(classes) >= 3 and singletons > SINGLETON_SHARE * len(classes):
             kind = ("numbers" if y.dtype.kind in "biuf" else "values")
@@ -83,18 +84,12 @@ def _targets(table, output):
     if output == "sigmoid":
         if y.dtype.kind not in "biuf" or not np.isin(y, (0, 1)).all():
             raise ValueError(f"--output sigmoid needs a 0/1 target column; {table.target!r} "
-                             f"holds {', '.join(_shown(v) for v in np.unique(y)[:5])}")
+                             f"holds {', '.join(shown(v) for v in np.unique(y)[:5])}")
         return y.astype(np.int8), 1, None
     if y.dtype.kind not in "biuf":
         raise ValueError(f"--output linear needs a numeric target; {table.target!r} holds "
-                         f"labels (e.g. {_shown(y[0])})")
+                         f"labels (e.g. {shown(y[0])})")
     return y.astype(np.float64), 1, None
-
-
-def _shown(value) -> str:
-    """A value as a person wrote it (no Python repr)."""
-    from archfit.io import shown
-    return shown(value)
 
 
 def _train(args) -> int:

@@ -94,6 +94,12 @@ cdef struct Kind:
     blocks_fn blocks
     decays_fn decays
 
+cdef inline bint has_dropout(const Network* net, const Workspace* ws, int l) noexcept nogil:
+    """Whether layer l's output is masked by dropout in this computation (the
+    workspace holds each layer's rate, _plan.workspace)."""
+    return ws.rate[l] > 0.0
+
+
 cdef const Kind* kinds() noexcept nogil
 cdef void dense_sparse_grad(const Network* net, const Data* sparse, const Py_ssize_t* order,
                             Py_ssize_t start, Py_ssize_t rows, const void* D, void* grad,

@@ -45,12 +45,6 @@ cdef Kind _TABLE[N_KINDS]
 
 
 # ---- what every kind uses ------------------------------------------------------------------
-cdef inline bint _dropout(const Network* net, const Workspace* ws, int l) noexcept nogil:
-    """Whether layer l's output is masked by dropout in this computation (the
-    workspace says each layer's rate)."""
-    return ws.rate[l] > 0.0
-
-
 cdef inline const floating* _input(const Pass* p, int l, floating* buf) noexcept nogil:
     """The rows layer l reads (row 0 of them): the batch's inputs, or the
     previous layer's output."""
@@ -211,7 +205,7 @@ cdef Py_ssize_t _dense_scratch(const Network* net, int l, Workspace* ws, Py_ssiz
         ws.a[l] = off
         off += rows * width
         ws.out[l] = ws.a[l]
-        if _dropout(net, ws, l):
+        if has_dropout(net, ws, l):
             ws.mask[l] = off
             off += rows * width
             ws.dropped[l] = off
@@ -238,7 +232,7 @@ cdef void _dense_forward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
     if l < net.n_layers - 1:
         A = buf + ws.a[l] + lo * n_out
         bias_activation(Z, theta + net.b_start[l], A, n, n_out, net.activation[l])
-        if _dropout(net, ws, l):
+        if has_dropout(net, ws, l):
             M = buf + ws.mask[l] + lo * n_out
             AM = buf + ws.dropped[l] + lo * n_out
             for i in range(n * n_out):
@@ -256,7 +250,7 @@ cdef void _dense_backward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
     cdef Py_ssize_t n_in = net.sizes[l], n_out = net.sizes[l + 1], n = hi - lo
     cdef floating* D = buf + ws.delta[l] + lo * n_out
     if l < net.n_layers - 1:
-        if _dropout(net, ws, l):
+        if has_dropout(net, ws, l):
             multiply(D, buf + ws.mask[l] + lo * n_out, n * n_out)
         activation_backward(D, buf + ws.z[l] + lo * n_out, buf + ws.a[l] + lo * n_out,
                             n * n_out, net.activation[l])

@@ -130,7 +130,6 @@ cdef int network_of(Network* net, int n_layers, const Py_ssize_t* sizes,
 cdef int network_of_layers(Network* net, const InputSpec* inputs, int n_layers,
                            const LayerSpec* layers, int head, int loss,
                            double huber_delta) noexcept nogil
-cdef bint has_dropout(const Network* net, const Workspace* ws, int l) noexcept nogil
 cdef TrainingPlan plan_training(const Network* net, const Settings* settings, bint f64,
                                 Py_ssize_t n_samples, Py_ssize_t n_targets,
                                 int threads) noexcept nogil

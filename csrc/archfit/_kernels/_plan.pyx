@@ -254,11 +254,6 @@ cdef int network_of_layers(Network* net, const InputSpec* inputs, int n_layers,
     return OK
 
 
-cdef bint has_dropout(const Network* net, const Workspace* ws, int l) noexcept nogil:
-    """Whether layer l's output is masked by dropout in this computation."""
-    return ws.rate[l] > 0.0
-
-
 cdef Py_ssize_t workspace(const Network* net, Workspace* ws, Py_ssize_t rows, double dropout,
                           bint gather, Py_ssize_t n_targets) noexcept nogil:
     """Lay out the scratch buffer for `rows` rows; returns its length in elements.

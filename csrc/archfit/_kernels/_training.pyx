@@ -22,10 +22,10 @@ from cython.parallel cimport prange, parallel, threadid
 from archfit.kernels cimport (OK, NONFINITE_LOSS, NONFINITE_PARAMETERS, INVALID_ARGUMENT,
                               INTERRUPTED, ADAMW, FLOAT64, Network, Settings)
 from archfit._kernels._plan cimport (Workspace, Packed, Internal, shards_for, threads_allowed,
-                                     calls_end, has_dropout)
+                                     calls_end)
 from archfit._kernels._passes cimport forward, deltas, pass_of
 from archfit._kernels._layers cimport (Pass, Update, Kind, kinds, dense_sparse_grad,
-                                       dense_repack_all)
+                                       dense_repack_all, has_dropout)
 from archfit._kernels.packgemm cimport ARCHFIT_PK_WORK, pack_rows
 from archfit._kernels._elementwise cimport head_loss_grad, all_finite
 from archfit._kernels._random cimport stream_seed, shuffle as shuffle_index, dropout_mask
