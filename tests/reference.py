@@ -190,6 +190,21 @@ def category_rows(codes, cardinality):
     return np.where(codes < 0, cardinality, codes)
 
 
+def bin_codes(x, edges):
+    """Each feature's piecewise-linear codes (rows, n, T) against its edges
+    (n, T + 1): bin t's (x - e_t) / (e_t+1 - e_t), clipped to [0, 1] but
+    the first bin not below and the last not above; 0 for a bin of no width,
+    whose predecessor is then the last."""
+    T = edges.shape[1] - 1
+    start, stop = edges[:, :-1], edges[:, 1:]
+    live = stop > start
+    after = np.concatenate([stop[:, 1:], np.full((len(edges), 1), -np.inf)], axis=1)
+    v = (x[:, :, None] - start) / np.where(live, stop - start, 1.0)
+    v = np.where(np.arange(T) > 0, np.maximum(v, 0.0), v)
+    v = np.where((np.arange(T) < T - 1) & (after > stop), np.minimum(v, 1.0), v)
+    return np.where(live, v, 0.0)
+
+
 def nodes_forward(arch, theta, X, masks=None):
     """Every node's input and output, and what backpropagation needs; masks
     (a dict by node index) scale the outputs of those dense nodes."""
@@ -217,6 +232,27 @@ def nodes_forward(arch, theta, X, masks=None):
                  + params[f"{node.name}.bias"]).reshape(len(x), -1)
             y = np.concatenate([activation(node.layer.activation, z), x[:, n:]], axis=1)
             saved.append((z, V, angles))
+        elif node.kind == "piecewise_linear":
+            n = node.n_numeric
+            E = bin_codes(x[:, :n], params[f"{node.name}.edges"])
+            z = (x[:, :n, None] * params[f"{node.name}.linear"][None]
+                 + np.einsum("rnt,ntd->rnd", E, params[f"{node.name}.weight"])
+                 + params[f"{node.name}.bias"]).reshape(len(x), -1)
+            y = np.concatenate([activation(node.layer.activation, z), x[:, n:]], axis=1)
+            saved.append((z, E))
+        elif node.kind == "replicate":
+            k = node.layer.k
+            r = (params[f"{node.name}.scale"] if node.layer.adapters == "first"
+                 else np.ones((k, x.shape[1])))
+            y = (x[:, None, :] * r[None]).reshape(-1, x.shape[1])   # member m of row i: i k + m
+            saved.append(r)
+        elif node.kind == "member_dense":
+            k = node.members
+            z = (np.einsum("rkn,kno->rko", x.reshape(-1, k, x.shape[1]),
+                           params[f"{node.name}.weight"])
+                 + params[f"{node.name}.bias"]).reshape(-1, node.n_out)
+            y = z
+            saved.append(z)
         elif node.kind in ("embedding", "one_hot"):
             n = node.n_numeric
             parts = [x[:, :n]]
@@ -235,7 +271,10 @@ def nodes_forward(arch, theta, X, masks=None):
 
 
 def nodes_predict(model, theta, X):
-    return head(model.architecture.output, nodes_forward(model.architecture, theta, X)[1][-1])
+    """The head's outputs; with an ensemble inside, the mean of the members'."""
+    arch = model.architecture
+    out = head(arch.output, nodes_forward(arch, theta, X)[1][-1])
+    return out.reshape(len(X), arch.members, -1).mean(axis=1)
 
 
 def nodes_loss_and_grad(model, theta, X, labels=None, targets=None, weights=None, l2=0.0,
@@ -247,11 +286,16 @@ def nodes_loss_and_grad(model, theta, X, labels=None, targets=None, weights=None
     n = len(X)
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     inputs, outputs, saved = nodes_forward(arch, theta, X, masks)
-    rows, dz = loss_rows(model.loss, outputs[-1], labels, targets, model.huber_delta)
-    loss = float((w * rows).sum() / w.sum())
+    k = arch.members                    # each row's members: rows i k .. i k + k - 1
+    rows, dz = loss_rows(model.loss, outputs[-1],
+                         None if labels is None else np.repeat(labels, k),
+                         None if targets is None else np.repeat(targets, k, axis=0),
+                         model.huber_delta)
+    n_rows = n
+    loss = float((w * rows.reshape(n_rows, k).mean(axis=1)).sum() / w.sum())
     grads = {}
     skip = {}
-    dy = dz * (w / w.sum())[:, None]
+    dy = dz * np.repeat(w / w.sum() / k, k)[:, None]
     last = len(arch.nodes) - 1
     for i in range(last, -1, -1):
         node = arch.nodes[i]
@@ -282,6 +326,32 @@ def nodes_loss_and_grad(model, theta, X, labels=None, targets=None, weights=None
                               dy[:, n + j * width:n + (j + 1) * width])
                     grads[f"{node.name}.table{j}"] = g
             dx = np.concatenate([dy[:, :n], np.zeros((len(dy), len(node.categorical)))], axis=1)
+        elif node.kind == "member_dense":
+            W = params[f"{node.name}.weight"]
+            x3 = inputs[i].reshape(n_rows, k, -1)
+            d3 = dy.reshape(n_rows, k, -1)
+            grads[f"{node.name}.weight"] = np.einsum("rkn,rko->kno", x3, d3) + l2 * W
+            grads[f"{node.name}.bias"] = d3.sum(axis=0)
+            dx = np.einsum("rko,kno->rkn", d3, W).reshape(n_rows * k, -1)
+        elif node.kind == "replicate":
+            r = saved[i]
+            d3 = dy.reshape(n_rows, k, -1)
+            if node.layer.adapters == "first":
+                grads[f"{node.name}.scale"] = np.einsum("rkn,rn->kn", d3, inputs[i])
+            dx = (d3 * r[None]).sum(axis=1)
+        elif node.kind == "piecewise_linear":
+            z, E = saved[i]
+            n = node.n_numeric
+            codes = len(node.categorical)
+            dy = dy[:, :dy.shape[1] - codes]
+            dz = (dy * activation_grad(node.layer.activation, z)).reshape(len(z), n, -1)
+            grads[f"{node.name}.edges"] = np.zeros_like(params[f"{node.name}.edges"])
+            grads[f"{node.name}.linear"] = ((inputs[i][:, :n, None] * dz).sum(axis=0)
+                                            + l2 * params[f"{node.name}.linear"])
+            grads[f"{node.name}.weight"] = (np.einsum("rnt,rnd->ntd", E, dz)
+                                            + l2 * params[f"{node.name}.weight"])
+            grads[f"{node.name}.bias"] = dz.sum(axis=0)
+            dx = None                   # the first layer: no error at the inputs
         elif node.kind == "periodic":
             z, V, angles = saved[i]
             n, K = params[f"{node.name}.frequencies"].shape

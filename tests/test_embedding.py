@@ -80,7 +80,7 @@ def test_third_party_training_of_a_residual_network_gives_archfit_fits_bits(exam
                                      batch_size=hp.batch_size, seed=hp.seed)
     assert np.array_equal(theta, fitted.parameters)
     assert losses.tolist() == [r["train_loss"] for r in fitted.history]
-    assert example.COMPILED_API_VERSION == kernels.API_VERSION == 2
+    assert example.COMPILED_API_VERSION == kernels.API_VERSION == 3
 
 
 def test_third_party_wrapper_checks_its_inputs(example):
@@ -152,7 +152,8 @@ def test_codes_are_declared_once_and_named_for_python():
     assert af.architecture.OUTPUTS == tuple(kernels.HEADS)
     assert af.hyperparameters.OPTIMIZERS[:-1] == tuple(kernels.OPTIMIZERS)
     assert af.architecture.MAX_LAYERS == kernels.MAX_LAYERS == 64
-    assert set(kernels.KINDS) == {"dense", "layer_norm", "add", "periodic", "embedding", "one_hot"}
+    assert set(kernels.KINDS) == {"dense", "layer_norm", "add", "periodic", "embedding", "one_hot",
+                                 "piecewise_linear", "replicate", "member_dense"}
     assert {cls.kind for cls in af.layers.LAYERS} - {"residual"} <= set(kernels.KINDS)
     assert sorted(kernels.ACTIVATIONS.values()) == list(range(len(kernels.ACTIVATIONS)))
     assert kernels.Status.OK == 0 and kernels.Status.NONFINITE_LOSS == 1

@@ -439,3 +439,309 @@ def test_categorical_networks_give_the_same_bits_on_any_thread_count():
     _plan.calls_end_py()
     assert np.array_equal(model._predict(one.parameters, X, 1),
                           model._predict(one.parameters, X, 2))
+
+
+# ---- piecewise-linear embeddings: bins fitted on the training rows ------------------------------
+def piecewise(n_in=10, k=3, output="softmax", n_bins=8):
+    return af.Architecture(n_in, [af.PiecewiseLinear(n_bins, 4), af.Dense(24, "relu"),
+                                  af.Dense(k)], output)
+
+
+def test_piecewise_layout_fitted_edges_and_summary():
+    arch = piecewise()
+    assert [(e.name, e.shape) for e in arch.layout[:4]] == [
+        ("piecewise_linear0.edges", (10, 9)), ("piecewise_linear0.linear", (10, 4)),
+        ("piecewise_linear0.weight", (10, 8, 4)), ("piecewise_linear0.bias", (10, 4))]
+    assert [e.name for e in arch.fitted] == ["piecewise_linear0.edges"]
+    decayed = {e.name for e in arch.decayed}
+    assert {"piecewise_linear0.linear", "piecewise_linear0.weight"} <= decayed
+    assert not {"piecewise_linear0.edges", "piecewise_linear0.bias"} & decayed
+    assert arch.nodes[0].n_out == 40
+    assert "8 bins (fitted edges)" in arch.summary()
+    assert af.Architecture.from_dict(json.loads(json.dumps(arch.to_dict()))) == arch
+    # before a fit: standard normal quantiles, the same for every feature
+    theta = af.Model(arch).init(0)
+    edges = af.Model(arch).unflatten(theta)["piecewise_linear0.edges"]
+    assert (np.diff(edges, axis=1) > 0).all() and np.allclose(edges[:, 4], 0, atol=1e-7)
+    assert not af.Model(arch).unflatten(theta)["piecewise_linear0.weight"].any()
+
+
+def test_quantile_edges_weights_repeats_and_few_values():
+    from archfit.binning import quantile_edges
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=50)
+    w = rng.integers(0, 4, 50).astype(float)
+    repeated = np.repeat(x, w.astype(int))
+    # a row of weight k and the row k times: the same edges, bit for bit
+    assert quantile_edges(x, w, 7, np.float64).tobytes() == \
+        quantile_edges(repeated, None, 7, np.float64).tobytes()
+    plain = quantile_edges(x, None, 4, np.float64)
+    assert plain[0] == x.min() and plain[-1] == x.max()
+    assert plain[2] == np.sort(x)[24]                    # the median, a value of x
+    # three distinct values: two bins, the last edge repeated into the others
+    assert quantile_edges(np.array([0.0, 1.0, 1.0, 2.0]), None, 5, np.float64).tolist() == \
+        [0.0, 1.0, 2.0, 2.0, 2.0, 2.0]
+    assert quantile_edges(np.full(9, 3.0), None, 3, np.float64).tolist() == [3.0] * 4
+    # values one float32 apart in float64 but equal in float32: one edge
+    close = np.array([1.0, 1.0 + 1e-12, 2.0, 3.0])
+    assert quantile_edges(close, None, 3, np.float32).tolist() == [1.0, 2.0, 3.0, 3.0]
+
+
+@pytest.mark.filterwarnings("ignore::archfit.fitting.ConvergenceWarning")
+@pytest.mark.parametrize("optimizer", ["adam", "momentum", "lbfgs"])
+def test_a_fit_puts_the_training_rows_quantiles_in_theta_and_keeps_them(optimizer):
+    from archfit.binning import quantile_edges
+    X, y = data(300)
+    X[:, 3] = np.round(X[:, 3])                         # a few distinct values
+    w = np.random.default_rng(1).uniform(0.5, 2.0, 300)
+    model = af.Model(piecewise(), "float64")
+    hp = af.Hyperparameters(epochs=3, optimizer=optimizer, standardize=True, batch_size=32)
+    fitted = af.fit(model, X, y, hp, sample_weight=w)
+    edges = model.unflatten(fitted.parameters)["piecewise_linear0.edges"]
+    scaled = fitted.standardization.features(X)
+    for j in (0, 3):
+        assert edges[j].tobytes() == quantile_edges(scaled[:, j], w, 8, np.float64).tobytes()
+    # training moved the weights, not the edges; a fit continued keeps them
+    assert np.unique(edges[3]).size < 9
+    again = af.fit(model, X[:100], y[:100], hp, init=fitted)
+    assert model.unflatten(again.parameters)["piecewise_linear0.edges"].tobytes() == \
+        edges.tobytes()
+    theta = model.init(5)
+    given = af.fit(model, X, y, hp, init=theta)        # θ given: its edges are the user's
+    assert model.unflatten(given.parameters)["piecewise_linear0.edges"].tobytes() == \
+        model.unflatten(theta)["piecewise_linear0.edges"].tobytes()
+
+
+def test_piecewise_linear_fits_a_step_target_an_mlp_does_not():
+    # y jumps at thresholds of x: bins fitted on x find them
+    rng = np.random.default_rng(2)
+    X = rng.uniform(-3, 3, size=(2000, 2))
+    y = np.floor(X[:, 0]) % 2 + 0.5 * (X[:, 1] > 0.7)
+    hp = af.Hyperparameters(epochs=30, learning_rate=3e-3, batch_size=64)
+    bins = af.fit(af.Model(af.Architecture(2, [af.PiecewiseLinear(48, 8), af.Dense(32, "relu"),
+                                               af.Dense(1)], "linear")),
+                  X[:1500], y[:1500], hp)
+    plain = af.fit(af.Model(af.Architecture(2, [af.Dense(64, "relu"), af.Dense(32, "relu"),
+                                                af.Dense(1)], "linear")), X[:1500], y[:1500], hp)
+    # R² 0.94 and 0.73 when written
+    assert bins.score(X[1500:], y[1500:]) > 0.9 > plain.score(X[1500:], y[1500:]) + 0.1
+
+
+def test_population_members_bin_their_own_rows():
+    X, y = data(400)
+    model = af.Model(piecewise())
+    hp = af.Hyperparameters(epochs=3, batch_size=32)
+    rows = [np.arange(0, 300), np.arange(100, 400)]
+    members = af.fit_many(model, X, y, hp, rows=rows)
+    for k in range(2):
+        single = af.fit(model, X[rows[k]], y[rows[k]], hp)
+        assert members[k].parameters.tobytes() == single.parameters.tobytes()
+    assert members[0].parameters[:90].tobytes() != members[1].parameters[:90].tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_piecewise_files_and_onnx(tmp_path, dtype):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    X, y = categorical_data(300)
+    X[:5, 0] = [-50.0, 50.0, 0.0, 1e-3, -1e-3]          # beyond the edges, and between
+    X[:7, 2] = -1
+    arch = af.Architecture(inputs=CATEGORICAL, layers=[
+        af.PiecewiseLinear(6, 3, "relu"), af.Embedding(2), af.Dense(8, "relu"), af.Dense(3)],
+        output="softmax")
+    fitted = af.fit(af.Model(arch, dtype), X[5:], y[5:],
+                    af.Hyperparameters(epochs=3, standardize=True))
+    again = af.load(fitted.save(tmp_path / "p.archfit"))
+    assert again.parameters.tobytes() == fitted.parameters.tobytes()
+    fitted.to_onnx(tmp_path / "p.onnx")
+    session = ort.InferenceSession(str(tmp_path / "p.onnx"), providers=["CPUExecutionProvider"])
+    probabilities, _ = session.run(None, {"X": X.astype(dtype)})
+    np.testing.assert_allclose(probabilities, fitted.predict_proba(X), rtol=1e-5, atol=1e-6)
+
+
+def test_piecewise_networks_give_the_same_bits_on_any_thread_count():
+    rng = np.random.default_rng(4)
+    n = 640
+    X = rng.normal(size=(n, 20)).astype(np.float32)
+    y = rng.integers(0, 4, n)
+    arch = af.Architecture(20, [af.PiecewiseLinear(16, 8), af.Dense(256, "relu", dropout=0.1),
+                                af.Residual([af.LayerNorm(), af.Dense(256, "relu")]),
+                                af.Dense(4)], output="softmax")
+    model = af.Model(arch)
+    assert model._kernel.training_plan(model.dtype, n, 160)["shards"] == 2
+    hp = af.Hyperparameters(epochs=3, batch_size=160, seed=2)
+    one = af.fit(model, X, y, hp.replace(n_threads=1))
+    two = af.fit(model, X, y, hp.replace(n_threads=2))
+    assert one.parameters.tobytes() == two.parameters.tobytes()
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: af.PiecewiseLinear(1), ValueError, "PiecewiseLinear.n_bins must be >= 2"),
+    (lambda: af.PiecewiseLinear(dim=0), ValueError, "PiecewiseLinear.dim must be >= 1"),
+    (lambda: af.PiecewiseLinear(activation="swish"), ValueError, "activation must be one of"),
+    (lambda: af.PiecewiseLinear(n_bins=4.5), TypeError, "PiecewiseLinear.n_bins"),
+    (lambda: af.Residual([af.PiecewiseLinear()]), TypeError, "Dense or LayerNorm"),
+    (lambda: af.Architecture(4, [af.Dense(3), af.PiecewiseLinear(), af.Dense(2)]), ValueError,
+     "must be the first layer"),
+    (lambda: af.Architecture(inputs=af.Inputs(2, (3,)), layers=[
+        af.Embedding(2), af.PiecewiseLinear(), af.Dense(2)]), ValueError,
+     "must be the first layer"),
+    (lambda: af.Architecture(inputs=af.Inputs(0, (3,)), layers=[af.PiecewiseLinear(),
+                                                              af.Dense(2)]),
+     ValueError, "embeds numeric inputs, and there are none"),
+    (lambda: af.Architecture.from_dict({"n_inputs": 3, "output": "linear", "layers": [
+        {"kind": "piecewise_linear", "n_bins": 4, "sigma": 1.0}, {"units": 1}]}),
+     ValueError, "a piecewise_linear layer takes"),
+])
+def test_bad_piecewise_layers_are_refused(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+# ---- an ensemble inside the network (BatchEnsemble, TabM) ----------------------------------------
+def tabm(n_in=10, k=3, output="softmax", members=4, adapters="first", width=16):
+    return af.Architecture(n_in, [af.Dense(width, "relu"),
+                                  af.Residual([af.LayerNorm(), af.Dense(width, "relu")]),
+                                  af.Dense(k)], output,
+                           ensemble=af.BatchEnsemble(members, adapters))
+
+
+def test_ensemble_layout_summary_and_dictionary_form():
+    arch = tabm()
+    assert [(e.name, e.shape) for e in arch.layout if e.name.startswith(("ens", "member"))] == [
+        ("ensemble0.scale", (4, 10)), ("member_dense0.weight", (4, 16, 3)),
+        ("member_dense0.bias", (4, 3))]
+    assert [n.kind for n in arch.nodes] == ["replicate", "dense", "layer_norm", "dense", "add",
+                                            "member_dense"]
+    assert arch.members == 4 and arch.ensemble == af.BatchEnsemble(4)
+    assert "member_dense0.weight" in {e.name for e in arch.decayed}
+    assert "ensemble0.scale" not in {e.name for e in arch.decayed}
+    text = arch.summary()
+    assert "10 -> 4 x 10" in text and "dense per member" in text and "mean of 4" in text
+    assert af.Architecture.from_dict(json.loads(json.dumps(arch.to_dict()))) == arch
+    assert arch != tabm(members=5) and arch != tabm(adapters="none")
+    assert "ensemble=BatchEnsemble(k=4, adapters='first')" in repr(arch)
+    signs = af.Model(arch).unflatten(af.Model(arch).init(0))["ensemble0.scale"]
+    assert set(np.unique(signs)) == {-1.0, 1.0}
+    # the members' rows make the work k times a row's
+    plain = af.Architecture(10, list(arch.layers), "softmax")
+    assert arch.flops_per_sample > 4 * plain.flops_per_sample - 100
+
+
+def test_one_member_without_adapters_is_the_plain_network():
+    X, y = data(300)
+    plain = af.Model(af.Architecture(10, [af.Dense(16, "relu"), af.Dense(3)], "softmax"),
+                     "float64")
+    one = af.Model(af.Architecture(10, [af.Dense(16, "relu"), af.Dense(3)], "softmax",
+                                   ensemble=af.BatchEnsemble(1, "none")), "float64")
+    assert one.n_parameters == plain.n_parameters
+    assert one.init(3).tobytes() == plain.init(3).tobytes()
+    hp = af.Hyperparameters(epochs=3, batch_size=32)
+    np.testing.assert_allclose(af.fit(one, X, y, hp).parameters,
+                               af.fit(plain, X, y, hp).parameters, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("output,loss", [("softmax", None), ("sigmoid", None),
+                                         ("linear", "huber"), ("exponential", None)])
+def test_the_loss_and_prediction_are_the_members_means(output, loss):
+    rng = np.random.default_rng(5)
+    model = af.Model(tabm(output=output), "float64", loss)
+    theta = model.init(1) + 0.1 * rng.normal(size=model.n_parameters)
+    X = rng.normal(size=(30, 10))
+    y = {"softmax": rng.integers(0, 3, 30), "sigmoid": rng.integers(0, 2, (30, 3)),
+         "linear": rng.normal(size=(30, 3)), "exponential": rng.poisson(2.0, (30, 3))}[output]
+    members = [model.member(theta, m) for m in range(4)]
+    losses = [single.loss_and_grad(t, X, y)[0] for single, t in members]
+    assert model.loss_and_grad(theta, X, y)[0] == pytest.approx(np.mean(losses), rel=1e-12)
+    outputs = np.stack([single.predict(t, X) for single, t in members])
+    np.testing.assert_allclose(model.predict(theta, X), outputs.mean(axis=0), rtol=1e-12)
+    assert not np.allclose(outputs[0], outputs[1])          # the members differ
+    with pytest.raises(ValueError, match="m must be <= 3"):
+        model.member(theta, 4)
+
+
+def test_an_ensemble_fits_saves_exports_and_predicts_each_member(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    X, y = data(500)
+    fitted = af.fit(af.Model(tabm(members=8)), X[:400], y[:400],
+                    af.Hyperparameters(epochs=30, learning_rate=3e-3, dropout=0.1,
+                                       standardize=True))
+    assert fitted.score(X[400:], y[400:]) > 0.8
+    each = fitted.predict_members(X[400:])
+    assert each.shape == (8, 100, 3)
+    np.testing.assert_allclose(each.mean(axis=0), fitted.predict_proba(X[400:]), atol=1e-6)
+    again = af.load(fitted.save(tmp_path / "t.archfit"))
+    assert again.architecture == fitted.architecture
+    np.testing.assert_array_equal(again.predict_proba(X), fitted.predict_proba(X))
+    fitted.to_onnx(tmp_path / "t.onnx")
+    session = ort.InferenceSession(str(tmp_path / "t.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"X": X.astype(np.float32)})[0],
+                               fitted.predict_proba(X), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="is for a network with an ensemble inside"):
+        af.fit(af.Model(resnet()), X, y, af.Hyperparameters(epochs=1)).predict_members(X)
+
+
+def test_a_regression_ensemble_exports_in_the_targets_units(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(300, 6))
+    y = 100 + 10 * X[:, 0] + rng.normal(size=300)
+    arch = af.Architecture(inputs=af.Inputs(4, (3, 5)), layers=[
+        af.PiecewiseLinear(8, 4), af.Embedding(2), af.Dense(16, "relu"), af.Dense(1)],
+        output="linear", ensemble=af.BatchEnsemble(4))
+    X[:, 4] = rng.integers(0, 3, 300)
+    X[:, 5] = rng.integers(-1, 5, 300)
+    fitted = af.fit(af.Model(arch, "float64"), X, y,
+                    af.Hyperparameters(epochs=5, standardize=True, standardize_targets=True))
+    fitted.to_onnx(tmp_path / "r.onnx")
+    session = ort.InferenceSession(str(tmp_path / "r.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"X": X})[0].ravel(), fitted.predict(X),
+                               rtol=1e-6)
+    np.testing.assert_allclose(fitted.predict_members(X).mean(axis=0).ravel(), fitted.predict(X),
+                               rtol=1e-9)
+
+
+def test_ensembles_give_the_same_bits_on_any_thread_count_and_in_populations():
+    rng = np.random.default_rng(7)
+    n = 640
+    X = rng.normal(size=(n, 20)).astype(np.float32)
+    y = rng.integers(0, 4, n)
+    arch = af.Architecture(20, [af.Dense(128, "relu", dropout=0.1),
+                                af.Residual([af.LayerNorm(), af.Dense(128, "relu")]),
+                                af.Dense(4)], "softmax", ensemble=af.BatchEnsemble(8))
+    model = af.Model(arch)
+    assert model._kernel.training_plan(model.dtype, n, 160)["shards"] == 2
+    hp = af.Hyperparameters(epochs=2, batch_size=160, seed=2)
+    one = af.fit(model, X, y, hp.replace(n_threads=1))
+    two = af.fit(model, X, y, hp.replace(n_threads=2))
+    assert one.parameters.tobytes() == two.parameters.tobytes()
+    members = af.fit_many(model, X, y, [hp.replace(seed=s) for s in (2, 3)])
+    assert members[0].parameters.tobytes() == one.parameters.tobytes()
+    from archfit._kernels import _plan
+    _plan.calls_end_py()
+    assert np.array_equal(model._predict(one.parameters, X, 1),
+                          model._predict(one.parameters, X, 2))
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: af.BatchEnsemble(0), ValueError, "BatchEnsemble.k must be >= 1"),
+    (lambda: af.BatchEnsemble(2000), ValueError, "BatchEnsemble.k must be <= 1024"),
+    (lambda: af.BatchEnsemble(2.5), TypeError, "BatchEnsemble.k"),
+    (lambda: af.BatchEnsemble(4, "all"), ValueError, "not built yet"),
+    (lambda: af.BatchEnsemble(4, "some"), ValueError, "must be 'first' or 'none'"),
+    (lambda: af.Architecture(4, [af.Dense(2)], ensemble=4), TypeError,
+     "ensemble must be a BatchEnsemble"),
+    (lambda: af.Architecture(4, [af.Dense(3), af.Periodic(), af.Dense(2)],
+                             ensemble=af.BatchEnsemble(2)), ValueError,
+     "put the embedding layers first"),
+    (lambda: af.Architecture.from_dict({"n_inputs": 3, "output": "linear", "layers": [
+        {"units": 1}], "ensemble": {"k": 2, "members": 3}}), ValueError,
+     "'ensemble' must be"),
+    (lambda: af.Architecture.from_dict({"n_inputs": 3, "output": "linear", "layers": [
+        {"units": 1}], "ensemble": {"k": -2}}), ValueError, "BatchEnsemble.k must be >= 1"),
+])
+def test_bad_ensembles_are_refused(make, error, message):
+    with pytest.raises(error, match=message):
+        make()

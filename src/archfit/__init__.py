@@ -10,7 +10,8 @@ fit model          :class:`FitModel`       θ̂ found by :func:`fit` on training
 =================  ======================  =============================================
 """
 from archfit.architecture import Architecture, Inputs, LayoutEntry
-from archfit.layers import Dense, Embedding, LayerNorm, OneHot, Periodic, Residual
+from archfit.layers import (BatchEnsemble, Dense, Embedding, LayerNorm, OneHot, Periodic,
+                            PiecewiseLinear, Residual)
 from archfit.fit_model import FitModel
 from archfit.fitting import ConvergenceWarning, DivergenceError, fit
 from archfit.population import fit_many
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Architecture",
+    "BatchEnsemble",
     "ConvergenceWarning",
     "Dense",
     "DivergenceError",
@@ -42,6 +44,7 @@ __all__ = [
     "Model",
     "OneHot",
     "Periodic",
+    "PiecewiseLinear",
     "Residual",
     "Selection",
     "distributions",

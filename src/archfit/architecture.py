@@ -13,15 +13,16 @@ from typing import Any, NamedTuple, Sequence
 
 from archfit import kernels
 from archfit._validation import MAX_DIMENSION, check_int
-from archfit.layers import (ACTIVATIONS, LAYERS, Dense, Embedding, LayerNorm, Node, OneHot,
-                            Periodic, Residual, flatten, layer_from_dict)
+from archfit.layers import (ACTIVATIONS, LAYERS, BatchEnsemble, Dense, Embedding, LayerNorm,
+                            Node, OneHot, Periodic, PiecewiseLinear, Residual, flatten,
+                            layer_from_dict)
 
 # The names the kernels understand (declared once, in archfit/kernels.pxd).
 OUTPUTS = tuple(kernels.HEADS)
 MAX_LAYERS = kernels.MAX_LAYERS
 
-__all__ = ["ACTIVATIONS", "Architecture", "Dense", "Embedding", "Inputs", "LayerNorm",
-           "LayoutEntry", "OneHot", "Periodic", "Residual"]
+__all__ = ["ACTIVATIONS", "Architecture", "BatchEnsemble", "Dense", "Embedding", "Inputs", "LayerNorm",
+           "LayoutEntry", "OneHot", "Periodic", "PiecewiseLinear", "Residual"]
 
 
 class Inputs(NamedTuple):
@@ -83,7 +84,7 @@ class Architecture:
     ----------
     n_inputs : int
         Number of input features, all numeric (or give `inputs`).
-    layers : sequence of Dense, LayerNorm, Residual, Periodic, Embedding or OneHot
+    layers : sequence of Dense, LayerNorm, Residual, Periodic, PiecewiseLinear, Embedding or OneHot
         The layers, first to last. The last must be a
         :class:`~archfit.layers.Dense` layer
         with activation ``"identity"``: its ``units`` is the number of outputs.
@@ -96,7 +97,11 @@ class Architecture:
         Numeric and categorical columns (instead of `n_inputs`): the
         categorical ones come last in X and must go through an
         :class:`~archfit.layers.Embedding` or :class:`~archfit.layers.OneHot`
-        layer (a Periodic layer passes them through).
+        layer (a Periodic or PiecewiseLinear layer passes them through).
+    ensemble : BatchEnsemble, optional
+        k members inside the network, sharing every layer's weights but the
+        last's (TabM): after the embedding layers each row becomes k rows;
+        the prediction is the mean of the members'.
 
     Examples
     --------
@@ -110,10 +115,12 @@ class Architecture:
     LayoutEntry(name='dense0.weight', shape=(64, 32), start=0, stop=2048)
     """
 
-    __slots__ = ("_n_inputs", "_inputs", "_layers", "_output", "_nodes", "_layout", "_decayed")
+    __slots__ = ("_n_inputs", "_inputs", "_layers", "_output", "_nodes", "_layout", "_decayed",
+                 "_fitted", "_ensemble")
 
     def __init__(self, n_inputs: int | None = None, layers: Sequence = (),
-                 output: str = "linear", *, inputs: Inputs | None = None):
+                 output: str = "linear", *, inputs: Inputs | None = None,
+                 ensemble: BatchEnsemble | None = None):
         if inputs is not None:
             if not isinstance(inputs, Inputs):
                 raise TypeError(f"inputs must be an Inputs, got {type(inputs).__name__}")
@@ -130,14 +137,16 @@ class Architecture:
         if isinstance(layers, LAYERS) or not isinstance(layers, Sequence) \
                 or isinstance(layers, str):
             raise TypeError("layers must be a sequence (list or tuple) of layers "
-                            "(Dense, LayerNorm, Residual, Periodic)")
+                            "(Dense, LayerNorm, Residual, Periodic, PiecewiseLinear, "
+                            "Embedding, OneHot)")
         layers = tuple(layers)
         if not layers:
             raise ValueError("layers must contain at least one layer")
         for i, layer in enumerate(layers):
             if not isinstance(layer, LAYERS):
                 raise TypeError(f"layers[{i}] must be a layer (Dense, LayerNorm, Residual, "
-                                f"Periodic), got {type(layer).__name__}")
+                                f"Periodic, PiecewiseLinear, Embedding, OneHot), got "
+                                f"{type(layer).__name__}")
         if not isinstance(layers[-1], Dense):
             raise ValueError(f"layers[-1] must be a Dense layer (its units are the outputs), "
                              f"got {layers[-1]!r}")
@@ -153,7 +162,9 @@ class Architecture:
         if output == "softmax" and layers[-1].units < 2:
             raise ValueError("output='softmax' needs at least 2 output units; "
                              "use output='sigmoid' with 1 unit for a binary problem")
-        nodes = flatten(inputs.numeric, layers, inputs.categorical)
+        if ensemble is not None and not isinstance(ensemble, BatchEnsemble):
+            raise TypeError(f"ensemble must be a BatchEnsemble, got {type(ensemble).__name__}")
+        nodes = flatten(inputs.numeric, layers, inputs.categorical, ensemble)
         if len(nodes) > MAX_LAYERS:
             raise ValueError(f"layers: at most {MAX_LAYERS} layers are supported (a residual "
                              f"block counts its layers and one more), got {len(nodes)}")
@@ -162,13 +173,14 @@ class Architecture:
         self._layers = layers
         self._output = output
         self._nodes = nodes
-        self._layout, self._decayed = self._make_layout()
+        self._ensemble = ensemble
+        self._layout, self._decayed, self._fitted = self._make_layout()
 
     def _make_layout(self):
         # where the kernels put each block (computed there, once); names and shapes here
         placed = kernels.layer_layout(self._inputs.numeric, [node.spec() for node in self._nodes],
                                       self._inputs.categorical)
-        entries, decayed = [], []
+        entries, decayed, fitted = [], [], []
         for node, where in zip(self._nodes, placed):
             start = where["start"]
             for parameter in node.parameters():
@@ -179,12 +191,14 @@ class Architecture:
                 entries.append(entry)
                 if parameter.decays:
                     decayed.append(entry)
+                if not parameter.trained:
+                    fitted.append(entry)
             if node.parameters():
                 # the kernels' offsets: the first block at w_start, the layer ending at stop
                 first = entries[-len(node.parameters())]
                 assert first.start == where["w_start"] and \
                     entries[-1].stop == where["stop"], "the kernels' layout differs"
-        return tuple(entries), tuple(decayed)
+        return tuple(entries), tuple(decayed), tuple(fitted)
 
     # ---- what the architecture is --------------------------------------------------
     @property
@@ -252,6 +266,22 @@ class Architecture:
         return self._decayed
 
     @property
+    def fitted(self) -> tuple[LayoutEntry, ...]:
+        """The entries of :attr:`layout` that training leaves alone: bin edges,
+        fitted on the training rows when a fit starts (their gradient is zero)."""
+        return self._fitted
+
+    @property
+    def ensemble(self) -> BatchEnsemble | None:
+        """The ensemble inside the network, or None."""
+        return self._ensemble
+
+    @property
+    def members(self) -> int:
+        """Members of the ensemble inside the network (1 without one)."""
+        return 1 if self._ensemble is None else self._ensemble.k
+
+    @property
     def n_parameters(self) -> int:
         """Length of θ: all weights and biases."""
         return self._layout[-1].stop
@@ -265,7 +295,7 @@ class Architecture:
         addition as one); activations and the head are not counted. A
         training step (forward + backward) costs about three times this.
         """
-        return sum(node.layer.flops(node.n_in) for node in self._nodes)
+        return sum(node.flops() for node in self._nodes)
 
     def summary(self) -> str:
         """A readable table: one row per layer with its kind, shape, activation
@@ -281,10 +311,14 @@ class Architecture:
         for i, node in enumerate(self._nodes):
             count = sum(math.prod(p.shape) for p in node.parameters())
             name = ("  " if i in inside else "") + node.name
-            kind = "residual add" if node.kind == "add" else node.kind
-            rows.append((name, kind, f"{node.n_in} -> {node.n_out}", node.layer.describe(),
+            kind = {"add": "residual add", "replicate": "ensemble",
+                    "member_dense": "dense per member"}.get(node.kind, node.kind)
+            shape = (f"{node.n_in} -> {self.members} x {node.n_out}" if node.kind == "replicate"
+                     else f"{node.n_in} -> {node.n_out}")
+            rows.append((name, kind, shape, node.layer.describe(),
                          f"{count:,}" if node.kind != "add" else ""))
-        rows.append(("output", "", f"({self.n_outputs},)", self._output, ""))
+        rows.append(("output", "", f"({self.n_outputs},)", self._output
+                     + (f", mean of {self.members}" if self.members > 1 else ""), ""))
         widths = [max(len(r[c]) for r in rows) for c in range(5)]
 
         def fmt(r):
@@ -307,6 +341,8 @@ class Architecture:
         if self._inputs.categorical:
             d["inputs"] = {"numeric": self._inputs.numeric,
                            "categorical": list(self._inputs.categorical)}
+        if self._ensemble is not None:
+            d["ensemble"] = self._ensemble.to_dict()
         return d
 
     @classmethod
@@ -317,9 +353,10 @@ class Architecture:
         if not isinstance(d, dict):
             raise TypeError(f"Architecture.from_dict needs a dict, got {type(d).__name__}")
         expected = {"n_inputs", "layers", "output"}
-        if not expected <= set(d) <= expected | {"inputs"}:
+        if not expected <= set(d) <= expected | {"inputs", "ensemble"}:
             raise ValueError(f"architecture dict must have exactly the keys {sorted(expected)} "
-                             f"(and 'inputs' with categorical inputs), got {sorted(map(str, d))}")
+                             f"(and 'inputs' with categorical inputs, 'ensemble' with one), "
+                             f"got {sorted(map(str, d))}")
         layers = d["layers"]
         if not isinstance(layers, list):
             raise ValueError("architecture dict: 'layers' must be a list")
@@ -329,25 +366,29 @@ class Architecture:
                 raise ValueError("architecture dict: 'inputs' must be {'numeric': int, "
                                  "'categorical': [int, ...]}")
             inputs = Inputs.of(inputs["numeric"], inputs["categorical"])
+        ensemble = d.get("ensemble")
+        if ensemble is not None:
+            ensemble = BatchEnsemble.from_dict(ensemble, "architecture dict: 'ensemble'")
         return cls(d["n_inputs"], [layer_from_dict(layer, f"architecture dict: layers[{i}]")
                                    for i, layer in enumerate(layers)], d["output"],
-                   inputs=inputs)
+                   inputs=inputs, ensemble=ensemble)
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, Architecture):
             return NotImplemented
-        return (self._inputs, self._layers, self._output) == (
-            other._inputs, other._layers, other._output)
+        return (self._inputs, self._layers, self._output, self._ensemble) == (
+            other._inputs, other._layers, other._output, other._ensemble)
 
     def __hash__(self) -> int:
-        return hash((self._inputs, self._layers, self._output))
+        return hash((self._inputs, self._layers, self._output, self._ensemble))
 
     def __repr__(self) -> str:
         layers = ", ".join(map(repr, self._layers))
         start = (f"n_inputs={self._n_inputs}" if not self._inputs.categorical else
                  f"inputs=Inputs(numeric={self._inputs.numeric}, "
                  f"categorical={list(self._inputs.categorical)})")
-        return f"Architecture({start}, layers=[{layers}], output={self._output!r})"
+        extra = f", ensemble={self._ensemble!r}" if self._ensemble is not None else ""
+        return f"Architecture({start}, layers=[{layers}], output={self._output!r}{extra})"
 
     def __reduce__(self):
         return (Architecture.from_dict, (self.to_dict(),))

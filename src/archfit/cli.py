@@ -113,7 +113,8 @@ def _train(args) -> int:
     y, n_outputs, classes = _targets(table, output)
     hidden = (_layers(args.layers) if args.layers is not None
               else [af.Dense(h, args.activation) for h in args.hidden])
-    arch = af.Architecture(table.X.shape[1], hidden + [af.Dense(n_outputs)], output)
+    arch = af.Architecture(table.X.shape[1], hidden + [af.Dense(n_outputs)], output,
+                           ensemble=af.BatchEnsemble(args.ensemble) if args.ensemble else None)
     model = af.Model(arch, args.dtype)
     scale = not args.no_scale
     hp = af.Hyperparameters(optimizer=args.optimizer, learning_rate=args.lr,
@@ -429,6 +430,19 @@ def _demo(args) -> int:
     return 0
 
 
+def _members(text: str) -> int:
+    """--ensemble's value: the members, 1 to kernels.MAX_MEMBERS."""
+    from archfit.kernels import MAX_MEMBERS
+    try:
+        k = int(text)
+    except ValueError:
+        k = 0
+    if not 1 <= k <= MAX_MEMBERS:
+        raise argparse.ArgumentTypeError(f"the members, a whole number from 1 to {MAX_MEMBERS}, "
+                                         f"got {text!r}")
+    return k
+
+
 def _layers(text: str) -> list:
     """--layers's value: the hidden layers as JSON (a list of layer dicts, as
     Architecture.to_dict writes them), inline or in a file."""
@@ -519,6 +533,9 @@ def parser() -> argparse.ArgumentParser:
                        '"residual", "layers": [{"kind": "layer_norm"}, {"kind": "dense", '
                        '"units": 64, "activation": "relu"}]}]\' (the output layer is added); '
                        "instead of --hidden and --activation")
+    train.add_argument("--ensemble", type=_members, default=None, metavar="K",
+                       help="K networks inside one, sharing all weights but the last layer's "
+                       "(BatchEnsemble, as TabM-mini): the prediction is their mean")
     train.add_argument("--activation", default="relu",
                        choices=ACTIVATIONS,
                        help="hidden activation")

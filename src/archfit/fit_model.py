@@ -263,17 +263,37 @@ class FitModel:
         return from_bytes(data)
 
     # ---- prediction -------------------------------------------------------------------
-    def _outputs(self, X) -> np.ndarray:
+    def _outputs(self, X, members: bool = False) -> np.ndarray:
+        """The head's outputs in the targets' units; with `members`, each
+        member's of the ensemble inside the network, (k, n, n_outputs)."""
         if type(X) is not np.ndarray:      # a plain array has no column names to match
             X = by_name(X, self.feature_names)
         scaling = self._standardization
-        if scaling is None:
+        if scaling is None and not members:
             return self._model._outputs(self._theta, X)
         X = features(X, self._model.architecture.n_inputs, self._model.dtype,
                      sparse=self._model.architecture.reads_sparse,
                      categorical=self._model.architecture.inputs.categorical)
-        X = _standardized_features(scaling, X)
-        return scaling.outputs(self._model._predict(self._theta, X))
+        if scaling is not None:
+            X = _standardized_features(scaling, X)
+        back = scaling.outputs if scaling is not None else (lambda out: out)
+        if not members:
+            return back(self._model._predict(self._theta, X))
+        return np.stack([back(model._predict(theta, X)) for model, theta in (
+            self._model.member(self._theta, m)
+            for m in range(self._model.architecture.members))])
+
+    def predict_members(self, X) -> np.ndarray:
+        """Each member's probabilities (softmax, sigmoid) or values (linear,
+        exponential), for a network with an ensemble inside
+        (:class:`~archfit.layers.BatchEnsemble`): shape (k, n_samples,
+        n_outputs). Their mean over the members is what :meth:`predict_proba`
+        (or :meth:`predict`, for values) gives, up to rounding."""
+        if self._model.architecture.ensemble is None:
+            raise ValueError("predict_members is for a network with an ensemble inside "
+                             "(Architecture(ensemble=BatchEnsemble(k)))")
+        warn_unnamed(X, self.feature_names)
+        return self._outputs(X, members=True)
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (softmax) or per-label probabilities (sigmoid).

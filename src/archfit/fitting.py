@@ -23,6 +23,7 @@ from archfit.folds import validation_split
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
 from archfit._progress import Progress, ending
+from archfit.binning import fit_edges
 from archfit.scaling import Standardization
 from archfit.schedules import LearningRateSchedule
 
@@ -302,7 +303,8 @@ def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_w
             raise ValueError("sample_weight: the training part after the validation split "
                              "has zero total weight")
 
-    if theta is None:
+    fresh = theta is None
+    if fresh:
         theta = model.init(hp.seed)
     fingerprint = _fingerprint(X, targets, rows)
     if names is not None:
@@ -316,6 +318,9 @@ def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_w
         standardization = _standardization(X, targets, hp, len(arch.inputs.categorical))
     if standardization is not None:
         X, targets, val = _standardized(standardization, X, targets, val)
+    if fresh and arch.fitted:
+        # bin edges from the training rows as the network reads them
+        fit_edges(arch, theta, X, weights, rows)
     return _Prepared(model=model, hp=hp, theta=theta, history=history,
                      optimizer_state=optimizer_state, X=X, rows=rows, targets=targets,
                      weights=weights, val=val, fingerprint=fingerprint, classes=classes,

@@ -41,10 +41,12 @@ cdef extern from *:
     """
     #define ARCHFIT_MAX_LAYERS 64
     #define ARCHFIT_MAX_CATEGORICAL 256
-    #define ARCHFIT_API_VERSION 2
+    #define ARCHFIT_MAX_MEMBERS 1024
+    #define ARCHFIT_API_VERSION 3
     """
     enum: MAX_LAYERS "ARCHFIT_MAX_LAYERS"
     enum: MAX_CATEGORICAL "ARCHFIT_MAX_CATEGORICAL"
+    enum: MAX_MEMBERS "ARCHFIT_MAX_MEMBERS"
     enum: API_VERSION "ARCHFIT_API_VERSION"
 
 # ---- codes (archfit.kernels.ACTIVATIONS etc. name them for Python) -------------------
@@ -63,7 +65,17 @@ cdef enum LayerKind:
                                 # table (units wide); numeric inputs pass through
     ONE_HOT = 5                 # each categorical input's code -> an indicator vector
                                 # (cardinality + 1 wide); numeric inputs pass through
-    N_KINDS = 6
+    PIECEWISE_LINEAR = 6        # per feature x (the first layer only): activation(x u +
+                                # e(x) W + b), e(x) its `bins` piecewise-linear codes
+                                # against fixed edges (width n -> n units)
+    REPLICATE = 7               # an ensemble inside the network (BatchEnsemble): each
+                                # row becomes `members` rows, one per member, each
+                                # times its own scale r_m with `adapter`; every later
+                                # layer runs on the members' rows
+    MEMBER_DENSE = 8            # x W_m + b_m: each member's own weights and bias (an
+                                # ensemble's last layer); the head's outputs are the
+                                # mean of the members'
+    N_KINDS = 9
 
 cdef enum Activation:
     IDENTITY = 0
@@ -112,13 +124,18 @@ cdef struct InputSpec:
 cdef struct LayerSpec:
     # One layer as network_of_layers takes it.
     int kind                    # a LayerKind
-    Py_ssize_t units            # DENSE: outputs; PERIODIC: outputs per numeric input;
+    Py_ssize_t units            # DENSE: outputs; PERIODIC, PIECEWISE_LINEAR: outputs per
+                                # numeric input;
                                 # EMBEDDING: outputs per categorical input; other kinds 0
-    int activation              # DENSE, PERIODIC: an Activation; others IDENTITY
+    int activation              # DENSE, PERIODIC, PIECEWISE_LINEAR: an Activation;
+                                # others IDENTITY
     int link                    # ADD: the layer whose input is added (a residual block's
                                 # first layer, < this one); others -1
     double epsilon              # LAYER_NORM: added to the variance; others 0
     Py_ssize_t frequencies      # PERIODIC: frequencies per feature; others 0
+    Py_ssize_t bins             # PIECEWISE_LINEAR: bins per feature; others 0
+    Py_ssize_t members          # REPLICATE: the ensemble's members, k; others 0
+    bint adapter                # REPLICATE: a learned scale per member and input column
     bint own_dropout            # DENSE before the last: its own dropout rate, `dropout`,
     double dropout              # instead of the fit's (Settings.dropout); others 0
 
@@ -147,6 +164,19 @@ cdef struct Network:
                                         # frequencies (n, K) at w_start, the weights
                                         # (n, 2K, units) after them, the bias (n, units)
                                         # at b_start); else 0
+    Py_ssize_t bins[MAX_LAYERS]         # PIECEWISE_LINEAR: bins per feature, T (θ: the
+                                        # edges (n, T + 1) at w_start, fixed - fitted on
+                                        # the data, never trained: their gradient is 0 -
+                                        # then the linear weights (n, units), the
+                                        # weights (n, T, units), the bias (n, units) at
+                                        # b_start); else 0
+    int members                         # members of the network's ensemble (1: none):
+                                        # each row is `members` rows after its REPLICATE
+    Py_ssize_t replicas[MAX_LAYERS]     # rows of layer l's input per row of X: 1 up to
+                                        # the REPLICATE, members after it
+    bint adapter[MAX_LAYERS]            # REPLICATE: scales r (members, width) at w_start
+                                        # (MEMBER_DENSE: weights (members, n_in, n_out)
+                                        # at w_start, bias (members, n_out) at b_start)
     Py_ssize_t n_parameters
     int head
     int loss

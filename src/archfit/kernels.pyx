@@ -55,7 +55,7 @@ from archfit._kernels._optimizers import OPTIMIZERS
 cnp.import_array()
 
 __all__ = ["ACTIVATIONS", "HEADS", "LOSSES", "OPTIMIZERS", "KINDS", "MAX_LAYERS",
-           "MAX_CATEGORICAL", "API_VERSION",
+           "MAX_CATEGORICAL", "MAX_MEMBERS", "API_VERSION",
            "ISA", "DETECTED", "isa_paths", "Status", "Kernel", "Trainer", "Population",
            "parameter_layout", "layer_layout", "get_include", "cancel_fits"]
 
@@ -66,9 +66,12 @@ globals()["MAX_LAYERS"] = MAX_LAYERS
 globals()["API_VERSION"] = API_VERSION
 # The kinds of layer the kernels' table has (kernels.pxd's LayerKind), by name.
 KINDS = {"dense": DENSE, "layer_norm": LAYER_NORM, "add": ADD, "periodic": PERIODIC,
-         "embedding": EMBEDDING, "one_hot": ONE_HOT}
-# Categorical inputs of a network, at most (kernels.pxd's MAX_CATEGORICAL).
+         "embedding": EMBEDDING, "one_hot": ONE_HOT, "piecewise_linear": PIECEWISE_LINEAR,
+         "replicate": REPLICATE, "member_dense": MEMBER_DENSE}
+# Categorical inputs and ensemble members of a network, at most (kernels.pxd's
+# MAX_CATEGORICAL, MAX_MEMBERS).
 globals()["MAX_CATEGORICAL"] = MAX_CATEGORICAL
+globals()["MAX_MEMBERS"] = MAX_MEMBERS
 
 
 def get_include():
@@ -239,10 +242,11 @@ cdef Data _sparse_data(const floating[::1] values, const int[::1] indices,
 
 cdef Network _network(sizes, activations, str head, str loss, double huber_delta,
                       layers=None, categorical=()) except *:
-    """A Network of DENSE layers (sizes, activations), or of `layers`: one
-    (kind, units, activation, link, epsilon, frequencies, dropout) per layer
-    (dropout: a dense layer's own rate, or None), sizes[0] the numeric inputs,
-    `categorical` the cardinalities of the categorical ones after them."""
+    """A Network of DENSE layers (sizes, activations), or of `layers`: one dict
+    per layer with kernels.pxd's LayerSpec fields (``kind`` by name,
+    ``activation`` by name, ``dropout`` a dense layer's own rate or None; a
+    field left out is zero), sizes[0] the numeric inputs, `categorical` the
+    cardinalities of the categorical ones after them."""
     cdef Network net
     cdef LayerSpec specs[MAX_LAYERS]
     cdef InputSpec inputs
@@ -253,20 +257,29 @@ cdef Network _network(sizes, activations, str head, str loss, double huber_delta
     if layers is None:
         if len(activations) != L:
             raise ValueError("one activation per layer is required")
-        layers = [("dense", sizes[l + 1], activations[l], -1, 0.0, 0, None) for l in range(L)]
+        layers = [{"kind": "dense", "units": sizes[l + 1], "activation": activations[l]}
+                  for l in range(L)]
+    memset(specs, 0, sizeof(specs))
     for l in range(L):
-        kind, units, activation, link, epsilon, frequencies, dropout = layers[l]
+        spec = dict(layers[l])
+        kind = spec.pop("kind")
         if kind not in KINDS:
             raise ValueError(f"layer {l}: unknown kind {kind!r}; the kernels run {list(KINDS)}")
         specs[l].kind = KINDS[kind]
-        specs[l].units = units
-        specs[l].activation = ACTIVATIONS[activation]
-        specs[l].link = link
-        specs[l].epsilon = epsilon
-        specs[l].frequencies = frequencies
+        specs[l].units = spec.pop("units", 0)
+        specs[l].activation = ACTIVATIONS[spec.pop("activation", "identity")]
+        specs[l].link = spec.pop("link", -1)
+        specs[l].epsilon = spec.pop("epsilon", 0.0)
+        specs[l].frequencies = spec.pop("frequencies", 0)
+        specs[l].bins = spec.pop("bins", 0)
+        specs[l].members = spec.pop("members", 0)
+        specs[l].adapter = spec.pop("adapter", False)
+        dropout = spec.pop("dropout", None)
         specs[l].own_dropout = dropout is not None
         specs[l].dropout = 0.0 if dropout is None else dropout
-    if specs[L - 1].kind != DENSE or specs[L - 1].activation != IDENTITY:
+        if spec:
+            raise ValueError(f"layer {l}: unknown fields {sorted(spec)}")
+    if specs[L - 1].kind not in (DENSE, MEMBER_DENSE) or specs[L - 1].activation != IDENTITY:
         raise ValueError("the last layer must be dense with activation identity; "
                          "the head applies the output function")
     if len(categorical) > MAX_CATEGORICAL:
@@ -317,9 +330,11 @@ def layer_layout(Py_ssize_t n_inputs, layers, categorical=()):
     ----------
     n_inputs : int
         Numeric inputs.
-    layers : sequence of (kind, units, activation, link, epsilon, frequencies, dropout)
-        One per layer, first to last (the kinds of ``KINDS``; dropout: a dense
-        layer's own rate, or None).
+    layers : sequence of dict
+        One per layer, first to last: kernels.pxd's ``LayerSpec`` fields by
+        name (``kind`` one of ``KINDS``, ``activation`` one of
+        ``ACTIVATIONS``, ``dropout`` a dense layer's own rate or None); a
+        field left out is zero.
 
     Returns
     -------
@@ -327,8 +342,11 @@ def layer_layout(Py_ssize_t n_inputs, layers, categorical=()):
         One per layer: ``start`` and ``stop`` of its parameters in θ, and for
         the kinds with parameters ``w_start`` and ``b_start`` (a dense layer's
         weight and bias, a layer norm's gain and bias, a periodic embedding's
-        frequencies and bias, its weights between them; an embedding's tables
-        from ``w_start``), and ``width``, its output's.
+        frequencies and bias, its weights between them; a piecewise-linear
+        embedding's edges and bias, its linear weights and weights between
+        them; an embedding's tables from ``w_start``; an ensemble's scales,
+        or its last layer's weights and biases), and ``width``, its
+        output's.
     categorical : sequence of int
         The cardinalities of the categorical inputs, after the numeric ones.
     """
@@ -354,7 +372,7 @@ cdef class Kernel:
         Output head and loss names (``HEADS``, ``LOSSES``).
     huber_delta : float
         Threshold of the Huber loss.
-    layers : sequence of (kind, units, activation, link, epsilon, frequencies, dropout), optional
+    layers : sequence of dict, optional
         Any layers (``layer_layout``); by default dense ones from `sizes`
         and `activations`.
     categorical : sequence of int

@@ -6,18 +6,21 @@ shapes, whether L2 decays them, how they start), its dictionary form (with a
 ``"kind"``), how the kernels' layer table runs it, and its translation to
 ONNX operators.
 
-=================  ==============================================================
-``Dense``          ``activation(x W + b)``
-``LayerNorm``      ``(x - mean) / sqrt(var + epsilon) * gain + bias``, per row
-``Residual``       ``x + f(x)``, f a stack of layers that keeps the width
-``Periodic``       each numeric input x as ``activation([cos 2πcx, sin 2πcx] W + b)``
-``Embedding``      each categorical input's code as its row of a learned table
-``OneHot``         each categorical input's code as an indicator vector
-=================  ==============================================================
+====================  ==============================================================
+``Dense``             ``activation(x W + b)``
+``LayerNorm``         ``(x - mean) / sqrt(var + epsilon) * gain + bias``, per row
+``Residual``          ``x + f(x)``, f a stack of layers that keeps the width
+``Periodic``          each numeric input x as ``activation([cos 2πcx, sin 2πcx] W + b)``
+``PiecewiseLinear``   each numeric input x as ``activation(x u + e(x) W + b)``, e(x) its
+                      codes against bins fitted on the training rows
+``Embedding``         each categorical input's code as its row of a learned table
+``OneHot``            each categorical input's code as an indicator vector
+====================  ==============================================================
 
 Categorical inputs (:class:`~archfit.Inputs`) are the last columns of a row,
-each a category's code; a Periodic layer passes them through, and an
-Embedding or OneHot layer turns them into numbers before any other kind.
+each a category's code; a Periodic or PiecewiseLinear layer passes them
+through, and an Embedding or OneHot layer turns them into numbers before any
+other kind.
 """
 from __future__ import annotations
 
@@ -45,22 +48,31 @@ def _check_activation(name) -> str:
 class Parameter(NamedTuple):
     """One array of a layer's parameters: ``suffix`` of its name in the layout
     (``dense0.weight``), its shape, whether L2 decays it, how it starts
-    (``"he"``, ``"glorot"``, ``"zeros"``, ``"ones"``, or ``"normal"`` and
-    ``"uniform"`` with ``scale`` their standard deviation or bound)."""
+    (``"he"``, ``"glorot"``, ``"zeros"``, ``"ones"``, ``"normal"`` and
+    ``"uniform"`` with ``scale`` their standard deviation or bound,
+    ``"signs"``: -1 or 1 at random, or ``"edges"``: standard normal
+    quantiles, each row), and whether training
+    moves it: bin edges are fitted on the training rows when a fit starts
+    (:func:`archfit.binning.fit_edges`) and never trained (their gradient is
+    zero)."""
 
     suffix: str
     shape: tuple[int, ...]
     decays: bool
     init: str
     scale: float = 0.0
+    trained: bool = True
 
 
 class Node(NamedTuple):
     """One layer of the kernels' table, as an architecture flattens its layers:
     its name in the layout, the layer object that describes it (for an
     ``add``, the :class:`Residual` it ends), its kind, input and output
-    widths, for an ``add`` the index of the block's first node, and the
-    cardinalities of the categorical columns (codes) at the end of its input."""
+    widths, for an ``add`` the index of the block's first node, the
+    cardinalities of the categorical columns (codes) at the end of its input,
+    and the rows its input has per row of X (an ensemble's members, after
+    its ``replicate`` node; a ``member_dense`` node is its last layer, a
+    Dense whose weights are each member's own)."""
 
     name: str
     layer: Any
@@ -69,22 +81,33 @@ class Node(NamedTuple):
     n_out: int
     link: int
     categorical: tuple = ()
+    members: int = 1
 
-    def spec(self) -> tuple:
-        """(kind, units, activation, link, epsilon, frequencies, dropout), as
-        ``kernels.Kernel`` takes it."""
+    def spec(self) -> dict:
+        """The node as ``kernels.Kernel`` takes it: kernels.pxd's ``LayerSpec``
+        fields by name (those left out are zero)."""
+        layer = self.layer
         if self.kind == "dense":
-            return ("dense", self.n_out, self.layer.activation, -1, 0.0, 0, self.layer.dropout)
+            return {"kind": "dense", "units": self.n_out, "activation": layer.activation,
+                    "dropout": layer.dropout}
         if self.kind == "layer_norm":
-            return ("layer_norm", 0, "identity", -1, self.layer.epsilon, 0, None)
+            return {"kind": "layer_norm", "epsilon": layer.epsilon}
         if self.kind == "periodic":
-            return ("periodic", self.layer.dim, self.layer.activation, -1, 0.0,
-                    self.layer.n_frequencies, None)
+            return {"kind": "periodic", "units": layer.dim, "activation": layer.activation,
+                    "frequencies": layer.n_frequencies}
+        if self.kind == "piecewise_linear":
+            return {"kind": "piecewise_linear", "units": layer.dim,
+                    "activation": layer.activation, "bins": layer.n_bins}
         if self.kind == "embedding":
-            return ("embedding", self.layer.dim, "identity", -1, 0.0, 0, None)
-        if self.kind == "one_hot":
-            return ("one_hot", 0, "identity", -1, 0.0, 0, None)
-        return ("add", 0, "identity", self.link, 0.0, 0, None)
+            return {"kind": "embedding", "units": layer.dim}
+        if self.kind == "replicate":
+            return {"kind": "replicate", "members": layer.k,
+                    "adapter": layer.adapters == "first"}
+        if self.kind == "member_dense":
+            return {"kind": "member_dense", "units": self.n_out}
+        if self.kind == "add":
+            return {"kind": "add", "link": self.link}
+        return {"kind": self.kind}
 
     @property
     def n_numeric(self) -> int:
@@ -97,7 +120,22 @@ class Node(NamedTuple):
             return []
         if self.kind == "embedding":
             return self.layer.tables(self.categorical)
+        if self.kind == "member_dense":
+            return [Parameter("weight", (self.members, self.n_in, self.n_out), True, "glorot"),
+                    Parameter("bias", (self.members, self.n_out), False, "zeros")]
         return self.layer.parameters(self.n_numeric)
+
+    def flops(self) -> int:
+        """Forward-pass operations per row of X (each member's, with an
+        ensemble)."""
+        if self.kind == "replicate":
+            return self.layer.flops(self.n_in)
+        return self.members * self.layer.flops(self.n_in)
+
+    def _onnx(self, graph, x: str, weights, inputs) -> str:
+        if self.kind == "member_dense":
+            return _member_dense_onnx(graph, x, self, weights)
+        return self.layer._onnx(graph, x, self, weights, inputs)
 
 
 @dataclass(frozen=True)
@@ -427,6 +465,129 @@ class Periodic:
 
 
 @dataclass(frozen=True)
+class PiecewiseLinear:
+    """Piecewise-linear embeddings of numeric features (Gorishniy et al.,
+    2022, version B, as TabM uses them): each input feature x becomes
+    ``activation(x u + e(x) W + b)``, where e(x) codes x against the
+    feature's bins. The bins' edges are quantiles of the feature on the
+    training rows, weighted by the sample weights: fitted, like the
+    standardisation statistics, when a fit starts, and never trained.
+
+    Parameters
+    ----------
+    n_bins : int, default 48
+        Bins per feature (T), at least 2. A feature with fewer distinct
+        values gets fewer bins; the others code 0.
+    dim : int, default 16
+        The embedding's width per feature: n input features give n × dim
+        outputs.
+    activation : str, default "identity"
+        Applied to each feature's embedding.
+
+    Notes
+    -----
+    With edges e_0 < ... < e_T, bin t's code is ``(x - e_t) / (e_t+1 - e_t)``
+    clipped to [0, 1], except that the first bin is not clipped below and the
+    last not above: a value in bin t codes ones below it, its position in
+    it, zeros above. The layer must be the first (it reads the inputs the
+    edges were fitted on); categorical codes after the numeric columns pass
+    through.
+
+    Parameters ``edges`` (n, T + 1), fitted (:func:`archfit.binning.fit_edges`;
+    ``Model.init`` puts standard normal quantiles there, right for
+    standardised features); ``linear`` (n, dim) and ``bias`` (n, dim),
+    uniform on ``±1 / sqrt(dim)``; ``weight`` (n, T, dim), zeros, so that the
+    embedding starts linear. L2 decays ``linear`` and ``weight``.
+    """
+
+    n_bins: int = 48
+    dim: int = 16
+    activation: str = "identity"
+
+    kind = "piecewise_linear"
+
+    def __post_init__(self):
+        object.__setattr__(self, "n_bins", check_int(
+            self.n_bins, "PiecewiseLinear.n_bins", minimum=2, maximum=4096))
+        object.__setattr__(self, "dim", check_int(self.dim, "PiecewiseLinear.dim", minimum=1,
+                                                  maximum=MAX_DIMENSION))
+        _check_activation(self.activation)
+
+    def width(self, n_in: int) -> int:
+        """The output width: dim per input feature."""
+        return n_in * self.dim
+
+    def parameters(self, n_in: int) -> list[Parameter]:
+        """``edges`` (n_in, T + 1), ``linear`` (n_in, dim), ``weight`` (n_in, T, dim),
+        ``bias`` (n_in, dim)."""
+        bound = 1.0 / math.sqrt(self.dim)
+        return [Parameter("edges", (n_in, self.n_bins + 1), False, "edges", trained=False),
+                Parameter("linear", (n_in, self.dim), True, "uniform", bound),
+                Parameter("weight", (n_in, self.n_bins, self.dim), True, "zeros"),
+                Parameter("bias", (n_in, self.dim), False, "uniform", bound)]
+
+    def flops(self, n_in: int) -> int:
+        """Forward-pass operations per row: the products, the linear term and
+        the bias, and the codes counted as four each."""
+        return n_in * (2 * self.n_bins * self.dim + 3 * self.dim + 4 * self.n_bins)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"kind": "piecewise_linear", "n_bins": ..., "dim": ..., "activation": ...}``."""
+        return {"kind": self.kind, "n_bins": self.n_bins, "dim": self.dim,
+                "activation": self.activation}
+
+    def describe(self) -> str:
+        """The layer in a few words, for a summary."""
+        return f"{self.n_bins} bins (fitted edges), {self.activation}"
+
+    def _onnx(self, graph, x: str, node: Node, weights, inputs) -> str:
+        # per feature: the bins' codes (batch, n, T) from constants made of the
+        # edges (each bin's start, width - 1 where it has none - and clip
+        # bounds), times its weights (Einsum), plus x u and the bias
+        p = f"{graph.prefix}{node.name}"
+        codes = None
+        if node.categorical:
+            x, codes = graph.split(x, node.n_numeric, node.n_in, p)
+        edges = np.array(weights[f"{node.name}.edges"], dtype=np.float64)
+        start, stop = edges[:, :-1], edges[:, 1:]
+        live = stop > start
+        after = np.concatenate([stop[:, 1:], np.full((len(edges), 1), -np.inf)], axis=1)
+        lower = np.where(np.arange(self.n_bins) > 0, 0.0, -np.inf) + np.zeros_like(start)
+        upper = np.where((after > stop) & (np.arange(self.n_bins) < self.n_bins - 1), 1.0,
+                         np.inf)
+        dtype = graph.dtype
+        c = {name: graph.const(f"{p}.{name}", value.astype(dtype)) for name, value in (
+            ("start", start), ("width", np.where(live, stop - start, 1.0)),
+            ("lower", lower), ("upper", upper), ("live", live.astype(np.float64)))}
+        u = graph.const(f"{p}.linear", np.array(weights[f"{node.name}.linear"]))
+        w = graph.const(f"{p}.weight", np.array(weights[f"{node.name}.weight"]))
+        b = graph.const(f"{p}.bias", np.array(weights[f"{node.name}.bias"]))
+        axes = graph.const(f"{p}.axes", np.array([2], dtype=np.int64))
+        shape = graph.const(f"{p}.shape", np.array([0, node.n_numeric * self.dim],
+                                                    dtype=np.int64))
+        graph.node("Unsqueeze", [x, axes], [f"{p}.x3"])
+        graph.node("Sub", [f"{p}.x3", c["start"]], [f"{p}.offset"])
+        graph.node("Div", [f"{p}.offset", c["width"]], [f"{p}.position"])
+        graph.node("Max", [f"{p}.position", c["lower"]], [f"{p}.above"])
+        graph.node("Min", [f"{p}.above", c["upper"]], [f"{p}.clipped"])
+        graph.node("Mul", [f"{p}.clipped", c["live"]], [f"{p}.bin_codes"])
+        graph.node("Einsum", [f"{p}.bin_codes", w], [f"{p}.product"], equation="bnt,ntd->bnd")
+        graph.node("Mul", [f"{p}.x3", u], [f"{p}.linear_term"])
+        graph.node("Add", [f"{p}.product", f"{p}.linear_term"], [f"{p}.sum"])
+        graph.node("Add", [f"{p}.sum", b], [f"{p}.z3"])
+        graph.node("Reshape", [f"{p}.z3", shape], [f"{p}.z"])
+        y = _onnx_activation(graph, self.activation, f"{p}.z", p)
+        if codes is None:
+            return y
+        graph.node("Concat", [y, codes], [f"{p}.y"], axis=1)
+        return f"{p}.y"
+
+    def __repr__(self) -> str:
+        return (f"PiecewiseLinear(n_bins={self.n_bins}, dim={self.dim}, "
+                f"activation={self.activation!r})")
+
+
+@dataclass(frozen=True)
 class Embedding:
     """Embeddings of the categorical inputs: each input's code becomes its row
     of a learned table, ``dim`` numbers; the numeric inputs pass through
@@ -528,7 +689,118 @@ class OneHot:
         return "OneHot()"
 
 
-LAYERS = (Dense, LayerNorm, Residual, Periodic, Embedding, OneHot)
+@dataclass(frozen=True)
+class BatchEnsemble:
+    """An ensemble of k networks inside one (BatchEnsemble, Wen et al., 2020;
+    TabM, Gorishniy et al., 2025): the members share every layer's weights
+    but the last, and training updates all of them at once.
+
+    Given to an architecture (``Architecture(..., ensemble=BatchEnsemble(32))``),
+    it turns each row, after the embedding layers, into k rows, one per
+    member; every later layer runs on the members' rows with shared weights
+    (one matrix product for all of them), each member's dropout masks its own;
+    the last layer is each member's own (k output heads, as in TabM). The loss
+    is the mean of the members' losses, the prediction the mean of their
+    probabilities (or values); :meth:`archfit.FitModel.predict_members` gives
+    each member's.
+
+    Parameters
+    ----------
+    k : int, default 32
+        Members, 1 to 1024.
+    adapters : {"first", "none"}, default "first"
+        ``"first"``: each member scales the shared layers' input by its own
+        vector r_m, initialised with random signs (TabM-mini); ``"none"``: the
+        members differ by their heads and dropout masks alone. (TabM's
+        ``"all"``, a rank-1 adapter on every layer, is not built yet.)
+
+    Notes
+    -----
+    Parameters: ``ensemble0.scale`` (k, width) with adapters (no decay), and
+    the last layer's ``weight`` (k, n_in, n_out), decayed, and ``bias``
+    (k, n_out).
+    """
+
+    k: int = 32
+    adapters: str = "first"
+
+    kind = "replicate"
+
+    def __post_init__(self):
+        object.__setattr__(self, "k", check_int(self.k, "BatchEnsemble.k", minimum=1,
+                                                maximum=kernels.MAX_MEMBERS))
+        if self.adapters == "all":
+            raise ValueError("BatchEnsemble(adapters='all') (an adapter on every layer) is not "
+                             "built yet; use 'first' (TabM-mini) or 'none'")
+        if not isinstance(self.adapters, str) or self.adapters not in ("first", "none"):
+            raise ValueError(f"BatchEnsemble.adapters must be 'first' or 'none', got "
+                             f"{self.adapters!r}")
+
+    def replace(self, **changes) -> "BatchEnsemble":
+        """A copy with some fields changed."""
+        return BatchEnsemble(**{**self.to_dict(), **changes})
+
+    def parameters(self, n_in: int) -> list[Parameter]:
+        """``scale`` (k, n_in) with adapters, random signs; none without."""
+        if self.adapters == "none":
+            return []
+        return [Parameter("scale", (self.k, n_in), False, "signs")]
+
+    def flops(self, n_in: int) -> int:
+        """Operations per row: a product per member and column."""
+        return self.k * n_in
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"k": ..., "adapters": ...}``."""
+        return {"k": self.k, "adapters": self.adapters}
+
+    @classmethod
+    def from_dict(cls, d, where: str = "ensemble") -> "BatchEnsemble":
+        """The ensemble of :meth:`to_dict`'s form."""
+        if not isinstance(d, dict) or not set(d) <= {"k", "adapters"}:
+            raise ValueError(f"{where} must be {{'k': int, 'adapters': str}}, got {d!r}")
+        return cls(**d)
+
+    def describe(self) -> str:
+        """The ensemble in a few words, for a summary."""
+        return f"{self.k} members, adapters {self.adapters}"
+
+    def _onnx(self, graph, x: str, node: Node, weights, inputs) -> str:
+        # (batch, n) -> (batch, k, n) scaled per member -> (batch k, n): member m
+        # of row i at row i k + m, as the kernels lay them out
+        p = f"{graph.prefix}{node.name}"
+        axes = graph.const(f"{p}.axes", np.array([1], dtype=np.int64))
+        graph.node("Unsqueeze", [x, axes], [f"{p}.x3"])
+        if self.adapters == "first":
+            r = graph.const(f"{p}.scale", np.array(weights[f"{node.name}.scale"]))
+        else:
+            r = graph.const(f"{p}.ones", np.ones((self.k, node.n_in), dtype=graph.dtype))
+        graph.node("Mul", [f"{p}.x3", r], [f"{p}.members"])
+        shape = graph.const(f"{p}.shape", np.array([-1, node.n_in], dtype=np.int64))
+        graph.node("Reshape", [f"{p}.members", shape], [f"{p}.y"])
+        return f"{p}.y"
+
+    def __repr__(self) -> str:
+        return f"BatchEnsemble(k={self.k}, adapters={self.adapters!r})"
+
+
+def _member_dense_onnx(graph, x: str, node: Node, weights) -> str:
+    """An ensemble's last layer: each member's rows times its own weights, to
+    (batch, k, n_out) - the head then averages over the members."""
+    p = f"{graph.prefix}{node.name}"
+    k = node.members
+    shape = graph.const(f"{p}.shape", np.array([-1, k, node.n_in], dtype=np.int64))
+    w = graph.const(f"{p}.weight", np.array(weights[f"{node.name}.weight"]))
+    b = graph.const(f"{p}.bias", np.array(weights[f"{node.name}.bias"]))
+    graph.node("Reshape", [x, shape], [f"{p}.x3"])
+    graph.node("Einsum", [f"{p}.x3", w], [f"{p}.product"], equation="bkn,kno->bko")
+    graph.node("Add", [f"{p}.product", b], [f"{p}.z"])
+    return f"{p}.z"
+
+
+LAYERS = (Dense, LayerNorm, Residual, Periodic, PiecewiseLinear, Embedding, OneHot)
+# the kinds that come before an ensemble's members
+_EMBEDDINGS = (Periodic, PiecewiseLinear, Embedding, OneHot)
 _BY_KIND = {cls.kind: cls for cls in LAYERS}
 
 
@@ -555,12 +827,17 @@ def layer_from_dict(d: dict[str, Any], where: str = "layer"):
     return cls(**d)
 
 
-def flatten(n_numeric: int, layers: Sequence, categorical: tuple = ()) -> tuple[Node, ...]:
+def flatten(n_numeric: int, layers: Sequence, categorical: tuple = (),
+            ensemble: "BatchEnsemble | None" = None) -> tuple[Node, ...]:
     """The kernels' layers of a stack: a Residual's layers, then an ``add``
     linked to its first; names numbered per kind in order (``dense0``,
     ``layer_norm0``, ``residual0``). Categorical inputs (their cardinalities)
     follow the numeric ones; an Embedding or OneHot layer takes them, a
-    Periodic layer passes them through, and no other kind may see them."""
+    Periodic or PiecewiseLinear layer passes them through, and no other kind
+    may see them. A PiecewiseLinear layer comes first: its edges are fitted
+    on the inputs. With an `ensemble`, a ``replicate`` node comes before the
+    first layer that is not an embedding, and the last Dense is a
+    ``member_dense`` node."""
     nodes: list[Node] = []
     counts: dict[str, int] = {}
     width = n_numeric + len(categorical)
@@ -574,18 +851,33 @@ def flatten(n_numeric: int, layers: Sequence, categorical: tuple = ()) -> tuple[
         if codes:
             raise ValueError(
                 f"{layer!r} would read the categorical inputs' codes as numbers: put an "
-                "Embedding or OneHot layer before it (a Periodic layer passes codes through)")
+                "Embedding or OneHot layer before it (a Periodic or PiecewiseLinear layer "
+                "passes codes through)")
 
-    for layer in layers:
-        if isinstance(layer, Residual):
+    members, placed = 1, False
+    for index, layer in enumerate(layers):
+        if ensemble is not None and not placed and not isinstance(layer, _EMBEDDINGS):
+            numeric_only(ensemble)
+            nodes.append(Node(name("ensemble"), ensemble, "replicate", width, width, -1))
+            members, placed = ensemble.k, True
+        if placed and isinstance(layer, _EMBEDDINGS):
+            raise ValueError(f"{layer!r} comes after the first other layer, where the "
+                             f"ensemble's members begin: with {ensemble!r}, put the embedding "
+                             "layers first")
+        if placed and index == len(layers) - 1:
+            nodes.append(Node(name("member_dense"), layer, "member_dense", width, layer.units, -1,
+                              (), members))
+            width = layer.units
+        elif isinstance(layer, Residual):
             numeric_only(layer)
             layer.width(width)          # refuses a block that changes the width
             first = len(nodes)
             for inner in layer.layers:
                 out = inner.width(width)
-                nodes.append(Node(name(inner.kind), inner, inner.kind, width, out, -1))
+                nodes.append(Node(name(inner.kind), inner, inner.kind, width, out, -1, (),
+                                  members))
                 width = out
-            nodes.append(Node(name("residual"), layer, "add", width, width, first))
+            nodes.append(Node(name("residual"), layer, "add", width, width, first, (), members))
         elif isinstance(layer, (Embedding, OneHot)):
             if not codes:
                 raise ValueError(f"{layer!r} needs categorical inputs (Inputs(categorical=...)) "
@@ -595,7 +887,10 @@ def flatten(n_numeric: int, layers: Sequence, categorical: tuple = ()) -> tuple[
                            else sum(c + 1 for c in codes))
             nodes.append(Node(name(layer.kind), layer, layer.kind, width, out, -1, codes))
             width, codes = out, ()
-        elif isinstance(layer, Periodic):
+        elif isinstance(layer, (Periodic, PiecewiseLinear)):
+            if isinstance(layer, PiecewiseLinear) and nodes:
+                raise ValueError(f"{layer!r} must be the first layer: its bins are fitted on "
+                                 f"the network's inputs, and here it follows {nodes[-1].layer!r}")
             n_num = width - len(codes)
             if n_num < 1:
                 raise ValueError(f"{layer!r} embeds numeric inputs, and there are none")
@@ -605,7 +900,7 @@ def flatten(n_numeric: int, layers: Sequence, categorical: tuple = ()) -> tuple[
         else:
             numeric_only(layer)
             out = layer.width(width)
-            nodes.append(Node(name(layer.kind), layer, layer.kind, width, out, -1))
+            nodes.append(Node(name(layer.kind), layer, layer.kind, width, out, -1, (), members))
             width = out
     return tuple(nodes)
 

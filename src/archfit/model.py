@@ -13,6 +13,7 @@ import numpy as np
 from archfit import _threads
 from archfit.kernels import Kernel
 from archfit._memory import reserve
+from archfit.binning import normal_edges
 from archfit._targets import encode
 from archfit._sparse import SparseRows, is_sparse
 from archfit._streaming import FileRows, features, file_backed, in_memory
@@ -117,7 +118,9 @@ class Model:
         initialisation (normal, standard deviation ``sqrt(2 / fan_in)``); the
         others Glorot (uniform on ``±sqrt(6 / (fan_in + fan_out))``); a layer
         norm's gain starts at one; a periodic embedding's frequencies and
-        weights as :class:`~archfit.layers.Periodic` says. Draws are made in float64 with NumPy's
+        weights as :class:`~archfit.layers.Periodic` says, a piecewise-linear
+        one's as :class:`~archfit.layers.PiecewiseLinear` says (its edges are
+        standard normal quantiles until a fit puts the training rows' there). Draws are made in float64 with NumPy's
         PCG64, layer by layer, and rounded, so float32 and float64 models
         start from the same point.
 
@@ -141,10 +144,12 @@ class Model:
         for node in arch.nodes:
             for parameter in node.parameters():
                 entry = next(entries)
+                # a weight's fans are its last two dimensions (an ensemble's head
+                # has one matrix per member)
                 if parameter.init == "he":
-                    w = rng.normal(0.0, np.sqrt(2.0 / entry.shape[0]), size=entry.shape)
+                    w = rng.normal(0.0, np.sqrt(2.0 / entry.shape[-2]), size=entry.shape)
                 elif parameter.init == "glorot":
-                    limit = np.sqrt(6.0 / (entry.shape[0] + entry.shape[1]))
+                    limit = np.sqrt(6.0 / (entry.shape[-2] + entry.shape[-1]))
                     w = rng.uniform(-limit, limit, size=entry.shape)
                 elif parameter.init == "ones":
                     w = np.ones(entry.shape)
@@ -152,10 +157,36 @@ class Model:
                     w = rng.normal(0.0, parameter.scale, size=entry.shape)
                 elif parameter.init == "uniform":
                     w = rng.uniform(-parameter.scale, parameter.scale, size=entry.shape)
+                elif parameter.init == "signs":
+                    w = 2.0 * rng.integers(0, 2, size=entry.shape) - 1.0
+                elif parameter.init == "edges":
+                    w = np.broadcast_to(normal_edges(entry.shape[1] - 1), entry.shape)
                 else:
                     continue                            # zeros
                 theta[entry.start:entry.stop] = w.ravel()   # drawn in float64, then rounded
         return theta
+
+    def member(self, theta: np.ndarray, m: int) -> tuple["Model", np.ndarray]:
+        """Member m of the ensemble inside the network, as a network of its own.
+
+        Returns a model whose :class:`~archfit.layers.BatchEnsemble` has one
+        member, and its θ: member m's scales and last layer, the shared
+        weights. Its outputs are member m's in the whole network (which
+        averages them), up to the order of a matrix product's sums.
+        """
+        arch = self._architecture
+        if arch.ensemble is None:
+            raise ValueError("this model has no ensemble inside (Architecture(ensemble=...))")
+        m = check_int(m, "m", minimum=0, maximum=arch.members - 1)
+        single = Model(Architecture(arch.n_inputs if not arch.inputs.categorical else None,
+                                    arch.layers, arch.output, ensemble=arch.ensemble.replace(k=1),
+                                    inputs=arch.inputs if arch.inputs.categorical else None),
+                       self._dtype.name, self._loss_name, self._huber_delta)
+        weights = self.unflatten(theta)
+        own = {node.name for node in arch.nodes if node.kind in ("replicate", "member_dense")}
+        return single, single.flatten({
+            name: (value[m:m + 1] if name.split(".")[0] in own else value)
+            for name, value in weights.items()})
 
     def unflatten(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Views of θ per weight and bias, keyed by layout name; no copies."""

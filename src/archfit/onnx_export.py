@@ -13,6 +13,11 @@ back to the targets' units when they were standardised). Input ``X`` has shape
 sigmoid) or ``values`` (linear), and for softmax also ``label``, the predicted
 class label. Opset 17, which onnxruntime and most other runtimes execute.
 
+A network with an ensemble inside (:class:`~archfit.layers.BatchEnsemble`)
+turns each row into its members' rows (``Unsqueeze``, ``Mul``, ``Reshape``),
+runs the shared layers on them, each member's last layer as an ``Einsum``,
+and averages the members' outputs (``ReduceMean``).
+
 An :class:`~archfit.ensemble.Ensemble` exports as every member's graph
 (names prefixed ``member0.``, ...) and ``Mean`` of their outputs.
 
@@ -120,14 +125,22 @@ def _member(helper, nodes, const, fitted: FitModel, prefix: str, out: str, dtype
     inputs = []
     for node in arch.nodes:
         inputs.append(current)
-        current = node.layer._onnx(graph, current, node, weights, inputs)
-    if arch.output == "softmax":
-        nodes.append(helper.make_node("Softmax", [current], [out], axis=1))
-    elif arch.output == "sigmoid":
-        nodes.append(helper.make_node("Sigmoid", [current], [out]))
-    elif arch.output == "exponential":
-        nodes.append(helper.make_node("Exp", [current], [out]))
-    elif scaling is not None and scaling.target_mean is not None:
+        current = node._onnx(graph, current, weights, inputs)
+    members = arch.members > 1
+    # with an ensemble inside: each member's outputs (batch, k, n), then their mean
+    if arch.output != "linear":
+        op = {"softmax": "Softmax", "sigmoid": "Sigmoid", "exponential": "Exp"}[arch.output]
+        each = f"{prefix}members.outputs" if members else out
+        nodes.append(helper.make_node(op, [current], [each],
+                                      **({"axis": -1} if op == "Softmax" else {})))
+        if members:
+            nodes.append(helper.make_node("ReduceMean", [each], [out], axes=[1], keepdims=0))
+        return out
+    if members:
+        nodes.append(helper.make_node("ReduceMean", [current], [f"{prefix}members.mean"],
+                                      axes=[1], keepdims=0))
+        current = f"{prefix}members.mean"
+    if scaling is not None and scaling.target_mean is not None:
         scale = const(f"{prefix}standardize.target_scale", scaling.target_scale.astype(dtype))
         mean = const(f"{prefix}standardize.target_mean", scaling.target_mean.astype(dtype))
         nodes.append(helper.make_node("Mul", [current, scale], [f"{prefix}standardize.scaled"]))

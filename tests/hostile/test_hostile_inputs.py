@@ -227,24 +227,34 @@ def test_categorical_inputs(X, y):
 LAYER_DICTS = st.recursive(
     st.one_of(st.none(), st.integers(-3, 70), st.floats(allow_nan=True), st.text(max_size=8),
               st.sampled_from(["dense", "layer_norm", "residual", "periodic", "embedding",
-                               "one_hot", "relu", "identity"])),
+                               "one_hot", "piecewise_linear", "relu", "identity"])),
     lambda inner: st.one_of(
         st.lists(inner, max_size=4),
         st.dictionaries(st.sampled_from(["kind", "units", "activation", "dropout", "epsilon",
-                                         "layers", "dim", "n_frequencies", "sigma", "x"]),
+                                         "layers", "dim", "n_frequencies", "sigma", "n_bins",
+                                         "x"]),
                         inner, max_size=5)),
     max_leaves=12)
 
 
+ENSEMBLES = st.one_of(st.none(), st.dictionaries(
+    st.sampled_from(["k", "adapters", "x"]),
+    st.one_of(st.none(), st.integers(-2, 5), st.floats(allow_nan=True),
+              st.sampled_from(["first", "none", "all", ""])), max_size=3))
+
+
 @SETTINGS
 @given(layers=st.lists(LAYER_DICTS, max_size=5), n_inputs=st.integers(-1, 6),
-       categorical=st.one_of(st.none(), st.lists(st.integers(-1, 5), max_size=3)))
-def test_architecture_dicts(layers, n_inputs, categorical):
+       categorical=st.one_of(st.none(), st.lists(st.integers(-1, 5), max_size=3)),
+       ensemble=ENSEMBLES)
+def test_architecture_dicts(layers, n_inputs, categorical, ensemble):
     # a saved file's architecture may be anything: a documented error, or a
     # network the kernels run
     d = {"n_inputs": n_inputs, "layers": layers, "output": "softmax"}
     if categorical is not None:
         d["inputs"] = {"numeric": n_inputs - len(categorical), "categorical": categorical}
+    if ensemble is not None:
+        d["ensemble"] = ensemble
     try:
         arch = af.Architecture.from_dict(d)
     except DOCUMENTED:

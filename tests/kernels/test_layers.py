@@ -48,6 +48,22 @@ def architectures(n_in=6, k=3, output="softmax"):
         "own-dropout": af.Architecture(n_in, [
             af.Dense(7, "relu", dropout=0.5), af.Dense(6, "tanh", dropout=0.0),
             af.Residual([af.Dense(5, "relu", dropout=0.1), af.Dense(6)]), af.Dense(k)], output),
+        "piecewise": af.Architecture(n_in, [af.PiecewiseLinear(4, 3, "relu"),
+                                            af.Dense(7, "tanh"), af.Dense(k)], output),
+        "piecewise-categorical": af.Architecture(
+            inputs=af.Inputs(numeric=n_in - 2, categorical=[3, 5]),
+            layers=[af.PiecewiseLinear(3, 2), af.Embedding(2), af.LayerNorm(),
+                    af.Residual([af.Dense(6, "relu"), af.Dense(2 * (n_in - 2) + 4)]),
+                    af.Dense(k)], output=output),
+        "ensemble": af.Architecture(n_in, [
+            af.Dense(6, "relu"), af.Residual([af.LayerNorm(), af.Dense(5, "gelu"), af.Dense(6)]),
+            af.Dense(k)], output, ensemble=af.BatchEnsemble(3)),
+        "ensemble-embedded": af.Architecture(
+            inputs=af.Inputs(numeric=n_in - 2, categorical=[3, 5]),
+            layers=[af.PiecewiseLinear(3, 2), af.Embedding(2), af.Dense(5, "tanh"), af.Dense(k)],
+            output=output, ensemble=af.BatchEnsemble(4, adapters="none")),
+        "ensemble-head-only": af.Architecture(n_in, [af.Dense(k)], output,
+                                              ensemble=af.BatchEnsemble(2)),
         "periodic-inside": af.Architecture(n_in, [
             af.Dense(4, "tanh"), af.Periodic(2, 0.5, 3, activation="identity"), af.LayerNorm(),
             af.Residual([af.Dense(12, "gelu")]), af.Dense(k)], output),
@@ -111,8 +127,11 @@ def test_gradient_matches_finite_differences(name):
     y = rng.integers(0, 3, 12)
     _, grad = model.loss_and_grad(theta, X, y, l2=0.02)
     h = 1e-6
-    numeric = np.empty_like(theta)
-    for i in range(model.n_parameters):
+    numeric = np.zeros_like(theta)
+    fitted = np.zeros(model.n_parameters, dtype=bool)
+    for entry in model.architecture.fitted:
+        fitted[entry.start:entry.stop] = True       # bin edges: fixed, gradient zero
+    for i in np.flatnonzero(~fitted):
         e = np.zeros_like(theta)
         e[i] = h
         numeric[i] = (model.loss_and_grad(theta + e, X, y, l2=0.02)[0]
@@ -153,8 +172,8 @@ def reference_epoch(model, theta, X, y, *, batch_size, optimizer, lr, l2, epoch,
     mask = ref.decay_mask(arch)
     theta = theta.astype(np.float64)
     masked = {i: rate for i, rate in rates(arch, dropout).items() if rate > 0}
-    draws = _random.uniform(n * sum(arch.nodes[i].n_out for i in masked), seed, epoch, 1) \
-        if masked else None
+    draws = _random.uniform(n * sum(arch.nodes[i].n_out * arch.nodes[i].members
+                                    for i in masked), seed, epoch, 1) if masked else None
     used = 0
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
@@ -163,8 +182,9 @@ def reference_epoch(model, theta, X, y, *, batch_size, optimizer, lr, l2, epoch,
             masks = {}
             for i, rate in masked.items():
                 width = arch.nodes[i].n_out
-                u = draws[used:used + len(idx) * width].reshape(len(idx), width)
-                used += len(idx) * width
+                rows = len(idx) * arch.nodes[i].members         # an ensemble's members' rows
+                u = draws[used:used + rows * width].reshape(rows, width)
+                used += rows * width
                 masks[i] = np.where(u < rate, 0.0, 1 / (1 - rate))
         w = None if weights is None else weights[idx]
         _, g = ref.nodes_loss_and_grad(model, theta, X[idx], weights=w, masks=masks,

@@ -20,4 +20,12 @@ cdef double head_loss_grad(const floating* Z, Py_ssize_t n_rows, Py_ssize_t n_co
                            int loss, const int* labels, const floating* targets,
                            const floating* weights, floating* D, double grad_scale,
                            double huber_delta, double* row_loss=*) noexcept nogil
+cdef double members_loss_grad(const floating* Z, Py_ssize_t n_rows, Py_ssize_t members,
+                              Py_ssize_t n_cols, int loss, const int* labels,
+                              const floating* targets, const floating* weights, floating* D,
+                              double grad_scale, double huber_delta,
+                              double* row_loss=*) noexcept nogil
+cdef void members_output(const floating* Z, floating* P, Py_ssize_t n_rows,
+                         Py_ssize_t members, Py_ssize_t n_cols, int head,
+                         floating* each) noexcept nogil
 cdef bint all_finite(const floating* x, Py_ssize_t size) noexcept nogil

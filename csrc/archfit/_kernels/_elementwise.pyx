@@ -267,6 +267,60 @@ cdef double head_loss_grad(const floating* Z,        # IN  logits (n_rows, n_col
     return total
 
 
+cdef double members_loss_grad(const floating* Z,     # IN  logits (n_rows * members, n_cols)
+                              Py_ssize_t n_rows, Py_ssize_t members, Py_ssize_t n_cols,
+                              int loss, const int* labels, const floating* targets,
+                              const floating* weights, floating* D, double grad_scale,
+                              double huber_delta, double* row_loss=NULL) noexcept nogil:
+    """head_loss_grad for a network with an ensemble inside: row i's members
+    are rows i M .. i M + M - 1 of Z and D, M = `members`, all of them with
+    row i's label, targets and weight; a row's loss is the mean of its
+    members' (summed in member order), so each member's gradient is 1/M of
+    its own. One member: head_loss_grad itself."""
+    cdef Py_ssize_t i, m, r
+    cdef double total = 0.0, row
+    if members == 1:
+        return head_loss_grad(Z, n_rows, n_cols, loss, labels, targets, weights, D, grad_scale,
+                              huber_delta, row_loss)
+    for i in range(n_rows):
+        row = 0.0
+        for m in range(members):
+            r = i * members + m
+            row += head_loss_grad(Z + r * n_cols, 1, n_cols, loss,
+                                  labels + i if labels != NULL else NULL,
+                                  targets + i * n_cols if targets != NULL else NULL,
+                                  weights + i if weights != NULL else NULL,
+                                  D + r * n_cols if D != NULL else NULL,
+                                  grad_scale / members, huber_delta, NULL)
+        row /= members
+        total += row
+        if row_loss != NULL:
+            row_loss[i] = row
+    return total
+
+
+cdef void members_output(const floating* Z,     # IN  logits (n_rows * members, n_cols)
+                         floating* P,           # OUT (n_rows, n_cols); may alias Z if M = 1
+                         Py_ssize_t n_rows, Py_ssize_t members, Py_ssize_t n_cols, int head,
+                         floating* each         # scratch (n_rows * members, n_cols)
+                         ) noexcept nogil:
+    """head_output for a network with an ensemble inside: each member's
+    probabilities or values (into `each`), then their mean over a row's
+    members, in member order. One member: head_output itself."""
+    cdef Py_ssize_t i, j, m
+    cdef double s
+    if members == 1:
+        head_output(Z, P, n_rows, n_cols, head)
+        return
+    head_output(Z, each, n_rows * members, n_cols, head)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            s = 0.0
+            for m in range(members):
+                s += each[(i * members + m) * n_cols + j]
+            P[i * n_cols + j] = <floating> (s / members)
+
+
 cdef extern from "finite.h" nogil:
     int archfit_all_finite_f32(const float* x, Py_ssize_t n)
     int archfit_all_finite_f64(const double* x, Py_ssize_t n)

@@ -17,7 +17,13 @@ Design
 * LAYER_NORM and ADD are plain loops over contiguous rows: the compiler's
   code is the same on every instruction-set path, and their results too.
   PERIODIC's products (each feature's cos and sin features times its own
-  weights) go through ``_blas.gemm`` as DENSE's do, one feature at a time.
+  weights) go through ``_blas.gemm`` as DENSE's do, one feature at a time;
+  so do PIECEWISE_LINEAR's (each feature's bin codes times its weights).
+* An ensemble inside the network (BatchEnsemble, TabM) is a REPLICATE, which
+  turns each row into its members' rows (member m of row i at row i k + m),
+  the shared layers after it - DENSE, LAYER_NORM, ADD, which run on those
+  rows as on any others (one GEMM for all members) - and a last
+  MEMBER_DENSE, each member's own weights: strided GEMMs, one per member.
 * A residual block ``x + f(x)`` is its layers followed by an ADD that links to
   the block's first layer: its forward adds that layer's input; the error at
   that input gets the ADD's error added (``_passes.deltas``, through
@@ -28,7 +34,8 @@ from libc.string cimport memcpy
 from cython cimport floating
 
 from archfit.kernels cimport (Network, Settings, Data, DENSE, LAYER_NORM, ADD, PERIODIC,
-                              EMBEDDING, ONE_HOT, N_KINDS)
+                              EMBEDDING, ONE_HOT, PIECEWISE_LINEAR, REPLICATE, MEMBER_DENSE,
+                              N_KINDS)
 from archfit._kernels._plan cimport Workspace, Packed, UPDATE_BLOCK, BLOCK_MIN_ROWS
 from archfit._kernels._blas cimport gemm
 from archfit._kernels.packgemm cimport pack_rows, packed_gemm
@@ -696,6 +703,409 @@ cdef void _periodic_decays(const Network* net, int l, Py_ssize_t* first,
     stop[0] = net.b_start[l]
 
 
+# ---- PIECEWISE_LINEAR: activation(x u + e(x) W + b) for each numeric feature x -----------------
+# e(x) codes x against the feature's edges e_0 .. e_T (fixed: fitted on the
+# training rows, never trained): bin t's code is (x - e_t) / (e_t+1 - e_t),
+# clipped to [0, 1], except that the first bin's is not clipped below and the
+# last's not above; a bin of no width (e_t+1 <= e_t: a feature with fewer
+# distinct values than bins repeats its last edge) codes 0, and the bin before
+# it is the last. This is the piecewise-linear encoding of Gorishniy et al.
+# (2022), with their version B's linear term x u beside it.
+cdef struct _Bins:
+    # A PIECEWISE_LINEAR layer's sizes: numeric features n (then `codes`
+    # categorical columns, passed through), T bins, `units` outputs per
+    # feature, the input's and output's row widths, where its linear weights
+    # (n, units) and weights (n, T, units) start in θ.
+    Py_ssize_t n
+    Py_ssize_t codes
+    Py_ssize_t T
+    Py_ssize_t units
+    Py_ssize_t n_in
+    Py_ssize_t width
+    Py_ssize_t linear
+    Py_ssize_t weights
+
+
+cdef inline _Bins _bins(const Network* net, int l) noexcept nogil:
+    cdef _Bins s
+    s.codes = net.codes[l]
+    s.n_in = net.sizes[l]
+    s.n = s.n_in - s.codes
+    s.T = net.bins[l]
+    s.width = net.sizes[l + 1]
+    s.units = (s.width - s.codes) // s.n
+    s.linear = net.w_start[l] + s.n * (s.T + 1)
+    s.weights = s.linear + s.n * s.units
+    return s
+
+
+cdef inline double bin_code(const floating* e, Py_ssize_t T, Py_ssize_t t,
+                            double x) noexcept nogil:
+    """Bin t's code of x against edges e (T + 1 of them)."""
+    cdef double lo = e[t], hi = e[t + 1], v
+    if not hi > lo:
+        return 0.0
+    v = (x - lo) / (hi - lo)
+    if t > 0 and v < 0.0:
+        v = 0.0
+    if t < T - 1 and e[t + 2] > hi and v > 1.0:
+        v = 1.0
+    return v
+
+
+cdef Py_ssize_t _piecewise_scratch(const Network* net, int l, Workspace* ws, Py_ssize_t rows,
+                                   Py_ssize_t off) noexcept nogil:
+    """Pre-activation, output and error (the output's width each), and each
+    row's bin codes (n T)."""
+    cdef _Bins s = _bins(net, l)
+    ws.z[l] = off
+    off += rows * s.width
+    ws.out[l] = ws.a[l] = off
+    off += rows * s.width
+    ws.delta[l] = off
+    off += rows * s.width
+    ws.aux[l] = off
+    return off + rows * s.n * s.T
+
+
+cdef void _piecewise_forward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
+                             floating* buf) noexcept nogil:
+    cdef const Network* net = p.net
+    cdef const Workspace* ws = p.ws
+    cdef _Bins s = _bins(net, l)
+    cdef const floating* theta = <const floating*> p.theta
+    cdef Py_ssize_t i, j, t, T = s.T, n = s.n, m = s.n * s.units
+    cdef const floating* X = _input(p, l, buf)
+    cdef const floating* edges = theta + net.w_start[l]
+    cdef const floating* u
+    cdef floating* E = buf + ws.aux[l]
+    cdef floating* Z = buf + ws.z[l]
+    cdef floating* A = buf + ws.a[l]
+    cdef floating* z
+    cdef floating x
+    for i in range(lo, hi):
+        for j in range(n):
+            x = X[i * s.n_in + j]
+            u = theta + s.linear + j * s.units
+            z = Z + i * s.width + j * s.units
+            for t in range(s.units):
+                z[t] = x * u[t]
+            for t in range(T):
+                E[(i * n + j) * T + t] = <floating> bin_code(edges + j * (T + 1), T, t, x)
+    for j in range(n):
+        # rows [lo, hi) of feature j's codes times its weights, added to x u
+        gemm(False, False, <int> (hi - lo), <int> s.units, <int> T, <floating> 1.0,
+             E + (lo * n + j) * T, <int> (n * T), theta + s.weights + j * T * s.units,
+             <int> s.units, <floating> 1.0, Z + lo * s.width + j * s.units, <int> s.width)
+    if s.codes == 0:
+        bias_activation(Z + lo * s.width, theta + net.b_start[l], A + lo * s.width, hi - lo,
+                        m, net.activation[l])
+        return
+    for i in range(lo, hi):
+        bias_activation(Z + i * s.width, theta + net.b_start[l], A + i * s.width, 1, m,
+                        net.activation[l])
+        for j in range(s.codes):
+            A[i * s.width + m + j] = X[i * s.n_in + n + j]      # the codes, passed through
+
+
+cdef void _piecewise_backward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
+                              floating* buf) noexcept nogil:
+    """The error at the output becomes the error at the pre-activation, in
+    place. The layer is the first: no error at its input."""
+    cdef const Network* net = p.net
+    cdef const Workspace* ws = p.ws
+    cdef _Bins s = _bins(net, l)
+    cdef Py_ssize_t i, m = s.n * s.units
+    cdef floating* D = buf + ws.delta[l]
+    if s.codes == 0:
+        activation_backward(D + lo * s.width, buf + ws.z[l] + lo * s.width,
+                            buf + ws.a[l] + lo * s.width, (hi - lo) * s.width, net.activation[l])
+        return
+    for i in range(lo, hi):
+        activation_backward(D + i * s.width, buf + ws.z[l] + i * s.width,
+                            buf + ws.a[l] + i * s.width, m, net.activation[l])
+
+
+cdef void _piecewise_features_grad(const Pass* p, int l, Py_ssize_t rows, floating* grad,
+                                   Py_ssize_t j0, Py_ssize_t j1, bint accumulate,
+                                   floating* buf) noexcept nogil:
+    """The gradient of features [j0, j1)'s linear weights, weights and bias
+    over rows [0, rows), rows in order; their edges' is zero."""
+    cdef const Network* net = p.net
+    cdef const Workspace* ws = p.ws
+    cdef _Bins s = _bins(net, l)
+    cdef Py_ssize_t i, j, t, T = s.T, n = s.n, units = s.units
+    cdef floating* glin = grad + s.linear
+    cdef floating* gbias = grad + net.b_start[l]
+    cdef const floating* D = buf + ws.delta[l]
+    cdef const floating* X = _input(p, l, buf)
+    cdef const floating* d
+    cdef floating x
+    for j in range(j0, j1):
+        gemm(True, False, <int> T, <int> units, <int> rows, <floating> 1.0,
+             buf + ws.aux[l] + j * T, <int> (n * T), D + j * units, <int> s.width,
+             <floating> (1.0 if accumulate else 0.0), grad + s.weights + j * T * units,
+             <int> units)
+    if not accumulate:
+        for t in range(net.w_start[l] + j0 * (T + 1), net.w_start[l] + j1 * (T + 1)):
+            grad[t] = 0
+        for t in range(j0 * units, j1 * units):
+            glin[t] = 0
+            gbias[t] = 0
+    for i in range(rows):
+        for j in range(j0, j1):
+            x = X[i * s.n_in + j]
+            d = D + i * s.width + j * units
+            for t in range(units):
+                glin[j * units + t] += x * d[t]
+                gbias[j * units + t] += d[t]
+
+
+cdef void _piecewise_grad(const Pass* p, int l, Py_ssize_t rows, floating* grad,
+                          bint accumulate, floating* buf) noexcept nogil:
+    _piecewise_features_grad(p, l, rows, grad, 0, _bins(p.net, l).n, accumulate, buf)
+
+
+cdef Py_ssize_t _piecewise_blocks(const Network* net, int l, Py_ssize_t* blocks) noexcept nogil:
+    """Blocks of whole features, about UPDATE_BLOCK parameters each."""
+    cdef _Bins s = _bins(net, l)
+    cdef Py_ssize_t per_feature = (s.T + 2) * s.units + s.T + 1
+    cdef Py_ssize_t step = max(<Py_ssize_t> 1, UPDATE_BLOCK // per_feature), j0 = 0, count = 0
+    while j0 < s.n:
+        if blocks != NULL:
+            blocks[3 * count] = l
+            blocks[3 * count + 1] = j0
+            blocks[3 * count + 2] = min(s.n, j0 + step)
+        count += 1
+        j0 += step
+    return count
+
+
+cdef void _piecewise_block(const Pass* p, const Update* u, int l, Py_ssize_t j0, Py_ssize_t j1,
+                           floating* buf) noexcept nogil:
+    """Features [j0, j1): their gradient, then the update of their linear
+    weights and weights (with the L2 terms) and bias (no decay); the edges
+    stay as they are."""
+    cdef const Network* net = p.net
+    cdef _Bins s = _bins(net, l)
+    cdef floating* theta = <floating*> u.theta
+    cdef floating* grad = <floating*> u.grad
+    _piecewise_features_grad(p, l, u.rows, grad, j0, j1, False, buf)
+    update(u.settings, u.learning_rate, u.step, theta, grad, <floating*> u.m, <floating*> u.v,
+           s.linear + j0 * s.units, s.linear + j1 * s.units, u.penalty, u.decay)
+    update(u.settings, u.learning_rate, u.step, theta, grad, <floating*> u.m, <floating*> u.v,
+           s.weights + j0 * s.T * s.units, s.weights + j1 * s.T * s.units, u.penalty, u.decay)
+    update(u.settings, u.learning_rate, u.step, theta, grad, <floating*> u.m, <floating*> u.v,
+           net.b_start[l] + j0 * s.units, net.b_start[l] + j1 * s.units, 0.0, 0.0)
+
+
+cdef void _piecewise_decays(const Network* net, int l, Py_ssize_t* first,
+                            Py_ssize_t* stop) noexcept nogil:
+    """The linear weights and the weights decay; the edges and the bias do not."""
+    first[0] = _bins(net, l).linear
+    stop[0] = net.b_start[l]
+
+
+# ---- REPLICATE: each row as an ensemble's members' rows, each times its scale r_m ------------
+cdef Py_ssize_t _replicate_scratch(const Network* net, int l, Workspace* ws, Py_ssize_t rows,
+                                   Py_ssize_t off) noexcept nogil:
+    """The output and its error: `members` rows per input row."""
+    cdef Py_ssize_t size = rows * net.members * net.sizes[l]
+    ws.out[l] = off
+    off += size
+    ws.delta[l] = off
+    return off + size
+
+
+cdef void _replicate_forward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
+                             floating* buf) noexcept nogil:
+    cdef const Network* net = p.net
+    cdef Py_ssize_t i, j, m, M = net.members, n = net.sizes[l]
+    cdef const floating* x = _input(p, l, buf)
+    cdef const floating* r = <const floating*> p.theta + net.w_start[l]
+    cdef floating* y
+    for i in range(lo, hi):
+        for m in range(M):
+            y = buf + p.ws.out[l] + (i * M + m) * n
+            if net.adapter[l]:
+                for j in range(n):
+                    y[j] = x[i * n + j] * r[m * n + j]
+            else:
+                for j in range(n):
+                    y[j] = x[i * n + j]
+
+
+cdef void _replicate_backward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
+                              floating* buf) noexcept nogil:
+    """The error at an input row: its members' errors (times their scales)
+    summed in member order."""
+    cdef const Network* net = p.net
+    cdef Py_ssize_t i, j, m, M = net.members, n = net.sizes[l]
+    cdef const floating* r = <const floating*> p.theta + net.w_start[l]
+    cdef const floating* dy
+    cdef floating* dx
+    if l == 0:
+        return
+    for i in range(lo, hi):
+        dx = buf + p.ws.delta[l - 1] + i * n
+        for j in range(n):
+            dx[j] = 0
+        for m in range(M):
+            dy = buf + p.ws.delta[l] + (i * M + m) * n
+            if net.adapter[l]:
+                for j in range(n):
+                    dx[j] += dy[j] * r[m * n + j]
+            else:
+                for j in range(n):
+                    dx[j] += dy[j]
+
+
+cdef void _replicate_members_grad(const Pass* p, int l, Py_ssize_t rows, floating* grad,
+                                  Py_ssize_t m0, Py_ssize_t m1, bint accumulate,
+                                  floating* buf) noexcept nogil:
+    """The gradient of members [m0, m1)'s scales over input rows [0, rows),
+    rows in order."""
+    cdef const Network* net = p.net
+    cdef Py_ssize_t i, j, m, M = net.members, n = net.sizes[l]
+    cdef const floating* x = _input(p, l, buf)
+    cdef const floating* dy
+    cdef floating* g
+    if not net.adapter[l]:
+        return
+    if not accumulate:
+        for j in range(m0 * n, m1 * n):
+            grad[net.w_start[l] + j] = 0
+    for i in range(rows):
+        for m in range(m0, m1):
+            dy = buf + p.ws.delta[l] + (i * M + m) * n
+            g = grad + net.w_start[l] + m * n
+            for j in range(n):
+                g[j] += dy[j] * x[i * n + j]
+
+
+cdef void _replicate_grad(const Pass* p, int l, Py_ssize_t rows, floating* grad,
+                          bint accumulate, floating* buf) noexcept nogil:
+    _replicate_members_grad(p, l, rows, grad, 0, p.net.members, accumulate, buf)
+
+
+cdef Py_ssize_t _members_blocks(const Network* net, int l, Py_ssize_t* blocks) noexcept nogil:
+    """A block per member: its scales (REPLICATE with adapters), or its
+    weights and bias (MEMBER_DENSE)."""
+    cdef Py_ssize_t m
+    if net.kind[l] == REPLICATE and not net.adapter[l]:
+        return 0
+    if blocks != NULL:
+        for m in range(net.members):
+            blocks[3 * m] = l
+            blocks[3 * m + 1] = m
+            blocks[3 * m + 2] = m + 1
+    return net.members
+
+
+cdef void _replicate_block(const Pass* p, const Update* u, int l, Py_ssize_t m0, Py_ssize_t m1,
+                           floating* buf) noexcept nogil:
+    """Members [m0, m1)'s scales: their gradient, then their update (no decay)."""
+    cdef Py_ssize_t n = p.net.sizes[l]
+    _replicate_members_grad(p, l, u.rows, <floating*> u.grad, m0, m1, False, buf)
+    update(u.settings, u.learning_rate, u.step, <floating*> u.theta, <const floating*> u.grad,
+           <floating*> u.m, <floating*> u.v, p.net.w_start[l] + m0 * n,
+           p.net.w_start[l] + m1 * n, 0.0, 0.0)
+
+
+# ---- MEMBER_DENSE: x W_m + b_m, each member's own weights (an ensemble's last layer) ------------
+cdef Py_ssize_t _member_dense_scratch(const Network* net, int l, Workspace* ws,
+                                      Py_ssize_t rows, Py_ssize_t off) noexcept nogil:
+    """The values (the head's logits) and their error, for the members' rows."""
+    cdef Py_ssize_t width = net.sizes[l + 1]
+    ws.z[l] = ws.out[l] = off
+    off += rows * width
+    ws.delta[l] = off
+    return off + rows * width
+
+
+cdef void _member_dense_forward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
+                                floating* buf) noexcept nogil:
+    """Rows [lo, hi) of the members' rows (whole input rows: lo and hi are
+    multiples of the members): per member, a GEMM over its rows, which lie
+    `members` rows apart."""
+    cdef const Network* net = p.net
+    cdef const floating* theta = <const floating*> p.theta
+    cdef Py_ssize_t i, j, m, M = net.members, n_in = net.sizes[l], n_out = net.sizes[l + 1]
+    cdef Py_ssize_t rows = (hi - lo) // M
+    cdef const floating* x = _input(p, l, buf)
+    cdef floating* Z = buf + p.ws.z[l]
+    cdef const floating* b
+    if rows == 0:
+        return
+    for m in range(M):
+        gemm(False, False, <int> rows, <int> n_out, <int> n_in, <floating> 1.0,
+             x + (lo + m) * n_in, <int> (M * n_in), theta + net.w_start[l] + m * n_in * n_out,
+             <int> n_out, <floating> 0.0, Z + (lo + m) * n_out, <int> (M * n_out))
+    for i in range(lo, hi):
+        b = theta + net.b_start[l] + (i % M) * n_out
+        for j in range(n_out):
+            Z[i * n_out + j] += b[j]
+
+
+cdef void _member_dense_backward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
+                                 floating* buf) noexcept nogil:
+    """The error at the input: per member, its rows' errors times W_m^T."""
+    cdef const Network* net = p.net
+    cdef Py_ssize_t m, M = net.members, n_in = net.sizes[l], n_out = net.sizes[l + 1]
+    cdef Py_ssize_t rows = (hi - lo) // M
+    if l == 0 or rows == 0:
+        return
+    for m in range(M):
+        gemm(False, True, <int> rows, <int> n_in, <int> n_out, <floating> 1.0,
+             buf + p.ws.delta[l] + (lo + m) * n_out, <int> (M * n_out),
+             <const floating*> p.theta + net.w_start[l] + m * n_in * n_out, <int> n_out,
+             <floating> 0.0, buf + p.ws.delta[l - 1] + (lo + m) * n_in, <int> (M * n_in))
+
+
+cdef void _member_dense_members_grad(const Pass* p, int l, Py_ssize_t rows, floating* grad,
+                                     Py_ssize_t m0, Py_ssize_t m1, bint accumulate,
+                                     floating* buf) noexcept nogil:
+    """The gradient of members [m0, m1)'s weights and biases over the
+    members' rows [0, rows), rows in order."""
+    cdef const Network* net = p.net
+    cdef Py_ssize_t i, j, m, M = net.members, n_in = net.sizes[l], n_out = net.sizes[l + 1]
+    cdef Py_ssize_t per = rows // M
+    cdef const floating* D = buf + p.ws.delta[l]
+    cdef floating* gb
+    for m in range(m0, m1):
+        gemm(True, False, <int> n_in, <int> n_out, <int> per, <floating> 1.0,
+             _input(p, l, buf) + m * n_in, <int> (M * n_in), D + m * n_out, <int> (M * n_out),
+             <floating> (1.0 if accumulate else 0.0), grad + net.w_start[l] + m * n_in * n_out,
+             <int> n_out)
+        gb = grad + net.b_start[l] + m * n_out
+        if not accumulate:
+            for j in range(n_out):
+                gb[j] = 0
+        for i in range(per):
+            for j in range(n_out):
+                gb[j] += D[(i * M + m) * n_out + j]
+
+
+cdef void _member_dense_grad(const Pass* p, int l, Py_ssize_t rows, floating* grad,
+                             bint accumulate, floating* buf) noexcept nogil:
+    _member_dense_members_grad(p, l, rows, grad, 0, p.net.members, accumulate, buf)
+
+
+cdef void _member_dense_block(const Pass* p, const Update* u, int l, Py_ssize_t m0,
+                              Py_ssize_t m1, floating* buf) noexcept nogil:
+    """Members [m0, m1): their gradient, then the update of their weights
+    (with the L2 terms) and biases (no decay)."""
+    cdef const Network* net = p.net
+    cdef Py_ssize_t n_in = net.sizes[l], n_out = net.sizes[l + 1]
+    _member_dense_members_grad(p, l, u.rows, <floating*> u.grad, m0, m1, False, buf)
+    update(u.settings, u.learning_rate, u.step, <floating*> u.theta, <const floating*> u.grad,
+           <floating*> u.m, <floating*> u.v, net.w_start[l] + m0 * n_in * n_out,
+           net.w_start[l] + m1 * n_in * n_out, u.penalty, u.decay)
+    update(u.settings, u.learning_rate, u.step, <floating*> u.theta, <const floating*> u.grad,
+           <floating*> u.m, <floating*> u.v, net.b_start[l] + m0 * n_out,
+           net.b_start[l] + m1 * n_out, 0.0, 0.0)
+
+
 # ---- EMBEDDING and ONE_HOT: categorical inputs, each a code, as vectors ------------------------
 cdef inline Py_ssize_t _category(const Network* net, int j, double code) noexcept nogil:
     """The row of categorical input j's table (or its indicator) for `code`:
@@ -908,3 +1318,45 @@ _TABLE[<int> ONE_HOT].part_f64 = _whole_row[double]
 _TABLE[<int> ONE_HOT].scratch = _codes_scratch
 _TABLE[<int> ONE_HOT].blocks = _no_blocks
 _TABLE[<int> ONE_HOT].decays = _no_decay
+
+_TABLE[<int> PIECEWISE_LINEAR].forward_f32 = _piecewise_forward[float]
+_TABLE[<int> PIECEWISE_LINEAR].forward_f64 = _piecewise_forward[double]
+_TABLE[<int> PIECEWISE_LINEAR].backward_f32 = _piecewise_backward[float]
+_TABLE[<int> PIECEWISE_LINEAR].backward_f64 = _piecewise_backward[double]
+_TABLE[<int> PIECEWISE_LINEAR].grad_f32 = _piecewise_grad[float]
+_TABLE[<int> PIECEWISE_LINEAR].grad_f64 = _piecewise_grad[double]
+_TABLE[<int> PIECEWISE_LINEAR].block_f32 = _piecewise_block[float]
+_TABLE[<int> PIECEWISE_LINEAR].block_f64 = _piecewise_block[double]
+_TABLE[<int> PIECEWISE_LINEAR].part_f32 = _whole_row[float]
+_TABLE[<int> PIECEWISE_LINEAR].part_f64 = _whole_row[double]
+_TABLE[<int> PIECEWISE_LINEAR].scratch = _piecewise_scratch
+_TABLE[<int> PIECEWISE_LINEAR].blocks = _piecewise_blocks
+_TABLE[<int> PIECEWISE_LINEAR].decays = _piecewise_decays
+
+_TABLE[<int> REPLICATE].forward_f32 = _replicate_forward[float]
+_TABLE[<int> REPLICATE].forward_f64 = _replicate_forward[double]
+_TABLE[<int> REPLICATE].backward_f32 = _replicate_backward[float]
+_TABLE[<int> REPLICATE].backward_f64 = _replicate_backward[double]
+_TABLE[<int> REPLICATE].grad_f32 = _replicate_grad[float]
+_TABLE[<int> REPLICATE].grad_f64 = _replicate_grad[double]
+_TABLE[<int> REPLICATE].block_f32 = _replicate_block[float]
+_TABLE[<int> REPLICATE].block_f64 = _replicate_block[double]
+_TABLE[<int> REPLICATE].part_f32 = _whole_row[float]
+_TABLE[<int> REPLICATE].part_f64 = _whole_row[double]
+_TABLE[<int> REPLICATE].scratch = _replicate_scratch
+_TABLE[<int> REPLICATE].blocks = _members_blocks
+_TABLE[<int> REPLICATE].decays = _no_decay
+
+_TABLE[<int> MEMBER_DENSE].forward_f32 = _member_dense_forward[float]
+_TABLE[<int> MEMBER_DENSE].forward_f64 = _member_dense_forward[double]
+_TABLE[<int> MEMBER_DENSE].backward_f32 = _member_dense_backward[float]
+_TABLE[<int> MEMBER_DENSE].backward_f64 = _member_dense_backward[double]
+_TABLE[<int> MEMBER_DENSE].grad_f32 = _member_dense_grad[float]
+_TABLE[<int> MEMBER_DENSE].grad_f64 = _member_dense_grad[double]
+_TABLE[<int> MEMBER_DENSE].block_f32 = _member_dense_block[float]
+_TABLE[<int> MEMBER_DENSE].block_f64 = _member_dense_block[double]
+_TABLE[<int> MEMBER_DENSE].part_f32 = _whole_row[float]
+_TABLE[<int> MEMBER_DENSE].part_f64 = _whole_row[double]
+_TABLE[<int> MEMBER_DENSE].scratch = _member_dense_scratch
+_TABLE[<int> MEMBER_DENSE].blocks = _members_blocks
+_TABLE[<int> MEMBER_DENSE].decays = _dense_decays

@@ -9,6 +9,9 @@ Design
   kind keeps) lives in one scratch buffer laid out by ``_plan.workspace``; a
   pass over rows [lo, hi) touches only those rows of each, so threads can
   run passes over different rows of one batch at once.
+* Past an ensemble's REPLICATE (``Network.replicas``), a layer runs on its
+  members' rows: rows [lo, hi) of X are its rows [lo k, hi k), member m of
+  row i at row i k + m.
 * The backward pass runs the layers last to first; after a layer has written
   the error at its input, the error of a residual block's end that adds this
   input (``Network.skip_from``) is added to it.
@@ -36,11 +39,13 @@ cdef void forward(const Network* net, const Workspace* ws,
     cdef const Kind* table = kinds()
     cdef Pass p = pass_of(net, ws, theta, X, buf, pk, work, sparse, order, start)
     cdef int l
+    cdef Py_ssize_t r
     for l in range(net.n_layers):
+        r = net.replicas[l]             # past an ensemble's REPLICATE: the members' rows
         if floating is float:
-            table[net.kind[l]].forward_f32(&p, l, lo, hi, buf)
+            table[net.kind[l]].forward_f32(&p, l, lo * r, hi * r, buf)
         else:
-            table[net.kind[l]].forward_f64(&p, l, lo, hi, buf)
+            table[net.kind[l]].forward_f64(&p, l, lo * r, hi * r, buf)
 
 
 cdef void deltas(const Network* net, const Workspace* ws,
@@ -55,21 +60,22 @@ cdef void deltas(const Network* net, const Workspace* ws,
     cdef const Kind* table = kinds()
     cdef Pass p = pass_of(net, ws, theta, X, buf, pk, work, NULL, NULL, 0)
     cdef int l, e
-    cdef Py_ssize_t i, n
+    cdef Py_ssize_t i, n, r
     cdef floating* D
     cdef const floating* S
     for l in range(net.n_layers - 1, -1, -1):
+        r = net.replicas[l]
         if floating is float:
-            table[net.kind[l]].backward_f32(&p, l, lo, hi, buf)
+            table[net.kind[l]].backward_f32(&p, l, lo * r, hi * r, buf)
         else:
-            table[net.kind[l]].backward_f64(&p, l, lo, hi, buf)
+            table[net.kind[l]].backward_f64(&p, l, lo * r, hi * r, buf)
         e = net.skip_from[l]
         if l > 0 and e >= 0:
             # a residual block starts here: its skip's error joins its input's
             n = net.sizes[l]
             D = buf + ws.delta[l - 1]
             S = buf + ws.delta[e]
-            for i in range(lo * n, hi * n):
+            for i in range(lo * r * n, hi * r * n):
                 D[i] += S[i]
 
 
@@ -89,6 +95,6 @@ cdef void backward(const Network* net, const Workspace* ws,
     deltas(net, ws, theta, X, 0, n_rows, buf)
     for l in range(net.n_layers):
         if floating is float:
-            table[net.kind[l]].grad_f32(&p, l, n_rows, grad, accumulate, buf)
+            table[net.kind[l]].grad_f32(&p, l, n_rows * net.replicas[l], grad, accumulate, buf)
         else:
-            table[net.kind[l]].grad_f64(&p, l, n_rows, grad, accumulate, buf)
+            table[net.kind[l]].grad_f64(&p, l, n_rows * net.replicas[l], grad, accumulate, buf)

@@ -75,12 +75,14 @@ cdef struct Workspace:
                                     # pre-activation, in place
     Py_ssize_t z[MAX_LAYERS]        # DENSE: pre-activation (logits for the last);
                                     # LAYER_NORM: the normalised rows
-    Py_ssize_t a[MAX_LAYERS]        # DENSE: activation of a hidden layer; PERIODIC: output
+    Py_ssize_t a[MAX_LAYERS]        # DENSE: activation of a hidden layer; PERIODIC,
+                                    # PIECEWISE_LINEAR: output
     Py_ssize_t mask[MAX_LAYERS]     # DENSE: dropout mask of a hidden layer (rate[l] > 0)
     Py_ssize_t dropped[MAX_LAYERS]  # DENSE: activation * mask (rate[l] > 0)
     double rate[MAX_LAYERS]         # each layer's dropout rate in this computation (0: none)
     Py_ssize_t aux[MAX_LAYERS]      # LAYER_NORM: 1 / standard deviation of each row;
-                                    # PERIODIC: each row's cos and sin features (n, 2K)
+                                    # PERIODIC: each row's cos and sin features (n, 2K);
+                                    # PIECEWISE_LINEAR: each row's bin codes (n, T)
     Py_ssize_t extra[MAX_LAYERS]    # PERIODIC: each row's error at those features (n, 2K),
                                     # then its terms of the frequencies' gradient (n, K)
     Py_ssize_t x                    # gathered mini-batch inputs (if gathering)

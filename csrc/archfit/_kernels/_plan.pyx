@@ -17,7 +17,8 @@ from libc.string cimport memset
 from archfit.kernels cimport (OK, INVALID_ARGUMENT, FLOAT32, FLOAT64, IDENTITY, GELU,
                               SOFTMAX, EXPONENTIAL, CROSS_ENTROPY, POISSON, SGD, ADAMW,
                               DENSE, LAYER_NORM, ADD, PERIODIC, EMBEDDING, ONE_HOT,
-                              MAX_CATEGORICAL)
+                              PIECEWISE_LINEAR, REPLICATE, MEMBER_DENSE,
+                              MAX_CATEGORICAL, MAX_MEMBERS)
 from archfit._kernels._layers cimport kinds
 from archfit._kernels.packgemm cimport ARCHFIT_PK_WORK, archfit_packed_gemm_available, packed_size
 from archfit._kernels._blas cimport small_product
@@ -149,8 +150,9 @@ cdef int network_of_layers(Network* net, const InputSpec* inputs, int n_layers,
     """Fill `net` (θ's layout included: each layer's parameters in order, a
     DENSE layer's weight block then its bias); INVALID_ARGUMENT for a network
     no kernel runs."""
-    cdef Py_ssize_t start = 0, width, n_in, n_num, K, rows = 0
+    cdef Py_ssize_t start = 0, width, n_in, n_num, K, T, rows = 0
     cdef int l, j, k, codes
+    cdef bint ensemble
     if inputs == NULL or inputs.numeric < 0 or not 0 <= inputs.categorical <= MAX_CATEGORICAL \
             or inputs.numeric + inputs.categorical < 1 \
             or (inputs.categorical > 0 and inputs.cardinality == NULL):
@@ -158,7 +160,8 @@ cdef int network_of_layers(Network* net, const InputSpec* inputs, int n_layers,
     if not 1 <= n_layers <= MAX_LAYERS or not SOFTMAX <= head <= EXPONENTIAL \
             or not CROSS_ENTROPY <= loss <= POISSON or not huber_delta > 0:
         return INVALID_ARGUMENT
-    if layers[n_layers - 1].kind != DENSE or layers[n_layers - 1].activation != IDENTITY:
+    if layers[n_layers - 1].kind not in (DENSE, MEMBER_DENSE) \
+            or layers[n_layers - 1].activation != IDENTITY:
         return INVALID_ARGUMENT         # the head acts on a last DENSE layer's values
     net.n_categorical = inputs.categorical
     for j in range(inputs.categorical):
@@ -171,6 +174,8 @@ cdef int network_of_layers(Network* net, const InputSpec* inputs, int n_layers,
     codes = inputs.categorical
     net.n_layers = n_layers
     net.sizes[0] = width
+    net.members = 1
+    ensemble = False                    # a REPLICATE came
     for l in range(n_layers):
         net.skip_from[l] = -1
     for l in range(n_layers):
@@ -182,10 +187,19 @@ cdef int network_of_layers(Network* net, const InputSpec* inputs, int n_layers,
         net.link[l] = -1
         net.epsilon[l] = 0.0
         net.frequencies[l] = 0
+        net.bins[l] = 0
+        net.replicas[l] = net.members
+        net.adapter[l] = False
         net.dropout[l] = -1.0
         net.w_start[l] = start
         if layers[l].kind != PERIODIC and layers[l].frequencies != 0:
             return INVALID_ARGUMENT
+        if layers[l].kind != PIECEWISE_LINEAR and layers[l].bins != 0:
+            return INVALID_ARGUMENT
+        if layers[l].kind != REPLICATE and (layers[l].members != 0 or layers[l].adapter):
+            return INVALID_ARGUMENT
+        if ensemble and layers[l].kind not in (DENSE, LAYER_NORM, ADD, MEMBER_DENSE):
+            return INVALID_ARGUMENT     # a member's rows go through these kinds only
         if layers[l].own_dropout:
             if layers[l].kind != DENSE or l == n_layers - 1 \
                     or not 0.0 <= layers[l].dropout < 1.0:
@@ -213,7 +227,8 @@ cdef int network_of_layers(Network* net, const InputSpec* inputs, int n_layers,
         elif layers[l].kind == ADD:
             k = layers[l].link
             if not 0 <= k < l or net.sizes[k] != n_in or net.skip_from[k] >= 0 \
-                    or net.codes[k] != 0 or layers[l].units not in (0, n_in):
+                    or net.codes[k] != 0 or layers[l].units not in (0, n_in) \
+                    or net.replicas[k] != net.replicas[l]:
                 return INVALID_ARGUMENT
             net.link[l] = k
             net.skip_from[k] = l
@@ -230,6 +245,36 @@ cdef int network_of_layers(Network* net, const InputSpec* inputs, int n_layers,
             start += n_num * K + n_num * 2 * K * layers[l].units
             net.b_start[l] = start
             start += n_num * layers[l].units
+        elif layers[l].kind == PIECEWISE_LINEAR:
+            # the network's numeric inputs, against edges fitted on them; codes pass through
+            T = layers[l].bins
+            if l != 0 or layers[l].units < 1 or T < 1 or n_num < 1 \
+                    or not IDENTITY <= layers[l].activation <= GELU:
+                return INVALID_ARGUMENT
+            width = n_num * layers[l].units + codes
+            net.activation[l] = layers[l].activation
+            net.bins[l] = T
+            start += n_num * (T + 1) + n_num * layers[l].units + n_num * T * layers[l].units
+            net.b_start[l] = start
+            start += n_num * layers[l].units
+        elif layers[l].kind == REPLICATE:
+            # once, after the embeddings, before the last layer
+            if ensemble or codes > 0 or l == n_layers - 1 \
+                    or not 1 <= layers[l].members <= MAX_MEMBERS or layers[l].units != 0:
+                return INVALID_ARGUMENT
+            net.adapter[l] = layers[l].adapter
+            if layers[l].adapter:
+                start += layers[l].members * n_in
+            net.b_start[l] = start
+            net.members = <int> layers[l].members
+            ensemble = True
+        elif layers[l].kind == MEMBER_DENSE:
+            if not ensemble or l != n_layers - 1 or layers[l].units < 1:
+                return INVALID_ARGUMENT
+            width = layers[l].units
+            start += net.members * n_in * width
+            net.b_start[l] = start
+            start += net.members * width
         elif layers[l].kind == EMBEDDING:
             if codes < 1 or layers[l].units < 1 or codes != inputs.categorical:
                 return INVALID_ARGUMENT
@@ -274,7 +319,7 @@ cdef Py_ssize_t workspace(const Network* net, Workspace* ws, Py_ssize_t rows, do
             ws.rate[l] = net.dropout[l] if net.dropout[l] >= 0.0 else dropout
             ws.dropout = ws.dropout or ws.rate[l] > 0.0
     for l in range(L):
-        off = kinds()[net.kind[l]].scratch(net, l, ws, rows, off)
+        off = kinds()[net.kind[l]].scratch(net, l, ws, rows * net.replicas[l], off)
     ws.x = ws.t = ws.w = off
     if gather:
         off += rows * net.sizes[0]
@@ -303,7 +348,7 @@ cdef Py_ssize_t packed_layout(const Network* net, Packed* pk, char* base, Py_ssi
             off += packed_size(f64, n_in, n_out)
             if base != NULL:
                 pk.D[l] = base + off * item
-            off += packed_size(f64, rows, n_out)
+            off += packed_size(f64, rows * net.replicas[l], n_out)
             if l > 0:
                 if base != NULL:
                     pk.PT[l] = base + off * item
@@ -336,18 +381,26 @@ cdef void packed_weights_layout(const Network* net, Packed* pk, char* base,
 
 
 cdef Py_ssize_t _n_weights(const Network* net) noexcept nogil:
-    """The weights of every DENSE and PERIODIC layer (biases not counted): a
-    row's multiply-adds in one forward pass; a LAYER_NORM layer counts as its
-    width (its work per row is a few passes over it)."""
-    cdef Py_ssize_t weights = 0
+    """The weights of every DENSE, MEMBER_DENSE, PERIODIC and PIECEWISE_LINEAR
+    layer (biases not counted; a bin's code counts as a weight), each times
+    the rows it runs on per row of X (an ensemble's members): a row's
+    multiply-adds in one forward pass; a LAYER_NORM layer counts as its width
+    (its work per row is a few passes over it)."""
+    cdef Py_ssize_t weights = 0, w
     cdef int l
     for l in range(net.n_layers):
-        if net.kind[l] == DENSE:
-            weights += net.sizes[l] * net.sizes[l + 1]
+        w = 0
+        if net.kind[l] == DENSE or net.kind[l] == MEMBER_DENSE:
+            w = net.sizes[l] * net.sizes[l + 1]
         elif net.kind[l] == LAYER_NORM:
-            weights += net.sizes[l]
+            w = net.sizes[l]
         elif net.kind[l] == PERIODIC:
-            weights += (net.sizes[l + 1] - net.codes[l]) * 2 * net.frequencies[l]
+            w = (net.sizes[l + 1] - net.codes[l]) * 2 * net.frequencies[l]
+        elif net.kind[l] == PIECEWISE_LINEAR:
+            w = (net.sizes[l + 1] - net.codes[l]) * (net.bins[l] + 2)
+        elif net.kind[l] == REPLICATE:
+            w = net.members * net.sizes[l]
+        weights += w * net.replicas[l]
     return weights
 
 
@@ -377,8 +430,10 @@ cdef Py_ssize_t update_blocks(const Network* net, Py_ssize_t* blocks) noexcept n
 
 cdef bint splits(const Network* net, int l) noexcept nogil:
     """Whether one sample's forward pass shares layer l's columns among
-    threads (a large DENSE layer)."""
-    return (net.kind[l] == DENSE and net.sizes[l] * net.sizes[l + 1] >= ROW_SPLIT_MIN_WEIGHTS
+    threads (a large DENSE layer; not in a network with an ensemble inside,
+    whose one sample is many rows)."""
+    return (net.kind[l] == DENSE and net.members == 1
+            and net.sizes[l] * net.sizes[l + 1] >= ROW_SPLIT_MIN_WEIGHTS
             and net.sizes[l + 1] >= 16)
 
 

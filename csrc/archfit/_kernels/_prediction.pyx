@@ -33,7 +33,7 @@ from archfit._kernels._plan cimport (Workspace, Packed, aligned, prediction_bloc
 from archfit._kernels._passes cimport forward, backward, pass_of
 from archfit._kernels._layers cimport Pass, Kind, kinds, dense_part
 from archfit._kernels.packgemm cimport pack, packed_size
-from archfit._kernels._elementwise cimport head_output, head_loss_grad, all_finite
+from archfit._kernels._elementwise cimport members_output, members_loss_grad, all_finite
 
 cdef extern from "team.h" nogil:
     int archfit_team_size()
@@ -99,11 +99,11 @@ cdef double _chunk_loss(const Network* net, const Workspace* ws, const floating*
     cdef Py_ssize_t k = net.sizes[net.n_layers]
     cdef const floating* targets = <const floating*> data.targets
     cdef const floating* weights = <const floating*> data.weights
-    return head_loss_grad(buf + ws.z[net.n_layers - 1], b, k, net.loss,
-                          data.labels + lo if data.labels != NULL else NULL,
-                          targets + lo * k if targets != NULL else NULL,
-                          weights + lo if weights != NULL else NULL,
-                          NULL, 1.0, net.huber_delta)
+    return members_loss_grad(buf + ws.z[net.n_layers - 1], b, net.members, k, net.loss,
+                             data.labels + lo if data.labels != NULL else NULL,
+                             targets + lo * k if targets != NULL else NULL,
+                             weights + lo if weights != NULL else NULL,
+                             NULL, 1.0, net.huber_delta)
 
 
 cdef void _predict_row(const Network* net, const Workspace* ws, const floating* theta,
@@ -111,10 +111,15 @@ cdef void _predict_row(const Network* net, const Workspace* ws, const floating* 
                        int threads, unsigned long long wake_from=0) noexcept nogil:
     """Outputs of the one sample x (into `out` unless NULL); ws planned for
     one row with room for x; its logits stay in buf."""
+    cdef int L = net.n_layers
     memcpy(buf + ws.x, x, net.sizes[0] * sizeof(floating))
-    _forward_row(net, ws, theta, buf, threads, wake_from)
+    if net.members > 1:
+        forward(net, ws, theta, buf + ws.x, 0, 1, buf)  # the members' rows: no row path
+    else:
+        _forward_row(net, ws, theta, buf, threads, wake_from)
     if out != NULL:
-        head_output(buf + ws.z[net.n_layers - 1], out, 1, net.sizes[net.n_layers], net.head)
+        members_output(buf + ws.z[L - 1], out, 1, net.members, net.sizes[L], net.head,
+                       buf + ws.delta[L - 1])
 
 
 cdef void _predict_chunk(const Network* net, const Workspace* ws, const floating* theta,
@@ -136,7 +141,8 @@ cdef void _predict_chunk(const Network* net, const Workspace* ws, const floating
     if losses != NULL:
         losses[c] = _chunk_loss(net, ws, buf, data, lo, b)
     if out != NULL:
-        head_output(buf + ws.z[L - 1], out + lo * net.sizes[L], b, net.sizes[L], net.head)
+        members_output(buf + ws.z[L - 1], out + lo * net.sizes[L], b, net.members,
+                       net.sizes[L], net.head, buf + ws.delta[L - 1])
 
 
 cdef void _pack_weights(const Network* net, const floating* theta, const Packed* pk,
@@ -312,8 +318,8 @@ cdef void _gradient_chunk(const Network* net, const Workspace* ws, const floatin
     else:
         X += lo * n_in
         forward(net, ws, theta, X, 0, b, buf)
-    losses[c] = head_loss_grad(
-        buf + ws.z[L - 1], b, k, net.loss,
+    losses[c] = members_loss_grad(
+        buf + ws.z[L - 1], b, net.members, k, net.loss,
         data.labels + lo if data.labels != NULL else NULL,
         targets + lo * k if targets != NULL else NULL,
         weights + lo if weights != NULL else NULL,

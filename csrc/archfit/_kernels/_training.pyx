@@ -27,7 +27,7 @@ from archfit._kernels._passes cimport forward, deltas, pass_of
 from archfit._kernels._layers cimport (Pass, Update, Kind, kinds, dense_sparse_grad,
                                        dense_repack_all, has_dropout)
 from archfit._kernels.packgemm cimport ARCHFIT_PK_WORK, pack_rows
-from archfit._kernels._elementwise cimport head_loss_grad, all_finite
+from archfit._kernels._elementwise cimport members_loss_grad, all_finite
 from archfit._kernels._random cimport stream_seed, shuffle as shuffle_index, dropout_mask
 
 from archfit._kernels._cpu cimport archfit_isa_adopt, archfit_fp_enter, archfit_fp_leave
@@ -69,7 +69,8 @@ cdef void _draw_masks(const Network* net, const Workspace* ws, Py_ssize_t rows,
     cdef int l
     for l in range(net.n_layers - 1):
         if has_dropout(net, ws, l):
-            dropout_mask(buf + ws.mask[l], rows * net.sizes[l + 1], ws.rate[l], rng)
+            dropout_mask(buf + ws.mask[l], rows * net.replicas[l] * net.sizes[l + 1],
+                         ws.rate[l], rng)
 
 
 cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
@@ -87,7 +88,7 @@ cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
     `rows` (with `order`): sample r's features are X's row rows[r].
     """
     cdef int L = net.n_layers
-    cdef Py_ssize_t i, j, r, xr, n_features = net.sizes[0], k = net.sizes[L]
+    cdef Py_ssize_t i, j, r, xr, n_features = net.sizes[0], k = net.sizes[L], M = net.members
     cdef const floating* Xb
     cdef const int* lb = NULL
     cdef const floating* tb = NULL
@@ -123,17 +124,18 @@ cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
         if weights != NULL:
             wb = weights + start
     forward(net, ws, theta, Xb, lo, hi, buf, pk, work, sparse, order, start)
-    head_loss_grad(buf + ws.z[L - 1] + lo * k, hi - lo, k, net.loss,
-                   lb + lo if lb != NULL else NULL, tb + lo * k if tb != NULL else NULL,
-                   wb + lo if wb != NULL else NULL, buf + ws.delta[L - 1] + lo * k,
-                   scale, net.huber_delta, row_loss + lo)
+    members_loss_grad(buf + ws.z[L - 1] + lo * M * k, hi - lo, M, k, net.loss,
+                      lb + lo if lb != NULL else NULL, tb + lo * k if tb != NULL else NULL,
+                      wb + lo if wb != NULL else NULL, buf + ws.delta[L - 1] + lo * M * k,
+                      scale, net.huber_delta, row_loss + lo)
     deltas(net, ws, theta, Xb, lo, hi, buf, pk, work)
     if pk != NULL:
         # this shard's rows of the errors, packed for the weight gradients
         for l in range(L):
             if pk.layer[l]:
-                pack_rows(b, net.sizes[l + 1], <const floating*> (buf + ws.delta[l]),
-                          net.sizes[l + 1], lo, hi, pk.D[l])
+                pack_rows(b * net.replicas[l], net.sizes[l + 1],
+                          <const floating*> (buf + ws.delta[l]), net.sizes[l + 1],
+                          lo * net.replicas[l], hi * net.replicas[l], pk.D[l])
 
 
 cdef void _block(const Pass* shared, const Update* u, floating* work, int l, Py_ssize_t r0,
@@ -142,11 +144,13 @@ cdef void _block(const Pass* shared, const Update* u, floating* work, int l, Py_
     it; `work`: the running thread's packed-GEMM scratch (ARCHFIT_PK_WORK
     elements of its own, or NULL)."""
     cdef Pass p = shared[0]
+    cdef Update v = u[0]
     p.work = work
+    v.rows = u.rows * p.net.replicas[l]         # an ensemble's layers: the members' rows
     if floating is float:
-        kinds()[p.net.kind[l]].block_f32(&p, u, l, r0, r1, buf)
+        kinds()[p.net.kind[l]].block_f32(&p, &v, l, r0, r1, buf)
     else:
-        kinds()[p.net.kind[l]].block_f64(&p, u, l, r0, r1, buf)
+        kinds()[p.net.kind[l]].block_f64(&p, &v, l, r0, r1, buf)
 
 
 cdef inline floating* _thread_work(floating* work, int tid) noexcept nogil:

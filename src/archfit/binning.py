@@ -1,0 +1,104 @@
+"""Bin edges for piecewise-linear embeddings: what a fit learns of each
+numeric feature's distribution before it trains.
+
+A :class:`~archfit.layers.PiecewiseLinear` layer codes each feature against
+T bins whose edges are the feature's quantiles at levels 0, 1/T, ..., 1 on
+the training rows, weighted by the sample weights. They are part of the fit
+model like the standardisation statistics, and live in θ (the layout's
+``.edges`` entries, :attr:`archfit.Architecture.fitted`) so that the kernels, saved
+files, checkpoints and ONNX graphs carry them with the weights; training never
+moves them (their gradient is zero).
+
+The quantile is the weighted inverse of the empirical distribution function:
+the smallest value whose cumulative weight reaches the level. A row of weight
+2 and the same row twice give the same edges, bit for bit.
+"""
+from __future__ import annotations
+
+from statistics import NormalDist
+
+import numpy as np
+
+# Rows of a file-backed X that edges are found on, at most (evenly spaced).
+FILE_ROWS = 1 << 18
+
+
+def normal_edges(n_bins: int) -> np.ndarray:
+    """T + 1 standard normal quantiles at levels (t + 1) / (T + 2): edges for
+    a standardised feature before a fit has seen data."""
+    dist = NormalDist()
+    return np.array([dist.inv_cdf((t + 1) / (n_bins + 2)) for t in range(n_bins + 1)])
+
+
+def quantile_edges(x: np.ndarray, weights: np.ndarray | None, n_bins: int,
+                   dtype) -> np.ndarray:
+    """The edges (n_bins + 1,) of one feature's values `x`, weighted.
+
+    Rows of weight zero do not count. Distinct edges are kept once, in the
+    model's dtype (two values that round to one float32 would make a bin of
+    no width in the middle), and the last is repeated to fill n_bins + 1: a
+    feature with fewer distinct values than bins gets fewer bins, the others
+    code 0.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if weights is not None:
+        keep = weights > 0
+        x, weights = x[keep], np.asarray(weights, dtype=np.float64)[keep]
+    order = np.argsort(x, kind="stable")
+    x = x[order]
+    if weights is None:
+        cumulative = np.arange(1, len(x) + 1, dtype=np.float64)
+    else:
+        cumulative = np.cumsum(weights[order])
+    levels = np.arange(n_bins + 1) / n_bins * cumulative[-1]
+    positions = np.minimum(np.searchsorted(cumulative, levels, side="left"), len(x) - 1)
+    distinct = np.unique(x[positions].astype(dtype))
+    return np.concatenate([distinct, np.repeat(distinct[-1], n_bins + 1 - len(distinct))])
+
+
+def fit_edges(architecture, theta: np.ndarray, X, weights=None, rows=None) -> None:
+    """Put the edges of every piecewise-linear layer of `architecture` into θ,
+    found on the training rows (in place).
+
+    Parameters
+    ----------
+    architecture : Architecture
+    theta : ndarray
+        θ of the model's dtype; its ``.edges`` entries are overwritten.
+    X : ndarray or file-backed rows
+        The training rows as the network reads them (standardised when the
+        fit standardises). Of a file, at most ``FILE_ROWS`` evenly spaced rows
+        are read.
+    weights : ndarray (n,), optional
+        Sample weights of those rows.
+    rows : ndarray of int, optional
+        The rows of X a fit trains on (a population member's); weights are
+        per row of `rows`.
+    """
+    for entry in architecture.fitted:
+        n_features, n_edges = entry.shape
+        columns = _numeric_columns(X, rows, n_features)
+        w = weights
+        if columns.shape[0] != (len(X) if rows is None else len(rows)) and w is not None:
+            w = w[_file_positions(len(X) if rows is None else len(rows))]
+        edges = np.stack([quantile_edges(columns[:, j], w, n_edges - 1, theta.dtype)
+                          for j in range(n_features)])
+        theta[entry.start:entry.stop] = edges.ravel()
+
+
+def _file_positions(n: int) -> np.ndarray:
+    return np.unique(np.linspace(0, n - 1, min(n, FILE_ROWS)).astype(np.int64))
+
+
+def _numeric_columns(X, rows, n_features: int) -> np.ndarray:
+    """X's first `n_features` columns on the training rows, as an array."""
+    from archfit._streaming import FileRows
+    if isinstance(X, FileRows):
+        n = len(X) if rows is None else len(rows)
+        positions = _file_positions(n)
+        if rows is not None:
+            positions = np.asarray(rows)[positions]
+        return np.asarray(X.take(positions))[:, :n_features]
+    if rows is not None:
+        return np.asarray(X)[np.asarray(rows), :n_features]
+    return np.asarray(X)[:, :n_features]
