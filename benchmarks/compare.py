@@ -30,7 +30,9 @@ torch.compile of the model with fused Adam; JAX (``jax.jit`` over
 epoch, as archfit's). Inference on W2: archfit, JAX (``jit`` of the forward
 pass), PyTorch eager and torch.compile under ``inference_mode``, NumPy; and
 the largest product of a batch-4096 prediction on one thread against
-OpenBLAS and MKL. Install them with
+OpenBLAS and MKL. W5, a TabM-like network (piecewise-linear and categorical
+embeddings, an ensemble of 32 inside), runs benchmarks/layers.py's twins:
+archfit, JAX, PyTorch eager with fused AdamW and torch.compile. Install them with
 ``pip install scikit-learn torch==2.13.0 jax`` (or ``".[compare]"``). ``--quick``
 runs archfit, JAX, fused PyTorch and NumPy only.
 """
@@ -555,6 +557,20 @@ def measure(kind, peer, workload, quick):
     return out.get("value")   # None when the peer is missing
 
 
+def layers_rate(peer, workload, quick):
+    """A workload of benchmarks/layers.py (its twins of layers beyond Dense),
+    samples per second, in its own process; None when the peer fails or is
+    missing (the reason printed)."""
+    cmd = [sys.executable, os.path.join(HERE, "layers.py"), "--worker", f"{peer}:{workload}",
+           "--epochs", "2" if quick else "5"]
+    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS))
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    if result.returncode != 0:
+        print(f"  {peer} on {workload}: {(result.stderr.strip().splitlines() or ['failed'])[-1]}")
+        return None
+    return json.loads(result.stdout.strip().splitlines()[-1])["rate"]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -608,6 +624,19 @@ def main(argv=None):
                   f"(loss {a['loss'][0]:.3g} -> {a['loss'][1]:.3g})", flush=True)
         if name == "W3":
             rates.append(measure("gemm", "archfit", "-", args.quick))
+
+    # W5, the TabM-like network: its twins are benchmarks/layers.py's
+    w5_peers = ["archfit", "jax", "torch"] + ([] if args.quick else ["torch-compile"])
+    print(f"\nW5 (TabM-like: PiecewiseLinear(48, 16) of 20 numeric inputs, Embedding(16) of 3 "
+          f"categorical ones, 3 x Dense(512, relu, dropout 0.1), BatchEnsemble(32, 'first'), "
+          f"5 classes, batch 256, AdamW), samples/s (median of {2 if args.quick else 5} epochs "
+          f"after a warm-up; torch: eager, fused AdamW)")
+    row = {p: layers_rate(p, "W5", args.quick) for p in w5_peers}
+    results["train"]["W5"] = row
+    print("".join(f"{p:>16}" for p in w5_peers) + "   archfit ÷ each peer")
+    print("".join(f"{fmt(row[p]):>16}" for p in w5_peers) + "   " + "  ".join(
+        f"{p} {row['archfit'] / row[p]:.2f}x" for p in w5_peers[1:]
+        if row.get(p) and row.get("archfit")), flush=True)
 
     peers = QUICK_INFERENCE_PEERS if args.quick else INFERENCE_PEERS
     print("\ninference on W2 (784-256-128-10, float32), softmax probabilities; "
