@@ -246,6 +246,17 @@ def nodes_forward(arch, theta, X, masks=None):
                  else np.ones((k, x.shape[1])))
             y = (x[:, None, :] * r[None]).reshape(-1, x.shape[1])   # member m of row i: i k + m
             saved.append(r)
+        elif node.kind == "adapted_dense":
+            k = node.members
+            r = np.tile(params[f"{node.name}.scale_in"], (len(x) // k, 1))
+            sc = np.tile(params[f"{node.name}.scale_out"], (len(x) // k, 1))
+            b = np.tile(params[f"{node.name}.bias"], (len(x) // k, 1))
+            P = (x * r) @ params[f"{node.name}.weight"]
+            z = P * sc + b
+            y = activation(node.layer.activation, z)
+            if masks is not None and i in masks:
+                y = y * masks[i]
+            saved.append((z, P, r, sc))
         elif node.kind == "member_dense":
             k = node.members
             z = (np.einsum("rkn,kno->rko", x.reshape(-1, k, x.shape[1]),
@@ -326,6 +337,19 @@ def nodes_loss_and_grad(model, theta, X, labels=None, targets=None, weights=None
                               dy[:, n + j * width:n + (j + 1) * width])
                     grads[f"{node.name}.table{j}"] = g
             dx = np.concatenate([dy[:, :n], np.zeros((len(dy), len(node.categorical)))], axis=1)
+        elif node.kind == "adapted_dense":
+            z, P, r, sc = saved[i]
+            W = params[f"{node.name}.weight"]
+            if masks is not None and i in masks:
+                dy = dy * masks[i]
+            dz = dy * activation_grad(node.layer.activation, z)
+            ds = dz * sc
+            E = ds @ W.T
+            grads[f"{node.name}.weight"] = (inputs[i] * r).T @ ds + l2 * W
+            grads[f"{node.name}.scale_in"] = (inputs[i] * E).reshape(n_rows, k, -1).sum(axis=0)
+            grads[f"{node.name}.scale_out"] = (dz * P).reshape(n_rows, k, -1).sum(axis=0)
+            grads[f"{node.name}.bias"] = dz.reshape(n_rows, k, -1).sum(axis=0)
+            dx = E * r
         elif node.kind == "member_dense":
             W = params[f"{node.name}.weight"]
             x3 = inputs[i].reshape(n_rows, k, -1)

@@ -453,12 +453,13 @@ def test_layers_and_an_ensemble_from_the_command_line(csv_data, tmp_path):
     layers = '[{"kind": "piecewise_linear", "n_bins": 8, "dim": 4}, {"kind": "dense", ' \
         '"units": 32, "activation": "relu"}]'
     code, stdout, stderr = archfit("train", csv_data, "--target", "digit", "--layers", layers,
-                                   "--ensemble", "4", "--epochs", "8", "--lr", "0.003", "-o", out)
+                                   "--ensemble", "4", "--adapters", "all", "--epochs", "8",
+                                   "--lr", "0.003", "-o", out)
     assert code == 0, stderr
     assert "256 -> 4 x 256" in stdout and "mean of 4" in stdout
     assert float(stdout.split("hold-out accuracy: ")[1].split()[0]) > 0.85
     fitted = af.load(out)
-    assert fitted.architecture.members == 4
+    assert fitted.architecture.members == 4 and fitted.architecture.ensemble.adapters == "all"
     assert fitted.architecture.fitted[0].name == "piecewise_linear0.edges"
     code, _, stderr = archfit("train", csv_data, "--target", "digit", "--ensemble", "0")
     assert code == 2 and "--ensemble: the members, a whole number from 1 to 1024" in stderr

@@ -153,7 +153,8 @@ def test_codes_are_declared_once_and_named_for_python():
     assert af.hyperparameters.OPTIMIZERS[:-1] == tuple(kernels.OPTIMIZERS)
     assert af.architecture.MAX_LAYERS == kernels.MAX_LAYERS == 64
     assert set(kernels.KINDS) == {"dense", "layer_norm", "add", "periodic", "embedding", "one_hot",
-                                 "piecewise_linear", "replicate", "member_dense"}
+                                 "piecewise_linear", "replicate", "member_dense",
+                                 "adapted_dense"}
     assert {cls.kind for cls in af.layers.LAYERS} - {"residual"} <= set(kernels.KINDS)
     assert sorted(kernels.ACTIVATIONS.values()) == list(range(len(kernels.ACTIVATIONS)))
     assert kernels.Status.OK == 0 and kernels.Status.NONFINITE_LOSS == 1

@@ -240,7 +240,8 @@ class Architecture:
     @property
     def activations(self) -> tuple[str, ...]:
         """Activation of each node (``"identity"`` for kinds without one)."""
-        return tuple(node.layer.activation if node.kind == "dense" else "identity"
+        return tuple(node.layer.activation if node.kind in ("dense", "adapted_dense")
+                     else "identity"
                      for node in self._nodes)
 
     @property
@@ -312,7 +313,8 @@ class Architecture:
             count = sum(math.prod(p.shape) for p in node.parameters())
             name = ("  " if i in inside else "") + node.name
             kind = {"add": "residual add", "replicate": "ensemble",
-                    "member_dense": "dense per member"}.get(node.kind, node.kind)
+                    "member_dense": "dense per member",
+                    "adapted_dense": "dense, adapters"}.get(node.kind, node.kind)
             shape = (f"{node.n_in} -> {self.members} x {node.n_out}" if node.kind == "replicate"
                      else f"{node.n_in} -> {node.n_out}")
             rows.append((name, kind, shape, node.layer.describe(),

@@ -114,7 +114,8 @@ def _train(args) -> int:
     hidden = (_layers(args.layers) if args.layers is not None
               else [af.Dense(h, args.activation) for h in args.hidden])
     arch = af.Architecture(table.X.shape[1], hidden + [af.Dense(n_outputs)], output,
-                           ensemble=af.BatchEnsemble(args.ensemble) if args.ensemble else None)
+                           ensemble=(af.BatchEnsemble(args.ensemble, args.adapters)
+                                     if args.ensemble else None))
     model = af.Model(arch, args.dtype)
     scale = not args.no_scale
     hp = af.Hyperparameters(optimizer=args.optimizer, learning_rate=args.lr,
@@ -536,6 +537,9 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--ensemble", type=_members, default=None, metavar="K",
                        help="K networks inside one, sharing all weights but the last layer's "
                        "(BatchEnsemble, as TabM-mini): the prediction is their mean")
+    train.add_argument("--adapters", default="first", choices=["first", "all", "none"],
+                       help="with --ensemble: each member's own scales of the first layer's "
+                       "input (TabM-mini), rank-1 adapters on every layer (TabM), or none")
     train.add_argument("--activation", default="relu",
                        choices=ACTIVATIONS,
                        help="hidden activation")

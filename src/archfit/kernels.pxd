@@ -75,7 +75,11 @@ cdef enum LayerKind:
     MEMBER_DENSE = 8            # x W_m + b_m: each member's own weights and bias (an
                                 # ensemble's last layer); the head's outputs are the
                                 # mean of the members'
-    N_KINDS = 9
+    ADAPTED_DENSE = 9           # activation((x ∘ r_m) W ∘ s_m + b_m): a DENSE layer on an
+                                # ensemble's members' rows with shared W, each member's
+                                # own scales r_m, s_m and bias b_m (BatchEnsemble's
+                                # rank-1 adapters; TabM)
+    N_KINDS = 10
 
 cdef enum Activation:
     IDENTITY = 0
@@ -124,11 +128,12 @@ cdef struct InputSpec:
 cdef struct LayerSpec:
     # One layer as network_of_layers takes it.
     int kind                    # a LayerKind
-    Py_ssize_t units            # DENSE: outputs; PERIODIC, PIECEWISE_LINEAR: outputs per
+    Py_ssize_t units            # DENSE, ADAPTED_DENSE, MEMBER_DENSE: outputs; PERIODIC,
+                                # PIECEWISE_LINEAR: outputs per
                                 # numeric input;
                                 # EMBEDDING: outputs per categorical input; other kinds 0
-    int activation              # DENSE, PERIODIC, PIECEWISE_LINEAR: an Activation;
-                                # others IDENTITY
+    int activation              # DENSE, ADAPTED_DENSE, PERIODIC, PIECEWISE_LINEAR: an
+                                # Activation; others IDENTITY
     int link                    # ADD: the layer whose input is added (a residual block's
                                 # first layer, < this one); others -1
     double epsilon              # LAYER_NORM: added to the variance; others 0
@@ -176,7 +181,10 @@ cdef struct Network:
                                         # the REPLICATE, members after it
     bint adapter[MAX_LAYERS]            # REPLICATE: scales r (members, width) at w_start
                                         # (MEMBER_DENSE: weights (members, n_in, n_out)
-                                        # at w_start, bias (members, n_out) at b_start)
+                                        # at w_start, bias (members, n_out) at b_start;
+                                        # ADAPTED_DENSE: W (n_in, n_out) at w_start, then
+                                        # r (members, n_in), s (members, n_out), and the
+                                        # bias (members, n_out) at b_start)
     Py_ssize_t n_parameters
     int head
     int loss

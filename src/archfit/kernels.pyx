@@ -67,7 +67,7 @@ globals()["API_VERSION"] = API_VERSION
 # The kinds of layer the kernels' table has (kernels.pxd's LayerKind), by name.
 KINDS = {"dense": DENSE, "layer_norm": LAYER_NORM, "add": ADD, "periodic": PERIODIC,
          "embedding": EMBEDDING, "one_hot": ONE_HOT, "piecewise_linear": PIECEWISE_LINEAR,
-         "replicate": REPLICATE, "member_dense": MEMBER_DENSE}
+         "replicate": REPLICATE, "member_dense": MEMBER_DENSE, "adapted_dense": ADAPTED_DENSE}
 # Categorical inputs and ensemble members of a network, at most (kernels.pxd's
 # MAX_CATEGORICAL, MAX_MEMBERS).
 globals()["MAX_CATEGORICAL"] = MAX_CATEGORICAL

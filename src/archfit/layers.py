@@ -105,6 +105,9 @@ class Node(NamedTuple):
                     "adapter": layer.adapters == "first"}
         if self.kind == "member_dense":
             return {"kind": "member_dense", "units": self.n_out}
+        if self.kind == "adapted_dense":
+            return {"kind": "adapted_dense", "units": self.n_out, "activation": layer.activation,
+                    "dropout": layer.dropout}
         if self.kind == "add":
             return {"kind": "add", "link": self.link}
         return {"kind": self.kind}
@@ -123,6 +126,15 @@ class Node(NamedTuple):
         if self.kind == "member_dense":
             return [Parameter("weight", (self.members, self.n_in, self.n_out), True, "glorot"),
                     Parameter("bias", (self.members, self.n_out), False, "zeros")]
+        if self.kind == "adapted_dense":
+            # TabM: the first layer's input scales random signs, the others' ones
+            first = self.name == "adapted_dense0"
+            weight = self.layer.parameters(self.n_in)[0]
+            return [weight,
+                    Parameter("scale_in", (self.members, self.n_in), False,
+                              "signs" if first else "ones"),
+                    Parameter("scale_out", (self.members, self.n_out), False, "ones"),
+                    Parameter("bias", (self.members, self.n_out), False, "zeros")]
         return self.layer.parameters(self.n_numeric)
 
     def flops(self) -> int:
@@ -135,6 +147,8 @@ class Node(NamedTuple):
     def _onnx(self, graph, x: str, weights, inputs) -> str:
         if self.kind == "member_dense":
             return _member_dense_onnx(graph, x, self, weights)
+        if self.kind == "adapted_dense":
+            return _adapted_dense_onnx(graph, x, self, weights)
         return self.layer._onnx(graph, x, self, weights, inputs)
 
 
@@ -708,17 +722,21 @@ class BatchEnsemble:
     ----------
     k : int, default 32
         Members, 1 to 1024.
-    adapters : {"first", "none"}, default "first"
+    adapters : {"first", "all", "none"}, default "first"
         ``"first"``: each member scales the shared layers' input by its own
-        vector r_m, initialised with random signs (TabM-mini); ``"none"``: the
-        members differ by their heads and dropout masks alone. (TabM's
-        ``"all"``, a rank-1 adapter on every layer, is not built yet.)
+        vector r_m, initialised with random signs (TabM-mini); ``"all"``: every
+        Dense layer but the last is ``activation((x ∘ r_m) W ∘ s_m + b_m)``,
+        rank-1 adapters r_m, s_m and a bias of each member's (TabM; the first
+        layer's r_m random signs, the others' r_m and s_m ones); ``"none"``:
+        the members differ by their heads and dropout masks alone.
 
     Notes
     -----
-    Parameters: ``ensemble0.scale`` (k, width) with adapters (no decay), and
-    the last layer's ``weight`` (k, n_in, n_out), decayed, and ``bias``
-    (k, n_out).
+    Parameters: ``ensemble0.scale`` (k, width) with ``"first"`` (no decay);
+    with ``"all"`` each Dense layer's (an ``adapted_dense`` node's) ``weight``
+    (n_in, n_out), decayed, ``scale_in`` (k, n_in), ``scale_out`` (k, n_out)
+    and ``bias`` (k, n_out); the last layer's ``weight`` (k, n_in, n_out),
+    decayed, and ``bias`` (k, n_out).
     """
 
     k: int = 32
@@ -729,11 +747,8 @@ class BatchEnsemble:
     def __post_init__(self):
         object.__setattr__(self, "k", check_int(self.k, "BatchEnsemble.k", minimum=1,
                                                 maximum=kernels.MAX_MEMBERS))
-        if self.adapters == "all":
-            raise ValueError("BatchEnsemble(adapters='all') (an adapter on every layer) is not "
-                             "built yet; use 'first' (TabM-mini) or 'none'")
-        if not isinstance(self.adapters, str) or self.adapters not in ("first", "none"):
-            raise ValueError(f"BatchEnsemble.adapters must be 'first' or 'none', got "
+        if not isinstance(self.adapters, str) or self.adapters not in ("all", "first", "none"):
+            raise ValueError(f"BatchEnsemble.adapters must be 'all', 'first' or 'none', got "
                              f"{self.adapters!r}")
 
     def replace(self, **changes) -> "BatchEnsemble":
@@ -741,8 +756,8 @@ class BatchEnsemble:
         return BatchEnsemble(**{**self.to_dict(), **changes})
 
     def parameters(self, n_in: int) -> list[Parameter]:
-        """``scale`` (k, n_in) with adapters, random signs; none without."""
-        if self.adapters == "none":
+        """``scale`` (k, n_in) with ``"first"``, random signs; none else."""
+        if self.adapters != "first":
             return []
         return [Parameter("scale", (self.k, n_in), False, "signs")]
 
@@ -782,6 +797,26 @@ class BatchEnsemble:
 
     def __repr__(self) -> str:
         return f"BatchEnsemble(k={self.k}, adapters={self.adapters!r})"
+
+
+def _adapted_dense_onnx(graph, x: str, node: Node, weights) -> str:
+    """A Dense layer with each member's adapters: (batch k, n_in) as (batch, k,
+    n_in), times r; the shared product; times s, plus the bias; activation."""
+    p = f"{graph.prefix}{node.name}"
+    k = node.members
+
+    def const(suffix):
+        return graph.const(f"{p}.{suffix}", np.array(weights[f"{node.name}.{suffix}"]))
+
+    shape_in = graph.const(f"{p}.shape_in", np.array([-1, k, node.n_in], dtype=np.int64))
+    shape_out = graph.const(f"{p}.shape_out", np.array([-1, node.n_out], dtype=np.int64))
+    graph.node("Reshape", [x, shape_in], [f"{p}.x3"])
+    graph.node("Mul", [f"{p}.x3", const("scale_in")], [f"{p}.scaled"])
+    graph.node("MatMul", [f"{p}.scaled", const("weight")], [f"{p}.product"])
+    graph.node("Mul", [f"{p}.product", const("scale_out")], [f"{p}.rescaled"])
+    graph.node("Add", [f"{p}.rescaled", const("bias")], [f"{p}.z3"])
+    graph.node("Reshape", [f"{p}.z3", shape_out], [f"{p}.z"])
+    return _onnx_activation(graph, node.layer.activation, f"{p}.z", p)
 
 
 def _member_dense_onnx(graph, x: str, node: Node, weights) -> str:
@@ -855,6 +890,13 @@ def flatten(n_numeric: int, layers: Sequence, categorical: tuple = (),
                 "passes codes through)")
 
     members, placed = 1, False
+
+    def adapted(layer) -> str:
+        # with adapters on every layer, an ensemble's Dense layers have them
+        if placed and ensemble.adapters == "all" and isinstance(layer, Dense):
+            return "adapted_dense"
+        return layer.kind
+
     for index, layer in enumerate(layers):
         if ensemble is not None and not placed and not isinstance(layer, _EMBEDDINGS):
             numeric_only(ensemble)
@@ -874,8 +916,8 @@ def flatten(n_numeric: int, layers: Sequence, categorical: tuple = (),
             first = len(nodes)
             for inner in layer.layers:
                 out = inner.width(width)
-                nodes.append(Node(name(inner.kind), inner, inner.kind, width, out, -1, (),
-                                  members))
+                kind = adapted(inner)
+                nodes.append(Node(name(kind), inner, kind, width, out, -1, (), members))
                 width = out
             nodes.append(Node(name("residual"), layer, "add", width, width, first, (), members))
         elif isinstance(layer, (Embedding, OneHot)):
@@ -900,7 +942,8 @@ def flatten(n_numeric: int, layers: Sequence, categorical: tuple = (),
         else:
             numeric_only(layer)
             out = layer.width(width)
-            nodes.append(Node(name(layer.kind), layer, layer.kind, width, out, -1, (), members))
+            kind = adapted(layer)
+            nodes.append(Node(name(kind), layer, kind, width, out, -1, (), members))
             width = out
     return tuple(nodes)
 

@@ -182,11 +182,14 @@ class Model:
                                     arch.layers, arch.output, ensemble=arch.ensemble.replace(k=1),
                                     inputs=arch.inputs if arch.inputs.categorical else None),
                        self._dtype.name, self._loss_name, self._huber_delta)
-        weights = self.unflatten(theta)
-        own = {node.name for node in arch.nodes if node.kind in ("replicate", "member_dense")}
+        # the arrays with a row per member: all of an ensemble's own nodes', and
+        # an adapted layer's but its shared weight
+        own = {f"{node.name}.{p.suffix}" for node in arch.nodes for p in node.parameters()
+               if node.kind in ("replicate", "member_dense")
+               or (node.kind == "adapted_dense" and p.suffix != "weight")}
         return single, single.flatten({
-            name: (value[m:m + 1] if name.split(".")[0] in own else value)
-            for name, value in weights.items()})
+            name: (value[m:m + 1] if name in own else value)
+            for name, value in self.unflatten(theta).items()})
 
     def unflatten(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Views of θ per weight and bias, keyed by layout name; no copies."""

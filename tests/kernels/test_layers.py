@@ -64,6 +64,9 @@ def architectures(n_in=6, k=3, output="softmax"):
             output=output, ensemble=af.BatchEnsemble(4, adapters="none")),
         "ensemble-head-only": af.Architecture(n_in, [af.Dense(k)], output,
                                               ensemble=af.BatchEnsemble(2)),
+        "ensemble-adapters": af.Architecture(n_in, [
+            af.Dense(6, "gelu", dropout=0.2), af.Residual([af.LayerNorm(), af.Dense(6, "tanh")]),
+            af.Dense(5, "relu"), af.Dense(k)], output, ensemble=af.BatchEnsemble(3, "all")),
         "periodic-inside": af.Architecture(n_in, [
             af.Dense(4, "tanh"), af.Periodic(2, 0.5, 3, activation="identity"), af.LayerNorm(),
             af.Residual([af.Dense(12, "gelu")]), af.Dense(k)], output),
@@ -157,7 +160,8 @@ def rates(arch, dropout):
     last takes its own rate, or the fit's."""
     last = len(arch.nodes) - 1
     return {i: (node.layer.dropout if node.layer.dropout is not None else dropout)
-            for i, node in enumerate(arch.nodes) if node.kind == "dense" and i < last}
+            for i, node in enumerate(arch.nodes)
+            if node.kind in ("dense", "adapted_dense") and i < last}
 
 
 def reference_epoch(model, theta, X, y, *, batch_size, optimizer, lr, l2, epoch, seed,

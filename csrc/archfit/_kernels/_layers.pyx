@@ -24,6 +24,8 @@ Design
   the shared layers after it - DENSE, LAYER_NORM, ADD, which run on those
   rows as on any others (one GEMM for all members) - and a last
   MEMBER_DENSE, each member's own weights: strided GEMMs, one per member.
+  With adapters on every layer, the shared DENSE layers are ADAPTED_DENSE:
+  each member's rows scaled before and after the one GEMM of all members.
 * A residual block ``x + f(x)`` is its layers followed by an ADD that links to
   the block's first layer: its forward adds that layer's input; the error at
   that input gets the ADD's error added (``_passes.deltas``, through
@@ -35,7 +37,7 @@ from cython cimport floating
 
 from archfit.kernels cimport (Network, Settings, Data, DENSE, LAYER_NORM, ADD, PERIODIC,
                               EMBEDDING, ONE_HOT, PIECEWISE_LINEAR, REPLICATE, MEMBER_DENSE,
-                              N_KINDS)
+                              ADAPTED_DENSE, N_KINDS)
 from archfit._kernels._plan cimport Workspace, Packed, UPDATE_BLOCK, BLOCK_MIN_ROWS
 from archfit._kernels._blas cimport gemm
 from archfit._kernels.packgemm cimport pack_rows, packed_gemm
@@ -1106,6 +1108,186 @@ cdef void _member_dense_block(const Pass* p, const Update* u, int l, Py_ssize_t 
            net.b_start[l] + m1 * n_out, 0.0, 0.0)
 
 
+# ---- ADAPTED_DENSE: activation((x ∘ r_m) W ∘ s_m + b_m) on an ensemble's members' rows ----------
+cdef struct _Adapted:
+    # An ADAPTED_DENSE layer's sizes and where its parts are: in θ (W, r, s,
+    # bias) and in the workspace (x ∘ r and the error at it; (x ∘ r) W and the
+    # error at the pre-activation times s), for `rows` members' rows.
+    Py_ssize_t M
+    Py_ssize_t n_in
+    Py_ssize_t n_out
+    Py_ssize_t r
+    Py_ssize_t s
+    Py_ssize_t rows
+    Py_ssize_t xr
+    Py_ssize_t e
+    Py_ssize_t prod
+    Py_ssize_t ds
+
+
+cdef inline _Adapted _adapted(const Network* net, const Workspace* ws, int l) noexcept nogil:
+    cdef _Adapted a
+    a.M = net.members
+    a.n_in = net.sizes[l]
+    a.n_out = net.sizes[l + 1]
+    a.r = net.w_start[l] + a.n_in * a.n_out
+    a.s = a.r + a.M * a.n_in
+    a.rows = ws.rows * net.replicas[l]
+    a.xr = ws.extra[l]
+    a.e = ws.extra[l] + a.rows * a.n_in
+    a.prod = ws.aux[l]
+    a.ds = ws.aux[l] + a.rows * a.n_out
+    return a
+
+
+cdef Py_ssize_t _adapted_scratch(const Network* net, int l, Workspace* ws, Py_ssize_t rows,
+                                 Py_ssize_t off) noexcept nogil:
+    """DENSE's arrays, and x ∘ r and its error (n_in each), (x ∘ r) W and the
+    scaled error (n_out each)."""
+    off = _dense_scratch(net, l, ws, rows, off)
+    ws.extra[l] = off
+    off += 2 * rows * net.sizes[l]
+    ws.aux[l] = off
+    return off + 2 * rows * net.sizes[l + 1]
+
+
+cdef void _adapted_forward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
+                           floating* buf) noexcept nogil:
+    cdef const Network* net = p.net
+    cdef const Workspace* ws = p.ws
+    cdef _Adapted a = _adapted(net, ws, l)
+    cdef const floating* theta = <const floating*> p.theta
+    cdef const floating* X = _input(p, l, buf)
+    cdef Py_ssize_t i, j, m, n = hi - lo
+    cdef floating* xr = buf + a.xr
+    cdef floating* P = buf + a.prod
+    cdef floating* Z = buf + ws.z[l]
+    cdef floating* A = buf + ws.a[l]
+    cdef const floating* r
+    cdef const floating* sc
+    for i in range(lo, hi):
+        r = theta + a.r + (i % a.M) * a.n_in
+        for j in range(a.n_in):
+            xr[i * a.n_in + j] = X[i * a.n_in + j] * r[j]
+    gemm(False, False, <int> n, <int> a.n_out, <int> a.n_in, <floating> 1.0, xr + lo * a.n_in,
+         <int> a.n_in, theta + net.w_start[l], <int> a.n_out, <floating> 0.0,
+         P + lo * a.n_out, <int> a.n_out)
+    for i in range(lo, hi):
+        m = i % a.M
+        sc = theta + a.s + m * a.n_out
+        for j in range(a.n_out):
+            Z[i * a.n_out + j] = P[i * a.n_out + j] * sc[j]
+        bias_activation(Z + i * a.n_out, theta + net.b_start[l] + m * a.n_out,
+                        A + i * a.n_out, 1, a.n_out, net.activation[l])
+    if has_dropout(net, ws, l):
+        for i in range(lo * a.n_out, hi * a.n_out):
+            buf[ws.dropped[l] + i] = A[i] * buf[ws.mask[l] + i]
+
+
+cdef void _adapted_backward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
+                            floating* buf) noexcept nogil:
+    """The error at the pre-activation (in place), times s; through W^T, the
+    error at x ∘ r; times r, the error at the input."""
+    cdef const Network* net = p.net
+    cdef const Workspace* ws = p.ws
+    cdef _Adapted a = _adapted(net, ws, l)
+    cdef const floating* theta = <const floating*> p.theta
+    cdef Py_ssize_t i, j, n = hi - lo
+    cdef floating* D = buf + ws.delta[l]
+    cdef floating* Ds = buf + a.ds
+    cdef floating* E = buf + a.e
+    cdef const floating* sc
+    cdef const floating* r
+    if has_dropout(net, ws, l):
+        multiply(D + lo * a.n_out, buf + ws.mask[l] + lo * a.n_out, n * a.n_out)
+    activation_backward(D + lo * a.n_out, buf + ws.z[l] + lo * a.n_out,
+                        buf + ws.a[l] + lo * a.n_out, n * a.n_out, net.activation[l])
+    for i in range(lo, hi):
+        sc = theta + a.s + (i % a.M) * a.n_out
+        for j in range(a.n_out):
+            Ds[i * a.n_out + j] = D[i * a.n_out + j] * sc[j]
+    gemm(False, True, <int> n, <int> a.n_in, <int> a.n_out, <floating> 1.0, Ds + lo * a.n_out,
+         <int> a.n_out, theta + net.w_start[l], <int> a.n_out, <floating> 0.0,
+         E + lo * a.n_in, <int> a.n_in)
+    for i in range(lo, hi):
+        r = theta + a.r + (i % a.M) * a.n_in
+        for j in range(a.n_in):
+            buf[ws.delta[l - 1] + i * a.n_in + j] = E[i * a.n_in + j] * r[j]
+
+
+cdef void _adapted_weight_grad(const Pass* p, int l, Py_ssize_t rows, floating* grad,
+                               Py_ssize_t r0, Py_ssize_t r1, bint accumulate,
+                               floating* buf) noexcept nogil:
+    """Rows [r0, r1) of W's gradient, (x ∘ r)^T (D ∘ s) over the members' rows
+    [0, rows)."""
+    cdef _Adapted a = _adapted(p.net, p.ws, l)
+    gemm(True, False, <int> (r1 - r0), <int> a.n_out, <int> rows, <floating> 1.0,
+         buf + a.xr + r0, <int> a.n_in, buf + a.ds, <int> a.n_out,
+         <floating> (1.0 if accumulate else 0.0), grad + p.net.w_start[l] + r0 * a.n_out,
+         <int> a.n_out)
+
+
+cdef void _adapted_members_grad(const Pass* p, int l, Py_ssize_t rows, floating* grad,
+                                bint accumulate, floating* buf) noexcept nogil:
+    """Every member's r, s and bias gradient over the members' rows [0,
+    rows), rows in order: x times the error at x ∘ r; (x ∘ r) W times the
+    error at the pre-activation; that error."""
+    cdef const Network* net = p.net
+    cdef _Adapted a = _adapted(net, p.ws, l)
+    cdef const floating* X = _input(p, l, buf)
+    cdef const floating* E = buf + a.e
+    cdef const floating* P = buf + a.prod
+    cdef const floating* D = buf + p.ws.delta[l]
+    cdef floating* gr = grad + a.r
+    cdef floating* gs = grad + a.s
+    cdef floating* gb = grad + net.b_start[l]
+    cdef Py_ssize_t i, j, m
+    if not accumulate:
+        for j in range(a.M * a.n_in):
+            gr[j] = 0
+        for j in range(a.M * a.n_out):
+            gs[j] = 0
+            gb[j] = 0
+    for i in range(rows):
+        m = i % a.M
+        for j in range(a.n_in):
+            gr[m * a.n_in + j] += X[i * a.n_in + j] * E[i * a.n_in + j]
+        for j in range(a.n_out):
+            gs[m * a.n_out + j] += D[i * a.n_out + j] * P[i * a.n_out + j]
+            gb[m * a.n_out + j] += D[i * a.n_out + j]
+
+
+cdef void _adapted_grad(const Pass* p, int l, Py_ssize_t rows, floating* grad, bint accumulate,
+                        floating* buf) noexcept nogil:
+    _adapted_weight_grad(p, l, rows, grad, 0, p.net.sizes[l], accumulate, buf)
+    _adapted_members_grad(p, l, rows, grad, accumulate, buf)
+
+
+cdef void _adapted_block(const Pass* p, const Update* u, int l, Py_ssize_t r0, Py_ssize_t r1,
+                         floating* buf) noexcept nogil:
+    """W's rows [r0, r1) (with the L2 terms), or every member's r, s and bias
+    (r0 < 0; no decay): their gradient, then their update."""
+    cdef const Network* net = p.net
+    cdef _Adapted a = _adapted(net, p.ws, l)
+    cdef floating* theta = <floating*> u.theta
+    cdef floating* grad = <floating*> u.grad
+    if r0 < 0:
+        _adapted_members_grad(p, l, u.rows, grad, False, buf)
+        update(u.settings, u.learning_rate, u.step, theta, grad, <floating*> u.m,
+               <floating*> u.v, a.r, net.p_stop[l], 0.0, 0.0)
+        return
+    _adapted_weight_grad(p, l, u.rows, grad, r0, r1, False, buf)
+    update(u.settings, u.learning_rate, u.step, theta, grad, <floating*> u.m, <floating*> u.v,
+           net.w_start[l] + r0 * a.n_out, net.w_start[l] + r1 * a.n_out, u.penalty, u.decay)
+
+
+cdef void _adapted_decays(const Network* net, int l, Py_ssize_t* first,
+                          Py_ssize_t* stop) noexcept nogil:
+    """W decays; the members' scales and biases do not."""
+    first[0] = net.w_start[l]
+    stop[0] = net.w_start[l] + net.sizes[l] * net.sizes[l + 1]
+
+
 # ---- EMBEDDING and ONE_HOT: categorical inputs, each a code, as vectors ------------------------
 cdef inline Py_ssize_t _category(const Network* net, int j, double code) noexcept nogil:
     """The row of categorical input j's table (or its indicator) for `code`:
@@ -1360,3 +1542,17 @@ _TABLE[<int> MEMBER_DENSE].part_f64 = _whole_row[double]
 _TABLE[<int> MEMBER_DENSE].scratch = _member_dense_scratch
 _TABLE[<int> MEMBER_DENSE].blocks = _members_blocks
 _TABLE[<int> MEMBER_DENSE].decays = _dense_decays
+
+_TABLE[<int> ADAPTED_DENSE].forward_f32 = _adapted_forward[float]
+_TABLE[<int> ADAPTED_DENSE].forward_f64 = _adapted_forward[double]
+_TABLE[<int> ADAPTED_DENSE].backward_f32 = _adapted_backward[float]
+_TABLE[<int> ADAPTED_DENSE].backward_f64 = _adapted_backward[double]
+_TABLE[<int> ADAPTED_DENSE].grad_f32 = _adapted_grad[float]
+_TABLE[<int> ADAPTED_DENSE].grad_f64 = _adapted_grad[double]
+_TABLE[<int> ADAPTED_DENSE].block_f32 = _adapted_block[float]
+_TABLE[<int> ADAPTED_DENSE].block_f64 = _adapted_block[double]
+_TABLE[<int> ADAPTED_DENSE].part_f32 = _whole_row[float]
+_TABLE[<int> ADAPTED_DENSE].part_f64 = _whole_row[double]
+_TABLE[<int> ADAPTED_DENSE].scratch = _adapted_scratch
+_TABLE[<int> ADAPTED_DENSE].blocks = _dense_blocks
+_TABLE[<int> ADAPTED_DENSE].decays = _adapted_decays

@@ -82,9 +82,12 @@ cdef struct Workspace:
     double rate[MAX_LAYERS]         # each layer's dropout rate in this computation (0: none)
     Py_ssize_t aux[MAX_LAYERS]      # LAYER_NORM: 1 / standard deviation of each row;
                                     # PERIODIC: each row's cos and sin features (n, 2K);
-                                    # PIECEWISE_LINEAR: each row's bin codes (n, T)
+                                    # PIECEWISE_LINEAR: each row's bin codes (n, T);
+                                    # ADAPTED_DENSE: (x ∘ r) W, then the error at
+                                    # the pre-activation times s (each n_out wide)
     Py_ssize_t extra[MAX_LAYERS]    # PERIODIC: each row's error at those features (n, 2K),
-                                    # then its terms of the frequencies' gradient (n, K)
+                                    # then its terms of the frequencies' gradient (n, K);
+                                    # ADAPTED_DENSE: x ∘ r, then the error at it (n_in)
     Py_ssize_t x                    # gathered mini-batch inputs (if gathering)
     Py_ssize_t t                    # gathered mini-batch targets (if gathering)
     Py_ssize_t w                    # gathered mini-batch sample weights (if gathering)

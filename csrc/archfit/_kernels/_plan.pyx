@@ -17,7 +17,7 @@ from libc.string cimport memset
 from archfit.kernels cimport (OK, INVALID_ARGUMENT, FLOAT32, FLOAT64, IDENTITY, GELU,
                               SOFTMAX, EXPONENTIAL, CROSS_ENTROPY, POISSON, SGD, ADAMW,
                               DENSE, LAYER_NORM, ADD, PERIODIC, EMBEDDING, ONE_HOT,
-                              PIECEWISE_LINEAR, REPLICATE, MEMBER_DENSE,
+                              PIECEWISE_LINEAR, REPLICATE, MEMBER_DENSE, ADAPTED_DENSE,
                               MAX_CATEGORICAL, MAX_MEMBERS)
 from archfit._kernels._layers cimport kinds
 from archfit._kernels.packgemm cimport ARCHFIT_PK_WORK, archfit_packed_gemm_available, packed_size
@@ -198,10 +198,11 @@ cdef int network_of_layers(Network* net, const InputSpec* inputs, int n_layers,
             return INVALID_ARGUMENT
         if layers[l].kind != REPLICATE and (layers[l].members != 0 or layers[l].adapter):
             return INVALID_ARGUMENT
-        if ensemble and layers[l].kind not in (DENSE, LAYER_NORM, ADD, MEMBER_DENSE):
+        if ensemble and layers[l].kind not in (DENSE, LAYER_NORM, ADD, MEMBER_DENSE,
+                                               ADAPTED_DENSE):
             return INVALID_ARGUMENT     # a member's rows go through these kinds only
         if layers[l].own_dropout:
-            if layers[l].kind != DENSE or l == n_layers - 1 \
+            if layers[l].kind not in (DENSE, ADAPTED_DENSE) or l == n_layers - 1 \
                     or not 0.0 <= layers[l].dropout < 1.0:
                 return INVALID_ARGUMENT
             net.dropout[l] = layers[l].dropout
@@ -268,6 +269,16 @@ cdef int network_of_layers(Network* net, const InputSpec* inputs, int n_layers,
             net.b_start[l] = start
             net.members = <int> layers[l].members
             ensemble = True
+        elif layers[l].kind == ADAPTED_DENSE:
+            # a hidden layer on an ensemble's members' rows
+            if not ensemble or l == n_layers - 1 or layers[l].units < 1 \
+                    or not IDENTITY <= layers[l].activation <= GELU:
+                return INVALID_ARGUMENT
+            width = layers[l].units
+            net.activation[l] = layers[l].activation
+            start += n_in * width + net.members * (n_in + width)
+            net.b_start[l] = start
+            start += net.members * width
         elif layers[l].kind == MEMBER_DENSE:
             if not ensemble or l != n_layers - 1 or layers[l].units < 1:
                 return INVALID_ARGUMENT
@@ -315,7 +326,8 @@ cdef Py_ssize_t workspace(const Network* net, Workspace* ws, Py_ssize_t rows, do
     ws.dropout = False
     for l in range(L):
         ws.rate[l] = 0.0
-        if dropout >= 0.0 and net.kind[l] == DENSE and l < L - 1:
+        if dropout >= 0.0 and (net.kind[l] == DENSE or net.kind[l] == ADAPTED_DENSE) \
+                and l < L - 1:
             ws.rate[l] = net.dropout[l] if net.dropout[l] >= 0.0 else dropout
             ws.dropout = ws.dropout or ws.rate[l] > 0.0
     for l in range(L):
@@ -390,7 +402,7 @@ cdef Py_ssize_t _n_weights(const Network* net) noexcept nogil:
     cdef int l
     for l in range(net.n_layers):
         w = 0
-        if net.kind[l] == DENSE or net.kind[l] == MEMBER_DENSE:
+        if net.kind[l] == DENSE or net.kind[l] == MEMBER_DENSE or net.kind[l] == ADAPTED_DENSE:
             w = net.sizes[l] * net.sizes[l + 1]
         elif net.kind[l] == LAYER_NORM:
             w = net.sizes[l]
