@@ -20,9 +20,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 # Every check scikit-learn has runs; these are the only expected failures.
 EXPECTED_FAILURES = {
     "check_sample_weight_equivalence_on_dense_data":
-        "Shuffled mini-batch training: repeating a row changes which rows share a batch and "
-        "how many updates an epoch makes, so weight 2 and a repeated row give different "
-        "(equally valid) fits. scikit-learn's own MLP estimators cannot pass this either.",
+        "At the default settings (Adam on shuffled mini-batches) repeating a row changes which "
+        "rows share a batch and how many updates an epoch makes, so weight 2 and a repeated "
+        "row give different (equally valid) fits, as for scikit-learn's own MLPs; with the "
+        "settings scikit-learn tests its MLPs with, the check passes "
+        "(test_sample_weights_equal_repeated_rows).",
     "check_sample_weight_equivalence_on_sparse_data":
         "The same check on sparse input, with the same reason.",
 }
@@ -39,6 +41,27 @@ def test_check_estimator(estimator):
     xfailed = {r["check_name"] for r in results if r["status"] == "xfail"}
     assert xfailed <= set(EXPECTED_FAILURES)
     assert len(results) > 50
+
+
+@pytest.mark.parametrize("estimator", [
+    MLPClassifier(solver="lbfgs"),
+    MLPRegressor(solver="sgd", tol=1e-2, random_state=42)], ids=["classifier", "regressor"])
+@pytest.mark.parametrize("data", ["dense", "sparse"])
+def test_sample_weights_equal_repeated_rows(estimator, data):
+    # scikit-learn's own check, with the settings scikit-learn runs it with for its
+    # MLPs: a batch's L2 term is alpha over its total weight, as scikit-learn's
+    from sklearn.utils import estimator_checks
+    check = getattr(estimator_checks, f"check_sample_weight_equivalence_on_{data}_data")
+    check(type(estimator).__name__, estimator)
+
+
+def test_float64_input_is_fit_in_float64_and_float32_in_float32():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4))
+    y = (X[:, 0] > 0).astype(int)
+    assert MLPClassifier((8,), max_iter=5).fit(X, y).fit_model_.model.dtype == np.float64
+    assert MLPClassifier((8,), max_iter=5).fit(X.astype(np.float32), y) \
+        .fit_model_.model.dtype == np.float32
 
 
 @pytest.fixture(scope="module")

@@ -136,3 +136,28 @@ def test_continuous_targets_are_not_class_labels():
     af.fit(model, X, (np.arange(10) % 2).astype(float), af.Hyperparameters(epochs=1))
     # declared classes may be any values
     af.fit(model, X, np.arange(10) % 2 + 0.5, af.Hyperparameters(epochs=1), classes=[0.5, 1.5])
+
+
+@pytest.mark.parametrize("targets", [False, True])
+def test_the_statistics_weigh_rows_as_repeats(targets):
+    # a row of weight k and the row k times: the same statistics, and with
+    # L-BFGS the same fit to rounding
+    rng = np.random.default_rng(3)
+    X = rng.uniform(0, 10, size=(40, 5))
+    w = rng.integers(0, 4, 40)
+    y = X @ rng.normal(size=5) + rng.normal(size=40) if targets else (X[:, 0] > 5).astype(int)
+    output = "linear" if targets else "softmax"
+    model = af.Model(af.Architecture(5, [af.Dense(16, "tanh"), af.Dense(1 if targets else 2)],
+                                     output), "float64")
+    hp = af.Hyperparameters(optimizer="lbfgs", epochs=500, standardize=True,
+                            standardize_targets=targets)
+    weighted = af.fit(model, X, y, hp, sample_weight=w.astype(float))
+    repeated = af.fit(model, np.repeat(X, w, axis=0), np.repeat(y, w, axis=0), hp)
+    a, b = weighted.standardization, repeated.standardization
+    np.testing.assert_allclose(a.feature_mean, b.feature_mean, rtol=1e-13)
+    np.testing.assert_allclose(a.feature_scale, b.feature_scale, rtol=1e-13)
+    if targets:
+        np.testing.assert_allclose(a.target_mean, b.target_mean, rtol=1e-13)
+    np.testing.assert_allclose(weighted.predict(X) if targets else weighted.predict_proba(X),
+                               repeated.predict(X) if targets else repeated.predict_proba(X),
+                               rtol=1e-6, atol=1e-9)

@@ -315,7 +315,8 @@ def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_w
                          "its columns beforehand (for example by their maxima) or pass it "
                          "dense")
     if standardization is None and (hp.standardize or hp.standardize_targets):
-        standardization = _standardization(X, targets, hp, len(arch.inputs.categorical))
+        standardization = _standardization(X, targets, hp, len(arch.inputs.categorical),
+                                           weights)
     if standardization is not None:
         X, targets, val = _standardized(standardization, X, targets, val)
     if fresh and arch.fitted:
@@ -359,21 +360,23 @@ class _Keeper:
             fit_model, self.request, self.first_epoch, best, finished))
 
 
-def _standardization(X, targets: Targets, hp, codes: int = 0) -> Standardization:
-    """The training rows' means and scales, in float64, a part at a time; the
-    last `codes` columns (categorical inputs' codes) keep mean 0 and scale 1."""
+def _standardization(X, targets: Targets, hp, codes: int = 0,
+                     weights=None) -> Standardization:
+    """The training rows' means and scales, weighted by their sample weights,
+    in float64, a part at a time; the last `codes` columns (categorical
+    inputs' codes) keep mean 0 and scale 1."""
     feature = target = (None, None)
     if hp.standardize:
         if isinstance(X, FileRows):
             parts = (X.take(lo=lo, hi=hi) for lo, hi in X.parts())
         else:
             parts = (X[lo:lo + 65536] for lo in range(0, len(X), 65536))
-        mean, scale = Standardization.statistics(parts)
+        mean, scale = Standardization.statistics(parts, weights)
         if codes:
             mean[-codes:], scale[-codes:] = 0.0, 1.0
         feature = (mean, scale)
     if hp.standardize_targets:
-        target = Standardization.statistics([targets.values])
+        target = Standardization.statistics([targets.values], weights)
     return Standardization(*feature, *target)
 
 

@@ -22,7 +22,8 @@ def _standardized(a: np.ndarray, mean, scale) -> np.ndarray:
 
 
 class Standardization:
-    """Means and standard deviations found on training rows.
+    """Means and standard deviations found on training rows, each row
+    counted by its sample weight.
 
     ``x' = (x - feature_mean) / feature_scale`` for every feature, and for a
     linear output ``y' = (y - target_mean) / target_scale``; predictions are
@@ -56,27 +57,41 @@ class Standardization:
 
     # ---- finding the statistics --------------------------------------------------------
     @staticmethod
-    def statistics(parts) -> tuple[np.ndarray, np.ndarray]:
+    def statistics(parts, weights=None) -> tuple[np.ndarray, np.ndarray]:
         """Mean and scale (standard deviation; 1 for a constant column) of
         the rows of `parts`, an iterable of 2-D arrays, in float64 and in one
-        pass (Chan et al.'s pairwise update of the mean and the sum of squares)."""
-        n, mean, m2 = 0, None, None
+        pass (Chan et al.'s pairwise update of the mean and the sum of
+        squares), each row counted by its weight in `weights` (an array over
+        the parts' rows in order; None: all ones). A row of weight 2 counts as
+        the row twice; rows of weight 0 do not count."""
+        total, mean, m2, at = 0.0, None, None, 0
         for part in parts:
             part = np.asarray(part, dtype=np.float64)
             k = len(part)
             if k == 0:
                 continue
-            part_mean = part.mean(axis=0)
-            part_m2 = ((part - part_mean) ** 2).sum(axis=0)
+            if weights is None:
+                w, part_total = None, float(k)
+                part_mean = part.mean(axis=0)
+                part_m2 = ((part - part_mean) ** 2).sum(axis=0)
+            else:
+                w = np.asarray(weights[at:at + k], dtype=np.float64)
+                part_total = float(w.sum())
+                if part_total == 0:
+                    at += k
+                    continue
+                part_mean = (w @ part) / part_total
+                part_m2 = w @ ((part - part_mean) ** 2)
+            at += k
             if mean is None:
-                n, mean, m2 = k, part_mean, part_m2
+                total, mean, m2 = part_total, part_mean, part_m2
                 continue
             delta = part_mean - mean
-            total = n + k
-            mean = mean + delta * (k / total)
-            m2 = m2 + part_m2 + delta ** 2 * (n * k / total)
-            n = total
-        std = np.sqrt(m2 / n)
+            merged = total + part_total
+            mean = mean + delta * (part_total / merged)
+            m2 = m2 + part_m2 + delta ** 2 * (total * part_total / merged)
+            total = merged
+        std = np.sqrt(m2 / total)
         # a column constant up to rounding: leave its scale alone
         std[~(std > 1e-12 * np.maximum(1.0, np.abs(mean)))] = 1.0
         return mean, std

@@ -21,9 +21,11 @@ loss (regressor)         ``"squared_error"``: a linear output; ``"poisson"``: an
 solver                   ``"adam"``; ``"sgd"`` → ``momentum`` (Nesterov when
                          ``nesterovs_momentum``) or plain ``sgd`` when momentum is 0;
                          ``"lbfgs"``
-alpha                    ``l2 = alpha / batch_size``: scikit-learn adds
-                         ``alpha/2 ||W||^2`` to each batch's *summed* loss; archfit's
-                         ``l2`` penalises the *mean* loss
+alpha                    ``l2 = alpha / W``, W a batch's total sample weight
+                         (``batch_size`` times the mean weight; with ``"lbfgs"``
+                         the whole data's): scikit-learn adds ``alpha/2 ||W||^2``
+                         to each batch's loss *summed* over its weighted rows;
+                         archfit's ``l2`` penalises the weighted *mean* loss
 batch_size               ``batch_size`` (``"auto"`` = min(200, n_samples))
 learning_rate, power_t   with ``solver="sgd"`` only, as in scikit-learn:
                          ``"constant"``; ``"invscaling"`` → the ``invscaling``
@@ -176,7 +178,10 @@ class _BaseMLP(BaseEstimator):
         layers = [Dense(int(s), act) for s in sizes] + [Dense(n_outputs)]
         return Architecture(n_features, layers, output)
 
-    def _hyperparameters(self, n_samples: int, epochs: int) -> Hyperparameters:
+    def _hyperparameters(self, n_samples: int, epochs: int,
+                         weight_total: float | None = None) -> Hyperparameters:
+        """The fit's settings; `weight_total`: the sample weights' sum (None:
+        one per row)."""
         if self.solver not in ("adam", "sgd", "lbfgs"):
             raise ValueError(f"solver must be 'adam', 'sgd' or 'lbfgs', got {self.solver!r}")
         if self.batch_size == "auto":
@@ -214,6 +219,9 @@ class _BaseMLP(BaseEstimator):
         if schedule == "plateau" and math.isinf(patience):
             schedule = "constant"       # never flat for long enough
         early = bool(self.early_stopping) and optimizer != "lbfgs"
+        # scikit-learn divides alpha by the batch's total weight (L-BFGS: the data's)
+        mean_weight = 1.0 if not weight_total or weight_total <= 0 else weight_total / n_samples
+        rows = n_samples if optimizer == "lbfgs" else batch
         return Hyperparameters(
             optimizer=optimizer, learning_rate=self.learning_rate_init,
             schedule=schedule, gamma=0.2,
@@ -221,7 +229,8 @@ class _BaseMLP(BaseEstimator):
             power_t=self.power_t,
             momentum=self.momentum, nesterov=bool(self.nesterovs_momentum) and optimizer == "momentum",
             beta1=self.beta_1, beta2=self.beta_2, epsilon=self.epsilon, batch_size=batch,
-            epochs=epochs, l2=float(self.alpha) / batch, shuffle=bool(self.shuffle),
+            epochs=epochs, l2=float(self.alpha) / (rows * mean_weight),
+            shuffle=bool(self.shuffle),
             seed=int(seed), n_threads=self.n_threads, early_stopping=early,
             validation_fraction=self.validation_fraction, monitor="validation_score",
             # scikit-learn stops after *more than* n_iter_no_change flat epochs
@@ -264,7 +273,8 @@ class _BaseMLP(BaseEstimator):
         epochs = 1 if incremental else self.max_iter
         if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
-        hp = self._hyperparameters(X.shape[0], int(epochs))
+        hp = self._hyperparameters(X.shape[0], int(epochs),
+                                   None if sample_weight is None else float(sample_weight.sum()))
         model = Model(self._architecture(X.shape[1], n_outputs, output), self._dtype(X))
         init = start = None
         if reset:
