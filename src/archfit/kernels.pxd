@@ -6,6 +6,14 @@
 #   and where each weight and bias lives in θ; ``network_init`` fills it. It
 #   holds no parameters and no dtype: the same Network serves float32 and
 #   float64 θ.
+# * ``Network`` and ``TrainingState`` are reached through pointers, their
+#   fields through the accessors below: both grow when the kernels gain a
+#   kind of layer, so compiled code that declared one by value, or read a
+#   field at its offset, would break silently. A Network takes
+#   ``network_bytes()`` bytes of the caller's (malloc them: never
+#   ``sizeof(Network)``); a TrainingState lives at the start of its training
+#   block, where ``training_init`` puts it. ``api_version()`` is the version
+#   the running library was built with: compare it with ``API_VERSION``.
 # * Every buffer belongs to the caller. θ is ``net.n_parameters`` values of the
 #   dtype. A fit's other state (gradient, optimizer moments, sample order,
 #   scratch, packed weights) lives in ONE block of memory whose size
@@ -42,7 +50,7 @@ cdef extern from *:
     #define ARCHFIT_MAX_LAYERS 64
     #define ARCHFIT_MAX_CATEGORICAL 256
     #define ARCHFIT_MAX_MEMBERS 1024
-    #define ARCHFIT_API_VERSION 3
+    #define ARCHFIT_API_VERSION 4
     """
     enum: MAX_LAYERS "ARCHFIT_MAX_LAYERS"
     enum: MAX_CATEGORICAL "ARCHFIT_MAX_CATEGORICAL"
@@ -145,6 +153,8 @@ cdef struct LayerSpec:
     double dropout              # instead of the fit's (Settings.dropout); others 0
 
 cdef struct Network:
+    # archfit's own fields (they change between versions): allocate
+    # network_bytes() bytes and read through the network_* accessors.
     int n_layers                        # layer l maps sizes[l] -> sizes[l + 1]
     Py_ssize_t sizes[MAX_LAYERS + 1]
     int kind[MAX_LAYERS]                # a LayerKind per layer; the last is DENSE
@@ -246,8 +256,10 @@ cdef struct GradientPlan:
     Py_ssize_t bytes            # of the scratch block
 
 cdef struct TrainingState:
-    # Filled by training_init. Public fields may be read; theta, m, v, step and
-    # interrupt may be set between epochs (to continue a fit); nothing else.
+    # Filled by training_init, at the start of the training block; read and
+    # set through the state_* accessors (θ, the moments, the step and the
+    # interrupt flag may change between epochs, to continue a fit; nothing
+    # else). The fields are archfit's own.
     Network net
     Settings settings
     TrainingPlan plan
@@ -283,10 +295,52 @@ cdef TrainingPlan training_plan(const Network* net, const Settings* settings, in
                                 int threads) noexcept nogil
     # threads: the budget (at least 1); n_targets: columns of Data.targets (0 for labels)
 
-cdef int training_init(TrainingState* state, const Network* net, const Settings* settings,
+cdef int training_init(TrainingState** state, const Network* net, const Settings* settings,
                        int dtype, Py_ssize_t n_samples, Py_ssize_t n_targets, int threads,
                        void* theta, void* memory) noexcept nogil
-    # memory: training_plan(...).bytes bytes; moments start at zero, step at 0
+    # memory: training_plan(...).bytes bytes; *state: the state, in it (valid
+    # while memory is); it keeps its own copy of net and settings. Moments
+    # start at zero, step at 0.
+
+cdef int api_version() noexcept nogil
+    # API_VERSION of the library running (compiled code must equal it)
+
+cdef Py_ssize_t network_bytes() noexcept nogil
+    # bytes a Network takes: allocate them for network_init(_layers)
+
+cdef Py_ssize_t network_n_parameters(const Network* net) noexcept nogil
+    # length of θ
+
+cdef Py_ssize_t network_n_inputs(const Network* net) noexcept nogil
+    # columns of a row of X (numeric, then categorical codes)
+
+cdef Py_ssize_t network_n_outputs(const Network* net) noexcept nogil
+    # columns of predict's output (and of Data.targets)
+
+cdef int network_members(const Network* net) noexcept nogil
+    # members of the ensemble inside the network (1: none)
+
+cdef long long state_step(const TrainingState* state) noexcept nogil
+    # updates made so far (Adam's t)
+
+cdef void state_set_step(TrainingState* state, long long step) noexcept nogil
+
+cdef void* state_theta(const TrainingState* state) noexcept nogil
+    # the caller's θ the state updates
+
+cdef void state_set_theta(TrainingState* state, void* theta) noexcept nogil
+    # another θ (of the network's n_parameters, the state's dtype) for the next epochs
+
+cdef void* state_gradient(const TrainingState* state) noexcept nogil
+    # the last mini-batch's gradient (n_parameters), in the block
+
+cdef void* state_moment(const TrainingState* state, int which) noexcept nogil
+    # which 1: momentum / Adam's first moment; 2: Adam's second moment; else NULL
+    # (n_parameters of the state's dtype, in the block: write them to continue a fit)
+
+cdef void state_set_interrupt(TrainingState* state, const int* flag) noexcept nogil
+    # NULL, or a flag read before every mini-batch: nonzero stops the epoch
+    # with INTERRUPTED
 
 cdef int train_epoch(TrainingState* state, const Data* data, double learning_rate,
                      uint64_t epoch, int threads, double* loss_sum,

@@ -98,11 +98,63 @@ cdef TrainingPlan training_plan(const Network* net, const Settings* settings, in
     return plan_training(net, settings, dtype == FLOAT64, n_samples, n_targets, threads)
 
 
-cdef int training_init(TrainingState* state, const Network* net, const Settings* settings,
+cdef int training_init(TrainingState** state, const Network* net, const Settings* settings,
                        int dtype, Py_ssize_t n_samples, Py_ssize_t n_targets, int threads,
                        void* theta, void* memory) noexcept nogil:
     return lay_out_training(state, net, settings, dtype, n_samples, n_targets, threads, theta,
                             memory)
+
+
+cdef int api_version() noexcept nogil:
+    return API_VERSION
+
+
+cdef Py_ssize_t network_bytes() noexcept nogil:
+    return sizeof(Network)
+
+
+cdef Py_ssize_t network_n_parameters(const Network* net) noexcept nogil:
+    return net.n_parameters
+
+
+cdef Py_ssize_t network_n_inputs(const Network* net) noexcept nogil:
+    return net.sizes[0]
+
+
+cdef Py_ssize_t network_n_outputs(const Network* net) noexcept nogil:
+    return net.sizes[net.n_layers]
+
+
+cdef int network_members(const Network* net) noexcept nogil:
+    return net.members
+
+
+cdef long long state_step(const TrainingState* state) noexcept nogil:
+    return state.step
+
+
+cdef void state_set_step(TrainingState* state, long long step) noexcept nogil:
+    state.step = step
+
+
+cdef void* state_theta(const TrainingState* state) noexcept nogil:
+    return state.theta
+
+
+cdef void state_set_theta(TrainingState* state, void* theta) noexcept nogil:
+    state.theta = theta
+
+
+cdef void* state_gradient(const TrainingState* state) noexcept nogil:
+    return state.grad
+
+
+cdef void* state_moment(const TrainingState* state, int which) noexcept nogil:
+    return state.m if which == 1 else state.v if which == 2 else NULL
+
+
+cdef void state_set_interrupt(TrainingState* state, const int* flag) noexcept nogil:
+    state.interrupt = flag
 
 
 cdef int train_epoch(TrainingState* state, const Data* data, double learning_rate,
@@ -621,7 +673,7 @@ cdef class Trainer:
         By default the trainer allocates its own.
     """
     cdef Kernel kernel
-    cdef TrainingState state
+    cdef TrainingState* state       # at the start of its block
     cdef readonly object memory     # the block (bytes)
     cdef readonly object dtype
     cdef readonly dict plan
@@ -690,7 +742,7 @@ cdef class Trainer:
     def packed(self):
         """A view of the packed operands (θ's dtype), or None when the plan has none."""
         cdef Py_ssize_t count
-        cdef void* start = packed_operands(&self.state, &count)
+        cdef void* start = packed_operands(self.state, &count)
         return None if start == NULL else self._view(start, count)
 
     def restore(self, m, v, long long step):
@@ -782,7 +834,7 @@ cdef class Trainer:
         self.state.theta = theta
         self.state.interrupt = catch.flag
         with nogil:
-            status = train_epoch_part(&self.state, data, learning_rate, epoch, first,
+            status = train_epoch_part(self.state, data, learning_rate, epoch, first,
                                       max(1, threads), &loss_sum, &weight_sum)
         self.state.interrupt = NULL
         _release_interrupts(catch, status == INTERRUPTED)
@@ -843,7 +895,7 @@ cdef class Population:
                 raise ValueError(f"member {i}: rows out of range")
             self.data[i].rows = &rows[0]
         t.state.theta = &theta[0]
-        self.states[i] = &t.state
+        self.states[i] = t.state
         self.held[i] = (theta, X, labels, targets, weights, rows)
 
     def bind_sparse(self, int i, floating[::1] theta, const floating[::1] values,
@@ -859,7 +911,7 @@ cdef class Population:
             raise ValueError(f"member {i}: indptr does not have the trainer's rows")
         self.data[i] = _sparse_data(values, indices, indptr, labels, targets, weights)
         t.state.theta = &theta[0]
-        self.states[i] = &t.state
+        self.states[i] = t.state
         self.held[i] = (theta, values, indices, indptr, labels, targets, weights)
 
     cdef Trainer _member(self, int i, int code, Py_ssize_t n_parameters):

@@ -104,7 +104,7 @@ cdef struct Packed:
     bint layer[MAX_LAYERS]
 
 cdef struct Internal:
-    # A TrainingState's bookkeeping, at the start of its memory block.
+    # A TrainingState's bookkeeping, after the state at the start of its memory block.
     Workspace ws
     Packed pk
     bint packed                     # pk is in use
@@ -138,7 +138,7 @@ cdef int network_of_layers(Network* net, const InputSpec* inputs, int n_layers,
 cdef TrainingPlan plan_training(const Network* net, const Settings* settings, bint f64,
                                 Py_ssize_t n_samples, Py_ssize_t n_targets,
                                 int threads) noexcept nogil
-cdef int lay_out_training(TrainingState* state, const Network* net, const Settings* settings,
+cdef int lay_out_training(TrainingState** out, const Network* net, const Settings* settings,
                           int dtype, Py_ssize_t n_samples, Py_ssize_t n_targets, int threads,
                           void* theta, void* memory) noexcept nogil
 cdef PredictionPlan plan_prediction(const Network* net, bint f64, Py_ssize_t n_rows,

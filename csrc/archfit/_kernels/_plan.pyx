@@ -478,13 +478,15 @@ cdef Py_ssize_t _training_block(const Network* net, const Settings* settings, bi
                                 Py_ssize_t n_samples, Py_ssize_t n_targets,
                                 const TrainingPlan* plan, char* base,
                                 TrainingState* state) noexcept nogil:
-    """Lay out a training state's block from `base` (ALIGN-aligned), or only
-    count its bytes when `base` is NULL; returns the bytes."""
+    """Lay out a training state's block from `base` (ALIGN-aligned): the
+    TrainingState itself, its bookkeeping (Internal), then its arrays; or
+    only count its bytes when `base` is NULL; returns the bytes."""
     cdef Internal local
-    cdef Internal* it = &local if base == NULL else <Internal*> base
+    cdef Internal* it = &local if base == NULL else <Internal*> (base + _up(sizeof(TrainingState)))
     cdef Py_ssize_t item = 8 if f64 else 4, P = net.n_parameters, rows = plan.rows
-    cdef Py_ssize_t off = _up(sizeof(Internal)), grad, m, v, scratch, index, labels, losses
-    cdef Py_ssize_t blocks, packed = 0, work = 0, n_blocks = update_blocks(net, NULL)
+    cdef Py_ssize_t off = _up(sizeof(TrainingState)) + _up(sizeof(Internal)), grad, m, v
+    cdef Py_ssize_t scratch, index, labels
+    cdef Py_ssize_t losses, blocks, packed = 0, work = 0, n_blocks = update_blocks(net, NULL)
     grad = off
     off += _up(P * item)
     m = off
@@ -537,18 +539,26 @@ cdef TrainingPlan plan_training(const Network* net, const Settings* settings, bi
     return plan
 
 
-cdef int lay_out_training(TrainingState* state, const Network* net, const Settings* settings,
+cdef int lay_out_training(TrainingState** out, const Network* net, const Settings* settings,
                           int dtype, Py_ssize_t n_samples, Py_ssize_t n_targets, int threads,
                           void* theta, void* memory) noexcept nogil:
-    """training_init: plan, zero and lay out `memory` for a fit."""
+    """training_init: plan, zero and lay out `memory` for a fit; the state
+    itself at its start (*out)."""
     cdef bint f64 = dtype == FLOAT64
     cdef char* base
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, bytes
     cdef Internal* it
+    cdef TrainingState* state
     if (dtype != FLOAT32 and dtype != FLOAT64) or n_samples < 1 or settings.batch_size < 1 \
             or not SGD <= settings.optimizer <= ADAMW or not 0.0 <= settings.dropout < 1.0 \
-            or n_targets < 0 or theta == NULL or memory == NULL:
+            or n_targets < 0 or theta == NULL or memory == NULL or out == NULL:
         return INVALID_ARGUMENT
+    base = aligned(memory)
+    bytes = plan_training(net, settings, f64, n_samples, n_targets, threads).bytes
+    # zeros: moments start at zero, and the packed panels' padding is never written again
+    memset(base, 0, bytes - (base - <char*> memory))
+    state = <TrainingState*> base
+    out[0] = state
     state.net = net[0]
     state.settings = settings[0]
     state.plan = plan_training(net, settings, f64, n_samples, n_targets, threads)
@@ -558,9 +568,6 @@ cdef int lay_out_training(TrainingState* state, const Network* net, const Settin
     state.theta = theta
     state.step = 0
     state.interrupt = NULL
-    base = aligned(memory)
-    # zeros: moments start at zero, and the packed panels' padding is never written again
-    memset(base, 0, state.plan.bytes - (base - <char*> memory))
     _training_block(&state.net, &state.settings, f64, n_samples, n_targets, &state.plan,
                     base, state)
     it = <Internal*> state.internal

@@ -8,6 +8,12 @@ Python wrappers this example's tests call; they check their inputs, as any
 caller of the API must (the kernels trust theirs). ``fit_adam_resnet`` trains
 a network with a layer norm and a residual block, described layer by layer
 (``network_init_layers``).
+
+Every ``Network`` lives in memory of ``network_bytes()`` bytes and every
+field is read through an accessor (``network_n_parameters``, ...): the
+struct grows with archfit, and this module, compiled against one version,
+must not depend on its size or layout. The ``TrainingState`` lives in the
+training block.
 """
 import numpy as np
 
@@ -18,12 +24,30 @@ from libc.string cimport memset
 from archfit.kernels cimport (
     Network, LayerSpec, InputSpec, Settings, Data, TrainingPlan, TrainingState, PredictionPlan,
     network_init, network_init_layers, training_plan, training_init, train_epoch,
-    prediction_plan, predict, evaluate, OK, INVALID_ARGUMENT, FLOAT64, DENSE, LAYER_NORM, ADD,
+    prediction_plan, predict, evaluate, api_version, network_bytes, network_n_parameters,
+    network_n_inputs, network_n_outputs, network_members, state_step, OK, INVALID_ARGUMENT, FLOAT64, DENSE, LAYER_NORM, ADD,
     RELU, IDENTITY, SOFTMAX, CROSS_ENTROPY, ADAM, MAX_LAYERS, API_VERSION)
 
-# The API version this module was compiled against (archfit.kernels.API_VERSION
-# at run time must be the same).
+# The API version this module was compiled against; the archfit running must
+# have been built with the same (its structs and signatures).
 COMPILED_API_VERSION = API_VERSION
+if api_version() != API_VERSION:
+    raise ImportError(f"archfit_embedding_example was built against archfit's C API version "
+                      f"{API_VERSION}, and the archfit installed has version {api_version()}: "
+                      "rebuild it")
+
+
+cdef class _Net:
+    """A Network in memory of its own (network_bytes() of it), freed with this."""
+    cdef Network* ptr
+
+    def __cinit__(self):
+        self.ptr = <Network*> malloc(network_bytes())
+        if self.ptr == NULL:
+            raise MemoryError("no memory for a network")
+
+    def __dealloc__(self):
+        free(self.ptr)
 
 
 cdef int _fit(const Network* net, double* theta, const double* X, const int* labels,
@@ -31,7 +55,7 @@ cdef int _fit(const Network* net, double* theta, const double* X, const int* lab
               uint64_t seed, double* losses) noexcept nogil:
     """Adam with archfit.Hyperparameters' defaults for `epochs` epochs; θ in place."""
     cdef Settings settings
-    cdef TrainingState state
+    cdef TrainingState* state
     cdef Data data
     cdef double loss_sum, weight_sum
     cdef int epoch, status
@@ -56,16 +80,18 @@ cdef int _fit(const Network* net, double* theta, const double* X, const int* lab
     data.weights = NULL
     epoch = 0
     while status == OK and epoch < epochs:
-        status = train_epoch(&state, &data, learning_rate, epoch, 1, &loss_sum, &weight_sum)
+        status = train_epoch(state, &data, learning_rate, epoch, 1, &loss_sum, &weight_sum)
         losses[epoch] = loss_sum / weight_sum
         epoch += 1
+    if status == OK and state_step(state) != epochs * ((n + batch_size - 1) // batch_size):
+        status = -2                     # an update per mini-batch, or the API broke
     free(memory)
     return status
 
 
-cdef Network _relu_softmax(sizes) except *:
+cdef _Net _relu_softmax(sizes):
     """relu hidden layers, a softmax head, cross-entropy."""
-    cdef Network net
+    cdef _Net net = _Net()
     cdef Py_ssize_t c_sizes[MAX_LAYERS + 1]
     cdef int codes[MAX_LAYERS]
     cdef int l, L = len(sizes) - 1
@@ -75,16 +101,16 @@ cdef Network _relu_softmax(sizes) except *:
         c_sizes[l] = sizes[l]
     for l in range(L):
         codes[l] = RELU if l < L - 1 else IDENTITY
-    if network_init(&net, L, c_sizes, codes, SOFTMAX, CROSS_ENTROPY, 1.0) != OK:
+    if network_init(net.ptr, L, c_sizes, codes, SOFTMAX, CROSS_ENTROPY, 1.0) != OK:
         raise ValueError(f"sizes {tuple(sizes)} do not describe a network")
     return net
 
 
-cdef Network _resnet(Py_ssize_t n_inputs, Py_ssize_t width, Py_ssize_t n_classes) except *:
+cdef _Net _resnet(Py_ssize_t n_inputs, Py_ssize_t width, Py_ssize_t n_classes):
     """Dense(width, relu), then x + Dense(width, relu)(LayerNorm(x)), then
     Dense(n_classes): five layers of the table, the ADD linked to the
     block's first layer (the norm, layer 1)."""
-    cdef Network net
+    cdef _Net net = _Net()
     cdef LayerSpec layers[5]
     cdef InputSpec inputs
     cdef int l
@@ -105,7 +131,7 @@ cdef Network _resnet(Py_ssize_t n_inputs, Py_ssize_t width, Py_ssize_t n_classes
     layers[3].kind = ADD
     layers[3].link = 1
     layers[4].units = n_classes
-    if network_init_layers(&net, &inputs, 5, layers, SOFTMAX, CROSS_ENTROPY, 1.0) != OK:
+    if network_init_layers(net.ptr, &inputs, 5, layers, SOFTMAX, CROSS_ENTROPY, 1.0) != OK:
         raise ValueError(f"({n_inputs}, {width}, {n_classes}) do not describe a network")
     return net
 
@@ -114,8 +140,16 @@ def fit_adam_resnet(Py_ssize_t n_inputs, Py_ssize_t width, Py_ssize_t n_classes,
                     labels, *, int epochs, double learning_rate, Py_ssize_t batch_size,
                     uint64_t seed):
     """``fit_adam`` for ``_resnet``'s network; returns each epoch's mean loss."""
-    cdef Network net = _resnet(n_inputs, width, n_classes)
-    return _train(&net, theta, X, labels, epochs, learning_rate, batch_size, seed)
+    cdef _Net net = _resnet(n_inputs, width, n_classes)
+    return _train(net.ptr, theta, X, labels, epochs, learning_rate, batch_size, seed)
+
+
+def describe(sizes):
+    """(parameters, inputs, outputs, members) of the relu network of `sizes`,
+    through the API's accessors."""
+    cdef _Net net = _relu_softmax(sizes)
+    return (network_n_parameters(net.ptr), network_n_inputs(net.ptr),
+            network_n_outputs(net.ptr), network_members(net.ptr))
 
 
 def fit_adam(sizes, theta, X, labels, *, int epochs, double learning_rate,
@@ -124,8 +158,8 @@ def fit_adam(sizes, theta, X, labels, *, int epochs, double learning_rate,
 
     Returns the mean training loss of every epoch.
     """
-    cdef Network net = _relu_softmax(sizes)
-    return _train(&net, theta, X, labels, epochs, learning_rate, batch_size, seed)
+    cdef _Net net = _relu_softmax(sizes)
+    return _train(net.ptr, theta, X, labels, epochs, learning_rate, batch_size, seed)
 
 
 cdef object _train(const Network* net, theta, X, labels, int epochs, double learning_rate,
@@ -136,16 +170,18 @@ cdef object _train(const Network* net, theta, X, labels, int epochs, double lear
     cdef const int[::1] y = np.ascontiguousarray(labels, dtype=np.intc)
     cdef double[::1] losses = np.zeros(max(epochs, 1))
     cdef int status
-    if t.shape[0] != net.n_parameters or x.shape[1] != net.sizes[0] \
+    if t.shape[0] != network_n_parameters(net) or x.shape[1] != network_n_inputs(net) \
             or x.shape[0] != y.shape[0] or x.shape[0] == 0 or epochs < 1 or batch_size < 1:
         raise ValueError("theta, X, labels, epochs or batch_size do not fit the network")
-    if np.min(labels) < 0 or np.max(labels) >= net.sizes[net.n_layers]:
+    if np.min(labels) < 0 or np.max(labels) >= network_n_outputs(net):
         raise ValueError("labels must be class indices below the number of outputs")
     with nogil:
         status = _fit(net, &t[0], &x[0, 0], &y[0], x.shape[0], batch_size, epochs,
                       learning_rate, seed, &losses[0])
     if status == -1:
         raise MemoryError("no memory for the training state")
+    if status == -2:
+        raise RuntimeError("the state's step count is not one update per mini-batch")
     if status != OK:
         raise FloatingPointError(f"training stopped with status {status}")
     return np.asarray(losses)
@@ -153,19 +189,19 @@ cdef object _train(const Network* net, theta, X, labels, int epochs, double lear
 
 def predict_proba(sizes, theta, X):
     """Class probabilities of X under θ."""
-    cdef Network net = _relu_softmax(sizes)
+    cdef _Net net = _relu_softmax(sizes)
     cdef const double[::1] t = np.ascontiguousarray(theta, dtype=np.float64)
     cdef const double[:, ::1] x = np.ascontiguousarray(X, dtype=np.float64)
     cdef double[:, ::1] out = np.empty((x.shape[0], sizes[-1]))
-    cdef PredictionPlan plan = prediction_plan(&net, FLOAT64, x.shape[0], 1)
+    cdef PredictionPlan plan = prediction_plan(net.ptr, FLOAT64, x.shape[0], 1)
     cdef void* memory
-    if t.shape[0] != net.n_parameters or x.shape[1] != sizes[0] or x.shape[0] == 0:
+    if t.shape[0] != network_n_parameters(net.ptr) or x.shape[1] != sizes[0] or x.shape[0] == 0:
         raise ValueError("theta or X does not fit the network")
     memory = malloc(plan.bytes)
     if memory == NULL:
         raise MemoryError("no memory for the prediction's scratch")
     with nogil:
-        predict(&net, &plan, FLOAT64, &t[0], &x[0, 0], x.shape[0], &out[0, 0], memory)
+        predict(net.ptr, &plan, FLOAT64, &t[0], &x[0, 0], x.shape[0], &out[0, 0], memory)
     free(memory)
     return np.asarray(out)
 
@@ -173,15 +209,16 @@ def predict_proba(sizes, theta, X):
 def validation_loss(sizes, theta, X, labels):
     """Mean cross-entropy of θ on (X, labels): what archfit.fit records as a
     validation loss, through the same evaluation."""
-    cdef Network net = _relu_softmax(sizes)
+    cdef _Net net = _relu_softmax(sizes)
     cdef const double[::1] t = np.ascontiguousarray(theta, dtype=np.float64)
     cdef const double[:, ::1] x = np.ascontiguousarray(X, dtype=np.float64)
     cdef const int[::1] y = np.ascontiguousarray(labels, dtype=np.intc)
-    cdef PredictionPlan plan = prediction_plan(&net, FLOAT64, x.shape[0], 1)
+    cdef PredictionPlan plan = prediction_plan(net.ptr, FLOAT64, x.shape[0], 1)
     cdef Data data
     cdef double loss = 0.0
     cdef void* memory
-    if t.shape[0] != net.n_parameters or x.shape[1] != sizes[0] or x.shape[0] != y.shape[0] \
+    if t.shape[0] != network_n_parameters(net.ptr) or x.shape[1] != sizes[0] \
+            or x.shape[0] != y.shape[0] \
             or x.shape[0] == 0:
         raise ValueError("theta, X or labels do not fit the network")
     if np.min(labels) < 0 or np.max(labels) >= sizes[-1]:
@@ -194,6 +231,6 @@ def validation_loss(sizes, theta, X, labels):
     if memory == NULL:
         raise MemoryError("no memory for the evaluation's scratch")
     with nogil:
-        evaluate(&net, &plan, FLOAT64, &t[0], &data, NULL, memory, &loss)
+        evaluate(net.ptr, &plan, FLOAT64, &t[0], &data, NULL, memory, &loss)
     free(memory)
     return loss
