@@ -184,3 +184,32 @@ def test_a_2_gib_file_fits_in_little_memory(tmp_path):
     assert peak - before < 300
     assert score > 0.85         # learnable: every seventh row is marked
     assert same                 # the same θ̂ as the same data in memory
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_bins_and_an_ensemble_from_a_file(tmp_path, monkeypatch, standardize):
+    # the bin edges of a file's rows: all of them, as in memory, or evenly
+    # spaced ones when the file has more than binning.FILE_ROWS
+    from archfit import binning
+    X, y = _classification()
+    Xm = _on_disk(tmp_path, X)
+    model = af.Model(af.Architecture(16, [af.PiecewiseLinear(6, 2), af.Dense(8, "relu"),
+                                          af.Dense(2)], "softmax",
+                                     ensemble=af.BatchEnsemble(3, "all")), "float64")
+    w = np.random.default_rng(4).uniform(0.5, 2.0, len(y))
+    hp = af.Hyperparameters(epochs=2, batch_size=64, standardize=standardize)
+    from_file = af.fit(model, Xm, y, hp, sample_weight=w)
+    in_memory = af.fit(model, np.array(X), y, hp, sample_weight=w)
+    if standardize:
+        # the statistics, summed a part at a time, differ in their last bits
+        np.testing.assert_allclose(from_file.parameters, in_memory.parameters, rtol=1e-9,
+                                   atol=1e-12)
+    else:
+        assert from_file.parameters.tobytes() == in_memory.parameters.tobytes()
+    monkeypatch.setattr(binning, "FILE_ROWS", 100)
+    sampled = af.fit(model, Xm, y, hp, sample_weight=w)
+    rows = np.unique(np.linspace(0, len(X) - 1, 100).astype(np.int64))
+    seen = X[rows] if not standardize else sampled.standardization.features(X[rows])
+    edges = model.unflatten(sampled.parameters)["piecewise_linear0.edges"]
+    assert edges[5].tobytes() == binning.quantile_edges(seen[:, 5], w[rows], 6,
+                                                        np.float64).tobytes()
