@@ -295,3 +295,29 @@ def test_an_array_after_a_frame_warns_as_scikit_learn_does():
             call()
     # columns matched by name, whatever their order
     assert np.array_equal(fitted.predict_proba(frame[["c", "a", "b"]]), from_array)
+
+
+def test_data_frames_of_mixed_columns():
+    # booleans and nullable numbers are numbers; text and dates are refused,
+    # naming the column and saying what to do, before any kernel runs
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=40), "flag": rng.integers(0, 2, 40).astype(bool),
+                          "count": pd.array(rng.integers(0, 5, 40), dtype="Int64")})
+    y = rng.integers(0, 2, 40)
+    model = af.Model(af.Architecture(3, [af.Dense(4, "relu"), af.Dense(2)], "softmax"))
+    fitted = af.fit(model, frame, y, af.Hyperparameters(epochs=1))
+    as_numbers = frame.astype("float64").to_numpy()
+    with pytest.warns(UserWarning, match="names"):
+        np.testing.assert_array_equal(fitted.predict_proba(frame), fitted.predict_proba(as_numbers))
+    frame.loc[3, "count"] = None
+    with pytest.raises(ValueError, match="NaN at row 3, column 2"):
+        af.fit(model, frame, y)
+    for column, message in (("text", r"column 'c' holds .* values, not numbers; for categories "
+                                     r"make it a pandas categorical"),
+                            ("dates", r"column 'c' holds dates or times .*\.dt\.year")):
+        bad = frame.drop(columns="count").assign(
+            c=np.array(["x", "y"] * 20) if column == "text"
+            else pd.date_range("2024-01-01", periods=40))
+        with pytest.raises(TypeError, match=message):
+            af.fit(model, bad, y)

@@ -44,23 +44,41 @@ def check_float(value, name: str, *, low: float | None = None, high: float | Non
     return value
 
 
-def _frame_codes(frame) -> np.ndarray | None:
-    """A data frame with pandas categorical columns as a float array, each
-    such column as its category positions (-1 where missing); None for
-    anything else."""
+def _frame_values(frame, name: str) -> np.ndarray | None:
+    """A data frame whose columns are not all of one numeric dtype as a float
+    array, column by column: pandas categorical columns as their category
+    positions (-1 where missing), booleans as 0 and 1, nullable numbers with
+    NaN where missing; a column of text or dates is refused in words. None
+    for anything else (arrays, frames of plain numbers)."""
     dtypes = getattr(frame, "dtypes", None)
     if dtypes is None or not hasattr(frame, "columns") or isinstance(frame, np.ndarray):
         return None
     try:
-        categorical = [str(t) == "category" for t in dtypes]
+        kinds = [(str(t), getattr(t, "kind", "O")) for t in dtypes]
     except TypeError:
         return None
-    if not any(categorical):
-        return None
+    if len({t for t, _ in kinds}) <= 1 and all(k in "iuf" for _, k in kinds):
+        return None                     # one numeric dtype: np.asarray keeps it
     columns = []
-    for (_, column), is_code in zip(frame.items(), categorical):
-        columns.append(np.asarray(column.cat.codes, dtype=np.float64) if is_code
-                       else np.asarray(column))
+    for (label, column), (dtype, kind) in zip(frame.items(), kinds):
+        if dtype == "category":
+            columns.append(np.asarray(column.cat.codes, dtype=np.float64))
+        elif kind in "biuf" or dtype in ("boolean", "Int8", "Int16", "Int32", "Int64",
+                                         "UInt8", "UInt16", "UInt32", "UInt64",
+                                         "Float32", "Float64"):
+            # numbers (nullable ones with NaN where missing) and booleans as 0 and 1
+            columns.append(np.asarray(column.astype("float64"), dtype=np.float64))
+        elif kind in "mM" or dtype.startswith(("datetime", "timedelta", "period")):
+            raise TypeError(
+                f"{name}: column {label!r} holds dates or times ({dtype}); turn them into "
+                f"numbers first, e.g. df[{label!r}].dt.year and .dt.dayofyear, days since a "
+                "date, or .dt.total_seconds() for durations")
+        else:
+            raise TypeError(
+                f"{name}: column {label!r} holds {dtype} values, not numbers; for categories "
+                f"make it a pandas categorical (df[{label!r}].astype('category')) and name "
+                "it in Inputs(categorical=...) with an Embedding or OneHot layer, or encode "
+                "it as numbers")
     return np.column_stack(columns) if columns else None
 
 
@@ -84,10 +102,10 @@ def check_codes(arr: np.ndarray, categorical, name: str = "X", first_row: int = 
 
 def _numeric(array, name: str) -> np.ndarray:
     """``array`` as an ndarray of a real numeric or bool dtype (a data frame's
-    pandas categorical columns as their codes)."""
-    coded = _frame_codes(array)
-    if coded is not None:
-        array = coded
+    pandas categorical columns as their codes, its other columns as numbers)."""
+    values = _frame_values(array, name)
+    if values is not None:
+        array = values
     try:
         arr = np.asarray(array)
     except Exception as exc:  # ragged lists and the like
