@@ -631,12 +631,14 @@ def main(argv=None):
           f"categorical ones, 3 x Dense(512, relu, dropout 0.1), BatchEnsemble(32, 'first'), "
           f"5 classes, batch 256, AdamW), samples/s (median of {2 if args.quick else 5} epochs "
           f"after a warm-up; torch: eager, fused AdamW)")
-    row = {p: layers_rate(p, "W5", args.quick) for p in w5_peers}
+    # layers.py's "torch" is eager with fused AdamW: this table's "torch-fused"
+    named = {"torch": "torch-fused"}
+    row = {named.get(p, p): layers_rate(p, "W5", args.quick) for p in w5_peers}
     results["train"]["W5"] = row
-    print("".join(f"{p:>16}" for p in w5_peers) + "   archfit ÷ each peer")
-    print("".join(f"{fmt(row[p]):>16}" for p in w5_peers) + "   " + "  ".join(
-        f"{p} {row['archfit'] / row[p]:.2f}x" for p in w5_peers[1:]
-        if row.get(p) and row.get("archfit")), flush=True)
+    print("".join(f"{p:>16}" for p in row) + "   archfit ÷ each peer")
+    print("".join(f"{fmt(v):>16}" for v in row.values()) + "   " + "  ".join(
+        f"{p} {row['archfit'] / v:.2f}x" for p, v in row.items()
+        if p != "archfit" and v and row.get("archfit")), flush=True)
 
     peers = QUICK_INFERENCE_PEERS if args.quick else INFERENCE_PEERS
     print("\ninference on W2 (784-256-128-10, float32), softmax probabilities; "

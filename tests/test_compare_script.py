@@ -57,3 +57,45 @@ def test_side_by_side_runs_a_build_against_a_copy_of_itself(tmp_path):
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
         assert "x the other (median of" in result.stdout and "bits differ" not in result.stdout
+
+
+TABLES = Path(__file__).parent.parent / "benchmarks" / "tables.py"
+
+
+@pytest.mark.skipif(not TABLES.exists(), reason="needs the source tree")
+def test_the_performance_page_shows_the_newest_records(tmp_path):
+    # the page's tables are the records' (one source for each figure) ...
+    result = subprocess.run([sys.executable, str(TABLES), "--check"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    # ... the newest per CPU and script, with archfit's ratio to each peer
+    import json
+    sys.path.insert(0, str(TABLES.parent))
+    try:
+        import tables
+    finally:
+        sys.path.remove(str(TABLES.parent))
+
+    def record(name, date, model, path, results, script="compare.py --quick"):
+        (tmp_path / name).write_text(json.dumps({
+            "date": date, "commit": "0123456789", "command": f"python benchmarks/{script}",
+            "cpu": {"model": model, "flags": [], "cores": 2}, "kernel_path": path,
+            "results": results}))
+
+    old = {"train": {"W1": {"archfit": {"rate": 100.0}, "jax": {"rate": 50.0}}}}
+    new = {"train": {"W1": {"archfit": {"rate": 300.0}, "jax": {"rate": 100.0},
+                            "numpy": None}}}
+    record("a.json", "2026-01-01T00:00:00", "CPU A", "avx2", old)
+    record("b.json", "2026-01-02T00:00:00", "CPU A", "avx2", new)
+    record("c.json", "2026-01-01T00:00:00", "CPU B", "avx512",
+           {"W5": {"archfit": 10.0, "torch": 4.0}}, script="layers.py")
+    (tmp_path / "older-schema.json").write_text(json.dumps({"cpu_model": "X", "results": {}}))
+    text = tables.tables(str(tmp_path))
+    assert "**CPU A, kernel path `avx2`**" in text and "**CPU B, kernel path `avx512`**" in text
+    assert "| W1 | 300 | 100 | jax 3.00× |" in text and "| W1 | 100 |" not in text
+    assert "| W5 | 10 | 4 | torch 2.50× |" in text and "record `b.json`" in text
+    page = f"before\n{tables.BEGIN}\nstale\n{tables.END}\nafter\n"
+    assert tables.page_with_tables(page, "fresh") == \
+        f"before\n{tables.BEGIN}\nfresh\n{tables.END}\nafter\n"
+    with pytest.raises(ValueError, match="no markers"):
+        tables.page_with_tables("no markers here", "x")
