@@ -91,6 +91,7 @@ def torch_twin(arch, theta):
     """The architecture in torch.nn, holding archfit's θ."""
     import torch
     from torch import nn
+    from archfit.layers import bin_bounds
 
     params = {e.name: torch.tensor(np.asarray(theta[e.start:e.stop]).reshape(e.shape))
               for e in arch.layout}
@@ -112,24 +113,13 @@ def torch_twin(arch, theta):
             return torch.cat([y, x[:, self.n:]], dim=1)
 
     class PiecewiseLinear(nn.Module):
-        # the bins' codes from constants made of the edges, as archfit's ONNX graph
+        # the bins' codes from the constants archfit's ONNX graph makes of the edges
         def __init__(self, name, activation, n):
             super().__init__()
             self.n = n
-            edges = params[f"{name}.edges"].double()
-            start, stop = edges[:, :-1], edges[:, 1:]
-            live = stop > start
-            T = start.shape[1]
-            after = torch.cat([stop[:, 1:], torch.full((len(edges), 1), -torch.inf,
-                                                       dtype=torch.float64)], dim=1)
-            self.register_buffer("start", start.float())
-            self.register_buffer("width", torch.where(live, stop - start, 1.0).float())
-            self.register_buffer("lower", torch.where(torch.arange(T) > 0, 0.0,
-                                                      -torch.inf).expand(len(edges), T)
-                                 .float().contiguous())
-            self.register_buffer("upper", torch.where((after > stop) & (torch.arange(T) < T - 1),
-                                                      1.0, torch.inf).float())
-            self.register_buffer("live", live.float())
+            for field, value in zip(("start", "width", "lower", "upper", "live"),
+                                    bin_bounds(params[f"{name}.edges"].numpy())):
+                self.register_buffer(field, torch.tensor(value, dtype=torch.float32))
             self.u = nn.Parameter(params[f"{name}.linear"].clone())
             self.w = nn.Parameter(params[f"{name}.weight"].clone())
             self.b = nn.Parameter(params[f"{name}.bias"].clone())
@@ -317,6 +307,7 @@ def jax_twin(arch, theta):
     (None: no dropout)."""
     import jax
     import jax.numpy as jnp
+    from archfit.layers import bin_bounds
 
     params = {e.name: jnp.asarray(np.asarray(theta[e.start:e.stop]).reshape(e.shape))
               for e in arch.layout}
@@ -325,15 +316,8 @@ def jax_twin(arch, theta):
     fixed = {}
     for node in arch.nodes:
         if node.kind == "piecewise_linear":
-            edges = np.asarray(params[f"{node.name}.edges"], dtype=np.float64)
-            start, stop = edges[:, :-1], edges[:, 1:]
-            live = stop > start
-            T = start.shape[1]
-            after = np.concatenate([stop[:, 1:], np.full((len(edges), 1), -np.inf)], axis=1)
-            fixed[node.name] = tuple(jnp.asarray(a, dtype=jnp.float32) for a in (
-                start, np.where(live, stop - start, 1.0),
-                np.broadcast_to(np.where(np.arange(T) > 0, 0.0, -np.inf), start.shape),
-                np.where((after > stop) & (np.arange(T) < T - 1), 1.0, np.inf), live))
+            fixed[node.name] = tuple(jnp.asarray(a, dtype=jnp.float32) for a in bin_bounds(
+                np.asarray(params[f"{node.name}.edges"])))
     trained = {name: value for name, value in params.items() if not name.endswith(".edges")}
 
     def f(p, x, key):

@@ -313,6 +313,11 @@ def test_data_frames_of_mixed_columns():
     frame.loc[3, "count"] = None
     with pytest.raises(ValueError, match="NaN at row 3, column 2"):
         af.fit(model, frame, y)
+    # a frame of one nullable dtype is numbers too
+    counts = pd.DataFrame({"a": pd.array(rng.integers(0, 5, 40), dtype="Int64"),
+                           "b": pd.array(rng.integers(0, 5, 40), dtype="Int64")})
+    narrow = af.Model(af.Architecture(2, [af.Dense(4, "relu"), af.Dense(2)], "softmax"))
+    af.fit(narrow, counts, y, af.Hyperparameters(epochs=1))
     for column, message in (("text", r"column 'c' holds .* values, not numbers; for categories "
                                      r"make it a pandas categorical"),
                             ("dates", r"column 'c' holds dates or times .*\.dt\.year")):

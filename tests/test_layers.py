@@ -164,6 +164,20 @@ def test_every_optimizer_fits_a_resnet(optimizer):
     assert fitted.score(X[450:], y[450:]) > 0.8
 
 
+def stopped_and_resumed(model, X, y, hp, path, epoch):
+    """A fit with checkpoints stopped by an exception after `epoch`, then
+    resumed from its checkpoint to the end."""
+    class Stop(Exception):
+        pass
+
+    def stop(record):
+        if record["epoch"] == epoch:
+            raise Stop
+    with pytest.raises(Stop):
+        af.fit(model, X, y, hp, checkpoint=path, callback=stop)
+    return af.fit(model, X, y, hp, checkpoint=path)
+
+
 def test_early_stopping_checkpoints_and_threads_keep_the_bits(tmp_path):
     X, y = data(900)
     model = af.Model(resnet(width=64))
@@ -172,17 +186,7 @@ def test_early_stopping_checkpoints_and_threads_keep_the_bits(tmp_path):
     one = af.fit(model, X, y, hp.replace(n_threads=1))
     two = af.fit(model, X, y, hp.replace(n_threads=2))
     assert one.parameters.tobytes() == two.parameters.tobytes()
-    path = tmp_path / "fit.ckpt"
-
-    class Stop(Exception):
-        pass
-
-    def stop(record):
-        if record["epoch"] == 4:
-            raise Stop
-    with pytest.raises(Stop):
-        af.fit(model, X, y, hp, checkpoint=path, callback=stop)
-    resumed = af.fit(model, X, y, hp, checkpoint=path)
+    resumed = stopped_and_resumed(model, X, y, hp, tmp_path / "fit.ckpt", 4)
     assert resumed.parameters.tobytes() == one.parameters.tobytes()
     assert resumed.n_epochs == one.n_epochs
 
@@ -808,17 +812,7 @@ def test_bins_and_ensembles_stop_early_resume_and_join_ensembles(tmp_path):
     hp = af.Hyperparameters(epochs=20, batch_size=128, dropout=0.1, early_stopping=True,
                             patience=3, seed=3, standardize=True)
     whole = af.fit(model, X, y, hp)
-    path = tmp_path / "fit.ckpt"
-
-    class Stop(Exception):
-        pass
-
-    def stop(record):
-        if record["epoch"] == 3:
-            raise Stop
-    with pytest.raises(Stop):
-        af.fit(model, X, y, hp, checkpoint=path, callback=stop)
-    resumed = af.fit(model, X, y, hp, checkpoint=path)
+    resumed = stopped_and_resumed(model, X, y, hp, tmp_path / "fit.ckpt", 3)
     assert resumed.parameters.tobytes() == whole.parameters.tobytes()
     members = af.fit_many(model, X, y, [hp.replace(seed=s) for s in (3, 4)])
     assert members[0].parameters.tobytes() == whole.parameters.tobytes()

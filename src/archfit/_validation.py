@@ -57,16 +57,16 @@ def _frame_values(frame, name: str) -> np.ndarray | None:
         kinds = [(str(t), getattr(t, "kind", "O")) for t in dtypes]
     except TypeError:
         return None
-    if len({t for t, _ in kinds}) <= 1 and all(k in "iuf" for _, k in kinds):
-        return None                     # one numeric dtype: np.asarray keeps it
+    if len(set(dtypes)) <= 1 and all(isinstance(t, np.dtype) and t.kind in "iuf"
+                                     for t in dtypes):
+        return None                     # one NumPy numeric dtype: np.asarray keeps it
     columns = []
     for (label, column), (dtype, kind) in zip(frame.items(), kinds):
         if dtype == "category":
             columns.append(np.asarray(column.cat.codes, dtype=np.float64))
-        elif kind in "biuf" or dtype in ("boolean", "Int8", "Int16", "Int32", "Int64",
-                                         "UInt8", "UInt16", "UInt32", "UInt64",
-                                         "Float32", "Float64"):
-            # numbers (nullable ones with NaN where missing) and booleans as 0 and 1
+        elif kind in "biuf":
+            # numbers (pandas' nullable ones too, with NaN where missing) and
+            # booleans as 0 and 1
             columns.append(np.asarray(column.astype("float64"), dtype=np.float64))
         elif kind in "mM" or dtype.startswith(("datetime", "timedelta", "period")):
             raise TypeError(

@@ -19,6 +19,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from archfit._streaming import FileRows
+
 # Rows of a file-backed X that edges are found on, at most (evenly spaced).
 FILE_ROWS = 1 << 18
 
@@ -75,30 +77,22 @@ def fit_edges(architecture, theta: np.ndarray, X, weights=None, rows=None) -> No
         The rows of X a fit trains on (a population member's); weights are
         per row of `rows`.
     """
+    columns, positions = _training_columns(X, rows)
+    w = weights if weights is None or positions is None else weights[positions]
     for entry in architecture.fitted:
         n_features, n_edges = entry.shape
-        columns = _numeric_columns(X, rows, n_features)
-        w = weights
-        if columns.shape[0] != (len(X) if rows is None else len(rows)) and w is not None:
-            w = w[_file_positions(len(X) if rows is None else len(rows))]
         edges = np.stack([quantile_edges(columns[:, j], w, n_edges - 1, theta.dtype)
                           for j in range(n_features)])
         theta[entry.start:entry.stop] = edges.ravel()
 
 
-def _file_positions(n: int) -> np.ndarray:
-    return np.unique(np.linspace(0, n - 1, min(n, FILE_ROWS)).astype(np.int64))
-
-
-def _numeric_columns(X, rows, n_features: int) -> np.ndarray:
-    """X's first `n_features` columns on the training rows, as an array."""
-    from archfit._streaming import FileRows
+def _training_columns(X, rows):
+    """The training rows of X as an array (a file's: at most FILE_ROWS of
+    them, evenly spaced), and those rows' positions among the training rows
+    (None: all of them)."""
     if isinstance(X, FileRows):
         n = len(X) if rows is None else len(rows)
-        positions = _file_positions(n)
-        if rows is not None:
-            positions = np.asarray(rows)[positions]
-        return np.asarray(X.take(positions))[:, :n_features]
-    if rows is not None:
-        return np.asarray(X)[np.asarray(rows), :n_features]
-    return np.asarray(X)[:, :n_features]
+        positions = np.unique(np.linspace(0, n - 1, min(n, FILE_ROWS)).astype(np.int64))
+        taken = positions if rows is None else np.asarray(rows)[positions]
+        return np.asarray(X.take(taken)), positions
+    return (np.asarray(X) if rows is None else np.asarray(X)[np.asarray(rows)]), None

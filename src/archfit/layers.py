@@ -457,8 +457,6 @@ class Periodic:
         w = graph.const(f"{p}.weight", np.array(weights[f"{node.name}.weight"]))
         b = graph.const(f"{p}.bias", np.array(weights[f"{node.name}.bias"]))
         axes = graph.const(f"{p}.axes", np.array([2], dtype=np.int64))
-        shape = graph.const(f"{p}.shape", np.array([0, node.n_numeric * self.dim],
-                                                    dtype=np.int64))
         graph.node("Unsqueeze", [x, axes], [f"{p}.x3"])
         graph.node("Mul", [f"{p}.x3", c], [f"{p}.angles"])
         graph.node("Cos", [f"{p}.angles"], [f"{p}.cos"])
@@ -466,12 +464,7 @@ class Periodic:
         graph.node("Concat", [f"{p}.cos", f"{p}.sin"], [f"{p}.features"], axis=2)
         graph.node("Einsum", [f"{p}.features", w], [f"{p}.product"], equation="bnk,nkd->bnd")
         graph.node("Add", [f"{p}.product", b], [f"{p}.z3"])
-        graph.node("Reshape", [f"{p}.z3", shape], [f"{p}.z"])
-        y = _onnx_activation(graph, self.activation, f"{p}.z", p)
-        if codes is None:
-            return y
-        graph.node("Concat", [y, codes], [f"{p}.y"], axis=1)
-        return f"{p}.y"
+        return _onnx_features_output(graph, f"{p}.z3", node, self.dim, self.activation, codes)
 
     def __repr__(self) -> str:
         return (f"Periodic(n_frequencies={self.n_frequencies}, sigma={self.sigma!r}, "
@@ -562,23 +555,13 @@ class PiecewiseLinear:
         codes = None
         if node.categorical:
             x, codes = graph.split(x, node.n_numeric, node.n_in, p)
-        edges = np.array(weights[f"{node.name}.edges"], dtype=np.float64)
-        start, stop = edges[:, :-1], edges[:, 1:]
-        live = stop > start
-        after = np.concatenate([stop[:, 1:], np.full((len(edges), 1), -np.inf)], axis=1)
-        lower = np.where(np.arange(self.n_bins) > 0, 0.0, -np.inf) + np.zeros_like(start)
-        upper = np.where((after > stop) & (np.arange(self.n_bins) < self.n_bins - 1), 1.0,
-                         np.inf)
-        dtype = graph.dtype
-        c = {name: graph.const(f"{p}.{name}", value.astype(dtype)) for name, value in (
-            ("start", start), ("width", np.where(live, stop - start, 1.0)),
-            ("lower", lower), ("upper", upper), ("live", live.astype(np.float64)))}
+        c = {name: graph.const(f"{p}.{name}", value.astype(graph.dtype))
+             for name, value in zip(("start", "width", "lower", "upper", "live"),
+                                    bin_bounds(weights[f"{node.name}.edges"]))}
         u = graph.const(f"{p}.linear", np.array(weights[f"{node.name}.linear"]))
         w = graph.const(f"{p}.weight", np.array(weights[f"{node.name}.weight"]))
         b = graph.const(f"{p}.bias", np.array(weights[f"{node.name}.bias"]))
         axes = graph.const(f"{p}.axes", np.array([2], dtype=np.int64))
-        shape = graph.const(f"{p}.shape", np.array([0, node.n_numeric * self.dim],
-                                                    dtype=np.int64))
         graph.node("Unsqueeze", [x, axes], [f"{p}.x3"])
         graph.node("Sub", [f"{p}.x3", c["start"]], [f"{p}.offset"])
         graph.node("Div", [f"{p}.offset", c["width"]], [f"{p}.position"])
@@ -589,12 +572,7 @@ class PiecewiseLinear:
         graph.node("Mul", [f"{p}.x3", u], [f"{p}.linear_term"])
         graph.node("Add", [f"{p}.product", f"{p}.linear_term"], [f"{p}.sum"])
         graph.node("Add", [f"{p}.sum", b], [f"{p}.z3"])
-        graph.node("Reshape", [f"{p}.z3", shape], [f"{p}.z"])
-        y = _onnx_activation(graph, self.activation, f"{p}.z", p)
-        if codes is None:
-            return y
-        graph.node("Concat", [y, codes], [f"{p}.y"], axis=1)
-        return f"{p}.y"
+        return _onnx_features_output(graph, f"{p}.z3", node, self.dim, self.activation, codes)
 
     def __repr__(self) -> str:
         return (f"PiecewiseLinear(n_bins={self.n_bins}, dim={self.dim}, "
@@ -946,6 +924,38 @@ def flatten(n_numeric: int, layers: Sequence, categorical: tuple = (),
             nodes.append(Node(name(kind), layer, kind, width, out, -1, (), members))
             width = out
     return tuple(nodes)
+
+
+def bin_bounds(edges) -> tuple[np.ndarray, ...]:
+    """The piecewise-linear codes of features with these edges (n, T + 1) as
+    arrays (n, T), float64: ``min(max((x - start) / width, lower), upper) *
+    live`` is bin t's code of x. start is each bin's first edge, width its
+    width (1 for a bin of none), lower 0 but -inf for the first bin, upper 1
+    but +inf for the last live one, live 1 for a bin of positive width, else
+    0. The ONNX graph computes the codes so."""
+    edges = np.asarray(edges, dtype=np.float64)
+    start, stop = edges[:, :-1], edges[:, 1:]
+    T = start.shape[1]
+    live = stop > start
+    after = np.concatenate([stop[:, 1:], np.full((len(edges), 1), -np.inf)], axis=1)
+    lower = np.where(np.arange(T) > 0, 0.0, -np.inf) + np.zeros_like(start)
+    upper = np.where((after > stop) & (np.arange(T) < T - 1), 1.0, np.inf)
+    return start, np.where(live, stop - start, 1.0), lower, upper, live.astype(np.float64)
+
+
+def _onnx_features_output(graph, z3: str, node: Node, dim: int, activation: str,
+                          codes: str | None) -> str:
+    """A per-feature embedding's end (Periodic, PiecewiseLinear): its values
+    (batch, n, dim) as (batch, n dim), the activation, then the input's
+    categorical codes passed through."""
+    p = f"{graph.prefix}{node.name}"
+    shape = graph.const(f"{p}.shape", np.array([0, node.n_numeric * dim], dtype=np.int64))
+    graph.node("Reshape", [z3, shape], [f"{p}.z"])
+    y = _onnx_activation(graph, activation, f"{p}.z", p)
+    if codes is None:
+        return y
+    graph.node("Concat", [y, codes], [f"{p}.y"], axis=1)
+    return f"{p}.y"
 
 
 def _onnx_activation(graph, name: str, x: str, prefix: str) -> str:

@@ -178,9 +178,8 @@ class Model:
         if arch.ensemble is None:
             raise ValueError("this model has no ensemble inside (Architecture(ensemble=...))")
         m = check_int(m, "m", minimum=0, maximum=arch.members - 1)
-        single = Model(Architecture(arch.n_inputs if not arch.inputs.categorical else None,
-                                    arch.layers, arch.output, ensemble=arch.ensemble.replace(k=1),
-                                    inputs=arch.inputs if arch.inputs.categorical else None),
+        single = Model(Architecture(layers=arch.layers, output=arch.output, inputs=arch.inputs,
+                                    ensemble=arch.ensemble.replace(k=1)),
                        self._dtype.name, self._loss_name, self._huber_delta)
         # the arrays with a row per member: all of an ensemble's own nodes', and
         # an adapted layer's but its shared weight

@@ -220,7 +220,7 @@ class _BaseMLP(BaseEstimator):
             schedule = "constant"       # never flat for long enough
         early = bool(self.early_stopping) and optimizer != "lbfgs"
         # scikit-learn divides alpha by the batch's total weight (L-BFGS: the data's)
-        mean_weight = 1.0 if not weight_total or weight_total <= 0 else weight_total / n_samples
+        mean_weight = weight_total / n_samples if weight_total else 1.0
         rows = n_samples if optimizer == "lbfgs" else batch
         return Hyperparameters(
             optimizer=optimizer, learning_rate=self.learning_rate_init,

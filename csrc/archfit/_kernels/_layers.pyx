@@ -502,6 +502,47 @@ cdef void _no_block(const Pass* p, const Update* u, int l, Py_ssize_t r0, Py_ssi
     pass
 
 
+# ---- what the per-feature embeddings (PERIODIC, PIECEWISE_LINEAR) share --------------------------
+cdef void _features_output(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n,
+                           Py_ssize_t width, floating* buf) noexcept nogil:
+    """Rows [lo, hi) of a per-feature embedding's output: its values (the
+    first width - codes columns of Z) plus the bias, through the activation,
+    into A; then the input's categorical codes (after its n numeric columns),
+    passed through."""
+    cdef const Network* net = p.net
+    cdef const Workspace* ws = p.ws
+    cdef Py_ssize_t i, j, codes = net.codes[l], n_in = net.sizes[l], m = width - codes
+    cdef const floating* bias = <const floating*> p.theta + net.b_start[l]
+    cdef const floating* X = _input(p, l, buf)
+    cdef floating* Z = buf + ws.z[l]
+    cdef floating* A = buf + ws.a[l]
+    if codes == 0:
+        bias_activation(Z + lo * width, bias, A + lo * width, hi - lo, m, net.activation[l])
+        return
+    for i in range(lo, hi):
+        bias_activation(Z + i * width, bias, A + i * width, 1, m, net.activation[l])
+        for j in range(codes):
+            A[i * width + m + j] = X[i * n_in + n + j]      # the codes, passed through
+
+
+cdef void _features_delta(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t width,
+                          floating* buf) noexcept nogil:
+    """Rows [lo, hi) of a per-feature embedding's error at its output
+    become the error at its values before the activation, in place (the
+    codes' columns have none)."""
+    cdef const Network* net = p.net
+    cdef const Workspace* ws = p.ws
+    cdef Py_ssize_t i, m = width - net.codes[l]
+    cdef floating* D = buf + ws.delta[l]
+    if net.codes[l] == 0:
+        activation_backward(D + lo * width, buf + ws.z[l] + lo * width,
+                            buf + ws.a[l] + lo * width, (hi - lo) * width, net.activation[l])
+        return
+    for i in range(lo, hi):
+        activation_backward(D + i * width, buf + ws.z[l] + i * width, buf + ws.a[l] + i * width,
+                            m, net.activation[l])
+
+
 # ---- PERIODIC: activation([cos 2π c x, sin 2π c x] W + b) for each numeric feature x -----------
 cdef struct _Shape:
     # A PERIODIC layer's sizes: numeric features n (then `codes` categorical
@@ -552,12 +593,11 @@ cdef void _periodic_forward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
     cdef const Workspace* ws = p.ws
     cdef _Shape s = _shape(net, l)
     cdef const floating* theta = <const floating*> p.theta
-    cdef Py_ssize_t i, j, t, K = s.K, n = s.n, m = s.n * s.units
+    cdef Py_ssize_t i, j, t, K = s.K, n = s.n
     cdef const floating* X = _input(p, l, buf)
     cdef const floating* c = theta + net.w_start[l]
     cdef floating* V = buf + ws.aux[l]
     cdef floating* Z = buf + ws.z[l]
-    cdef floating* A = buf + ws.a[l]
     cdef floating* v
     cdef double a
     for i in range(lo, hi):
@@ -572,15 +612,7 @@ cdef void _periodic_forward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
         gemm(False, False, <int> (hi - lo), <int> s.units, <int> (2 * K), <floating> 1.0,
              V + lo * n * 2 * K + j * 2 * K, <int> (n * 2 * K), theta + s.weights + j * 2 * K * s.units,
              <int> s.units, <floating> 0.0, Z + lo * s.width + j * s.units, <int> s.width)
-    if s.codes == 0:
-        bias_activation(Z + lo * s.width, theta + net.b_start[l], A + lo * s.width, hi - lo,
-                        m, net.activation[l])
-        return
-    for i in range(lo, hi):
-        bias_activation(Z + i * s.width, theta + net.b_start[l], A + i * s.width, 1, m,
-                        net.activation[l])
-        for j in range(s.codes):
-            A[i * s.width + m + j] = X[i * s.n_in + n + j]      # the codes, passed through
+    _features_output(p, l, lo, hi, n, s.width, buf)
 
 
 cdef void _periodic_backward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
@@ -592,7 +624,7 @@ cdef void _periodic_backward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
     cdef const Workspace* ws = p.ws
     cdef _Shape s = _shape(net, l)
     cdef const floating* theta = <const floating*> p.theta
-    cdef Py_ssize_t i, j, t, K = s.K, n = s.n, m = s.n * s.units
+    cdef Py_ssize_t i, j, t, K = s.K, n = s.n
     cdef const floating* X = _input(p, l, buf)
     cdef const floating* c = theta + net.w_start[l]
     cdef floating* D = buf + ws.delta[l]
@@ -600,13 +632,7 @@ cdef void _periodic_backward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
     cdef floating* dv
     cdef floating* gc
     cdef double g, dx
-    if s.codes == 0:
-        activation_backward(D + lo * s.width, buf + ws.z[l] + lo * s.width,
-                            buf + ws.a[l] + lo * s.width, (hi - lo) * s.width, net.activation[l])
-    else:
-        for i in range(lo, hi):
-            activation_backward(D + i * s.width, buf + ws.z[l] + i * s.width,
-                                buf + ws.a[l] + i * s.width, m, net.activation[l])
+    _features_delta(p, l, lo, hi, s.width, buf)
     for j in range(n):
         gemm(False, True, <int> (hi - lo), <int> (2 * K), <int> s.units, <floating> 1.0,
              D + lo * s.width + j * s.units, <int> s.width, theta + s.weights + j * 2 * K * s.units,
@@ -776,13 +802,12 @@ cdef void _piecewise_forward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
     cdef const Workspace* ws = p.ws
     cdef _Bins s = _bins(net, l)
     cdef const floating* theta = <const floating*> p.theta
-    cdef Py_ssize_t i, j, t, T = s.T, n = s.n, m = s.n * s.units
+    cdef Py_ssize_t i, j, t, T = s.T, n = s.n
     cdef const floating* X = _input(p, l, buf)
     cdef const floating* edges = theta + net.w_start[l]
     cdef const floating* u
     cdef floating* E = buf + ws.aux[l]
     cdef floating* Z = buf + ws.z[l]
-    cdef floating* A = buf + ws.a[l]
     cdef floating* z
     cdef floating x
     for i in range(lo, hi):
@@ -799,33 +824,14 @@ cdef void _piecewise_forward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
         gemm(False, False, <int> (hi - lo), <int> s.units, <int> T, <floating> 1.0,
              E + (lo * n + j) * T, <int> (n * T), theta + s.weights + j * T * s.units,
              <int> s.units, <floating> 1.0, Z + lo * s.width + j * s.units, <int> s.width)
-    if s.codes == 0:
-        bias_activation(Z + lo * s.width, theta + net.b_start[l], A + lo * s.width, hi - lo,
-                        m, net.activation[l])
-        return
-    for i in range(lo, hi):
-        bias_activation(Z + i * s.width, theta + net.b_start[l], A + i * s.width, 1, m,
-                        net.activation[l])
-        for j in range(s.codes):
-            A[i * s.width + m + j] = X[i * s.n_in + n + j]      # the codes, passed through
+    _features_output(p, l, lo, hi, n, s.width, buf)
 
 
 cdef void _piecewise_backward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
                               floating* buf) noexcept nogil:
     """The error at the output becomes the error at the pre-activation, in
     place. The layer is the first: no error at its input."""
-    cdef const Network* net = p.net
-    cdef const Workspace* ws = p.ws
-    cdef _Bins s = _bins(net, l)
-    cdef Py_ssize_t i, m = s.n * s.units
-    cdef floating* D = buf + ws.delta[l]
-    if s.codes == 0:
-        activation_backward(D + lo * s.width, buf + ws.z[l] + lo * s.width,
-                            buf + ws.a[l] + lo * s.width, (hi - lo) * s.width, net.activation[l])
-        return
-    for i in range(lo, hi):
-        activation_backward(D + i * s.width, buf + ws.z[l] + i * s.width,
-                            buf + ws.a[l] + i * s.width, m, net.activation[l])
+    _features_delta(p, l, lo, hi, p.net.sizes[l + 1], buf)
 
 
 cdef void _piecewise_features_grad(const Pass* p, int l, Py_ssize_t rows, floating* grad,

@@ -546,22 +546,23 @@ cdef int lay_out_training(TrainingState** out, const Network* net, const Setting
     itself at its start (*out)."""
     cdef bint f64 = dtype == FLOAT64
     cdef char* base
-    cdef Py_ssize_t i, bytes
+    cdef Py_ssize_t i
     cdef Internal* it
     cdef TrainingState* state
+    cdef TrainingPlan plan
     if (dtype != FLOAT32 and dtype != FLOAT64) or n_samples < 1 or settings.batch_size < 1 \
             or not SGD <= settings.optimizer <= ADAMW or not 0.0 <= settings.dropout < 1.0 \
             or n_targets < 0 or theta == NULL or memory == NULL or out == NULL:
         return INVALID_ARGUMENT
     base = aligned(memory)
-    bytes = plan_training(net, settings, f64, n_samples, n_targets, threads).bytes
+    plan = plan_training(net, settings, f64, n_samples, n_targets, threads)
     # zeros: moments start at zero, and the packed panels' padding is never written again
-    memset(base, 0, bytes - (base - <char*> memory))
+    memset(base, 0, plan.bytes - (base - <char*> memory))
     state = <TrainingState*> base
     out[0] = state
     state.net = net[0]
     state.settings = settings[0]
-    state.plan = plan_training(net, settings, f64, n_samples, n_targets, threads)
+    state.plan = plan
     state.dtype = dtype
     state.n_samples = n_samples
     state.n_targets = n_targets
