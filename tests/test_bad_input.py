@@ -318,8 +318,8 @@ def test_data_frames_of_mixed_columns():
                            "b": pd.array(rng.integers(0, 5, 40), dtype="Int64")})
     narrow = af.Model(af.Architecture(2, [af.Dense(4, "relu"), af.Dense(2)], "softmax"))
     af.fit(narrow, counts, y, af.Hyperparameters(epochs=1))
-    for column, message in (("text", r"column 'c' holds .* values, not numbers; for categories "
-                                     r"make it a pandas categorical"),
+    for column, message in (("text", r"column 'c' holds .* values, not numbers; a table of "
+                                     r"text, .* is read through a Preprocessing"),
                             ("dates", r"column 'c' holds dates or times .*\.dt\.year")):
         bad = frame.drop(columns="count").assign(
             c=np.array(["x", "y"] * 20) if column == "text"

@@ -63,7 +63,14 @@ def test_mixed_members_are_refused(members):
     X, y = _data()
     other = af.fit(af.Model(af.Architecture(8, [af.Dense(4), af.Dense(3)], output="softmax")),
                    X, y, af.Hyperparameters(epochs=1))
-    with pytest.raises(ValueError, match=r"members\[1\] is a fit of another model"):
+    mixed = af.Ensemble([members[0], other])        # architectures may differ, heads not
+    assert np.allclose(mixed.predict_proba(X), (members[0].predict_proba(X)
+                                                + other.predict_proba(X)) / 2, atol=1e-6)
+    assert "2 architectures" in repr(mixed)
+    other = af.fit(af.Model(af.Architecture(8, [af.Dense(4), af.Dense(3)], output="softmax"),
+                            "float64"), X, y, af.Hyperparameters(epochs=1))
+    with pytest.raises(ValueError, match=r"members\[1\] is a fit of a model with another "
+                                         r"head, loss or dtype"):
         af.Ensemble([members[0], other])
     with pytest.raises(ValueError, match="other classes"):
         af.Ensemble([members[0], af.fit(SOFTMAX, X, np.where(y == "c", "z", y),

@@ -23,6 +23,7 @@ from archfit import distributions
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
 from archfit.persistence import FileFormatError, load
+from archfit.preprocessing import Preprocessing
 
 __version__ = "0.1.0"
 
@@ -45,6 +46,7 @@ __all__ = [
     "OneHot",
     "Periodic",
     "PiecewiseLinear",
+    "Preprocessing",
     "Residual",
     "Selection",
     "distributions",

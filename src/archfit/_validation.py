@@ -75,10 +75,10 @@ def _frame_values(frame, name: str) -> np.ndarray | None:
                 "date, or .dt.total_seconds() for durations")
         else:
             raise TypeError(
-                f"{name}: column {label!r} holds {dtype} values, not numbers; for categories "
-                f"make it a pandas categorical (df[{label!r}].astype('category')) and name "
-                "it in Inputs(categorical=...) with an Embedding or OneHot layer, or encode "
-                "it as numbers")
+                f"{name}: column {label!r} holds {dtype} values, not numbers; a table of "
+                "text, categories, dates or missing cells is read through a Preprocessing: "
+                "p = archfit.Preprocessing.fit(X), an architecture with inputs=p.inputs and "
+                "an Embedding or OneHot layer, then fit(..., preprocessing=p)")
     return np.column_stack(columns) if columns else None
 
 

@@ -42,6 +42,17 @@ def quantile_edges(x: np.ndarray, weights: np.ndarray | None, n_bins: int,
     feature with fewer distinct values than bins gets fewer bins, the others
     code 0.
     """
+    levels = np.arange(n_bins + 1) / n_bins
+    distinct = np.unique(weighted_quantiles(x, weights, levels).astype(dtype))
+    return np.concatenate([distinct, np.repeat(distinct[-1], n_bins + 1 - len(distinct))])
+
+
+def weighted_quantiles(x: np.ndarray, weights: np.ndarray | None,
+                       levels: np.ndarray) -> np.ndarray:
+    """The weighted inverse empirical distribution function of `x` at
+    `levels` (in [0, 1]): for each, the smallest value whose cumulative
+    weight reaches that share of the total. Rows of weight zero do not
+    count; x must have a row of positive weight."""
     x = np.asarray(x, dtype=np.float64)
     if weights is not None:
         keep = weights > 0
@@ -52,10 +63,9 @@ def quantile_edges(x: np.ndarray, weights: np.ndarray | None, n_bins: int,
         cumulative = np.arange(1, len(x) + 1, dtype=np.float64)
     else:
         cumulative = np.cumsum(weights[order])
-    levels = np.arange(n_bins + 1) / n_bins * cumulative[-1]
-    positions = np.minimum(np.searchsorted(cumulative, levels, side="left"), len(x) - 1)
-    distinct = np.unique(x[positions].astype(dtype))
-    return np.concatenate([distinct, np.repeat(distinct[-1], n_bins + 1 - len(distinct))])
+    positions = np.minimum(np.searchsorted(cumulative, np.asarray(levels) * cumulative[-1],
+                                           side="left"), len(x) - 1)
+    return x[positions]
 
 
 def fit_edges(architecture, theta: np.ndarray, X, weights=None, rows=None) -> None:

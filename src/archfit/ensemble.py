@@ -1,4 +1,4 @@
-"""An ensemble of fit models of one model: their predictions averaged.
+"""An ensemble of fit models: their predictions averaged, with weights.
 
 ``fit_many`` with different seeds (or bootstrap rows) and ``Ensemble`` is the
 deep-ensemble recipe: the mean of the members' class probabilities is usually
@@ -21,23 +21,32 @@ FORMAT = "archfit.Ensemble"
 
 
 class Ensemble:
-    """Fit models of one model whose outputs are averaged.
+    """Fit models whose outputs are averaged, each with a weight.
 
     Parameters
     ----------
     members : sequence of FitModel
-        At least one; all of one model (architecture, dtype, loss), with the
-        same classes and feature names. Each applies its own standardisation.
+        At least one. They may differ in architecture, but share the head
+        (output, number of outputs, loss), the dtype, the inputs and how
+        tables reach them (feature names, preprocessing), and the classes.
+        Each applies its own standardisation.
+    weights : sequence of float, optional
+        Non-negative, not all zero: each member's share of the average
+        (normalised to sum to 1). Default: equal shares.
+    record : dict, optional
+        How the ensemble was built (JSON values: the tabular learner's
+        settings, every member's hyperparameters and validation scores, the
+        selection's steps); saved with it.
 
     Notes
     -----
-    ``predict_proba`` is the mean of the members' probabilities (softmax,
-    sigmoid); ``predict`` is its most probable class (softmax), its 0/1
-    indicators at 0.5 (sigmoid), or the mean of the members' values (linear,
-    exponential).
+    ``predict_proba`` is the weighted mean of the members' probabilities
+    (softmax, sigmoid); ``predict`` is its most probable class (softmax), its
+    0/1 indicators at 0.5 (sigmoid), or the weighted mean of the members'
+    values (linear, exponential).
     """
 
-    def __init__(self, members: Sequence[FitModel]):
+    def __init__(self, members: Sequence[FitModel], weights=None, record: dict | None = None):
         if isinstance(members, FitModel) or not isinstance(members, (list, tuple)):
             raise TypeError("members must be a list of FitModels")
         if not members:
@@ -47,18 +56,18 @@ class Ensemble:
                 raise TypeError(f"members[{k}] must be a FitModel, got {type(m).__name__}")
         first = members[0]
         for k, m in enumerate(members[1:], 1):
-            if m.model != first.model:
-                raise ValueError(f"members[{k}] is a fit of another model ({m.model!r}, "
-                                 f"members[0]: {first.model!r}); an ensemble averages fits of "
-                                 "one model")
-            if (m.classes is None) != (first.classes is None) or (
-                    m.classes is not None and not np.array_equal(m.classes, first.classes)):
-                raise ValueError(f"members[{k}] has other classes than members[0]")
-            if m._target_ndim != first._target_ndim:
-                raise ValueError(f"members[{k}] was fit to targets of another shape")
-            if m.feature_names != first.feature_names:
-                raise ValueError(f"members[{k}] names its features differently from members[0]")
+            _check_alike(k, m, first)
         self._members = tuple(members)
+        self._weights = _shares(weights, len(members))
+        if record is not None:
+            if not isinstance(record, dict):
+                raise TypeError("record must be a dict of JSON values")
+            import json
+            try:
+                record = json.loads(json.dumps(record, allow_nan=False))
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"record must hold JSON values only ({error})") from None
+        self._record = record
 
     # ---- what it is -------------------------------------------------------------------
     @property
@@ -67,8 +76,19 @@ class Ensemble:
         return list(self._members)
 
     @property
+    def weights(self) -> np.ndarray:
+        """Each member's share of the average (sums to 1)."""
+        return self._weights.copy()
+
+    @property
+    def record(self) -> dict | None:
+        """How the ensemble was built (a fresh copy), or None."""
+        import copy
+        return copy.deepcopy(self._record)
+
+    @property
     def model(self):
-        """The model every member is a fit of."""
+        """The first member's model (every member shares its head and dtype)."""
         return self._members[0].model
 
     @property
@@ -81,6 +101,11 @@ class Ensemble:
         """The features' names, when the members were fit on named columns."""
         return self._members[0].feature_names
 
+    @property
+    def preprocessing(self):
+        """The members' shared preprocessing of tables, or None."""
+        return self._members[0].preprocessing
+
     def __len__(self) -> int:
         return len(self._members)
 
@@ -91,22 +116,29 @@ class Ensemble:
         return self._members[k]
 
     def __repr__(self) -> str:
-        return f"Ensemble({len(self)} x {self.model!r})"
+        models = {m.model for m in self._members}
+        what = (repr(self.model) if len(models) == 1 else
+                f"{len(models)} architectures, {self.model.architecture.output} output")
+        return f"Ensemble({len(self)} x {what})"
 
     # ---- prediction -------------------------------------------------------------------
     def _outputs(self, X) -> np.ndarray:
-        """The mean of the members' outputs (probabilities or values, in the
-        targets' units), accumulated in float64."""
+        """The weighted mean of the members' outputs (probabilities or values,
+        in the targets' units), accumulated in float64; X is checked and
+        encoded once for all of them."""
         first = self._members[0]
-        X = features(X, first.architecture.n_inputs, first.model.dtype,
-                     sparse=first.architecture.reads_sparse,
-                     categorical=first.architecture.inputs.categorical) \
-            if first.feature_names is None else X
+        X = first._encoded(X)
+        arch = first.architecture
+        X = features(X, arch.n_inputs, first.model.dtype,
+                     sparse=all(m.architecture.reads_sparse for m in self._members),
+                     categorical=arch.inputs.categorical)
         total = None
-        for m in self._members:
-            out = np.asarray(m._outputs(X), dtype=np.float64)
+        for m, share in zip(self._members, self._weights):
+            if share == 0:
+                continue
+            out = np.asarray(m._outputs(X, encoded=True), dtype=np.float64) * share
             total = out if total is None else total + out
-        return total / len(self._members)
+        return total
 
     def predict_proba(self, X) -> np.ndarray:
         """The mean of the members' class (softmax) or label (sigmoid) probabilities."""
@@ -158,9 +190,14 @@ class Ensemble:
         headers, arrays = [], []
         for k, m in enumerate(self._members):
             header, member_arrays = fit_model_fields(m, optimizer_state=optimizer_state)
+            header.pop("preprocessing", None)      # the members' shared one, written once
             headers.append(header)
             arrays += [(f"{k}.{name}", a) for name, a in member_arrays]
-        return pack({"format": FORMAT, "members": headers}, arrays)
+        top = {"format": FORMAT, "members": headers, "weights": self._weights.tolist(),
+               "record": self._record}
+        if self.preprocessing is not None:
+            top["preprocessing"] = self.preprocessing.to_dict()
+        return pack(top, arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "data") -> "Ensemble":
@@ -180,7 +217,12 @@ class Ensemble:
             members.append(fit_model_of(dict(h, payload=own), payload,
                                         f"{source} (member {k})"))
         try:
-            return cls(members)
+            shared = header.get("preprocessing")
+            if shared is not None:
+                from archfit.preprocessing import Preprocessing
+                shared = Preprocessing.from_dict(shared)
+                members = [m._with_preprocessing(shared) for m in members]
+            return cls(members, header.get("weights"), header.get("record"))
         except (TypeError, ValueError) as error:
             raise FileFormatError(f"{source}: {error}") from None
 
@@ -229,3 +271,40 @@ def _loss_rows(loss: str, out: np.ndarray, targets, huber_delta: float) -> np.nd
         return np.where(small, 0.5 * r ** 2,
                         huber_delta * (np.abs(r) - 0.5 * huber_delta)).sum(axis=1)
     raise ValueError(f"no ensemble loss for {loss!r}")  # pragma: no cover - Model checks names
+
+
+def _check_alike(k: int, m: FitModel, first: FitModel) -> None:
+    """Refuse a member that cannot be averaged with the first, naming why."""
+    a, b = m.model, first.model
+    if (a.architecture.output, a.architecture.n_outputs, a.loss, a.dtype) != (
+            b.architecture.output, b.architecture.n_outputs, b.loss, b.dtype) or (
+            a.loss == "huber" and a.huber_delta != b.huber_delta):
+        raise ValueError(f"members[{k}] is a fit of a model with another head, loss or dtype "
+                         f"({a!r}, members[0]: {b!r}); an ensemble averages fits of one head")
+    if a.architecture.inputs != b.architecture.inputs:
+        raise ValueError(f"members[{k}] reads other inputs ({a.architecture.inputs}) than "
+                         f"members[0] ({b.architecture.inputs})")
+    if (m.classes is None) != (first.classes is None) or (
+            m.classes is not None and not np.array_equal(m.classes, first.classes)):
+        raise ValueError(f"members[{k}] has other classes than members[0]")
+    if m._target_ndim != first._target_ndim:
+        raise ValueError(f"members[{k}] was fit to targets of another shape")
+    if m.feature_names != first.feature_names:
+        raise ValueError(f"members[{k}] names its features differently from members[0]")
+    if m.preprocessing != first.preprocessing:
+        raise ValueError(f"members[{k}] preprocesses tables differently from members[0]")
+
+
+def _shares(weights, n: int) -> np.ndarray:
+    """Weights as shares summing to 1 (equal without weights), or a clear refusal."""
+    if weights is None:
+        return np.full(n, 1.0 / n)
+    try:
+        w = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError("weights must be a sequence of numbers") from None
+    if w.shape != (n,):
+        raise ValueError(f"weights must have one value per member ({n}), got shape {w.shape}")
+    if not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+        raise ValueError("weights must be finite, non-negative and not all zero")
+    return w / w.sum()

@@ -13,6 +13,7 @@ from archfit._validation import (as_features, as_parameters, as_sample_weight, b
                                  warn_unnamed)
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
+from archfit.preprocessing import Preprocessing
 from archfit.scaling import Standardization
 
 
@@ -74,6 +75,17 @@ def _checked_standardization(standardization, model):
     return standardization
 
 
+def _checked_preprocessing(preprocessing, model):
+    if preprocessing is None:
+        return None
+    if not isinstance(preprocessing, Preprocessing):
+        raise TypeError("preprocessing must be a Preprocessing or None")
+    if preprocessing.inputs != model.architecture.inputs:
+        raise ValueError(f"the preprocessing gives {preprocessing.inputs}; the model reads "
+                         f"{model.architecture.inputs}")
+    return preprocessing
+
+
 class FitModel:
     """A network with fixed weights: the model, θ̂, and how θ̂ was found.
 
@@ -97,15 +109,20 @@ class FitModel:
     standardization : Standardization or None
         The means and scales fitting found on the training rows
         (``hyperparameters.standardize``), applied by every prediction.
+    preprocessing : Preprocessing or None
+        The table's encoding fitting found on the training rows (``fit(...,
+        preprocessing=)``): predictions take tables and apply it first.
     """
 
     __slots__ = ("_model", "_theta", "_hyperparameters", "_history", "_classes",
-                 "_target_ndim", "_optimizer_state", "_training_data", "_standardization")
+                 "_target_ndim", "_optimizer_state", "_training_data", "_standardization",
+                 "_preprocessing")
 
     def __init__(self, model: Model, parameters: np.ndarray, hyperparameters: Hyperparameters,
                  history=(), classes=None, target_ndim: int = 2, optimizer_state=None,
                  training_data: dict | None = None,
-                 standardization: Standardization | None = None):
+                 standardization: Standardization | None = None,
+                 preprocessing: Preprocessing | None = None):
         if not isinstance(model, Model):
             raise TypeError(f"model must be a Model, got {type(model).__name__}")
         if not isinstance(hyperparameters, Hyperparameters):
@@ -135,11 +152,13 @@ class FitModel:
             raise TypeError("training_data must be a dict or None")
         self._training_data = None if training_data is None else dict(training_data)
         self._standardization = _checked_standardization(standardization, model)
+        self._preprocessing = _checked_preprocessing(preprocessing, model)
 
     @classmethod
     def _of_fit(cls, model: Model, theta: np.ndarray, hyperparameters: Hyperparameters,
                 history, classes, target_ndim: int, optimizer_state,
-                training_data: dict, standardization=None) -> "FitModel":
+                training_data: dict, standardization=None,
+                preprocessing=None) -> "FitModel":
         """The FitModel ``fit`` returns, from arrays fit made and nobody else holds.
 
         They are frozen in place instead of validated and copied (``fit`` has
@@ -162,6 +181,7 @@ class FitModel:
         self._optimizer_state = optimizer_state
         self._training_data = dict(training_data)
         self._standardization = standardization
+        self._preprocessing = preprocessing
         return self
 
     # ---- what it is -------------------------------------------------------------------
@@ -185,6 +205,13 @@ class FitModel:
         """The features' (and a linear output's targets') means and scales
         found when fitting, or None when fitting did not standardise."""
         return self._standardization
+
+    @property
+    def preprocessing(self) -> Preprocessing | None:
+        """The encoding of the table it was fit on (column kinds,
+        vocabularies, numeric transforms, imputation), or None when it
+        reads numbers as they are."""
+        return self._preprocessing
 
     @property
     def weights(self) -> dict[str, np.ndarray]:
@@ -223,6 +250,8 @@ class FitModel:
     def feature_names(self) -> list[str] | None:
         """The names of the columns it was fit on (a data frame's), in order,
         or None. Predicting on a data frame then matches its columns by name."""
+        if self._preprocessing is not None:
+            return self._preprocessing.feature_names
         names = (self._training_data or {}).get("feature_names")
         return None if names is None else list(names)
 
@@ -231,7 +260,14 @@ class FitModel:
         column names)."""
         return FitModel(self._model, self._theta, self._hyperparameters, self._history,
                         self._classes, self._target_ndim, self._optimizer_state, training_data,
-                        self._standardization)
+                        self._standardization, self._preprocessing)
+
+    def _with_preprocessing(self, preprocessing: Preprocessing | None) -> "FitModel":
+        """The same fit model reading tables through `preprocessing` (a fit
+        on its encoded rows; an ensemble file's shared one)."""
+        return FitModel(self._model, self._theta, self._hyperparameters, self._history,
+                        self._classes, self._target_ndim, self._optimizer_state,
+                        self._training_data, self._standardization, preprocessing)
 
     # ---- files ------------------------------------------------------------------------
     def save(self, path, *, optimizer_state: bool = True):
@@ -263,11 +299,21 @@ class FitModel:
         return from_bytes(data)
 
     # ---- prediction -------------------------------------------------------------------
-    def _outputs(self, X, members: bool = False) -> np.ndarray:
-        """The head's outputs in the targets' units; with `members`, each
-        member's of the ensemble inside the network, (k, n, n_outputs)."""
+    def _encoded(self, X):
+        """X as the network's inputs are laid out: a table through the
+        preprocessing, a data frame's columns in the fit's order."""
+        if self._preprocessing is not None:
+            return self._preprocessing.transform(X)
         if type(X) is not np.ndarray:      # a plain array has no column names to match
-            X = by_name(X, self.feature_names)
+            return by_name(X, self.feature_names)
+        return X
+
+    def _outputs(self, X, members: bool = False, encoded: bool = False) -> np.ndarray:
+        """The head's outputs in the targets' units; with `members`, each
+        member's of the ensemble inside the network, (k, n, n_outputs).
+        `encoded`: X is already :meth:`_encoded`'s."""
+        if not encoded:
+            X = self._encoded(X)
         scaling = self._standardization
         if scaling is None and not members:
             return self._model._outputs(self._theta, X)
@@ -333,7 +379,9 @@ class FitModel:
     def _data(self, X, y, sample_weight, weight_dtype):
         """(X, y, sample_weight) validated and encoded against this fit model."""
         arch = self._model.architecture
-        X = features(by_name(X, self.feature_names), arch.n_inputs, self._model.dtype,
+        X = (self._preprocessing.transform(X) if self._preprocessing is not None
+             else by_name(X, self.feature_names))
+        X = features(X, arch.n_inputs, self._model.dtype,
                      sparse=arch.reads_sparse, categorical=arch.inputs.categorical)
         targets = encode(y, arch.output, arch.n_outputs, X.shape[0], self._model.dtype,
                          self._classes)

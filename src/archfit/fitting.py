@@ -24,6 +24,7 @@ from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
 from archfit._progress import Progress, ending
 from archfit.binning import fit_edges
+from archfit.preprocessing import Preprocessing
 from archfit.scaling import Standardization
 from archfit.schedules import LearningRateSchedule
 
@@ -57,7 +58,8 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
         validation: tuple | None = None, init: FitModel | np.ndarray | None = None,
         sample_weight=None, classes=None,
         callback: Callable[[dict[str, Any]], bool | None] | None = None,
-        verbose: bool = False, checkpoint=None, checkpoint_every: int = 1) -> FitModel:
+        verbose: bool = False, checkpoint=None, checkpoint_every: int = 1,
+        preprocessing: Preprocessing | None = None) -> FitModel:
     """Fit ``model`` to (X, y): find θ̂ by running the fitting algorithm.
 
     Parameters
@@ -104,6 +106,14 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
         returns its result at once. Not with ``optimizer="lbfgs"``.
     checkpoint_every : int, default 1
         Epochs between checkpoints.
+    preprocessing : Preprocessing, optional
+        For a table X (a data frame, pyarrow Table or dict of columns, with
+        text, categorical, date or missing cells): its schema - columns,
+        kinds, vocabularies, indicators, which fix ``model``'s inputs - and
+        settings, whose statistics this fit finds again on X's rows
+        (:meth:`~archfit.preprocessing.Preprocessing.refit`, weighted). The fit model keeps them and
+        applies them to every table it is given; a FitModel given as
+        ``init`` keeps its own.
 
     Returns
     -------
@@ -141,7 +151,8 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
         folder = os.path.dirname(os.path.abspath(checkpoint))
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"checkpoint: folder {folder} does not exist")
-    prep = _prepare(model, X, y, hp, validation, init, sample_weight, classes)
+    prep = _prepare(model, X, y, hp, validation, init, sample_weight, classes,
+                    preprocessing=preprocessing)
     theta, history, optimizer_state = prep.theta, prep.history, prep.optimizer_state
     X, targets, weights, val, first_epoch = prep.X, prep.targets, prep.weights, prep.val, \
         prep.first_epoch
@@ -202,18 +213,20 @@ class _Prepared:
 
     def fit_model(self, theta, history, state) -> FitModel:
         return FitModel._of_fit(self.model, theta, self.hp, history, self.classes,
-                                self.targets.ndim, state, self.fingerprint, self.standardization)
+                                self.targets.ndim, state, self.fingerprint, self.standardization,
+                                self.preprocessing)
 
 
 def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_weight,
              classes, rows: np.ndarray | None = None, checked: bool = False,
-             names=None) -> _Prepared:
+             names=None, preprocessing=None) -> _Prepared:
     """Validate one fit's data and starting point (everything ``fit`` checks
     before a kernel runs). With `rows`, the fit trains on those rows of X and
     y (X already checked, `checked`): X stays shared when the kernels can read
     the rows where they are (dense X in memory, shuffled, not standardised),
     and is copied otherwise; the result is that of a fit on X[rows], y[rows].
-    `names`: checked X's feature names."""
+    `names`: checked X's feature names. `preprocessing`: the table's encoding,
+    refit on X (unchecked X only)."""
     arch, dtype = model.architecture, model.dtype
 
     if hp.standardize_targets and arch.output != "linear":
@@ -249,6 +262,15 @@ def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_w
         theta = None
 
     # ---- data --------------------------------------------------------------------------
+    encoding = _encoding(model, preprocessing, init, X, sample_weight)
+    if encoding is not None and checked:
+        raise ValueError("init was fit on a table with its preprocessing; continue it with "
+                         "archfit.fit, which encodes the table (fit_many takes numbers)")
+    if encoding is not None:
+        X = encoding.transform(X)
+        if validation is not None and isinstance(validation, (tuple, list)) and validation:
+            validation = (encoding.transform(validation[0], "validation X"),
+                          *validation[1:])
     if not checked:
         names = feature_names(X)
         if isinstance(init, FitModel) and init.feature_names is not None:
@@ -325,7 +347,29 @@ def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_w
     return _Prepared(model=model, hp=hp, theta=theta, history=history,
                      optimizer_state=optimizer_state, X=X, rows=rows, targets=targets,
                      weights=weights, val=val, fingerprint=fingerprint, classes=classes,
-                     standardization=standardization, first_epoch=len(history))
+                     standardization=standardization, preprocessing=encoding,
+                     first_epoch=len(history))
+
+
+def _encoding(model: Model, preprocessing, init, X, sample_weight):
+    """The preprocessing a fit applies: init's own, or `preprocessing` refit
+    on X's rows; None for a fit on numbers."""
+    own = init.preprocessing if isinstance(init, FitModel) else None
+    if preprocessing is None:
+        return own
+    if not isinstance(preprocessing, Preprocessing):
+        raise TypeError(f"preprocessing must be a Preprocessing, got "
+                        f"{type(preprocessing).__name__}")
+    if preprocessing.inputs != model.architecture.inputs:
+        raise ValueError(f"the preprocessing gives {preprocessing.inputs}; the model reads "
+                         f"{model.architecture.inputs}: build the architecture with "
+                         "inputs=preprocessing.inputs")
+    if isinstance(init, FitModel):
+        if own is None or own.to_dict()["columns"] != preprocessing.to_dict()["columns"]:
+            raise ValueError("init was fit with another preprocessing (or none); continue it "
+                             "without preprocessing=, with its own")
+        return own
+    return preprocessing.refit(X, sample_weight)
 
 
 class _Keeper:

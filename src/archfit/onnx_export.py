@@ -34,6 +34,7 @@ import numpy as np
 from archfit.fit_model import FitModel
 
 OPSET = 17
+ML_OPSET = 2          # LabelEncoder with string, integer and float keys
 IR_VERSION = 8
 
 
@@ -69,12 +70,26 @@ def to_onnx(fitted, path=None):
         return name
 
     result = "probabilities" if arch.output in ("softmax", "sigmoid") else "values"
+    if first.preprocessing is not None:
+        graph_inputs = _preprocessing(helper, nodes, const, first.preprocessing, elem)
+    else:
+        graph_inputs = [helper.make_tensor_value_info("X", elem, ["batch", arch.n_inputs])]
     if len(members) == 1:
         _member(helper, nodes, const, first, "", result, dtype)
     else:
         outs = [_member(helper, nodes, const, m, f"member{k}.", f"member{k}.{result}", dtype)
                 for k, m in enumerate(members)]
-        nodes.append(helper.make_node("Mean", outs, [result], name="mean"))
+        shares = fitted.weights
+        if np.all(shares == shares[0]):
+            nodes.append(helper.make_node("Mean", outs, [result], name="mean"))
+        else:
+            weighted = []
+            for k, (o, share) in enumerate(zip(outs, shares)):
+                weighted.append(f"member{k}.weighted")
+                nodes.append(helper.make_node(
+                    "Mul", [o, const(f"member{k}.share", np.array(share, dtype=dtype))],
+                    [weighted[-1]]))
+            nodes.append(helper.make_node("Sum", weighted, [result], name="weighted_mean"))
     outputs = [helper.make_tensor_value_info(result, elem, ["batch", arch.n_outputs])]
     if arch.output == "softmax":
         classes = first.classes
@@ -90,11 +105,12 @@ def to_onnx(fitted, path=None):
                                       keepdims=0))
         nodes.append(helper.make_node("Gather", ["classes", "label_index"], ["label"], axis=0))
         outputs.append(helper.make_tensor_value_info("label", label_type, ["batch"]))
-    graph = helper.make_graph(
-        nodes, "archfit", [helper.make_tensor_value_info("X", elem, ["batch", arch.n_inputs])],
-        outputs, initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="archfit", ir_version=IR_VERSION)
+    graph = helper.make_graph(nodes, "archfit", graph_inputs, outputs, initializer=inits)
+    opsets = [helper.make_opsetid("", OPSET)]
+    if any(n.domain == "ai.onnx.ml" for n in nodes):
+        opsets.append(helper.make_opsetid("ai.onnx.ml", ML_OPSET))
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="archfit",
+                              ir_version=IR_VERSION)
     model.doc_string = (repr(first.model) if len(members) == 1
                         else f"Ensemble of {len(members)} x {first.model!r}")
     onnx.checker.check_model(model)
@@ -148,6 +164,106 @@ def _member(helper, nodes, const, fitted: FitModel, prefix: str, out: str, dtype
     else:
         nodes.append(helper.make_node("Identity", [current], [out]))
     return out
+
+
+def _preprocessing(helper, nodes, const, prep, elem) -> list:
+    """Nodes computing the network's inputs ``X`` from one graph input per
+    table column (shape (batch, 1)): numbers as double, NaN where missing;
+    categories as the vocabulary's type (string, int64, double; booleans as
+    bool), each value outside the vocabulary coding -1. Returns the graph's
+    inputs."""
+    from onnx import TensorProto
+    kinds = prep.kinds
+    dates = [n for n, k in kinds.items() if k == "date"]
+    if dates:
+        raise ValueError(f"a fit model whose preprocessing reads dates ({dates[0]!r}) cannot "
+                         "be exported to ONNX: turn the dates into numbers before fitting "
+                         "(days since a date, year, month)")
+    graph_inputs, numbers, indicators, codes = [], [], [], []
+    types = {}
+    for spec in prep.categorical:
+        kind = {type(v) for v in spec.vocabulary}
+        types[spec.source] = ("str" if kind == {str} else "bool" if kind == {bool} else
+                              "int" if kind <= {int, bool} else "float")
+    for name, kind in kinds.items():
+        t = (TensorProto.DOUBLE if kind == "numeric" else
+             {"str": TensorProto.STRING, "int": TensorProto.INT64, "bool": TensorProto.BOOL,
+              "float": TensorProto.DOUBLE}[types[name]])
+        graph_inputs.append(helper.make_tensor_value_info(name, t, ["batch", 1]))
+    for j, spec in enumerate(prep.numeric):
+        p = f"prep.{j}"
+        nodes.append(helper.make_node("IsNaN", [spec.source], [f"{p}.missing"]))
+        nodes.append(helper.make_node("Where", [f"{p}.missing", const(
+            f"{p}.fill", np.array(spec.fill)), spec.source], [f"{p}.x"]))
+        numbers.append(_numeric_onnx(helper, nodes, const, spec, f"{p}.x", p))
+        if spec.indicator:
+            indicators.append(f"{p}.indicator")
+            nodes.append(helper.make_node("Cast", [f"{p}.missing"], [indicators[-1]],
+                                          to=TensorProto.DOUBLE))
+    for j, spec in enumerate(prep.categorical):
+        p, x = f"prep.c{j}", spec.source
+        values = np.arange(len(spec.vocabulary), dtype=np.int64)
+        values[list(spec.unseen)] = -1
+        kind = types[spec.source]
+        if kind == "bool":
+            nodes.append(helper.make_node("Cast", [x], [f"{p}.int"], to=TensorProto.INT64))
+            x, kind = f"{p}.int", "int"
+        keys = {"str": "keys_strings", "int": "keys_int64s", "float": "keys_floats"}[kind]
+        vocabulary = ([str(v) for v in spec.vocabulary] if kind == "str" else
+                      [int(v) for v in spec.vocabulary] if kind == "int" else
+                      [float(v) for v in spec.vocabulary])
+        if kind == "float":
+            nodes.append(helper.make_node("Cast", [x], [f"{p}.float"], to=TensorProto.FLOAT))
+            x = f"{p}.float"
+        nodes.append(helper.make_node("LabelEncoder", [x], [f"{p}.code"], domain="ai.onnx.ml",
+                                      default_int64=-1, values_int64s=values.tolist(),
+                                      **{keys: vocabulary}))
+        codes.append(f"{p}.code.double")
+        nodes.append(helper.make_node("Cast", [f"{p}.code"], [codes[-1]], to=TensorProto.DOUBLE))
+    nodes.append(helper.make_node("Concat", numbers + indicators + codes, ["prep.X"], axis=1))
+    nodes.append(helper.make_node("Cast", ["prep.X"], ["X"], to=elem))
+    return graph_inputs
+
+
+def _numeric_onnx(helper, nodes, const, spec, x: str, p: str) -> str:
+    """One numeric input's transform, in double, as Preprocessing does it."""
+    if spec.knots is not None:
+        # np.interp with the ends held: z0 + sum of slope_i * clip(x - x_i, 0, width_i)
+        xs, zs = (np.array(k) for k in spec.knots)
+        if len(xs) == 1:
+            nodes.append(helper.make_node("Mul", [x, const(f"{p}.zero", np.array(0.0))],
+                                          [f"{p}.z"]))
+            return f"{p}.z"
+        widths = np.diff(xs)
+        nodes.append(helper.make_node("Sub", [x, const(f"{p}.knots", xs[:-1][None, :])],
+                                      [f"{p}.above"]))
+        nodes.append(helper.make_node("Clip", [f"{p}.above", const(f"{p}.low", np.array(0.0))],
+                                      [f"{p}.floor"]))
+        nodes.append(helper.make_node("Min", [f"{p}.floor", const(f"{p}.widths",
+                                                                 widths[None, :])],
+                                      [f"{p}.ramps"]))
+        nodes.append(helper.make_node("MatMul", [f"{p}.ramps", const(
+            f"{p}.slopes", (np.diff(zs) / widths)[:, None])], [f"{p}.rise"]))
+        nodes.append(helper.make_node("Add", [f"{p}.rise", const(f"{p}.start",
+                                                                np.array(zs[0]))], [f"{p}.z"]))
+        return f"{p}.z"
+    nodes.append(helper.make_node("Sub", [x, const(f"{p}.center", np.array(spec.center))],
+                                  [f"{p}.centred"]))
+    nodes.append(helper.make_node("Div", [f"{p}.centred", const(f"{p}.scale",
+                                                               np.array(spec.scale))],
+                                  [f"{p}.z"]))
+    if not spec.clip:
+        return f"{p}.z"
+    # z / sqrt(1 + (z / CLIP)^2)
+    from archfit.preprocessing import CLIP
+    nodes.append(helper.make_node("Div", [f"{p}.z", const(f"{p}.bound", np.array(CLIP))],
+                                  [f"{p}.ratio"]))
+    nodes.append(helper.make_node("Mul", [f"{p}.ratio", f"{p}.ratio"], [f"{p}.square"]))
+    nodes.append(helper.make_node("Add", [f"{p}.square", const(f"{p}.one", np.array(1.0))],
+                                  [f"{p}.sum"]))
+    nodes.append(helper.make_node("Sqrt", [f"{p}.sum"], [f"{p}.root"]))
+    nodes.append(helper.make_node("Div", [f"{p}.z", f"{p}.root"], [f"{p}.clipped"]))
+    return f"{p}.clipped"
 
 
 class _Graph:

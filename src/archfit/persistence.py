@@ -32,6 +32,7 @@ import numpy as np
 from archfit.fit_model import FitModel
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
+from archfit.preprocessing import Preprocessing
 from archfit.scaling import Standardization
 
 MAGIC = b"ARCHFIT\x00"
@@ -105,6 +106,8 @@ def fit_model_fields(fitted: FitModel, *, optimizer_state: bool = True):
         "optimizer_state": None if state is None else {"step": state[2], "optimizer": state[3]},
         "standardization": None if scaling is None else [name for name, _ in scaling.arrays()],
     }
+    if fitted.preprocessing is not None:
+        header["preprocessing"] = fitted.preprocessing.to_dict()
     return header, arrays
 
 
@@ -221,10 +224,13 @@ def _rebuild(header: dict[str, Any], payload: bytes) -> FitModel:
         scaling = Standardization(**{name: array(payload, index, name, np.float64,
                                                  length[name.split("_")[0]])
                                      for name in names})
+    preprocessing = header.get("preprocessing")
+    if preprocessing is not None:
+        preprocessing = Preprocessing.from_dict(preprocessing)
     # The constructor re-validates: finite parameters, classes matching the head.
     return FitModel(model, theta, hp, history, _classes_from_json(header["classes"]),
                     header["target_ndim"], optimizer_state, header.get("training_data"),
-                    scaling)
+                    scaling, preprocessing)
 
 
 def save(fitted: FitModel, path, *, optimizer_state: bool = True) -> Path:
