@@ -33,7 +33,7 @@ def csv_data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(csv_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "digits.archfit"
-    code, stdout, stderr = archfit("train", csv_data, "--target", "digit", "--hidden", "64,32",
+    code, stdout, stderr = archfit("train", "--network", csv_data, "--target", "digit", "--hidden", "64,32",
                                    "--epochs", "25", "--lr", "0.005", "--progress", "plain",
                                    "-o", out)
     assert code == 0, stderr
@@ -94,7 +94,7 @@ def test_regression_from_npz(tmp_path):
     data = tmp_path / "reg.npz"
     np.savez(data, X=X, y=y)
     out = tmp_path / "reg.archfit"
-    code, stdout, stderr = archfit("train", data, "--target", "y", "--hidden", "16",
+    code, stdout, stderr = archfit("train", "--network", data, "--target", "y", "--hidden", "16",
                                    "--epochs", "60", "--lr", "0.01", "-q", "-o", out)
     assert code == 0, stderr and stdout == ""
     assert af.load(out).architecture.output == "linear"
@@ -105,14 +105,14 @@ def test_regression_from_npz(tmp_path):
 
 def test_progress_bar_with_tqdm(csv_data, tmp_path):
     pytest.importorskip("tqdm")
-    code, stdout, stderr = archfit("train", csv_data, "--target", "digit", "--epochs", "3",
+    code, stdout, stderr = archfit("train", "--network", csv_data, "--target", "digit", "--epochs", "3",
                                    "--progress", "bar", "-o", tmp_path / "m")
     assert code == 0, stderr
     assert "epoch/s" in stderr or "s/epoch" in stderr
     assert "validation accuracy" in stderr
     assert "\r" not in stdout and "epoch" not in stdout.replace("epochs", "")
     # not a terminal and not asked for: no progress at all
-    code, stdout, stderr = archfit("train", csv_data, "--target", "digit", "--epochs", "3",
+    code, stdout, stderr = archfit("train", "--network", csv_data, "--target", "digit", "--epochs", "3",
                                    "-o", tmp_path / "m")
     assert code == 0 and stderr == "" and "\r" not in stdout
 
@@ -122,9 +122,9 @@ def test_progress_bar_with_tqdm(csv_data, tmp_path):
     (None, ["predict", "missing.archfit", "x.csv"], "no such file: missing.archfit"),
     ("text", ["plot", "{file}", "-o", "/nonexistent/x.png"], "does not exist"),
     ("text", ["info", "{file}"], "not an archfit file"),
-    ("csv", ["train", "{file}", "--target", "nope", "-o", "m"], "unknown target column 'nope'"),
-    ("badcsv", ["train", "{file}", "--target", "y", "-o", "m"], "column 'a' is not numeric"),
-    ("csv", ["train", "{file}", "--target", "y", "--epochs", "0", "-o", "m"], "epochs"),
+    ("csv", ["train", "--network", "{file}", "--target", "nope", "-o", "m"], "unknown target column 'nope'"),
+    ("badcsv", ["train", "--network", "{file}", "--target", "y", "-o", "m"], "column 'a' is not numeric"),
+    ("csv", ["train", "--network", "{file}", "--target", "y", "--epochs", "0", "-o", "m"], "epochs"),
     (None, ["train", "missing.csv", "--target", "y", "-o", "m"], "no such file: missing.csv"),
     ("text", ["predict", "{file}", "data.csv"], "not an archfit file"),
     ("text", ["plot", "{file}", "-o", "x.png"], "not an archfit file"),
@@ -145,10 +145,10 @@ def test_errors_are_one_line(tmp_path, make, args, message):
     assert "Traceback" not in stderr
 
 
-@pytest.mark.parametrize("args", [["train"], ["train", "d.csv", "--target", "y", "--hidden",
+@pytest.mark.parametrize("args", [["train"], ["train", "--network", "d.csv", "--target", "y", "--hidden",
                                               "64,abc", "-o", "m"],
-                                   ["train", "d.csv", "--target", "y", "--sep", "ab", "-o", "m"],
-                                   ["train", "d.csv", "--target", "y", "--optimizer", "rmsprop",
+                                   ["train", "--network", "d.csv", "--target", "y", "--sep", "ab", "-o", "m"],
+                                   ["train", "--network", "d.csv", "--target", "y", "--optimizer", "rmsprop",
                                     "-o", "m"]])
 def test_usage_errors_exit_2(args):
     code, _, stderr = archfit(*args)
@@ -181,7 +181,7 @@ def raw_sets(tmp_path_factory):
                                                  ("diabetes", "R²", 0.40)])
 def test_the_defaults_on_raw_data(raw_sets, tmp_path, name, metric, least):
     out = tmp_path / "m.archfit"
-    code, stdout, stderr = archfit("train", raw_sets[name], "--target", "target",
+    code, stdout, stderr = archfit("train", "--network", raw_sets[name], "--target", "target",
                                    "--progress", "none", "-o", out)
     assert code == 0, stderr
     score = float(stdout.split(f"hold-out {metric}: ")[1].split()[0])
@@ -193,7 +193,7 @@ def test_the_defaults_on_raw_data(raw_sets, tmp_path, name, metric, least):
     assert "held out by the command line" in stdout and "(20% of the data; 20% asked)" in stdout
     assert "validation_fraction" in stdout and "(not used: no early stopping)" in stdout
     if name == "wine":      # without scaling, markedly worse: the default matters
-        code, stdout, _ = archfit("train", raw_sets[name], "--target", "target", "--no-scale",
+        code, stdout, _ = archfit("train", "--network", raw_sets[name], "--target", "target", "--no-scale",
                                   "--progress", "none", "-o", tmp_path / "raw.archfit")
         assert float(stdout.split("hold-out accuracy: ")[1].split()[0]) < score
 
@@ -229,10 +229,10 @@ def test_missing_values_are_named_or_imputed(tmp_path, engine):
 
 def test_impute_travels_with_the_model(tmp_path):
     path = _blank_cells(tmp_path)
-    code, _, stderr = archfit("train", path, "--target", "y", "-q", "-o", tmp_path / "m")
+    code, _, stderr = archfit("train", "--network", path, "--target", "y", "-q", "-o", tmp_path / "m")
     assert code == 1 and "missing value(s), the first at line 7" in stderr
     assert "--impute" in stderr
-    code, _, stderr = archfit("train", path, "--target", "y", "--impute", "median", "-q",
+    code, _, stderr = archfit("train", "--network", path, "--target", "y", "--impute", "median", "-q",
                               "-o", tmp_path / "m")
     assert code == 0, stderr
     fitted = af.load(tmp_path / "m")
@@ -246,21 +246,21 @@ def test_impute_travels_with_the_model(tmp_path):
 def test_command_line_rough_edges(raw_sets, tmp_path):
     data = raw_sets["breast_cancer"]
     # the output path is checked before training
-    code, _, stderr = archfit("train", data, "--target", "target", "-o",
+    code, _, stderr = archfit("train", "--network", data, "--target", "target", "-o",
                               tmp_path / "nowhere" / "m.archfit")
     assert code == 1 and "does not exist" in stderr and "Epoch" not in stderr
     # every row trained on
-    code, stdout, stderr = archfit("train", data, "--target", "target", "--epochs", "5",
+    code, stdout, stderr = archfit("train", "--network", data, "--target", "target", "--epochs", "5",
                                    "--validation-fraction", "0", "--progress", "none",
                                    "-o", tmp_path / "all.archfit")
     assert code == 0, stderr
     assert "training accuracy" in stdout and "holding out none" in stdout
     assert af.load(tmp_path / "all.archfit").training_data["n_samples"] == 569
-    code, _, stderr = archfit("train", data, "--target", "target", "--validation-fraction",
+    code, _, stderr = archfit("train", "--network", data, "--target", "target", "--validation-fraction",
                               "1.5", "-o", tmp_path / "x")
     assert code == 1 and "--validation-fraction must be in [0, 1)" in stderr
     # a 0/1 target with one sigmoid output
-    code, stdout, stderr = archfit("train", data, "--target", "target", "--output", "sigmoid",
+    code, stdout, stderr = archfit("train", "--network", data, "--target", "target", "--output", "sigmoid",
                                    "--epochs", "5", "--progress", "plain",
                                    "-o", tmp_path / "sig.archfit")
     assert code == 0, stderr
@@ -273,7 +273,7 @@ def test_command_line_rough_edges(raw_sets, tmp_path):
 
 def test_a_closed_pipe_ends_quietly(raw_sets, tmp_path):
     out = tmp_path / "m.archfit"
-    assert archfit("train", raw_sets["wine"], "--target", "target", "--epochs", "2", "-q",
+    assert archfit("train", "--network", raw_sets["wine"], "--target", "target", "--epochs", "2", "-q",
                    "-o", out)[0] == 0
     big = tmp_path / "big.csv"
     with open(raw_sets["wine"]) as f:
@@ -294,7 +294,7 @@ def test_parquet_input(raw_sets, tmp_path):
     pytest.importorskip("pyarrow")
     path = tmp_path / "wine.parquet"
     pd.read_csv(raw_sets["wine"]).to_parquet(path)
-    code, stdout, stderr = archfit("train", path, "--target", "target", "--epochs", "3", "-q",
+    code, stdout, stderr = archfit("train", "--network", path, "--target", "target", "--epochs", "3", "-q",
                                    "-o", tmp_path / "m")
     assert code == 0, stderr
     code, stdout, stderr = archfit("predict", tmp_path / "m", path)
@@ -320,14 +320,14 @@ def test_the_separator_is_detected_or_given(raw_sets, tmp_path, sep, suffix):
     pd = pytest.importorskip("pandas")
     path = tmp_path / f"wine{suffix}"
     pd.read_csv(raw_sets["wine"]).to_csv(path, sep=sep, index=False)
-    code, stdout, stderr = archfit("train", path, "--target", "target", "--epochs", "3",
+    code, stdout, stderr = archfit("train", "--network", path, "--target", "target", "--epochs", "3",
                                    "-o", tmp_path / "m")
     assert code == 0, stderr
     assert "13 features" in stdout
     code, stdout, stderr = archfit("predict", tmp_path / "m", path)
     assert code == 0 and len(stdout.splitlines()) == 179, stderr
     # a wrong separator named by hand: the message says how the file was read
-    code, _, stderr = archfit("train", path, "--target", "target", "--sep", ",", "-o",
+    code, _, stderr = archfit("train", "--network", path, "--target", "target", "--sep", ",", "-o",
                               tmp_path / "x")
     assert code == 1 and "unknown target column 'target'" in stderr
     assert "read as comma-separated; --sep sets another separator" in stderr
@@ -337,7 +337,7 @@ def test_a_pandas_index_column_is_not_a_feature(raw_sets, tmp_path):
     pd = pytest.importorskip("pandas")
     path = tmp_path / "indexed.csv"
     pd.read_csv(raw_sets["wine"]).to_csv(path)          # index=True: an unnamed first column
-    code, stdout, stderr = archfit("train", path, "--target", "target", "--epochs", "3",
+    code, stdout, stderr = archfit("train", "--network", path, "--target", "target", "--epochs", "3",
                                    "-o", tmp_path / "m")
     assert code == 0, stderr
     assert "first column has no name" in stderr and "not used as a feature" in stderr
@@ -361,27 +361,27 @@ def _dated(tmp_path, n=600):
 
 def test_a_target_with_a_value_per_row_is_refused(tmp_path):
     path = _dated(tmp_path)
-    code, _, stderr = archfit("train", path, "--target", "date", "-o", tmp_path / "m")
+    code, _, stderr = archfit("train", "--network", path, "--target", "date", "-o", tmp_path / "m")
     assert code == 1 and "distinct values in 600 rows" in stderr
     assert "--output linear" in stderr and not (tmp_path / "m").exists()
     # a fractional target forced into a classifier
     numbers = tmp_path / "numbers.csv"
     numbers.write_text("a,b\n" + "".join(f"{i},{i / 7:.3f}\n" for i in range(50)))
-    code, _, stderr = archfit("train", numbers, "--target", "b", "--output", "softmax",
+    code, _, stderr = archfit("train", "--network", numbers, "--target", "b", "--output", "softmax",
                               "-o", tmp_path / "m")
     assert code == 1 and "fractional numbers" in stderr
 
 
 def test_dates_as_features_are_refused_in_words(tmp_path):
     path = _dated(tmp_path)
-    code, _, stderr = archfit("train", path, "--target", "y", "-o", tmp_path / "m")
+    code, _, stderr = archfit("train", "--network", path, "--target", "y", "-o", tmp_path / "m")
     assert code == 1 and "holds dates" in stderr and "days since" in stderr
     assert "datetime" not in stderr and "(line 2: 2024-01-01" in stderr
 
 
 def test_sigmoid_models_predict_probabilities(raw_sets, tmp_path):
     out = tmp_path / "s.archfit"
-    code, _, stderr = archfit("train", raw_sets["breast_cancer"], "--target", "target",
+    code, _, stderr = archfit("train", "--network", raw_sets["breast_cancer"], "--target", "target",
                               "--output", "sigmoid", "--epochs", "5", "-q", "-o", out)
     assert code == 0, stderr
     code, stdout, stderr = archfit("predict", out, raw_sets["breast_cancer"])
@@ -425,7 +425,7 @@ def test_info_on_many_classes_and_few_held_out(tmp_path):
         f.write("a,b,label\n")
         for i in range(300):
             f.write(f"{rng.normal():.3f},{rng.normal():.3f},c{i % 60}\n")
-    code, _, stderr = archfit("train", path, "--target", "label", "--epochs", "2", "-q",
+    code, _, stderr = archfit("train", "--network", path, "--target", "label", "--epochs", "2", "-q",
                               "-o", tmp_path / "m")
     assert code == 0, stderr
     code, stdout, _ = archfit("info", tmp_path / "m")
@@ -437,7 +437,7 @@ def test_info_on_many_classes_and_few_held_out(tmp_path):
 
 def test_saved_files_follow_the_umask(raw_sets, tmp_path):
     out = tmp_path / "m.archfit"
-    code, _, stderr = archfit("train", raw_sets["wine"], "--target", "target", "--epochs", "2",
+    code, _, stderr = archfit("train", "--network", raw_sets["wine"], "--target", "target", "--epochs", "2",
                               "-q", "-o", out)
     assert code == 0, stderr
     mask = os.umask(0o022)
@@ -452,7 +452,7 @@ def test_layers_and_an_ensemble_from_the_command_line(csv_data, tmp_path):
     out = tmp_path / "tabm.archfit"
     layers = '[{"kind": "piecewise_linear", "n_bins": 8, "dim": 4}, {"kind": "dense", ' \
         '"units": 32, "activation": "relu"}]'
-    code, stdout, stderr = archfit("train", csv_data, "--target", "digit", "--layers", layers,
+    code, stdout, stderr = archfit("train", "--network", csv_data, "--target", "digit", "--layers", layers,
                                    "--ensemble", "4", "--adapters", "all", "--epochs", "8",
                                    "--lr", "0.003", "-o", out)
     assert code == 0, stderr
@@ -461,5 +461,66 @@ def test_layers_and_an_ensemble_from_the_command_line(csv_data, tmp_path):
     fitted = af.load(out)
     assert fitted.architecture.members == 4 and fitted.architecture.ensemble.adapters == "all"
     assert fitted.architecture.fitted[0].name == "piecewise_linear0.edges"
-    code, _, stderr = archfit("train", csv_data, "--target", "digit", "--ensemble", "0")
+    code, _, stderr = archfit("train", "--network", csv_data, "--target", "digit", "--ensemble", "0")
     assert code == 2 and "--ensemble: the members, a whole number from 1 to 1024" in stderr
+
+
+# ---- the tabular learner, the default of `archfit train` --------------------------------------
+@pytest.fixture(scope="module")
+def messy_csv(tmp_path_factory):
+    """A CSV as people have them: text, booleans, ISO dates and empty cells."""
+    rng = np.random.default_rng(0)
+    n = 400
+    path = tmp_path_factory.mktemp("messy") / "sales.csv"
+    colour = rng.choice(["red", "green", "blue"], n)
+    size = rng.lognormal(size=n)
+    day = rng.integers(0, 365, n)
+    price = np.log(size) + (colour == "red") * 2 + rng.normal(scale=0.1, size=n)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["size", "colour", "sold", "day", "price"])
+        for i in range(n):
+            w.writerow([f"{size[i]:.4f}" if i % 7 else "", colour[i], bool(i % 2),
+                        str(np.datetime64("2024-01-01") + day[i]), f"{price[i]:.5f}"])
+    return path
+
+
+def test_train_defaults_to_the_tabular_learner(messy_csv, tmp_path):
+    out = tmp_path / "sales.archfit"
+    code, stdout, stderr = archfit("train", messy_csv, "--target", "price", "--members", "4",
+                                   "-o", out)
+    assert code == 0, stderr
+    assert "tabular learner (4 networks)" in stdout and "validation RMSE" in stdout
+    ensemble = af.Ensemble.load(out)
+    assert ensemble.record["target"] == "price" and ensemble.record["trained"] == 4
+    assert ensemble.preprocessing.kinds == {"size": "numeric", "colour": "categorical",
+                                            "sold": "categorical", "day": "date"}
+    code, stdout, stderr = archfit("info", out)
+    assert code == 0, stderr
+    assert "archfit tabular learner (regression)" in stdout
+    assert "colour: categorical, 3 values ['blue', 'green', 'red']" in stdout
+    assert "size: numeric" in stdout and "missing -> indicator" in stdout
+    code, stdout, stderr = archfit("predict", out, messy_csv)
+    assert code == 0, stderr
+    lines = stdout.strip().splitlines()
+    assert lines[0] == "prediction" and len(lines) == 401
+    predicted = np.array([float(v) for v in lines[1:]])
+    truth = np.loadtxt(messy_csv, delimiter=",", skiprows=1, usecols=4)
+    assert np.corrcoef(predicted, truth)[0, 1] > 0.9     # a seventh of the sizes missing
+
+
+def test_train_tabular_classifies_and_refuses_network_options(raw_sets, tmp_path):
+    out = tmp_path / "wine.archfit"
+    code, stdout, stderr = archfit("train", raw_sets["wine"], "--target", "target",
+                                   "--members", "4", "-q", "-o", out)
+    assert code == 0, stderr
+    assert af.Ensemble.load(out).record["task"] == "classification"
+    code, _, stderr = archfit("train", raw_sets["wine"], "--target", "target", "--hidden",
+                              "32", "--epochs", "3", "-o", out)
+    assert code == 1 and "--hidden, --epochs set up one network: add --network" in stderr
+    code, _, stderr = archfit("train", "--network", raw_sets["wine"], "--target", "target",
+                              "--members", "4", "-o", out)
+    assert code == 1 and "leave out --network" in stderr
+    code, _, stderr = archfit("train", raw_sets["wine"], "--target", "target",
+                              "--validation-fraction", "0", "-o", out)
+    assert code == 1 and "--validation-fraction must be in (0, 1)" in stderr

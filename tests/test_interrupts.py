@@ -154,7 +154,7 @@ def test_the_command_line_saves_the_partial_fit_and_resumes(tmp_path):
     np.savetxt(data, np.column_stack([X, y]), delimiter=",", comments="",
                header=",".join([f"x{i}" for i in range(20)] + ["label"]), fmt="%.6g")
     model, checkpoint = tmp_path / "m.archfit", tmp_path / "m.checkpoint"
-    command = [sys.executable, "-m", "archfit", "train", str(data), "--target", "label",
+    command = [sys.executable, "-m", "archfit", "train", "--network", str(data), "--target", "label",
                "--hidden", "512,512", "--epochs", "40", "--progress", "plain",
                "--checkpoint", str(checkpoint), "-o", str(model)]
     # progress goes to standard error, a line per epoch
@@ -214,7 +214,7 @@ def test_ctrl_c_before_any_epoch_claims_no_checkpoint(tmp_path):
     np.savetxt(data, np.column_stack([X, X[:, 0] > 0]), delimiter=",", comments="",
                header=",".join([f"x{i}" for i in range(20)] + ["label"]), fmt="%.6g")
     model, checkpoint = tmp_path / "m.archfit", tmp_path / "m.checkpoint"
-    command = [sys.executable, "-m", "archfit", "train", str(data), "--target", "label",
+    command = [sys.executable, "-m", "archfit", "train", "--network", str(data), "--target", "label",
                "--hidden", "1024,1024", "--epochs", "30", "--checkpoint", str(checkpoint),
                "-o", str(model)]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -60,7 +60,7 @@ def test_arrow_tables_and_dicts_read_as_frames():
 
 
 @pytest.mark.parametrize("bad, message", [
-    (lambda df: df.assign(h=[[1]] * len(df)), "a list at row 0"),
+    (lambda df: df.assign(h=[[1]] * len(df)), "a list at row 0: the argument must be a string or a number"),
     (lambda df: df.assign(h=np.ones(len(df)) * 1j), "complex"),
     (lambda df: df.assign(a=np.where(np.arange(len(df)) == 3, np.inf, df["a"])),
      "infinite value at row 3"),

@@ -24,6 +24,7 @@ from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
 from archfit.persistence import FileFormatError, load
 from archfit.preprocessing import Preprocessing
+from archfit.tabular import fit_tabular
 
 __version__ = "0.1.0"
 
@@ -52,6 +53,7 @@ __all__ = [
     "distributions",
     "fit",
     "fit_many",
+    "fit_tabular",
     "holdout",
     "kfold",
     "load",

@@ -92,7 +92,78 @@ def _targets(table, output):
     return y.astype(np.float64), 1, None
 
 
+# The options of `archfit train` that set up one network (--network).
+NETWORK_OPTIONS = ("hidden", "layers", "ensemble", "adapters", "activation", "epochs",
+                   "batch_size", "lr", "optimizer", "l2", "dtype", "no_scale", "impute",
+                   "checkpoint")
+
+
 def _train(args) -> int:
+    if not args.network:
+        defaults = parser().parse_args(["train", "x", "--target", "y", "-o", "z"])
+        given = [o for o in NETWORK_OPTIONS if getattr(args, o) != getattr(defaults, o)]
+        if given:
+            shown = ", ".join("--" + o.replace("_", "-") for o in given)
+            raise ValueError(f"{shown} set up one network: add --network to train one (the "
+                             "default is the tabular learner, an ensemble of many)")
+        return _train_tabular(args)
+    if args.members is not None or args.time_budget is not None or args.categorical:
+        raise ValueError("--members, --time-budget and --categorical are the tabular "
+                         "learner's; leave out --network to use it")
+    return _train_network(args)
+
+
+def _train_tabular(args) -> int:
+    import archfit as af
+    from archfit.io import looks_categorical, read
+
+    _check_writable(args.output_file)
+    fraction = args.validation_fraction
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"--validation-fraction must be in (0, 1): the tabular learner stops "
+                         f"its members and chooses the ensemble on those rows; got {fraction}")
+    table = read(args.data, args.target, sep=args.sep, raw=True)
+    for note in table.notes:
+        if not args.quiet:
+            _note(note)
+    output = args.output
+    if output == "sigmoid":
+        raise ValueError("--output sigmoid is for one network: add --network")
+    if output == "auto":
+        output = "softmax" if looks_categorical(table.y) else "linear"
+    y, _, _ = _targets(table, output)
+    categorical = [c.strip() for c in args.categorical.split(",") if c.strip()] \
+        if args.categorical else []
+    say = (lambda *a: None) if args.quiet else print  # noqa: E731
+    task = "classification" if output == "softmax" else "regression"
+    members = args.members
+    if members is None:
+        import inspect
+        members = inspect.signature(af.fit_tabular).parameters["n_members"].default
+    if members < 1:
+        raise ValueError(f"--members must be at least 1, got {members}")
+    if args.time_budget is not None and not args.time_budget > 0:
+        raise ValueError(f"--time-budget must be a positive number of seconds, got "
+                         f"{args.time_budget}")
+    say(f"training the tabular learner ({members} networks) on {len(y)} rows of "
+        f"{args.data}, holding out {fraction:.0%} to stop them and choose the ensemble; "
+        f"target {table.target!r} ({task}), {len(table.feature_names)} columns\n")
+    kind = _progress_kind(args)
+    ensemble = af.fit_tabular(table.X, y, n_members=members, time_budget=args.time_budget,
+                              seed=args.seed, categorical=categorical, task=task,
+                              validation_fraction=fraction, verbose=kind != "none")
+    record = dict(ensemble.record, source=str(args.data), target=table.target)
+    ensemble = af.Ensemble(ensemble.members, ensemble.weights, record)
+    ensemble.save(args.output_file)
+    metric = "accuracy" if task == "classification" else "RMSE"
+    say(ensemble.preprocessing.describe()[0])
+    say(f"ensemble of {len(ensemble)} of {record['trained']} networks trained; validation "
+        f"{metric}: {record['validation_score']:.4f} in {record['seconds']:.1f} s")
+    say(f"saved to {args.output_file}")
+    return 0
+
+
+def _train_network(args) -> int:
     import archfit as af
     from archfit._progress import Progress, metric_name
     from archfit.io import looks_categorical, read
@@ -250,11 +321,18 @@ def _predict(args) -> int:
     fitted = _load(args.model)
     first = fitted.members[0] if hasattr(fitted, "members") else fitted
     data = first.training_data or {}
-    names = data.get("feature_names")
-    impute = data.get("impute")
-    table = read(args.data, data.get("target"), features=names, require_target=False,
-                 missing="keep" if impute else "refuse", sep=args.sep)
-    X = table.X if not impute else _fill(table.X, impute["values"])
+    if first.preprocessing is not None:
+        # a table read as it is: the preprocessing encodes it
+        target = (getattr(fitted, "record", None) or {}).get("target", data.get("target"))
+        table = read(args.data, target, features=first.feature_names,
+                     require_target=False, sep=args.sep, raw=True)
+        X = table.X
+    else:
+        names = data.get("feature_names")
+        impute = data.get("impute")
+        table = read(args.data, data.get("target"), features=names, require_target=False,
+                     missing="keep" if impute else "refuse", sep=args.sep)
+        X = table.X if not impute else _fill(table.X, impute["values"])
     output = first.architecture.output
     with warnings.catch_warnings():
         # the columns were matched by name when the file was read
@@ -291,6 +369,9 @@ def _info(args) -> int:
     first = members[0] if members else fitted
     model = first.model
     metric = metric_name(first.architecture.output)
+    record = getattr(fitted, "record", None) or {}
+    if record.get("learner") == "fit_tabular":
+        return _info_tabular(args, fitted, record)
     if members:
         print(f"{args.model}: archfit ensemble of {len(members)} fit models of one model "
               f"({model.dtype.name}, loss {model.loss}); predictions are the mean of the "
@@ -329,6 +410,37 @@ def _info(args) -> int:
             if isinstance(value, list):
                 value = _listed(value, 8)
             print(f"  {key:20s} {value}")
+    return 0
+
+
+def _info_tabular(args, ensemble, record) -> int:
+    """An ensemble of the tabular learner: what it reads, and its members."""
+    first = ensemble.members[0]
+    task = record["task"]
+    metric = "accuracy" if task == "classification" else "RMSE"
+    print(f"{args.model}: archfit tabular learner ({task}); an ensemble of "
+          f"{len(ensemble)} of the {record['trained']} networks trained, predictions the "
+          "weighted mean of theirs")
+    if record.get("source"):
+        print(f"trained on {record['source']}, target {record.get('target')!r}, in "
+              f"{record['seconds']:.1f} s")
+    print(f"validation {metric} of the ensemble: {record['validation_score']:.4f}")
+    if first.classes is not None:
+        print(f"\nclasses ({len(first.classes)}): {_listed(first.classes.tolist(), 20)}")
+    print("\npreprocessing (fitted on the training rows):")
+    for line in first.preprocessing.describe():
+        print(f"  {line}")
+    print("\nmembers (weight, architecture, fitting, epochs run / best, validation loss):")
+    weights = dict(zip(record["chosen"], ensemble.weights))
+    for k, m in enumerate(record["members"]):
+        embedding = m["numeric_embedding"]
+        categories = (f", categories {m['category_encoding']}"
+                      if first.preprocessing.categorical else "")
+        shape = f"{embedding}{categories}, {m['depth']} x {m['width']} {m['activation']}"
+        share = f"{weights[k]:.3f}" if k in weights else "  -  "
+        print(f"  {k:3d}: {share}  {shape}; lr {m['learning_rate']:.2g}, decay "
+              f"{m['weight_decay']:.2g}, dropout {m['dropout']:.2f}; {m['epochs']} / "
+              f"{m['best_epoch']}; {m['validation_loss']:.5f}")
     return 0
 
 
@@ -520,11 +632,24 @@ def parser() -> argparse.ArgumentParser:
 
     sep_help = ("the CSV's field separator, e.g. ';' or tab (default: detected from the "
                 "file's first lines among , ; tab |)")
-    train = sub.add_parser("train", help="fit a network to a CSV, Parquet or NPZ file",
-                           formatter_class=_Help)
+    train = sub.add_parser("train", help="fit the tabular learner (or, with --network, one "
+                           "network) to a CSV, Parquet or NPZ file", formatter_class=_Help)
     train.add_argument("data", help="CSV or Parquet with named columns, or NPZ with arrays X "
                        "and y")
     train.add_argument("--target", required=True, help="the column (or NPZ array) to predict")
+    train.add_argument("--members", type=int, default=None,
+                       help="the tabular learner's networks (default: fit_tabular's); text, categories, "
+                       "dates and empty cells are encoded, the ensemble chosen on the "
+                       "held-out rows")
+    train.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                       help="the tabular learner stops training after this long, keeping "
+                       "what it has")
+    train.add_argument("--categorical", default=None, metavar="NAMES",
+                       help="comma-separated columns of whole numbers to read as categories "
+                       "(text columns always are)")
+    train.add_argument("--network", action="store_true",
+                       help="train one network instead of the tabular learner; the options "
+                       "below set it up")
     shape = train.add_mutually_exclusive_group()
     shape.add_argument("--hidden", default="64", type=_hidden,
                        help="hidden widths of dense layers, e.g. 128,64")
@@ -570,7 +695,7 @@ def parser() -> argparse.ArgumentParser:
                        help="progress on standard error: a tqdm bar, a line per epoch, or "
                        "nothing; auto: a bar when standard error is a terminal (and tqdm is "
                        "installed), else nothing")
-    train.add_argument("--checkpoint", default=None, metavar="PATH",
+    train.add_argument("--checkpoint", default=None, metavar="PATH",  # network only
                        help="keep the fit's state in PATH after every epoch; if PATH exists, "
                        "resume from it (the same command gives the same model as an "
                        "uninterrupted run)")

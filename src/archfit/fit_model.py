@@ -251,7 +251,8 @@ class FitModel:
         """The names of the columns it was fit on (a data frame's), in order,
         or None. Predicting on a data frame then matches its columns by name."""
         if self._preprocessing is not None:
-            return self._preprocessing.feature_names
+            names = self._preprocessing.feature_names
+            return None if names is None else list(names)
         names = (self._training_data or {}).get("feature_names")
         return None if names is None else list(names)
 

@@ -30,7 +30,7 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?")
 
 @dataclass
 class Table:
-    X: np.ndarray                 # float64 (n_samples, n_features)
+    X: np.ndarray | dict          # float64 (n_samples, n_features); raw: {name: cells}
     y: np.ndarray | None          # the target column (numeric or strings), if asked for
     feature_names: list[str]
     target: str | None
@@ -40,7 +40,7 @@ class Table:
 
 def read(path, target: str | None = None, features: list[str] | None = None,
          require_target: bool = True, missing: str = "refuse", engine: str = "auto",
-         sep: str | None = None) -> Table:
+         sep: str | None = None, raw: bool = False) -> Table:
     """Read ``path`` (``.csv``, ``.parquet`` or ``.npz``; other names are read as CSV).
 
     CSV and Parquet: named columns; every feature column must be numeric; the
@@ -49,7 +49,9 @@ def read(path, target: str | None = None, features: list[str] | None = None,
     selects and orders the feature columns when given. ``missing``: "refuse"
     (an error naming the column and line of the first empty feature cell) or
     "keep" (NaN, for the caller to impute). ``sep``: a CSV's field separator
-    (one character); None detects it.
+    (one character); None detects it. ``raw``: X is a dict of the feature
+    columns as read (text, dates and empty cells kept) for a
+    :class:`~archfit.preprocessing.Preprocessing`, not a matrix of numbers.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -67,7 +69,7 @@ def read(path, target: str | None = None, features: list[str] | None = None,
     else:
         sep = detect_separator(path) if sep is None else sep
         header, columns = _csv_columns(path, engine, sep)
-    return _table(path, header, columns, target, features, require_target, missing, sep)
+    return _table(path, header, columns, target, features, require_target, missing, sep, raw)
 
 
 def detect_separator(path, sample_bytes: int = 65536) -> str:
@@ -204,7 +206,7 @@ def _python_csv(path, sep=","):
 
 # ---- from columns to a table --------------------------------------------------------------
 def _table(path, header, columns, target, features, require_target, missing,
-           sep=None) -> Table:
+           sep=None, raw=False) -> Table:
     if len(set(header)) != len(header):
         raise ValueError(f"{path}: duplicate column names in the header")
     n = len(next(iter(columns.values()))) if columns else 0
@@ -229,9 +231,12 @@ def _table(path, header, columns, target, features, require_target, missing,
         raise ValueError(f"{path}: missing feature column(s) {_names(absent)}{read_as}")
     if not features:
         raise ValueError(f"{path}: no feature columns besides the target{read_as}")
-    X = np.empty((n, len(features)), dtype=np.float64)
-    for j, name in enumerate(features):
-        X[:, j] = _numeric_column(path, name, columns[name], missing)
+    if raw:
+        X = {name: columns[name] for name in features}
+    else:
+        X = np.empty((n, len(features)), dtype=np.float64)
+        for j, name in enumerate(features):
+            X[:, j] = _numeric_column(path, name, columns[name], missing)
     y = None
     if target is not None:
         y = _target_column(path, target, columns[target])

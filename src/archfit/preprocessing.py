@@ -131,7 +131,7 @@ class Preprocessing:
         columns = columns_of(X, "X", categorical)
         weights = _weights(sample_weight, len(columns[0].values))
         settings = {"numeric": numeric, "min_frequency": min_frequency,
-                    "categorical": sorted(categorical)}
+                    "categorical": sorted(categorical), "named": _named(X)}
         numeric_inputs, categorical_inputs = [], []
         for column in columns:
             if column.kind == "categorical":
@@ -166,9 +166,11 @@ class Preprocessing:
                          [len(c.vocabulary) for c in self._categorical])
 
     @property
-    def feature_names(self) -> list[str]:
-        """The table's columns it reads, in order."""
-        return [n for n, _ in self._columns]
+    def feature_names(self) -> list[str] | None:
+        """The names of the table's columns it reads, in order; None when it
+        was fit on columns without names (an array's), which it then reads by
+        position."""
+        return [n for n, _ in self._columns] if self._settings.get("named", True) else None
 
     @property
     def kinds(self) -> dict[str, str]:
@@ -226,8 +228,9 @@ class Preprocessing:
         return out
 
     def _read(self, X, name) -> list[Column]:
-        """X's columns this preprocessing reads, each read as its kind."""
-        if is_table(X):
+        """X's columns this preprocessing reads, each read as its kind: a
+        table's by name (when both have names), anything else's by position."""
+        if is_table(X) and self.feature_names is not None and _named(X):
             raw = dict(X.items()) if hasattr(X, "items") else {
                 n: X.column(n) for n in X.column_names}
             missing = [n for n, _ in self._columns if n not in raw]
@@ -235,6 +238,14 @@ class Preprocessing:
                 shown = ", ".join(repr(c) for c in missing[:10])
                 raise ValueError(f"{name} lacks column(s) the model was fit on: {shown}")
             pairs = [(n, raw[n]) for n, _ in self._columns]
+        elif is_table(X):
+            values = list(X.values()) if isinstance(X, dict) else (
+                [X.column(n) for n in X.column_names] if hasattr(X, "column_names")
+                else [X.iloc[:, j] for j in range(X.shape[1])])
+            if len(values) != len(self._columns):
+                raise ValueError(f"{name} has {len(values)} columns, the model was fit on "
+                                 f"{len(self._columns)}")
+            pairs = [(n, v) for (n, _), v in zip(self._columns, values)]
         else:
             arr = np.asarray(X, dtype=object) if not isinstance(X, np.ndarray) else X
             if arr.ndim != 2:
@@ -332,6 +343,15 @@ class Preprocessing:
 
 
 # ---- numeric columns ------------------------------------------------------------------------
+def _named(X) -> bool:
+    """A table whose columns all have names (strings), as scikit-learn counts them."""
+    if not is_table(X):
+        return False
+    names = list(X) if isinstance(X, dict) else (
+        list(X.column_names) if hasattr(X, "column_names") else list(X.columns))
+    return bool(names) and all(isinstance(n, str) for n in names)
+
+
 def _weights(sample_weight, n):
     if sample_weight is None:
         return None

@@ -75,7 +75,7 @@ from archfit.fitting import DivergenceError, fit
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+__all__ = ["MLPClassifier", "MLPRegressor", "TabularClassifier", "TabularRegressor"]
 
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
                 "leaky_relu": "leaky_relu", "gelu": "gelu"}
@@ -542,3 +542,153 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         tags.classifier_tags.multi_label = True
         tags.input_tags.sparse = True
         return tags
+
+
+# ---- the tabular learner ------------------------------------------------------------------------
+class _BaseTabular(BaseEstimator):
+    """scikit-learn's face of :func:`archfit.fit_tabular`."""
+
+    _task = "regression"
+
+    def __init__(self, *, n_members=12, time_budget=None, categorical=(), random_state=0,
+                 n_threads=None, verbose=False):
+        self.n_members = n_members
+        self.time_budget = time_budget
+        self.categorical = categorical
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.verbose = verbose
+
+    def _table(self, X, reset: bool):
+        """X as fit_tabular reads it: a table as it is (its names recorded),
+        anything else through scikit-learn's checks, missing values allowed."""
+        from archfit.tables import is_table
+        if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
+            raise TypeError("the tabular learner does not take sparse X; pass it dense "
+                            "(X.toarray()) or use MLPClassifier/MLPRegressor, which do")
+        if is_table(X) and not isinstance(X, dict):
+            from archfit._validation import feature_names
+            names = feature_names(X)
+            n = len(X.columns) if hasattr(X, "columns") else X.num_columns
+            if reset:
+                self.n_features_in_ = n
+                if names is not None:
+                    self.feature_names_in_ = np.asarray(names, dtype=object)
+                elif hasattr(self, "feature_names_in_"):
+                    del self.feature_names_in_
+            elif n != self.n_features_in_:
+                raise ValueError(f"X has {n} features, but {type(self).__name__} is "
+                                 f"expecting {self.n_features_in_} features as input")
+            return X
+        return validate_data(self, X, reset=reset, dtype=None, ensure_all_finite="allow-nan")
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the tabular learner's ensemble to (X, y); see :func:`archfit.fit_tabular`."""
+        from archfit.tabular import fit_tabular
+        X = self._table(X, reset=True)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
+                             "y is None")
+        y = self._targets(np.asarray(y))
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, np.empty((len(y), 0)))
+        seed = (self.random_state if isinstance(self.random_state, numbers.Integral)
+                and not isinstance(self.random_state, bool)
+                else int(check_random_state(self.random_state).randint(2**31 - 1)))
+        self.ensemble_ = fit_tabular(
+            X, y, n_members=self.n_members, time_budget=self.time_budget,
+            categorical=tuple(self.categorical), seed=int(seed), sample_weight=sample_weight,
+            task=self._task, n_threads=self.n_threads, verbose=self.verbose)
+        return self
+
+    def _predict(self, X, method):
+        check_is_fitted(self, "ensemble_")
+        return getattr(self.ensemble_, method)(self._table(X, reset=False))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.non_deterministic = False
+        return tags
+
+
+class TabularRegressor(RegressorMixin, _BaseTabular):
+    """The tabular learner (:func:`archfit.fit_tabular`) as a scikit-learn regressor.
+
+    Takes data frames with text, categorical, date and missing cells, or
+    arrays (NaN where missing). Parameters are :func:`~archfit.fit_tabular`'s
+    (``random_state`` is its ``seed``). A sample weight of 2 weighs a row
+    twice in the preprocessing, the losses and the selection, but is not the
+    row repeated: the held-out rows are drawn from the rows.
+
+    Attributes
+    ----------
+    ensemble_ : archfit.Ensemble
+        The members selection chose, their weights, the preprocessing and
+        the record.
+    n_features_in_, feature_names_in_ : as in scikit-learn
+    """
+
+    def _targets(self, y):
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        if y.dtype.kind not in "biuf":
+            try:
+                y = y.astype(np.float64)
+            except (TypeError, ValueError):
+                raise ValueError("TabularRegressor needs numeric y") from None
+        self._y_ndim = y.ndim
+        return y
+
+    def predict(self, X):
+        """Predicted values, the weighted mean of the members' (float64)."""
+        return np.asarray(self._predict(X, "predict"), dtype=np.float64)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+class TabularClassifier(ClassifierMixin, _BaseTabular):
+    """The tabular learner (:func:`archfit.fit_tabular`) as a scikit-learn classifier.
+
+    Attributes
+    ----------
+    ensemble_ : archfit.Ensemble
+    classes_ : ndarray
+    n_features_in_, feature_names_in_ : as in scikit-learn
+    """
+
+    _task = "classification"
+
+    def _targets(self, y):
+        if y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected. "
+                          "Please change the shape of y to (n_samples,), for example "
+                          "using ravel().", DataConversionWarning, stacklevel=3)
+            y = y.ravel()
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise ValueError("Input y contains NaN or infinity: class labels must be finite")
+        check_classification_targets(y)
+        if y.ndim != 1:
+            raise ValueError("TabularClassifier takes one label per row (multi-label y is "
+                             "not supported)")
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y holds one class only ({self.classes_[0]!r}); a classifier "
+                             "needs two or more")
+        return y
+
+    def predict(self, X):
+        """Predicted class labels."""
+        return self._predict(X, "predict")
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in the order of ``classes_``."""
+        return self._predict(X, "predict_proba")
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))

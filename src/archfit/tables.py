@@ -20,11 +20,14 @@ refused naming the column.
 from __future__ import annotations
 
 import numbers
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 KINDS = ("numeric", "categorical", "date")
+# A cell of text that is an ISO date, with or without a time of day.
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$")
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,14 @@ def _column(label: str, values, name: str, as_category: bool) -> Column:
     present = [c for c in cells if c is not None]
     if present and all(isinstance(c, (np.datetime64,)) or _is_date(c) for c in present):
         return Column(label, "date", _dates(cells, where))
+    if (not as_category and present and all(isinstance(c, str) for c in present)
+            and all(_ISO_DATE.match(c) for c in present)):
+        try:                        # text of ISO dates, as a CSV holds them
+            return Column(label, "date", np.array(
+                [np.datetime64("NaT") if c is None else np.datetime64(c.replace(" ", "T"), "s")
+                 for c in cells], dtype="datetime64[s]"))
+        except ValueError:
+            pass
     if (not as_category and present
             and all(isinstance(c, numbers.Real) and not isinstance(c, bool) for c in present)):
         return Column(label, "numeric", np.array([np.nan if c is None else float(c)
@@ -175,8 +186,8 @@ def _cells(values, where) -> np.ndarray:
             if v == "":
                 continue
         elif not isinstance(v, (numbers.Number, bool, np.datetime64)) and not _is_date(v):
-            raise TypeError(f"{where} holds a {type(v).__name__} at row {i}; a cell must be a "
-                            "number, a string, a boolean or a date")
+            raise TypeError(f"{where} holds a {type(v).__name__} at row {i}: the argument must "
+                            "be a string or a number (or a boolean or a date)")
         out[i] = v
     return out
 
