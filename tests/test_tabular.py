@@ -187,3 +187,40 @@ def test_the_estimators_take_data_frames():
     assert clf.predict_proba(df).shape == (300, 2)
     with pytest.raises(ValueError, match="has 4 features"):
         clf.predict(df.drop(columns="when"))
+
+
+def test_a_log_target_predicts_exp_of_the_mean():
+    df, y = messy_table(400)
+    price = np.exp(y)
+    ens = af.fit_tabular(df, price, n_members=4, seed=2, target_transform="log")
+    assert ens.target_transform == "log" and ens.record["target_transform"] == "log"
+    logs = np.stack([m.predict(df).astype(np.float64) for m in ens.members])
+    expected = np.exp(np.tensordot(ens.weights, logs, axes=1))
+    np.testing.assert_allclose(ens.predict(df), expected, rtol=1e-5)
+    assert ens.score(df, price) > 0.8                  # R² in prices
+    assert ens.loss(df, price) == pytest.approx(
+        0.5 * np.mean((np.log(expected) - y) ** 2), rel=1e-4)
+    again = af.Ensemble.from_bytes(ens.to_bytes())
+    assert again.target_transform == "log"
+    assert np.array_equal(again.predict(df), ens.predict(df))
+    assert "of log(y)" in repr(ens)
+    with pytest.raises(ValueError, match="needs y > 0; y holds 0 at row 3"):
+        af.fit_tabular(df, np.where(np.arange(400) == 3, 0.0, price), target_transform="log")
+    with pytest.raises(ValueError, match="target_transform is for regression"):
+        af.fit_tabular(df, np.where(y > 0, "a", "b"), target_transform="log")
+    with pytest.raises(ValueError, match="target_transform must be None or 'log'"):
+        af.fit_tabular(df, price, target_transform="sqrt")
+
+
+def test_a_log_target_exports_to_onnx():
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    df, y = messy_table(300)
+    df = df.drop(columns="when")                       # dates do not export
+    ens = af.fit_tabular(df, np.exp(y), n_members=2, target_transform="log")
+    session = ort.InferenceSession(ens.to_onnx().SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    feeds = {"size": df[["size"]].to_numpy(), "colour": df[["colour"]].to_numpy().astype(str),
+             "new": df[["new"]].to_numpy(), "age": df[["age"]].to_numpy()}
+    (values,) = session.run(None, feeds)
+    np.testing.assert_allclose(values[:, 0], ens.predict(df), rtol=2e-5)

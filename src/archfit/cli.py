@@ -107,9 +107,10 @@ def _train(args) -> int:
             raise ValueError(f"{shown} set up one network: add --network to train one (the "
                              "default is the tabular learner, an ensemble of many)")
         return _train_tabular(args)
-    if args.members is not None or args.time_budget is not None or args.categorical:
-        raise ValueError("--members, --time-budget and --categorical are the tabular "
-                         "learner's; leave out --network to use it")
+    if (args.members is not None or args.time_budget is not None or args.categorical
+            or args.log_target):
+        raise ValueError("--members, --time-budget, --categorical and --log-target are the "
+                         "tabular learner's; leave out --network to use it")
     return _train_network(args)
 
 
@@ -149,13 +150,18 @@ def _train_tabular(args) -> int:
         f"{args.data}, holding out {fraction:.0%} to stop them and choose the ensemble; "
         f"target {table.target!r} ({task}), {len(table.feature_names)} columns\n")
     kind = _progress_kind(args)
+    if args.log_target and task != "regression":
+        raise ValueError("--log-target is for regression (a numeric target)")
     ensemble = af.fit_tabular(table.X, y, n_members=members, time_budget=args.time_budget,
                               seed=args.seed, categorical=categorical, task=task,
-                              validation_fraction=fraction, verbose=kind != "none")
+                              validation_fraction=fraction, verbose=kind != "none",
+                              target_transform="log" if args.log_target else None)
     record = dict(ensemble.record, source=str(args.data), target=table.target)
-    ensemble = af.Ensemble(ensemble.members, ensemble.weights, record)
+    ensemble = af.Ensemble(ensemble.members, ensemble.weights, record,
+                           ensemble.target_transform)
     ensemble.save(args.output_file)
-    metric = "accuracy" if task == "classification" else "RMSE"
+    metric = ("accuracy" if task == "classification" else
+              "RMSE of log(y)" if args.log_target else "RMSE")
     say(ensemble.preprocessing.describe()[0])
     say(f"ensemble of {len(ensemble)} of {record['trained']} networks trained; validation "
         f"{metric}: {record['validation_score']:.4f} in {record['seconds']:.1f} s")
@@ -424,7 +430,11 @@ def _info_tabular(args, ensemble, record) -> int:
     if record.get("source"):
         print(f"trained on {record['source']}, target {record.get('target')!r}, in "
               f"{record['seconds']:.1f} s")
-    print(f"validation {metric} of the ensemble: {record['validation_score']:.4f}")
+    if record.get("target_transform") == "log":
+        metric += " of log(y)"
+    print(f"validation {metric} of the ensemble: {record['validation_score']:.4f}"
+          + ("; predictions are exp of the mean of log(y)'s" if
+             record.get("target_transform") == "log" else ""))
     if first.classes is not None:
         print(f"\nclasses ({len(first.classes)}): {_listed(first.classes.tolist(), 20)}")
     print("\npreprocessing (fitted on the training rows):")
@@ -647,6 +657,9 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--categorical", default=None, metavar="NAMES",
                        help="comma-separated columns of whole numbers to read as categories "
                        "(text columns always are)")
+    train.add_argument("--log-target", action="store_true",
+                       help="the tabular learner fits log(target) and predicts exp of its "
+                       "mean: for prices and other positive quantities")
     train.add_argument("--network", action="store_true",
                        help="train one network instead of the tabular learner; the options "
                        "below set it up")

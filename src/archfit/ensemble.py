@@ -37,6 +37,12 @@ class Ensemble:
         How the ensemble was built (JSON values: the tabular learner's
         settings, every member's hyperparameters and validation scores, the
         selection's steps); saved with it.
+    target_transform : {None, "log"}
+        ``"log"``: the members were fit to log(y) (linear outputs), and
+        predictions are ``exp`` of the weighted mean of theirs - a geometric
+        mean, for prices and other positive quantities whose errors are
+        relative. ``score`` is R² in y's units, ``loss`` the members' loss in
+        log units.
 
     Notes
     -----
@@ -46,7 +52,8 @@ class Ensemble:
     values (linear, exponential).
     """
 
-    def __init__(self, members: Sequence[FitModel], weights=None, record: dict | None = None):
+    def __init__(self, members: Sequence[FitModel], weights=None, record: dict | None = None,
+                 target_transform: str | None = None):
         if isinstance(members, FitModel) or not isinstance(members, (list, tuple)):
             raise TypeError("members must be a list of FitModels")
         if not members:
@@ -68,6 +75,11 @@ class Ensemble:
             except (TypeError, ValueError) as error:
                 raise ValueError(f"record must hold JSON values only ({error})") from None
         self._record = record
+        if target_transform not in (None, "log"):
+            raise ValueError(f"target_transform must be None or 'log', got {target_transform!r}")
+        if target_transform is not None and first.architecture.output != "linear":
+            raise ValueError("target_transform is for linear outputs (regression)")
+        self._target_transform = target_transform
 
     # ---- what it is -------------------------------------------------------------------
     @property
@@ -85,6 +97,11 @@ class Ensemble:
         """How the ensemble was built (a fresh copy), or None."""
         import copy
         return copy.deepcopy(self._record)
+
+    @property
+    def target_transform(self) -> str | None:
+        """``"log"`` when the members were fit to log(y), else None."""
+        return self._target_transform
 
     @property
     def model(self):
@@ -119,7 +136,8 @@ class Ensemble:
         models = {m.model for m in self._members}
         what = (repr(self.model) if len(models) == 1 else
                 f"{len(models)} architectures, {self.model.architecture.output} output")
-        return f"Ensemble({len(self)} x {what})"
+        log = ", of log(y)" if self._target_transform == "log" else ""
+        return f"Ensemble({len(self)} x {what}{log})"
 
     # ---- prediction -------------------------------------------------------------------
     def _outputs(self, X) -> np.ndarray:
@@ -154,6 +172,8 @@ class Ensemble:
         warn_unnamed(X, self.feature_names)
         out = self._outputs(X)
         output = self.model.architecture.output
+        if self._target_transform == "log":
+            out = np.exp(out)
         if output not in ("softmax", "sigmoid"):
             out = out.astype(self.model.dtype)
         return predictions(out, output, self.classes, self._members[0]._target_ndim)
@@ -168,15 +188,20 @@ class Ensemble:
                                               np.dtype(np.float64))
 
     def score(self, X, y, sample_weight=None) -> float:
-        """Accuracy (softmax; subset accuracy for sigmoid) or R² of the averaged prediction."""
+        """Accuracy (softmax; subset accuracy for sigmoid) or R² of the averaged
+        prediction (in y's units)."""
         out, targets, w = self._targets(X, y, sample_weight)
+        if self._target_transform == "log":
+            out = np.exp(out)
         return score_outputs(self.model, out, targets, w)
 
     def loss(self, X, y, sample_weight=None) -> float:
         """The model's loss of the averaged prediction (mean over rows,
-        weighted; in the targets' own units): for softmax the log-loss of the
-        mean probabilities."""
+        weighted; in the targets' own units, log(y)'s with a log transform):
+        for softmax the log-loss of the mean probabilities."""
         out, targets, w = self._targets(X, y, sample_weight)
+        if self._target_transform == "log":
+            targets = targets.with_values(log_targets(targets.values))
         rows = _loss_rows(self.model.loss, out, targets, self.model.huber_delta)
         if w is None:
             return float(rows.mean())
@@ -194,7 +219,7 @@ class Ensemble:
             headers.append(header)
             arrays += [(f"{k}.{name}", a) for name, a in member_arrays]
         top = {"format": FORMAT, "members": headers, "weights": self._weights.tolist(),
-               "record": self._record}
+               "record": self._record, "target_transform": self._target_transform}
         if self.preprocessing is not None:
             top["preprocessing"] = self.preprocessing.to_dict()
         return pack(top, arrays)
@@ -222,7 +247,8 @@ class Ensemble:
                 from archfit.preprocessing import Preprocessing
                 shared = Preprocessing.from_dict(shared)
                 members = [m._with_preprocessing(shared) for m in members]
-            return cls(members, header.get("weights"), header.get("record"))
+            return cls(members, header.get("weights"), header.get("record"),
+                       header.get("target_transform"))
         except (TypeError, ValueError) as error:
             raise FileFormatError(f"{source}: {error}") from None
 
@@ -271,6 +297,17 @@ def _loss_rows(loss: str, out: np.ndarray, targets, huber_delta: float) -> np.nd
         return np.where(small, 0.5 * r ** 2,
                         huber_delta * (np.abs(r) - 0.5 * huber_delta)).sum(axis=1)
     raise ValueError(f"no ensemble loss for {loss!r}")  # pragma: no cover - Model checks names
+
+
+def log_targets(y: np.ndarray) -> np.ndarray:
+    """log(y) of positive targets, or a ValueError that says which are not."""
+    y = np.asarray(y, dtype=np.float64)
+    bad = ~(y > 0)
+    if bad.any():
+        where = np.unravel_index(int(np.argmax(bad)), y.shape)[0]
+        raise ValueError(f"a log target transform needs y > 0; y holds {y[bad][0]:g} at "
+                         f"row {int(where)}")
+    return np.log(y)
 
 
 def _check_alike(k: int, m: FitModel, first: FitModel) -> None:

@@ -70,6 +70,8 @@ def to_onnx(fitted, path=None):
         return name
 
     result = "probabilities" if arch.output in ("softmax", "sigmoid") else "values"
+    log = getattr(fitted, "target_transform", None) == "log"
+    final, result = result, ("log_values" if log else result)
     if first.preprocessing is not None:
         graph_inputs = _preprocessing(helper, nodes, const, first.preprocessing, elem)
     else:
@@ -90,6 +92,9 @@ def to_onnx(fitted, path=None):
                     "Mul", [o, const(f"member{k}.share", np.array(share, dtype=dtype))],
                     [weighted[-1]]))
             nodes.append(helper.make_node("Sum", weighted, [result], name="weighted_mean"))
+    if log:            # the members were fit to log(y): exp of their weighted mean
+        nodes.append(helper.make_node("Exp", [result], [final], name="exp"))
+        result = final
     outputs = [helper.make_tensor_value_info(result, elem, ["batch", arch.n_outputs])]
     if arch.output == "softmax":
         classes = first.classes

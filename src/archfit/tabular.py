@@ -32,7 +32,7 @@ import numpy as np
 from archfit._targets import class_labels
 from archfit._validation import as_sample_weight, check_float, check_int
 from archfit.architecture import Architecture
-from archfit.ensemble import Ensemble
+from archfit.ensemble import Ensemble, log_targets
 from archfit.ensemble_selection import greedy
 from archfit.folds import validation_split
 from archfit.hyperparameters import Hyperparameters
@@ -74,7 +74,8 @@ MAX_EPOCHS = 200
 def fit_tabular(X, y, *, validation=None, time_budget: float | None = None,
                 n_members: int = 12, seed: int = 0, sample_weight=None, categorical=(),
                 task: str = "auto", validation_fraction: float = 0.2,
-                n_threads: int | None = None, verbose: bool = False) -> Ensemble:
+                target_transform: str | None = None, n_threads: int | None = None,
+                verbose: bool = False) -> Ensemble:
     """Fit an ensemble of networks to a table.
 
     Parameters
@@ -106,6 +107,11 @@ def fit_tabular(X, y, *, validation=None, time_budget: float | None = None,
         20 distinct values; regression otherwise.
     validation_fraction : float in (0, 1), default 0.2
         Without ``validation``: the share of rows held out for it.
+    target_transform : {None, "log"}
+        Regression only: ``"log"`` fits log(y) (y must be positive) and
+        predicts exp of the members' weighted mean, for prices and other
+        quantities whose errors are relative; the validation figures are then
+        in log units.
     n_threads : int, optional
         Threads sharing the members; the result does not depend on it.
     verbose : bool
@@ -129,8 +135,10 @@ def fit_tabular(X, y, *, validation=None, time_budget: float | None = None,
         raise TypeError("categorical must be a sequence of column names")
     validation_fraction = check_float(validation_fraction, "validation_fraction", low=0.0,
                                       high=1.0, low_open=True, high_open=True)
+    if target_transform not in (None, "log"):
+        raise ValueError(f"target_transform must be None or 'log', got {target_transform!r}")
     data = _Data.of(X, y, validation, sample_weight, categorical, task, seed,
-                    validation_fraction)
+                    validation_fraction, target_transform)
     draws = _draws(n_members, seed, data)
     progress = _Progress(n_members, data.task, verbose, time_budget)
     deadline = None if time_budget is None else started + time_budget
@@ -157,8 +165,9 @@ def fit_tabular(X, y, *, validation=None, time_budget: float | None = None,
                   for k, v in SPACE.items()},
         "members": records, "chosen": chosen, "selection_order": order,
         "validation_loss": loss, "validation_score": data.score_of(counts, predictions),
+        "target_transform": target_transform,
     }
-    return Ensemble(members, counts[chosen], record)
+    return Ensemble(members, counts[chosen], record, target_transform)
 
 
 # ---- the data, once ------------------------------------------------------------------------
@@ -167,7 +176,8 @@ class _Data:
     targets, and the task's head."""
 
     @classmethod
-    def of(cls, X, y, validation, sample_weight, categorical, task, seed, fraction):
+    def of(cls, X, y, validation, sample_weight, categorical, task, seed, fraction,
+           transform=None):
         self = cls()
         y = np.asarray(y)
         if y.ndim not in (1, 2) or len(y) == 0:
@@ -180,6 +190,8 @@ class _Data:
             task = "classification" if y.ndim == 1 and _looks_categorical(y) else "regression"
         if task == "classification" and y.ndim != 1:
             raise ValueError("classification takes one label per row: y of shape (n_samples,)")
+        if transform is not None and task != "regression":
+            raise ValueError("target_transform is for regression")
         self.task = task
         w = as_sample_weight(sample_weight, n, np.dtype(np.float64))
         if task == "classification":
@@ -210,6 +222,8 @@ class _Data:
                                  f"{_n_rows(Xv)}")
             wv = (as_sample_weight(validation[2], len(yv), np.dtype(np.float64))
                   if len(validation) == 3 else None)
+        if transform == "log":
+            yt, yv = log_targets(yt), log_targets(yv)
         self.preprocessing = Preprocessing.fit(Xt, sample_weight=wt, categorical=categorical)
         self.X = self.preprocessing.transform(Xt)
         self.X_val = self.preprocessing.transform(Xv, "validation X")
