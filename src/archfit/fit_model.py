@@ -82,7 +82,8 @@ def _checked_preprocessing(preprocessing, model):
         raise TypeError("preprocessing must be a Preprocessing or None")
     if preprocessing.inputs != model.architecture.inputs:
         raise ValueError(f"the preprocessing gives {preprocessing.inputs}; the model reads "
-                         f"{model.architecture.inputs}")
+                         f"{model.architecture.inputs}: build the architecture with "
+                         "inputs=preprocessing.inputs")
     return preprocessing
 
 
@@ -251,8 +252,7 @@ class FitModel:
         """The names of the columns it was fit on (a data frame's), in order,
         or None. Predicting on a data frame then matches its columns by name."""
         if self._preprocessing is not None:
-            names = self._preprocessing.feature_names
-            return None if names is None else list(names)
+            return self._preprocessing.feature_names
         names = (self._training_data or {}).get("feature_names")
         return None if names is None else list(names)
 
@@ -380,9 +380,7 @@ class FitModel:
     def _data(self, X, y, sample_weight, weight_dtype):
         """(X, y, sample_weight) validated and encoded against this fit model."""
         arch = self._model.architecture
-        X = (self._preprocessing.transform(X) if self._preprocessing is not None
-             else by_name(X, self.feature_names))
-        X = features(X, arch.n_inputs, self._model.dtype,
+        X = features(self._encoded(X), arch.n_inputs, self._model.dtype,
                      sparse=arch.reads_sparse, categorical=arch.inputs.categorical)
         targets = encode(y, arch.output, arch.n_outputs, X.shape[0], self._model.dtype,
                          self._classes)

@@ -18,7 +18,7 @@ from archfit._sparse import SparseRows
 from archfit._streaming import FileRows, features, in_memory, rows_of
 from archfit._validation import (as_parameters, as_sample_weight, by_name,
                                  check_int, feature_names)
-from archfit.fit_model import FitModel, score_outputs
+from archfit.fit_model import FitModel, _checked_preprocessing, score_outputs
 from archfit.folds import validation_split
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
@@ -360,12 +360,9 @@ def _encoding(model: Model, preprocessing, init, X, sample_weight):
     if not isinstance(preprocessing, Preprocessing):
         raise TypeError(f"preprocessing must be a Preprocessing, got "
                         f"{type(preprocessing).__name__}")
-    if preprocessing.inputs != model.architecture.inputs:
-        raise ValueError(f"the preprocessing gives {preprocessing.inputs}; the model reads "
-                         f"{model.architecture.inputs}: build the architecture with "
-                         "inputs=preprocessing.inputs")
+    _checked_preprocessing(preprocessing, model)
     if isinstance(init, FitModel):
-        if own is None or own.to_dict()["columns"] != preprocessing.to_dict()["columns"]:
+        if own is None or list(own.kinds.items()) != list(preprocessing.kinds.items()):
             raise ValueError("init was fit with another preprocessing (or none); continue it "
                              "without preprocessing=, with its own")
         return own

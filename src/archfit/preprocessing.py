@@ -36,7 +36,7 @@ import numpy as np
 
 from archfit._validation import check_float
 from archfit.binning import weighted_quantiles
-from archfit.tables import Column, columns_of, is_table, _column
+from archfit.tables import Column, columns_of, is_table, table_columns, _column
 
 NUMERIC_TRANSFORMS = ("robust", "standard", "quantile", "none")
 # Quantile levels a "quantile" transform keeps per column, at most.
@@ -231,17 +231,14 @@ class Preprocessing:
         """X's columns this preprocessing reads, each read as its kind: a
         table's by name (when both have names), anything else's by position."""
         if is_table(X) and self.feature_names is not None and _named(X):
-            raw = dict(X.items()) if hasattr(X, "items") else {
-                n: X.column(n) for n in X.column_names}
+            raw = dict(table_columns(X))
             missing = [n for n, _ in self._columns if n not in raw]
             if missing:
                 shown = ", ".join(repr(c) for c in missing[:10])
                 raise ValueError(f"{name} lacks column(s) the model was fit on: {shown}")
             pairs = [(n, raw[n]) for n, _ in self._columns]
         elif is_table(X):
-            values = list(X.values()) if isinstance(X, dict) else (
-                [X.column(n) for n in X.column_names] if hasattr(X, "column_names")
-                else [X.iloc[:, j] for j in range(X.shape[1])])
+            values = [v for _, v in table_columns(X)]
             if len(values) != len(self._columns):
                 raise ValueError(f"{name} has {len(values)} columns, the model was fit on "
                                  f"{len(self._columns)}")
@@ -335,7 +332,8 @@ class Preprocessing:
         return lines
 
     def __eq__(self, other):
-        return isinstance(other, Preprocessing) and self.to_dict() == other.to_dict()
+        return other is self or (isinstance(other, Preprocessing)
+                                 and self.to_dict() == other.to_dict())
 
     def __repr__(self):
         return (f"Preprocessing({len(self._columns)} columns -> {len(self.input_names)} "
@@ -347,8 +345,7 @@ def _named(X) -> bool:
     """A table whose columns all have names (strings), as scikit-learn counts them."""
     if not is_table(X):
         return False
-    names = list(X) if isinstance(X, dict) else (
-        list(X.column_names) if hasattr(X, "column_names") else list(X.columns))
+    names = [n for n, _ in table_columns(X)]
     return bool(names) and all(isinstance(n, str) for n in names)
 
 

@@ -51,18 +51,24 @@ def is_table(X) -> bool:
             and (module.startswith("pandas") or module.startswith("pyarrow")))
 
 
+def table_columns(X) -> list[tuple]:
+    """(label, values) of each column of table `X` (see :func:`is_table`),
+    in order, labels as the table gives them."""
+    if isinstance(X, dict):
+        return list(X.items())
+    if type(X).__module__.startswith("pyarrow"):
+        return [(n, X.column(n)) for n in X.column_names]
+    return list(X.items())
+
+
 def columns_of(X, name: str = "X", categorical=()) -> list[Column]:
     """The columns of table `X` (see :func:`is_table`), or of a 2-D array
     (columns named "x0", "x1", ...), each with its kind. `categorical`: names
     of columns to read as categories whatever their cells (integer codes,
     for instance)."""
     categorical = set(categorical)
-    if isinstance(X, dict):
-        pairs = list(X.items())
-    elif type(X).__module__.startswith("pyarrow"):
-        pairs = [(n, X.column(n)) for n in X.column_names]
-    elif is_table(X):
-        pairs = list(X.items())
+    if is_table(X):
+        pairs = table_columns(X)
     else:
         arr = np.asarray(X)
         if arr.ndim != 2:

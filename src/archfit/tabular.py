@@ -143,7 +143,7 @@ def fit_tabular(X, y, *, validation=None, time_budget: float | None = None,
     progress = _Progress(n_members, data.task, verbose, time_budget)
     deadline = None if time_budget is None else started + time_budget
     fits, predictions, records = [], [], []
-    counts, order, loss = None, [], math.inf
+    counts, order, loss, score = None, [], math.inf, math.nan
     for group in _by_architecture(draws):
         if deadline is not None and time.perf_counter() > deadline and fits:
             break
@@ -153,7 +153,8 @@ def fit_tabular(X, y, *, validation=None, time_budget: float | None = None,
             predictions.append(data.validation_predictions(fm))
             records.append(_member_record(draw, fm))
         counts, order, loss = greedy(predictions, data.task, data.val_targets, data.val_weights)
-        progress.selected(len(fits), data.score_of(counts, predictions))
+        score = data.score_of(counts, predictions)
+        progress.selected(len(fits), score)
     progress.close()
     chosen = [k for k in range(len(fits)) if counts[k] > 0]
     members = [fits[k]._with_preprocessing(data.preprocessing) for k in chosen]
@@ -164,7 +165,7 @@ def fit_tabular(X, y, *, validation=None, time_budget: float | None = None,
         "space": {k: (v if not isinstance(v, dict) else {str(a): b for a, b in v.items()})
                   for k, v in SPACE.items()},
         "members": records, "chosen": chosen, "selection_order": order,
-        "validation_loss": loss, "validation_score": data.score_of(counts, predictions),
+        "validation_loss": loss, "validation_score": score,
         "target_transform": target_transform,
     }
     return Ensemble(members, counts[chosen], record, target_transform)
@@ -270,8 +271,7 @@ def _n_rows(X) -> int:
 def _rows(X, index):
     """Rows `index` of a table or array, of its own kind."""
     if isinstance(X, dict):
-        return {k: np.asarray(v, dtype=object if np.asarray(v).dtype.kind == "O" else None)[index]
-                for k, v in X.items()}
+        return {k: np.asarray(v)[index] for k, v in X.items()}
     if hasattr(X, "iloc"):
         return X.iloc[index]
     if hasattr(X, "take") and hasattr(X, "column_names"):
@@ -280,9 +280,8 @@ def _rows(X, index):
 
 
 def _looks_categorical(y: np.ndarray) -> bool:
+    """io.looks_categorical's rule; cells of other kinds (dates) as objects."""
     from archfit.io import looks_categorical
-    if y.dtype.kind == "b":
-        return True
     return looks_categorical(y if y.dtype.kind in "biufUSO" else y.astype(object))
 
 
