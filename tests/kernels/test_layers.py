@@ -104,6 +104,23 @@ def test_predict_matches_the_twin(dtype, name, output, loss):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_a_rows_prediction_does_not_depend_on_the_batch(dtype, name):
+    # scikit-learn asks it of predict_proba (check_methods_sample_order_invariance,
+    # rtol 1e-7: a float32 ulp fails), and a user comparing a row's score alone
+    # and in a batch expects it: every product is a row's own FMA chain
+    rng = np.random.default_rng(3)
+    model = af.Model(architectures()[name], dtype)
+    theta = perturbed(model, 4)
+    X = inputs(model, 700, rng)
+    full = model.predict(theta, X)
+    order = rng.permutation(len(X))
+    assert model.predict(theta, X[order]).tobytes() == full[order].tobytes()
+    for i in (0, 1, 699):
+        assert model.predict(theta, X[i:i + 1]).tobytes() == full[i:i + 1].tobytes()
+    assert model.predict(theta, X[5:8]).tobytes() == full[5:8].tobytes()
+
+
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("output,loss", OUTPUTS)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_loss_and_grad_match_the_twin(dtype, name, output, loss, weighted):

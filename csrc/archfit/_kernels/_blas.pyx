@@ -84,6 +84,44 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
               &beta, C, &ldc)
 
 
+cdef void row_gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating* A,
+                   Py_ssize_t lda, const floating* B, Py_ssize_t ldb, floating* C,
+                   Py_ssize_t ldc) noexcept nogil:
+    """C = A B (A (m, k), B (k, n), row-major, k > 0) with each row of C the
+    same FMA chain as vecmat's, whatever the other rows: a prediction of a row
+    then does not depend on the batch it comes in. For the features layers'
+    small products (op(B) within SMALL_B), in blocks of rows small_gemm takes;
+    larger ones go to gemm."""
+    cdef floating scratch[SMALL_B]
+    cdef Py_ssize_t i, block, rows
+    if m == 0 or n == 0:
+        return
+    if n * k > SMALL_B:
+        gemm(False, False, <int> m, <int> n, <int> k, <floating> 1.0, A, <int> lda, B,
+             <int> ldb, <floating> 0.0, C, <int> ldc)
+        return
+    if n == 1 or m == 1:
+        for i in range(m):
+            if floating is float:
+                archfit_vecmat_f32(k, n, A + i * lda, 1, B, ldb, C + i * ldc)
+            else:
+                archfit_vecmat_f64(k, n, A + i * lda, 1, B, ldb, C + i * ldc)
+        return
+    block = SMALL_FMAS // (n * k)
+    if block < 2:
+        block = 2
+    i = 0
+    while i < m:
+        rows = m - i if m - i < block else block
+        if floating is float:
+            archfit_small_gemm_f32(False, False, rows, n, k, A + i * lda, lda, B, ldb,
+                                   C + i * ldc, ldc, scratch)
+        else:
+            archfit_small_gemm_f64(False, False, rows, n, k, A + i * lda, lda, B, ldb,
+                                   C + i * ldc, ldc, scratch)
+        i += block
+
+
 cdef inline void _gemv(bint row_major_transposed, int k, int n, floating alpha,
                        const floating* M, int ldm, const floating* x, int incx,
                        floating beta, floating* y, int incy) noexcept nogil:

@@ -39,7 +39,7 @@ from archfit.kernels cimport (Network, Settings, Data, DENSE, LAYER_NORM, ADD, P
                               EMBEDDING, ONE_HOT, PIECEWISE_LINEAR, REPLICATE, MEMBER_DENSE,
                               ADAPTED_DENSE, N_KINDS)
 from archfit._kernels._plan cimport Workspace, Packed, UPDATE_BLOCK, BLOCK_MIN_ROWS
-from archfit._kernels._blas cimport gemm
+from archfit._kernels._blas cimport gemm, row_gemm
 from archfit._kernels.packgemm cimport pack_rows, packed_gemm
 from archfit._kernels._elementwise cimport activation_backward, column_sums, multiply
 from archfit._kernels._optimizers cimport update
@@ -609,9 +609,9 @@ cdef void _periodic_forward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
                 v[K + t] = <floating> sin(a)
     for j in range(n):
         # rows [lo, hi) of feature j's features times its weights
-        gemm(False, False, <int> (hi - lo), <int> s.units, <int> (2 * K), <floating> 1.0,
-             V + lo * n * 2 * K + j * 2 * K, <int> (n * 2 * K), theta + s.weights + j * 2 * K * s.units,
-             <int> s.units, <floating> 0.0, Z + lo * s.width + j * s.units, <int> s.width)
+        row_gemm(hi - lo, s.units, 2 * K, V + lo * n * 2 * K + j * 2 * K, n * 2 * K,
+                 theta + s.weights + j * 2 * K * s.units, s.units,
+                 Z + lo * s.width + j * s.units, s.width)
     _features_output(p, l, lo, hi, n, s.width, buf)
 
 
@@ -813,17 +813,21 @@ cdef void _piecewise_forward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
     for i in range(lo, hi):
         for j in range(n):
             x = X[i * s.n_in + j]
-            u = theta + s.linear + j * s.units
-            z = Z + i * s.width + j * s.units
-            for t in range(s.units):
-                z[t] = x * u[t]
             for t in range(T):
                 E[(i * n + j) * T + t] = <floating> bin_code(edges + j * (T + 1), T, t, x)
     for j in range(n):
-        # rows [lo, hi) of feature j's codes times its weights, added to x u
-        gemm(False, False, <int> (hi - lo), <int> s.units, <int> T, <floating> 1.0,
-             E + (lo * n + j) * T, <int> (n * T), theta + s.weights + j * T * s.units,
-             <int> s.units, <floating> 1.0, Z + lo * s.width + j * s.units, <int> s.width)
+        # rows [lo, hi) of feature j's codes times its weights
+        row_gemm(hi - lo, s.units, T, E + (lo * n + j) * T, n * T,
+                 theta + s.weights + j * T * s.units, s.units, Z + lo * s.width + j * s.units,
+                 s.width)
+    for i in range(lo, hi):
+        for j in range(n):
+            # plus the linear term x u
+            x = X[i * s.n_in + j]
+            u = theta + s.linear + j * s.units
+            z = Z + i * s.width + j * s.units
+            for t in range(s.units):
+                z[t] += x * u[t]
     _features_output(p, l, lo, hi, n, s.width, buf)
 
 
