@@ -385,3 +385,91 @@ def test_a_real_table_with_categories_fits_well():
                 af.Hyperparameters(optimizer="lbfgs", epochs=500, standardize_targets=True),
                 preprocessing=p)
     assert fm.score(data.iloc[test], y[test]) > 0.83
+
+
+# ---- in every entry point --------------------------------------------------------------------
+def _regression_model(p, width=8):
+    return af.Model(af.Architecture(inputs=p.inputs, layers=[af.Embedding(2), af.Dense(width),
+                                                             af.Dense(1)], output="linear"))
+
+
+def test_early_stopping_rows_never_shape_the_statistics():
+    from archfit.folds import validation_split
+    df, y = regression_table(600)
+    p = Preprocessing.fit(df)
+    hp = af.Hyperparameters(epochs=3, early_stopping=True, validation_fraction=0.25, seed=4)
+    fm = af.fit(_regression_model(p), df, y, hp, preprocessing=p)
+    train, _ = validation_split(len(df), 0.25, 4, None)
+    assert fm.preprocessing == p.refit(df.iloc[train])
+    assert fm.preprocessing != p.refit(df)
+
+
+def test_fit_many_on_a_table_is_each_fit_bit_for_bit():
+    df, y = regression_table(600)
+    p = Preprocessing.fit(df)
+    w = np.random.default_rng(1).random(len(df)) + 0.5
+    rng = np.random.default_rng(2)
+    rows = [rng.choice(len(df), 400, replace=False) for _ in range(3)] + [np.arange(500)]
+    models = [_regression_model(p), _regression_model(p, 16), _regression_model(p),
+              _regression_model(p)]
+    hps = [af.Hyperparameters(epochs=4, batch_size=32, seed=k,
+                              early_stopping=k == 2, validation_fraction=0.2)
+           for k in range(4)]
+    validation = [None, None, None, (df.iloc[500:], y[500:])]
+    fitted = af.fit_many(models, df, y, hps, rows=rows, validation=validation,
+                         sample_weight=w, preprocessing=p)
+    for k, fm in enumerate(fitted):
+        alone = af.fit(models[k], df.iloc[rows[k]], y[rows[k]], hps[k],
+                       validation=validation[k], sample_weight=w[rows[k]], preprocessing=p)
+        assert fm.preprocessing == alone.preprocessing, k
+        assert np.array_equal(fm.parameters, alone.parameters), k
+        assert np.array_equal(fm.predict(df), alone.predict(df)), k
+    # every member its own rows' statistics: a fold's held-out rows unseen
+    assert fitted[0].preprocessing == p.refit(df.iloc[rows[0]], w[rows[0]])
+    assert fitted[0].preprocessing != fitted[1].preprocessing
+    # and on from those fits, each keeping its own preprocessing
+    more = af.fit_many(models, df, y, af.Hyperparameters(epochs=1, batch_size=32), rows=rows,
+                       init=fitted)
+    for k, fm in enumerate(more):
+        alone = af.fit(models[k], df.iloc[rows[k]], y[rows[k]],
+                       af.Hyperparameters(epochs=1, batch_size=32), init=fitted[k])
+        assert fm.preprocessing == fitted[k].preprocessing
+        assert np.array_equal(fm.parameters, alone.parameters), k
+
+
+def test_fit_many_refuses_a_table_without_its_preprocessing_in_words():
+    df, y = regression_table(200)
+    p = Preprocessing.fit(df)
+    with pytest.raises(TypeError, match="column 'b'.*Preprocessing"):
+        af.fit_many(_regression_model(p), df, y, [af.Hyperparameters(epochs=1)] * 2)
+    with pytest.raises(ValueError, match="member 1: .*inputs=preprocessing"):
+        af.fit_many([_regression_model(p), af.Model(af.Architecture(3, [af.Dense(1)], "linear"))],
+                    df, y, preprocessing=p)
+    with pytest.raises(ValueError, match="validation X lacks column"):
+        af.fit_many(_regression_model(p), df, y, validation=(df.drop(columns="a"), y),
+                    preprocessing=p)
+    fm = af.fit(_regression_model(p), df, y, af.Hyperparameters(epochs=1), preprocessing=p)
+    with pytest.raises(ValueError, match="member 1: X is a table.*give preprocessing="):
+        af.fit_many(_regression_model(p), df, y, init=[fm, None])
+
+
+def test_holdout_and_select_refit_the_preprocessing_on_each_fold():
+    df, y = regression_table(600)
+    p = Preprocessing.fit(df)
+    hp = af.Hyperparameters(epochs=25, batch_size=32, learning_rate=1e-2, seed=3)
+    estimate = af.holdout(_regression_model(p), df, y, hp, cv=3, preprocessing=p)
+    for fold, (train, test) in enumerate(estimate.folds):
+        alone = af.fit(_regression_model(p), df.iloc[train], y[train], hp, preprocessing=p)
+        assert estimate.fits[fold].preprocessing == p.refit(df.iloc[train])
+        assert np.array_equal(estimate.fits[fold].parameters, alone.parameters)
+        assert estimate.scores[fold] == pytest.approx(alone.score(df.iloc[test], y[test]))
+    assert estimate.mean > 0.8
+    chosen = af.select([_regression_model(p), _regression_model(p, 16)], df, y,
+                       {"learning_rate": [1e-3, 1e-2]}, base=hp, cv=2, preprocessing=p)
+    assert chosen.best.preprocessing == p.refit(df)
+    assert chosen.best.score(df, y) > 0.8
+    halving = af.select(_regression_model(p), df, y, {"learning_rate": [1e-3, 3e-3, 1e-2]},
+                        base=hp, cv=2, search="halving", preprocessing=p)
+    assert halving.best.feature_names == list(df.columns)
+    with pytest.raises(TypeError, match="must be a Preprocessing"):
+        af.holdout(_regression_model(p), df, y, preprocessing="robust")

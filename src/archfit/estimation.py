@@ -15,12 +15,14 @@ from archfit._kernels._hashing import Fingerprint
 from archfit._progress import FitsProgress
 from archfit._streaming import FileRows, features, rows_of
 from archfit._validation import as_sample_weight, check_float, check_int, feature_names
-from archfit.fit_model import FitModel
+from archfit.fit_model import FitModel, _checked_preprocessing
 from archfit.fitting import fit
 from archfit.folds import kfold, validation_split
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
 from archfit.population import compatible, fit_many, member_bytes
+from archfit.preprocessing import Preprocessing
+from archfit.tables import n_rows, take_rows
 
 # The most training-state memory one population of fold fits may hold: a
 # search of many candidates runs as several populations one after another.
@@ -64,14 +66,25 @@ class Data:
     """Validated data shared by every fold fit: X once, y as given, folds."""
 
     def __init__(self, models: list[Model], X, y, sample_weight, classes, cv,
-                 validation_fraction, seed):
+                 validation_fraction, seed, preprocessing=None):
         first = models[0].architecture
         dtype = np.float64 if any(m.dtype == np.float64 for m in models) else np.float32
-        self.feature_names = feature_names(X)
-        self.X = features(X, first.n_inputs, np.dtype(dtype),
-                          sparse=all(m.architecture.reads_sparse for m in models),
-                          categorical=first.inputs.categorical)
-        n = self.X.shape[0]
+        self.preprocessing = preprocessing
+        if preprocessing is not None:
+            # a table, read by each fit through its own refit of the preprocessing
+            if not isinstance(preprocessing, Preprocessing):
+                raise TypeError(f"preprocessing must be a Preprocessing, got "
+                                f"{type(preprocessing).__name__}")
+            for m in models:
+                _checked_preprocessing(preprocessing, m)
+            self.feature_names, self.X = None, X
+            n = n_rows(X)
+        else:
+            self.feature_names = feature_names(X)
+            self.X = features(X, first.n_inputs, np.dtype(dtype),
+                              sparse=all(m.architecture.reads_sparse for m in models),
+                              categorical=first.inputs.categorical)
+            n = self.X.shape[0]
         self.y = np.asarray(y)
         if self.y.shape[:1] != (n,):
             raise ValueError(f"y has {self.y.shape[:1] or 'no'} rows, X has {n} samples")
@@ -98,7 +111,8 @@ class Data:
             self.folds = kfold(n, check_int(cv, "cv", minimum=2), seed, labels)
 
     def subset(self, index):
-        return (rows_of(self.X, index), self.y[index],
+        X = take_rows(self.X, index) if self.preprocessing is not None else rows_of(self.X, index)
+        return (X, self.y[index],
                 None if self.w is None else self.w[index])
 
     def test_score(self, scorer, fitted: FitModel, fold: int) -> float:
@@ -121,7 +135,8 @@ class FoldFitter:
         X, y, w = self.data.subset(self.data.folds[fold][0])
         start = time.perf_counter()
         fitted = fit(model, X, y, hp, sample_weight=w, classes=self.data.classes, init=init,
-                     checkpoint=checkpoint_path(self.folder, model, hp, init, fold))
+                     checkpoint=checkpoint_path(self.folder, model, hp, init, fold),
+                     preprocessing=self.data.preprocessing)
         seconds = time.perf_counter() - start
         return key, fitted, self.data.test_score(self.scorer, fitted, fold), seconds
 
@@ -146,7 +161,7 @@ class PopulationFitter:
                           [t[2] for t in tasks], rows=[self.data.folds[t[4]][0] for t in tasks],
                           sample_weight=self.data.w, init=[t[3] for t in tasks],
                           classes=self.data.classes, n_threads=self.n_threads,
-                          callback=callback)
+                          callback=callback, preprocessing=self.data.preprocessing)
         # each fit's share of the population's time
         seconds = (time.perf_counter() - start) / len(tasks)
         return [(task[0], fit_model, self.data.test_score(self.scorer, fit_model, task[4]),
@@ -246,7 +261,8 @@ def check_models(candidates) -> list[Model]:
 def holdout(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *, cv=None,
             validation_fraction: float | None = None, scoring=None, n_jobs: int | None = None,
             sample_weight=None, classes=None, seed: int | None = None,
-            checkpoint=None, verbose: bool = False) -> HoldoutEstimate:
+            checkpoint=None, verbose: bool = False,
+            preprocessing: Preprocessing | None = None) -> HoldoutEstimate:
     """Estimate the hold-out score of fitting ``model`` with ``hyperparameters``.
 
     Parameters
@@ -281,6 +297,10 @@ def holdout(model: Model, X, y, hyperparameters: Hyperparameters | None = None, 
     verbose : bool
         A tqdm bar over the folds' fits (done, time left) when tqdm is
         installed, and a line per fold.
+    preprocessing : Preprocessing, optional
+        For X a table: each fold's fit refits its statistics on the fold's
+        training rows (:func:`archfit.fit`), so the held-out rows are
+        scored as new data.
 
     Returns
     -------
@@ -293,7 +313,8 @@ def holdout(model: Model, X, y, hyperparameters: Hyperparameters | None = None, 
     seed = hp.seed if seed is None else check_int(seed, "seed", minimum=0)
     name, scorer = _scoring.resolve(scoring, models[0].architecture.output)
     n_jobs = _parallel.effective_n_jobs(n_jobs)
-    data = Data(models, X, y, sample_weight, classes, cv, validation_fraction, seed)
+    data = Data(models, X, y, sample_weight, classes, cv, validation_fraction, seed,
+                preprocessing)
     tasks = [(fold, models[0], hp, None, fold) for fold in range(len(data.folds))]
     fitter = FoldFitter(data, scorer, checkpoint_folder(checkpoint))
     progress = FitsProgress(len(tasks), name) if verbose else None

@@ -26,6 +26,7 @@ from archfit._progress import Progress, ending
 from archfit.binning import fit_edges
 from archfit.preprocessing import Preprocessing
 from archfit.scaling import Standardization
+from archfit.tables import n_rows, take_rows
 from archfit.schedules import LearningRateSchedule
 
 
@@ -219,14 +220,15 @@ class _Prepared:
 
 def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_weight,
              classes, rows: np.ndarray | None = None, checked: bool = False,
-             names=None, preprocessing=None) -> _Prepared:
+             names=None, preprocessing=None, encoded=None) -> _Prepared:
     """Validate one fit's data and starting point (everything ``fit`` checks
     before a kernel runs). With `rows`, the fit trains on those rows of X and
     y (X already checked, `checked`): X stays shared when the kernels can read
     the rows where they are (dense X in memory, shuffled, not standardised),
     and is copied otherwise; the result is that of a fit on X[rows], y[rows].
     `names`: checked X's feature names. `preprocessing`: the table's encoding,
-    refit on X (unchecked X only)."""
+    refit on X (unchecked X only); `encoded`: the preprocessing that already
+    encoded X and the validation set, which the fit model carries."""
     arch, dtype = model.architecture, model.dtype
 
     if hp.standardize_targets and arch.output != "linear":
@@ -262,11 +264,14 @@ def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_w
         theta = None
 
     # ---- data --------------------------------------------------------------------------
-    encoding = _encoding(model, preprocessing, init, X, sample_weight)
-    if encoding is not None and checked:
+    encoding = encoded
+    if encoded is None:
+        encoding = _encoding(model, preprocessing, init, X, y, hp, sample_weight, classes,
+                             validation)
+    if encoding is not None and checked and encoded is None:
         raise ValueError("init was fit on a table with its preprocessing; continue it with "
-                         "archfit.fit, which encodes the table (fit_many takes numbers)")
-    if encoding is not None:
+                         "preprocessing=, which encodes the table")
+    if encoding is not None and encoded is None:
         X = encoding.transform(X)
         if validation is not None and isinstance(validation, (tuple, list)) and validation:
             validation = (encoding.transform(validation[0], "validation X"),
@@ -351,9 +356,11 @@ def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_w
                      first_epoch=len(history))
 
 
-def _encoding(model: Model, preprocessing, init, X, sample_weight):
+def _encoding(model: Model, preprocessing, init, X, y, hp: Hyperparameters, sample_weight,
+              classes, validation):
     """The preprocessing a fit applies: init's own, or `preprocessing` refit
-    on X's rows; None for a fit on numbers."""
+    on the rows the fit trains on (weighted; without the rows an internal
+    early-stopping split holds out); None for a fit on numbers."""
     own = init.preprocessing if isinstance(init, FitModel) else None
     if preprocessing is None:
         return own
@@ -366,7 +373,24 @@ def _encoding(model: Model, preprocessing, init, X, sample_weight):
             raise ValueError("init was fit with another preprocessing (or none); continue it "
                              "without preprocessing=, with its own")
         return own
-    return preprocessing.refit(X, sample_weight)
+    train = training_rows(model, hp, y, n_rows(X), classes, validation)
+    if train is None:
+        return preprocessing.refit(X, sample_weight)
+    w = None if sample_weight is None else np.asarray(sample_weight)[train]
+    return preprocessing.refit(take_rows(X, train), w)
+
+
+def training_rows(model: Model, hp: Hyperparameters, y, n: int, classes,
+                  validation) -> np.ndarray | None:
+    """The rows of n that a fit without `validation` trains on when early
+    stopping holds some out (the split ``_prepare`` makes), else None: all."""
+    if validation is not None or not hp.early_stopping:
+        return None
+    arch = model.architecture
+    if classes is not None and arch.output == "softmax":
+        classes = class_labels(classes, "classes", declared=True)
+    targets = encode(y, arch.output, arch.n_outputs, n, model.dtype, classes)
+    return validation_split(n, hp.validation_fraction, hp.seed, targets.labels)[0]
 
 
 class _Keeper:

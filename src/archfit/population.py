@@ -21,11 +21,13 @@ from archfit._progress import PopulationProgress
 from archfit._streaming import FileRows, features
 from archfit._sparse import SparseRows
 from archfit._validation import by_name, check_int, feature_names
-from archfit.fit_model import FitModel
-from archfit.fitting import DivergenceError, _Epochs, _prepare, _run_epoch, _trainer
+from archfit.fit_model import FitModel, _checked_preprocessing
+from archfit.fitting import DivergenceError, _Epochs, _encoding, _prepare, _run_epoch, _trainer
 from archfit.hyperparameters import Hyperparameters
 from archfit.kernels import Population, Status
 from archfit.model import Model
+from archfit.preprocessing import Preprocessing
+from archfit.tables import n_rows, take_rows
 
 # Settings every member of a population shares (besides the model): one step
 # of every member has the same shape.
@@ -36,7 +38,8 @@ def fit_many(model: Model | Sequence[Model], X, y,
              hyperparameters: Hyperparameters | Sequence[Hyperparameters] | None = None, *,
              rows=None, validation=None, sample_weight=None, init=None, classes=None,
              callback: Callable[[int, dict[str, Any]], bool | None] | None = None,
-             n_threads: int | None = None, verbose: bool = False) -> list[FitModel]:
+             n_threads: int | None = None, verbose: bool = False,
+             preprocessing: Preprocessing | None = None) -> list[FitModel]:
     """Fit K members together; member k's result equals
     ``fit(model[k], X[rows[k]], y[rows[k]], hyperparameters[k], ...)`` bit for bit.
 
@@ -83,6 +86,12 @@ def fit_many(model: Model | Sequence[Model], X, y,
         is installed (else a line per epoch) with the members still
         training, their mean training loss and the best validation score; at
         the end, how many members stopped early.
+    preprocessing : Preprocessing, optional
+        For X a table (and validation sets of the same columns): each
+        member gets the preprocessing's statistics refit on the rows it
+        trains on, weighted, as ``fit(..., preprocessing=)`` does for one fit,
+        so a fold's held-out rows never shape its scaling or vocabularies.
+        A member whose ``init`` is a fit model keeps that model's own.
 
     Returns
     -------
@@ -106,10 +115,23 @@ def fit_many(model: Model | Sequence[Model], X, y,
     """
     models, hps, rows, validation, init, K = _members(model, hyperparameters, rows, validation,
                                                       init)
+    encodings = [None] * K
+    if preprocessing is not None or any(_own_preprocessing(i) for i in init):
+        X, y, rows, validation, sample_weight, encodings = _encoded(
+            models, hps, preprocessing, init, X, y, rows, validation, sample_weight, classes)
+    return _fit_many(models, hps, X, y, rows, validation, init, sample_weight, classes, callback,
+                     n_threads, verbose, encodings)
+
+
+def _fit_many(models, hps, X, y, rows, validation, init, sample_weight, classes, callback,
+              n_threads, verbose, encodings) -> list[FitModel]:
+    """fit_many on its members' lists; X numbers (a table encoded, member
+    k's by ``encodings[k]``)."""
+    K = len(models)
     groups = _groups(models, hps)
     if len(groups) > 1:
         return _fit_groups(groups, models, hps, X, y, rows, validation, init, sample_weight,
-                           classes, callback, n_threads, verbose)
+                           classes, callback, n_threads, verbose, encodings)
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
     if n_threads is not None:
@@ -146,7 +168,7 @@ def fit_many(model: Model | Sequence[Model], X, y,
             preps.append(_prepare(
                 models[k], X, y_all if r is None else y_all[r], hps[k], validation[k], init[k],
                 w_all if r is None or w_all is None else w_all[r], classes, rows=r,
-                checked=True, names=names))
+                checked=True, names=names, encoded=encodings[k]))
         except (TypeError, ValueError) as error:
             raise type(error)(f"member {k}: {error}") from None
     return _Run(preps, callback, n_threads, verbose).go()
@@ -211,7 +233,7 @@ def _groups(models: list[Model], hps: list[Hyperparameters]) -> list[list[int]]:
 
 
 def _fit_groups(groups, models, hps, X, y, rows, validation, init, sample_weight, classes,
-                callback, n_threads, verbose) -> list[FitModel]:
+                callback, n_threads, verbose, encodings) -> list[FitModel]:
     """fit_many of each group in turn (each a population), results in the
     members' order; an error names the member by its index among all."""
     results: list = [None] * len(models)
@@ -222,11 +244,10 @@ def _fit_groups(groups, models, hps, X, y, rows, validation, init, sample_weight
         def relay(k, record, group=group):
             return callback(group[k], record)
         try:
-            fitted = fit_many([models[k] for k in group], X, y, pick(hps), rows=pick(rows),
-                              validation=pick(validation), sample_weight=sample_weight,
-                              init=pick(init), classes=classes,
-                              callback=None if callback is None else relay,
-                              n_threads=n_threads, verbose=verbose)
+            fitted = _fit_many(pick(models), pick(hps), X, y, pick(rows), pick(validation),
+                               pick(init), sample_weight, classes,
+                               None if callback is None else relay, n_threads, verbose,
+                               pick(encodings))
         except (DivergenceError, KeyboardInterrupt) as error:
             partial = getattr(error, "fit_models", None)
             if partial is not None:
@@ -245,6 +266,84 @@ def _fit_groups(groups, models, hps, X, y, rows, validation, init, sample_weight
         for k, fit_model in zip(group, fitted):
             results[k] = fit_model
     return results
+
+
+def _own_preprocessing(init) -> bool:
+    return isinstance(init, FitModel) and init.preprocessing is not None
+
+
+def _encoded(models, hps, preprocessing, init, X, y, rows, validation, sample_weight, classes):
+    """Each member's preprocessing (init's own, or `preprocessing` refit on the
+    rows the member trains on) and the data as the networks read it: one
+    encoded X when every member reads all of table X through one encoding,
+    else each distinct (encoding, rows) block encoded once and stacked, with
+    the members' rows pointing into the stack (y and sample_weight alike)."""
+    n = n_rows(X)
+    y = np.asarray(y)
+    if y.shape[:1] != (n,):
+        raise ValueError(f"y has {y.shape[:1] or 'no'} rows, X has {n} samples")
+    w = None if sample_weight is None else np.asarray(sample_weight)
+    if w is not None and w.shape != (n,):
+        raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}")
+    if rows is not None:
+        for k, r in enumerate(rows):
+            if r.min() < -n or r.max() >= n:
+                raise ValueError(f"rows[{k}] holds row indices outside 0 .. {n - 1}")
+            r %= n
+    refits: dict = {}
+    encodings = []
+    for k, (model, hp) in enumerate(zip(models, hps)):
+        r = None if rows is None else rows[k]
+        if preprocessing is None and not _own_preprocessing(init[k]):
+            raise ValueError(f"member {k}: X is a table for the members whose init carries a "
+                             "preprocessing; give preprocessing= for the others")
+        if preprocessing is not None:
+            try:
+                _checked_preprocessing(preprocessing, model)
+            except (TypeError, ValueError) as error:
+                raise type(error)(f"member {k}: {error}") from None
+        split = (None if validation[k] is not None or not hp.early_stopping else
+                 (hp.validation_fraction, hp.seed, model.architecture.output))
+        key = (None if r is None else r.tobytes(), split)
+        if _own_preprocessing(init[k]) or key not in refits:
+            try:
+                encoding = _encoding(model, preprocessing, init[k],
+                                     X if r is None else take_rows(X, r),
+                                     y if r is None else y[r], hp,
+                                     w if r is None or w is None else w[r], classes,
+                                     validation[k])
+            except (TypeError, ValueError) as error:
+                raise type(error)(f"member {k}: {error}") from None
+            if _own_preprocessing(init[k]):
+                encodings.append(encoding)
+                continue
+            refits[key] = encoding
+        encodings.append(refits[key])
+    blocks: dict = {}
+    parts, sources, member_rows = [], [], []
+    for k, encoding in enumerate(encodings):
+        r = np.arange(n, dtype=np.intp) if rows is None else rows[k]
+        key = (id(encoding), r.tobytes())
+        if key not in blocks:
+            blocks[key] = sum(len(p) for p in parts)
+            parts.append(encoding.transform(X if rows is None else take_rows(X, r)))
+            sources.append(r)
+        member_rows.append(np.arange(blocks[key], blocks[key] + len(r), dtype=np.intp))
+    if rows is None and len(parts) == 1:
+        X, member_rows = parts[0], None
+    else:
+        stacked = np.concatenate(sources)
+        X, y = np.concatenate(parts), y[stacked]
+        w = None if w is None else w[stacked]
+    encoded_validation = []
+    for k, (encoding, v) in enumerate(zip(encodings, validation)):
+        if isinstance(v, (tuple, list)) and v:
+            try:
+                v = (encoding.transform(v[0], "validation X"), *v[1:])
+            except (TypeError, ValueError) as error:
+                raise type(error)(f"member {k}: {error}") from None
+        encoded_validation.append(v)
+    return X, y, member_rows, encoded_validation, w, encodings
 
 
 def _row_index(r, k: int) -> np.ndarray:

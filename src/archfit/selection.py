@@ -19,6 +19,7 @@ from archfit.estimation import (Data, FoldFitter, check_models, checkpoint_folde
                                 checkpoint_path)
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
+from archfit.preprocessing import Preprocessing
 
 SEARCHES = ("grid", "random", "halving")
 
@@ -176,7 +177,7 @@ def select(candidates: Model | list[Model], X, y, space: dict[str, Any], *,
            n_candidates: int | None = None, n_jobs: int | None = None, refit: bool = True,
            scoring=None, seed: int | None = None, halving_factor: int = 2,
            sample_weight=None, classes=None, verbose: bool = False,
-           checkpoint=None) -> Selection:
+           checkpoint=None, preprocessing: Preprocessing | None = None) -> Selection:
     """Choose a model and hyperparameters by an estimate of hold-out score.
 
     Choosing among architectures is model selection and choosing among
@@ -227,6 +228,9 @@ def select(candidates: Model | list[Model], X, y, space: dict[str, Any], *,
         :func:`archfit.fit`): after a crash or Ctrl-C the same call does not
         refit finished candidates, resumes the interrupted ones, and gives the
         same table and best fit model.
+    preprocessing : Preprocessing, optional
+        For X a table: every fit (each fold's, the refit) refits its
+        statistics on the rows it trains on (:func:`archfit.fit`).
 
     Returns
     -------
@@ -247,7 +251,8 @@ def select(candidates: Model | list[Model], X, y, space: dict[str, Any], *,
     space = _check_space(space, base, len(models), search)
     name, scorer = _scoring.resolve(scoring, models[0].architecture.output)
     n_jobs = _parallel.effective_n_jobs(n_jobs)
-    data = Data(models, X, y, sample_weight, classes, cv, validation_fraction, seed)
+    data = Data(models, X, y, sample_weight, classes, cv, validation_fraction, seed,
+                preprocessing)
     rng = np.random.default_rng([seed, 0x5E1EC7])
     configs = _candidates(space, len(models), search, n_candidates, rng)
     hps = [base.replace(**params) for _, params in configs]
@@ -277,7 +282,7 @@ def select(candidates: Model | list[Model], X, y, space: dict[str, Any], *,
     if refit:
         model = models[rows[best_index]["model"]]
         best = fit(model, data.X, data.y, hps[best_index], sample_weight=data.w,
-                   classes=data.classes,
+                   classes=data.classes, preprocessing=data.preprocessing,
                    checkpoint=checkpoint_path(folder, model, hps[best_index], None, None))
         if data.feature_names is not None:
             best = best._with_training_data(dict(best.training_data,

@@ -61,6 +61,26 @@ def table_columns(X) -> list[tuple]:
     return list(X.items())
 
 
+def n_rows(X) -> int:
+    """The number of rows of a table or an array."""
+    if is_table(X):
+        if isinstance(X, dict):
+            return len(next(iter(X.values()))) if X else 0
+        return X.num_rows if hasattr(X, "num_rows") else len(X)
+    return len(np.asarray(X, dtype=object) if not hasattr(X, "shape") else X)
+
+
+def take_rows(X, index):
+    """Rows `index` of a table or array, of its own kind."""
+    if isinstance(X, dict):
+        return {k: np.asarray(v)[index] for k, v in X.items()}
+    if hasattr(X, "iloc"):
+        return X.iloc[index]
+    if hasattr(X, "take") and hasattr(X, "column_names"):
+        return X.take(index)
+    return np.asarray(X)[index]
+
+
 def columns_of(X, name: str = "X", categorical=()) -> list[Column]:
     """The columns of table `X` (see :func:`is_table`), or of a 2-D array
     (columns named "x0", "x1", ...), each with its kind. `categorical`: names

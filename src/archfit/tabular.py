@@ -39,7 +39,7 @@ from archfit.hyperparameters import Hyperparameters
 from archfit.layers import Dense, Embedding, OneHot, PiecewiseLinear
 from archfit.model import Model
 from archfit.preprocessing import Preprocessing
-from archfit.tables import is_table
+from archfit.tables import n_rows, take_rows
 
 TASKS = ("auto", "classification", "regression")
 
@@ -184,7 +184,7 @@ class _Data:
         if y.ndim not in (1, 2) or len(y) == 0:
             raise ValueError(f"y must have shape (n_samples,) or (n_samples, n_outputs), got "
                              f"{y.shape}")
-        n = _n_rows(X)
+        n = n_rows(X)
         if len(y) != n:
             raise ValueError(f"y has {len(y)} rows, X has {n}")
         if task == "auto":
@@ -207,7 +207,7 @@ class _Data:
         if validation is None:
             labels = y if task == "classification" else None
             train, val = validation_split(n, fraction, seed, labels)
-            Xt, yt, Xv, yv = _rows(X, train), y[train], _rows(X, val), y[val]
+            Xt, yt, Xv, yv = take_rows(X, train), y[train], take_rows(X, val), y[val]
             wt = None if w is None else w[train]
             wv = None if w is None else w[val]
         else:
@@ -218,9 +218,9 @@ class _Data:
             Xv, yv = validation[0], np.asarray(validation[1])
             if task == "regression":
                 yv = np.asarray(yv, dtype=np.float64)
-            if len(yv) != _n_rows(Xv):
+            if len(yv) != n_rows(Xv):
                 raise ValueError(f"validation y has {len(yv)} rows, validation X has "
-                                 f"{_n_rows(Xv)}")
+                                 f"{n_rows(Xv)}")
             wv = (as_sample_weight(validation[2], len(yv), np.dtype(np.float64))
                   if len(validation) == 3 else None)
         if transform == "log":
@@ -258,25 +258,6 @@ class _Data:
             return float(right.mean() if w is None else w @ right / w.sum())
         rows = ((average - self.val_targets) ** 2).mean(axis=1)
         return float(math.sqrt(rows.mean() if w is None else w @ rows / w.sum()))
-
-
-def _n_rows(X) -> int:
-    if is_table(X):
-        if isinstance(X, dict):
-            return len(next(iter(X.values()))) if X else 0
-        return X.num_rows if hasattr(X, "num_rows") else len(X)
-    return len(np.asarray(X, dtype=object) if not hasattr(X, "shape") else X)
-
-
-def _rows(X, index):
-    """Rows `index` of a table or array, of its own kind."""
-    if isinstance(X, dict):
-        return {k: np.asarray(v)[index] for k, v in X.items()}
-    if hasattr(X, "iloc"):
-        return X.iloc[index]
-    if hasattr(X, "take") and hasattr(X, "column_names"):
-        return X.take(index)
-    return np.asarray(X)[index]
 
 
 def _looks_categorical(y: np.ndarray) -> bool:
