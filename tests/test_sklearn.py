@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 sklearn = pytest.importorskip("sklearn")
+import scipy.sparse as sp  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
@@ -227,3 +228,61 @@ def test_bad_parameters_raise_at_fit():
                           ({"batch_size": 0}, "batch_size"), ({"max_iter": 0}, "max_iter")]:
         with pytest.raises(ValueError, match=match):
             MLPClassifier(**kwargs).fit(X, y)
+
+
+# ---- tables ------------------------------------------------------------------------------------
+def _frame(n=600, seed=0):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.choice(["x", "y", "z"], n),
+                       "c": pd.Series(rng.normal(size=n)).where(rng.random(n) > 0.1)})
+    signal = df["a"] + 2.0 * (df["b"] == "y") + df["c"].fillna(0)
+    return df, signal.to_numpy()
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.SkipTestWarning")
+@pytest.mark.parametrize("estimator", [MLPClassifier(random_state=0, preprocessing="auto"),
+                                       MLPRegressor(random_state=0, preprocessing="auto")],
+                         ids=["classifier", "regressor"])
+def test_check_estimator_with_a_preprocessing(estimator):
+    results = check_estimator(estimator, on_fail=None)
+    assert [(r["check_name"], str(r["exception"])[:300]) for r in results
+            if r["status"] == "failed"] == []
+    assert len(results) > 50
+
+
+def test_the_adapters_read_tables_with_text_and_missing_cells():
+    df, signal = _frame()
+    y = (signal > 0.5).astype(int)
+    clf = MLPClassifier((32,), preprocessing="auto", random_state=0, max_iter=60).fit(df, y)
+    assert clf.score(df, y) > 0.9
+    assert clf.n_features_in_ == 3 and list(clf.feature_names_in_) == ["a", "b", "c"]
+    assert [c.shape for c in clf.coefs_] == [(7, 32), (32, 2)]    # a, c, c missing, b one-hot
+    shuffled = df[["c", "b", "a"]]
+    assert np.array_equal(clf.predict_proba(shuffled), clf.predict_proba(df))
+    reg = MLPRegressor(hidden_layer_sizes=(32,), preprocessing="auto", random_state=0,
+                       max_iter=60).fit(df, signal)
+    assert reg.score(df, signal) > 0.9
+    # a schema given: its statistics refit on the fit's rows (weighted); kept going on
+    p = af.Preprocessing.fit(df, numeric="standard")
+    w = np.random.default_rng(1).random(len(df)) + 0.5
+    warm = MLPRegressor(hidden_layer_sizes=(8,), preprocessing=p, max_iter=5, warm_start=True,
+                        random_state=0).fit(df.iloc[:400], signal[:400], sample_weight=w[:400])
+    assert warm.fit_model_.preprocessing == p.refit(df.iloc[:400], w[:400])
+    first = warm.fit_model_.preprocessing
+    warm.fit(df, signal)
+    warm.partial_fit(df, signal)
+    assert warm.fit_model_.preprocessing == first and warm.fit_model_.n_epochs == 11
+
+
+def test_the_adapters_refuse_text_without_a_preprocessing_in_words():
+    df, signal = _frame(100)
+    with pytest.raises(ValueError, match="could not convert.*preprocessing='auto'"):
+        MLPClassifier().fit(df, signal > 0)
+    with pytest.raises(ValueError, match="preprocessing must be None, 'auto' or"):
+        MLPClassifier(preprocessing="robust").fit(df, signal > 0)
+    with pytest.raises(TypeError, match="not sparse X"):
+        MLPRegressor(preprocessing="auto").fit(sp.csr_matrix(np.eye(4)), np.arange(4.0))
+    fitted = MLPRegressor(preprocessing="auto", max_iter=2).fit(df, signal)
+    with pytest.raises(ValueError, match="lacks column"):
+        fitted.predict(df.drop(columns="b").assign(d=1.0))

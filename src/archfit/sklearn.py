@@ -50,6 +50,9 @@ random_state             ``seed``
 ``dtype=None`` fits in float32 when X is float32 and in float64 otherwise, as
 scikit-learn does; ``n_threads`` bounds archfit's and BLAS's threads together.
 Sparse X stays sparse: archfit's kernels compute the first layer as sparse x dense.
+``preprocessing="auto"`` (or an :class:`~archfit.preprocessing.Preprocessing`)
+reads tables with text, category and missing cells: the fit model learns the
+encoding on its training rows, weighted, and predictions apply it.
 """
 from __future__ import annotations
 
@@ -65,12 +68,14 @@ try:
     from sklearn.utils import check_random_state
     from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import check_classification_targets, type_of_target
-    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+    from sklearn.utils.validation import (_check_sample_weight, _check_y, check_is_fitted,
+                                          validate_data)
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError("archfit.sklearn needs scikit-learn: pip install scikit-learn") from exc
 
 from archfit import fitting
-from archfit.architecture import Architecture, Dense
+from archfit.architecture import Architecture, Dense, Inputs
+from archfit.layers import OneHot
 from archfit.fitting import DivergenceError, fit
 from archfit.hyperparameters import Hyperparameters
 from archfit.model import Model
@@ -89,6 +94,28 @@ _NONFINITE = ("Solver produced non-finite parameter weights. The input data may 
 
 def _is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _table(estimator, X, reset: bool):
+    """X as a preprocessing reads it: a table as it is (its names and width
+    recorded as scikit-learn records them), anything else through
+    scikit-learn's checks, missing values allowed."""
+    from archfit.tables import is_table
+    if is_table(X) and not isinstance(X, dict):
+        from archfit._validation import feature_names
+        names = feature_names(X)
+        n = len(X.columns) if hasattr(X, "columns") else X.num_columns
+        if reset:
+            estimator.n_features_in_ = n
+            if names is not None:
+                estimator.feature_names_in_ = np.asarray(names, dtype=object)
+            elif hasattr(estimator, "feature_names_in_"):
+                del estimator.feature_names_in_
+        elif n != estimator.n_features_in_:
+            raise ValueError(f"X has {n} features, but {type(estimator).__name__} is "
+                             f"expecting {estimator.n_features_in_} features as input")
+        return X
+    return validate_data(estimator, X, reset=reset, dtype=None, ensure_all_finite="allow-nan")
 
 
 class _Converged:
@@ -137,7 +164,7 @@ class _BaseMLP(BaseEstimator):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=None, n_threads=None):
+                 dtype=None, n_threads=None, preprocessing=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -163,9 +190,12 @@ class _BaseMLP(BaseEstimator):
         self.max_fun = max_fun
         self.dtype = dtype
         self.n_threads = n_threads
+        self.preprocessing = preprocessing
 
     # ---- translation --------------------------------------------------------------------
-    def _architecture(self, n_features: int, n_outputs: int, output: str) -> Architecture:
+    def _architecture(self, n_features, n_outputs: int, output: str) -> Architecture:
+        """The network: `n_features` numbers, or a preprocessing's inputs
+        (its categories one-hot, as a ColumnTransformer would give them)."""
         sizes = self.hidden_layer_sizes
         sizes = [sizes] if isinstance(sizes, (int, np.integer)) else list(sizes)
         if self.activation not in _ACTIVATIONS:
@@ -176,6 +206,9 @@ class _BaseMLP(BaseEstimator):
                 raise ValueError(f"hidden_layer_sizes must be positive integers, got {sizes!r}")
         act = _ACTIVATIONS[self.activation]
         layers = [Dense(int(s), act) for s in sizes] + [Dense(n_outputs)]
+        if isinstance(n_features, Inputs):
+            first = [OneHot()] if n_features.categorical else []
+            return Architecture(inputs=n_features, layers=first + layers, output=output)
         return Architecture(n_features, layers, output)
 
     def _hyperparameters(self, n_samples: int, epochs: int,
@@ -239,7 +272,7 @@ class _BaseMLP(BaseEstimator):
             gradient_tolerance=float(self.tol) if optimizer == "lbfgs" else None)
 
     def _dtype(self, X) -> str:
-        if self.dtype is None:
+        if self.dtype is None and X is not None:
             return "float32" if X.dtype == np.float32 else "float64"
         if self.dtype not in ("float32", "float64", np.float32, np.float64):
             raise ValueError(f"dtype must be None, 'float32' or 'float64', got {self.dtype!r}")
@@ -251,8 +284,16 @@ class _BaseMLP(BaseEstimator):
 
     def _validate_Xy(self, X, y, reset=True):
         """scikit-learn's checks of X and y (y=None refused as scikit-learn words it)."""
-        X, y = validate_data(self, X, y, reset=reset, multi_output=True,
-                             y_numeric=self._output == "linear", **_X_CHECKS)
+        from archfit.tables import is_table
+        try:
+            X, y = validate_data(self, X, y, reset=reset, multi_output=True,
+                                 y_numeric=self._output == "linear", **_X_CHECKS)
+        except ValueError as error:
+            if is_table(X) and "convert" in str(error):
+                raise ValueError(f"{error}: X has text or category columns; pass "
+                                 "preprocessing='auto' (or an archfit.Preprocessing) to encode "
+                                 "them, or use TabularClassifier/TabularRegressor") from None
+            raise
         return self._rows(X), y
 
     @staticmethod
@@ -261,21 +302,50 @@ class _BaseMLP(BaseEstimator):
         they are (the first layer's products are sparse x dense)."""
         return X.tocsr() if hasattr(X, "tocsr") else X
 
+    def _encoding(self, X, y, sample_weight, reset):
+        """With ``preprocessing``: X read as a table, y checked as
+        scikit-learn checks it, and the preprocessing whose schema the fit
+        refits (on the rows it trains on)."""
+        from archfit.preprocessing import Preprocessing
+        if not (self.preprocessing == "auto" or isinstance(self.preprocessing, Preprocessing)):
+            raise ValueError(f"preprocessing must be None, 'auto' or an archfit.Preprocessing, "
+                             f"got {self.preprocessing!r}")
+        if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
+            raise TypeError("preprocessing reads tables and dense arrays, not sparse X")
+        X = _table(self, X, reset)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
+                             "y is None")
+        y = _check_y(y, multi_output=True, y_numeric=self._output == "linear")
+        if self.preprocessing == "auto":
+            if sample_weight is not None:
+                sample_weight = _check_sample_weight(sample_weight, np.empty((len(y), 0)))
+            return X, y, Preprocessing.fit(X, sample_weight=sample_weight)
+        return X, y, self.preprocessing
+
     # ---- fitting --------------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, *, incremental=False, classes=None):
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         reset = not ((incremental or self.warm_start) and hasattr(self, "fit_model_"))
-        X, y = self._validate_Xy(X, y, reset=reset)
+        preprocessing = None
+        if self.preprocessing is None:
+            X, y = self._validate_Xy(X, y, reset=reset)
+            n_inputs, dtype = X.shape[1], self._dtype(X)
+        else:
+            X, y, preprocessing = self._encoding(X, y, sample_weight, reset)
+            n_inputs = preprocessing.inputs
+            dtype = "float64" if self.dtype is None else self._dtype(None)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+            sample_weight = _check_sample_weight(sample_weight, np.empty((len(y), 0)),
+                                                 dtype=np.dtype(dtype))
         y, output, n_outputs, classes = self._targets(y, classes, reset, incremental)
         epochs = 1 if incremental else self.max_iter
         if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
-        hp = self._hyperparameters(X.shape[0], int(epochs),
+        hp = self._hyperparameters(len(y), int(epochs),
                                    None if sample_weight is None else float(sample_weight.sum()))
-        model = Model(self._architecture(X.shape[1], n_outputs, output), self._dtype(X))
+        model = Model(self._architecture(n_inputs, n_outputs, output), dtype)
         init = start = None
         if reset:
             start = self._initial_parameters(model)
@@ -293,8 +363,8 @@ class _BaseMLP(BaseEstimator):
             warnings.simplefilter("always", fitting.ConvergenceWarning)
             try:
                 fitted = fit(model, X, y, hp, init=init if start is None else start,
-                             sample_weight=sample_weight,
-                             classes=classes, callback=watch)
+                             sample_weight=sample_weight, classes=classes, callback=watch,
+                             preprocessing=preprocessing if init is None else None)
             except DivergenceError as error:
                 # scikit-learn keeps the best weights under early stopping, with
                 # a NaN score for the epoch that diverged; otherwise a ValueError
@@ -347,7 +417,7 @@ class _BaseMLP(BaseEstimator):
             self.validation_scores_ = None
             self.best_validation_score_ = None
         weights = fitted.weights
-        n_layers = len(fitted.architecture.layers)
+        n_layers = sum(isinstance(layer, Dense) for layer in fitted.architecture.layers)
         self.coefs_ = [weights[f"dense{i}.weight"] for i in range(n_layers)]
         self.intercepts_ = [weights[f"dense{i}.bias"] for i in range(n_layers)]
         self.n_layers_ = n_layers + 1
@@ -360,7 +430,16 @@ class _BaseMLP(BaseEstimator):
 
     def _predict_outputs(self, X, method):
         check_is_fitted(self, "fit_model_")
+        if self.fit_model_.preprocessing is not None:
+            return getattr(self.fit_model_, method)(_table(self, X, reset=False))
         return getattr(self.fit_model_, method)(self._validate_X(X, reset=False))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # a preprocessing reads tables and dense arrays with missing cells
+        tags.input_tags.sparse = self.preprocessing is None
+        tags.input_tags.allow_nan = self.preprocessing is not None
+        return tags
 
     def _check_solver(self):
         if self.solver == "lbfgs":
@@ -395,7 +474,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=None, n_threads=None):
+                 dtype=None, n_threads=None, preprocessing=None):
         super().__init__(
             hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
             learning_rate=learning_rate, learning_rate_init=learning_rate_init,
@@ -404,7 +483,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dtype=dtype,
-            n_threads=n_threads)
+            n_threads=n_threads, preprocessing=preprocessing)
         self.loss = loss
 
     def _targets(self, y, classes, reset, incremental):
@@ -428,7 +507,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
-        tags.input_tags.sparse = True
         return tags
 
 
@@ -540,7 +618,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
-        tags.input_tags.sparse = True
         return tags
 
 
@@ -560,27 +637,10 @@ class _BaseTabular(BaseEstimator):
         self.verbose = verbose
 
     def _table(self, X, reset: bool):
-        """X as fit_tabular reads it: a table as it is (its names recorded),
-        anything else through scikit-learn's checks, missing values allowed."""
-        from archfit.tables import is_table
         if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
             raise TypeError("the tabular learner does not take sparse X; pass it dense "
                             "(X.toarray()) or use MLPClassifier/MLPRegressor, which do")
-        if is_table(X) and not isinstance(X, dict):
-            from archfit._validation import feature_names
-            names = feature_names(X)
-            n = len(X.columns) if hasattr(X, "columns") else X.num_columns
-            if reset:
-                self.n_features_in_ = n
-                if names is not None:
-                    self.feature_names_in_ = np.asarray(names, dtype=object)
-                elif hasattr(self, "feature_names_in_"):
-                    del self.feature_names_in_
-            elif n != self.n_features_in_:
-                raise ValueError(f"X has {n} features, but {type(self).__name__} is "
-                                 f"expecting {self.n_features_in_} features as input")
-            return X
-        return validate_data(self, X, reset=reset, dtype=None, ensure_all_finite="allow-nan")
+        return _table(self, X, reset)
 
     def fit(self, X, y, sample_weight=None):
         """Fit the tabular learner's ensemble to (X, y); see :func:`archfit.fit_tabular`."""
