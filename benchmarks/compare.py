@@ -60,15 +60,23 @@ WORKLOADS = {
     "W3": ((1024, 2048, 2048, 10), 256, "softmax", "float32", 2048, 512, 20, 4),
     "W4": ((8, 64, 64, 1), 64, "linear", "float32", 32768, 4096, 40, 20),
     "W2-float64": ((784, 256, 128, 10), 128, "softmax", "float64", 8192, 1024, 30, 8),
+    # float32 models whose products take bfloat16 operands: archfit's
+    # precision="bfloat16", PyTorch's autocast to bfloat16 (fused Adam)
+    "W2-bfloat16": ((784, 256, 128, 10), 128, "softmax", "bfloat16", 16384, 2048, 30, 8),
+    "W3-bfloat16": ((1024, 2048, 2048, 10), 256, "softmax", "bfloat16", 2048, 512, 20, 4),
 }
-PEERS = ["archfit", "jax", "torch", "torch-fused", "torch-compile", "numpy", "sklearn"]
+PEERS = ["archfit", "jax", "torch", "torch-fused", "torch-compile", "torch-autocast", "numpy",
+         "sklearn"]
 # --quick keeps to the compiled peer to beat, the best eager one and NumPy: compiling
 # torch.compile's graphs alone takes longer than the quick run may
-QUICK_PEERS = ["archfit", "jax", "torch-fused", "numpy"]
+QUICK_PEERS = ["archfit", "jax", "torch-fused", "torch-autocast", "numpy"]
 INFERENCE_PEERS = ["archfit", "jax", "torch", "torch-compile", "numpy"]
 QUICK_INFERENCE_PEERS = ["archfit", "jax", "torch", "numpy"]
-TRAIN_PEERS = {"W1": PEERS, "W2": PEERS, "W3": PEERS, "W4": PEERS,
-               "W2-float64": ["archfit", "jax", "torch", "torch-fused", "sklearn"]}
+FLOAT32 = [p for p in PEERS if p != "torch-autocast"]
+TRAIN_PEERS = {"W1": FLOAT32, "W2": FLOAT32, "W3": FLOAT32, "W4": FLOAT32,
+               "W2-float64": ["archfit", "jax", "torch", "torch-fused", "sklearn"],
+               "W2-bfloat16": ["archfit", "torch-autocast"],
+               "W3-bfloat16": ["archfit", "torch-autocast"]}
 THREADS = 2
 _HELD = []          # context managers a worker holds open until it exits
 
@@ -78,6 +86,7 @@ def data(sizes, output, dtype, n):
     """Features and a random linear teacher's labels (softmax) or values (linear)."""
     import numpy as np
     rng = np.random.default_rng(0)
+    dtype = "float32" if dtype == "bfloat16" else dtype       # a float32 model's data
     X = rng.normal(size=(n, sizes[0])).astype(dtype)
     W = rng.normal(size=(sizes[0], sizes[-1])) / np.sqrt(sizes[0])
     if output == "softmax":
@@ -104,12 +113,18 @@ def trainer(peer, sizes, batch, output, dtype, X, y):
     of its training state (parameters and optimizer) to time from again."""
     import numpy as np
     n = len(X)
+    precision = "bfloat16" if dtype == "bfloat16" else "float32"
+    dtype = "float32" if dtype == "bfloat16" else dtype
     if peer == "archfit":
+        import warnings
         import archfit as af
         from archfit import _threads
         from archfit.kernels import Trainer
         layers = [af.Dense(s, "relu") for s in sizes[1:-1]] + [af.Dense(sizes[-1])]
-        model = af.Model(af.Architecture(sizes[0], layers, output), dtype)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")       # the header says which body runs
+            model = af.Model(af.Architecture(sizes[0], layers, output), dtype)._in_precision(
+                precision)
         plan = model._kernel.training_plan(dtype, n, batch, threads=THREADS)
         state = Trainer(model._kernel, model.dtype, n, batch, "adam",
                         n_targets=0 if output == "softmax" else sizes[-1], threads=THREADS)
@@ -178,10 +193,10 @@ def trainer(peer, sizes, batch, output, dtype, X, y):
         return epoch, predict, lambda: copy.deepcopy(box[0]), restore
     if peer == "jax":
         return _jax_trainer(sizes, batch, output, dtype, X, y)
-    return _torch_trainer(peer, sizes, batch, output, dtype, X, y)
+    return _torch_trainer(peer, sizes, batch, output, dtype, X, y, precision)
 
 
-def _torch_trainer(peer, sizes, batch, output, dtype, X, y):
+def _torch_trainer(peer, sizes, batch, output, dtype, X, y, precision="float32"):
     import torch
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
@@ -192,8 +207,14 @@ def _torch_trainer(peer, sizes, batch, output, dtype, X, y):
         layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
     layers.append(torch.nn.Linear(sizes[-2], sizes[-1]))
     net = torch.nn.Sequential(*layers).to(tdtype)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=peer in ("torch-fused", "torch-compile"))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3,
+                           fused=peer in ("torch-fused", "torch-compile", "torch-autocast"))
     forward = torch.compile(net) if peer == "torch-compile" else net
+    if precision == "bfloat16":
+        # autocast: the linear layers' products in bfloat16, the rest float32
+        def forward(Z, net=net):
+            with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+                return net(Z).float()
     Xt = torch.from_numpy(X)
     yt = torch.from_numpy(y if output == "softmax" else y.reshape(n, -1))
     loss_fn = torch.nn.CrossEntropyLoss() if output == "softmax" else torch.nn.MSELoss()
@@ -599,8 +620,8 @@ def main(argv=None):
     print(f"\ntraining, samples/s (forward + backward + Adam) on learnable data: the slower of "
           f"fresh and converged epochs (median of {2 if args.quick else 5} each); '*': the "
           f"loss did not reach a tenth of its start within the epoch budget")
-    header = f"{'workload':<36}" + "".join(
-        f"{p:>14}" for p in PEERS if not args.quick or p in QUICK_PEERS) + "   archfit ÷ each peer"
+    header = f"{'workload':<38}" + "".join(
+        f"{p:>16}" for p in PEERS if not args.quick or p in QUICK_PEERS) + "   archfit ÷ each peer"
     print(header)
     rates = []
     for name, (sizes, batch, output, dtype, *_) in WORKLOADS.items():
@@ -614,13 +635,18 @@ def main(argv=None):
         label = f"{name} {'-'.join(map(str, sizes))} b{batch} {dtype}"
         cell = lambda r: "missing" if r is None else f"{r['rate']:,.0f}{'' if r['reached'] else '*'}"  # noqa: E731
         shown = [p for p in PEERS if not args.quick or p in QUICK_PEERS]
-        cells = "".join(f"{cell(row[p]) if p in TRAIN_PEERS[name] else 'n/a':>14}" for p in shown)
+        cells = "".join(f"{cell(row[p]) if p in TRAIN_PEERS[name] else 'n/a':>16}" for p in shown)
         ratios = "  ".join(f"{p} {row['archfit']['rate'] / row[p]['rate']:.2f}x" for p in PEERS[1:]
                            if row.get(p) and row.get("archfit"))
-        print(f"{label:<36}{cells}   {ratios}", flush=True)
+        if dtype == "bfloat16" and row.get("archfit"):
+            plain = results["train"].get(name.split("-")[0], {})
+            ratios += "  |  against float32: " + "  ".join(
+                f"{p} {row['archfit']['rate'] / plain[p]['rate']:.2f}x" for p in PEERS
+                if plain.get(p))
+        print(f"{label:<38}{cells}   {ratios}", flush=True)
         a = row["archfit"]
         if a:
-            print(f"{'':<36}archfit fresh {a['fresh']:,.0f}, converged {a['converged']:,.0f} "
+            print(f"{'':<38}archfit fresh {a['fresh']:,.0f}, converged {a['converged']:,.0f} "
                   f"(loss {a['loss'][0]:.3g} -> {a['loss'][1]:.3g})", flush=True)
         if name == "W3":
             rates.append(measure("gemm", "archfit", "-", args.quick))

@@ -88,7 +88,7 @@ def tables(folder: str = RESULTS) -> str:
         if compare is not None:
             train = compare["results"]["train"]
             peers = ["archfit"] + [p for p in ("jax", "torch", "torch-fused", "torch-compile",
-                                               "numpy", "sklearn")
+                                               "torch-autocast", "numpy", "sklearn")
                                    if any(_rate((row or {}).get(p)) for row in train.values())]
             lines += [f"Training, {_source(compare)}:", ""]
             lines += _table({w: row or {} for w, row in train.items()}, peers) + [""]

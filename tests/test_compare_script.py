@@ -23,8 +23,9 @@ def test_compare_quick_runs(tmp_path):
     assert {"date", "commit", "command", "cpu", "kernel_path", "results"} <= set(record)
     assert "--quick" in record["command"] and record["cpu"]["model"]
     assert record["results"]["train"]["W1"]["archfit"]["rate"] > 0
+    assert record["results"]["train"]["W3-bfloat16"]["archfit"]["rate"] > 0
     for workload in ("W1 64-32-10", "W2 784-256-128-10", "W3 1024-2048-2048-10", "W4 8-64-64-1",
-                     "W2-float64"):
+                     "W2-float64", "W2-bfloat16", "W3-bfloat16"):
         assert workload in out, workload
     for text in ("µs per 1-sample call", "samples/s at batch 4096", "64 independent W1 fits",
                  "2 processes", "GEMM rate", "archfit's kernel path", "instruction sets:",

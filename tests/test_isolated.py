@@ -16,7 +16,7 @@ def test_kernel_suite():
     run_suite(TESTS / "kernels")
 
 
-@pytest.mark.parametrize("path", ["portable", "avx2", "avx512"])
+@pytest.mark.parametrize("path", ["portable", "avx2", "avx512", "avx512_bf16", "amx"])
 def test_kernel_suite_on_every_instruction_set_path(path):
     # ARCHFIT_ISA forces a lower path than the CPU's best; the whole kernel
     # suite (NumPy reference, finite differences, bits across threads) must
@@ -32,7 +32,7 @@ def test_kernel_suite_on_every_instruction_set_path(path):
 def test_an_instruction_set_the_cpu_cannot_run_is_refused():
     from archfit import kernels
     for value, message in (("sse9", "ARCHFIT_ISA must be one of"),
-                           *((("avx512", "cannot run"),) if kernels.DETECTED != "avx512" else ())):
+                           *((("amx", "cannot run"),) if kernels.DETECTED != "amx" else ())):
         result = subprocess.run([sys.executable, "-c", "import archfit"], capture_output=True,
                                 text=True, timeout=120, env=dict(os.environ, ARCHFIT_ISA=value))
         assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]

@@ -38,7 +38,7 @@ def test_serial_build_has_no_openmp_and_passes_the_kernel_suite(serial_site):
     if os.path.exists("/proc/self/maps"):
         assert openmp == "False"
     if emulates_avx512():     # the AVX-512 bodies are what the suite below runs
-        assert isa == "avx512 True", isa
+        assert isa == "amx True", isa     # AVX512_BF16 and AMX emulated too
     run_suite(TESTS / "kernels", serial_site)
 
 
@@ -67,7 +67,7 @@ def test_the_avx512_and_avx2_paths_give_the_same_bits(serial_site):
     # Adam builds contract nothing: whole fits and predictions agree bit for
     # bit (on an AVX-512 CPU the real bodies, elsewhere the emulated ones)
     from archfit import kernels
-    if kernels.DETECTED != "avx512" and not emulates_avx512():
+    if kernels.DETECTED not in ("avx512", "avx512_bf16", "amx") and not emulates_avx512():
         pytest.skip(f"neither AVX-512 nor its emulation runs here ({kernels.DETECTED})")
     runs = {}
     for isa in ("avx512", "avx2"):

@@ -309,6 +309,26 @@ class FitModel:
             return by_name(X, self.feature_names)
         return X
 
+    @property
+    def precision(self) -> str:
+        """The precision of the dense products that trained it and that it
+        predicts with (``Hyperparameters.precision``)."""
+        return self._hyperparameters.precision
+
+    def with_precision(self, precision: str) -> "FitModel":
+        """The same fit model predicting with products in `precision`
+        ("float32" or "bfloat16"; float32 models only for "bfloat16")."""
+        hp = self._hyperparameters.replace(precision=precision)
+        self._model._in_precision(precision)        # refused for a float64 model
+        return FitModel(self._model, self._theta, hp, self._history, self._classes,
+                        self._target_ndim, self._optimizer_state, self._training_data,
+                        self._standardization, self._preprocessing)
+
+    @property
+    def _computing(self):
+        """The model as it computes: its products in the fit's precision."""
+        return self._model._in_precision(self._hyperparameters.precision)
+
     def _outputs(self, X, members: bool = False, encoded: bool = False) -> np.ndarray:
         """The head's outputs in the targets' units; with `members`, each
         member's of the ensemble inside the network, (k, n, n_outputs).
@@ -317,7 +337,7 @@ class FitModel:
             X = self._encoded(X)
         scaling = self._standardization
         if scaling is None and not members:
-            return self._model._outputs(self._theta, X)
+            return self._computing._outputs(self._theta, X)
         X = features(X, self._model.architecture.n_inputs, self._model.dtype,
                      sparse=self._model.architecture.reads_sparse,
                      categorical=self._model.architecture.inputs.categorical)
@@ -325,10 +345,10 @@ class FitModel:
             X = _standardized_features(scaling, X)
         back = scaling.outputs if scaling is not None else (lambda out: out)
         if not members:
-            return back(self._model._predict(self._theta, X))
-        return np.stack([back(model._predict(theta, X)) for model, theta in (
-            self._model.member(self._theta, m)
-            for m in range(self._model.architecture.members))])
+            return back(self._computing._predict(self._theta, X))
+        return np.stack([back(model._in_precision(self.precision)._predict(theta, X))
+                         for model, theta in (self._model.member(self._theta, m)
+                                              for m in range(self._model.architecture.members))])
 
     def predict_members(self, X) -> np.ndarray:
         """Each member's probabilities (softmax, sigmoid) or values (linear,
@@ -375,7 +395,7 @@ class FitModel:
         the fit minimised)."""
         warn_unnamed(X, self.feature_names)
         X, targets, w = self._data(X, y, sample_weight, self._model.dtype)
-        return self._model._loss(self._theta, X, targets, w)
+        return self._computing._loss(self._theta, X, targets, w)
 
     def _data(self, X, y, sample_weight, weight_dtype):
         """(X, y, sample_weight) validated and encoded against this fit model."""
@@ -392,7 +412,8 @@ class FitModel:
         return X, targets, as_sample_weight(sample_weight, X.shape[0], weight_dtype)
 
     def _score(self, X, targets, weights=None) -> float:
-        return score_outputs(self._model, self._model._predict(self._theta, X), targets, weights)
+        return score_outputs(self._model, self._computing._predict(self._theta, X), targets,
+                             weights)
 
     def __reduce__(self):
         # Pickling (joblib, multiprocessing) delegates to the safe file format.

@@ -154,6 +154,7 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
             raise FileNotFoundError(f"checkpoint: folder {folder} does not exist")
     prep = _prepare(model, X, y, hp, validation, init, sample_weight, classes,
                     preprocessing=preprocessing)
+    computing = model._in_precision(hp.precision)       # its products in the fit's precision
     theta, history, optimizer_state = prep.theta, prep.history, prep.optimizer_state
     X, targets, weights, val, first_epoch = prep.X, prep.targets, prep.weights, prep.val, \
         prep.first_epoch
@@ -177,7 +178,7 @@ def fit(model: Model, X, y, hyperparameters: Hyperparameters | None = None, *,
     progress = (Progress(hp.epochs, model.architecture.output, first=first_epoch,
                          done=len(history) - first_epoch) if verbose else None)
     try:
-        theta, history, optimizer_state = run(model, hp, theta, X, targets, weights, val,
+        theta, history, optimizer_state = run(computing, hp, theta, X, targets, weights, val,
                                               history, optimizer_state, callback, progress,
                                               first_epoch, keeper)
         if progress is not None:
@@ -230,6 +231,7 @@ def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_w
     refit on X (unchecked X only); `encoded`: the preprocessing that already
     encoded X and the validation set, which the fit model carries."""
     arch, dtype = model.architecture, model.dtype
+    model._in_precision(hp.precision)      # refused for float64 models, before anything runs
 
     if hp.standardize_targets and arch.output != "linear":
         raise ValueError(f"standardize_targets is for linear outputs; this model has a "
@@ -514,12 +516,13 @@ def _trainer(model, hp, n_samples, targets: Targets, optimizer_state, budget,
     (unless the caller gives the `memory` it reserved)."""
     m, v, step = (optimizer_state[:3] if optimizer_state is not None else (None, None, 0))
     n_targets = 0 if targets.values is None else targets.values.shape[1]
-    plan = model._kernel.training_plan(model.dtype, n_samples, hp.batch_size, hp.dropout,
-                                       hp.shuffle, n_targets, budget)
+    kernel = model._in_precision(hp.precision)._kernel
+    plan = kernel.training_plan(model.dtype, n_samples, hp.batch_size, hp.dropout,
+                                hp.shuffle, n_targets, budget)
     if memory is None:
         reserve(plan["bytes"], "the training state (gradients, optimizer moments, batch "
                                "buffers)")
-    return Trainer(model._kernel, model.dtype, n_samples, hp.batch_size, hp.optimizer,
+    return Trainer(kernel, model.dtype, n_samples, hp.batch_size, hp.optimizer,
                    momentum=hp.momentum, nesterov=hp.nesterov, beta1=hp.beta1,
                    beta2=hp.beta2, epsilon=hp.epsilon, l2=hp.l2, dropout=hp.dropout,
                    shuffle=hp.shuffle, seed=hp.seed, m=m, v=v, step=step,

@@ -19,6 +19,7 @@ from archfit._validation import check_float, check_int
 OPTIMIZERS = (*kernels.OPTIMIZERS, "lbfgs")
 SCHEDULES = ("constant", "step", "cosine", "plateau", "invscaling")
 MONITORS = ("validation_loss", "validation_score")
+PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,17 @@ class Hyperparameters:
         Linear outputs only: standardise the targets the same way; the fit
         model maps its predictions back to the targets' units. Losses in the
         history are then in standardised units (R² is unchanged).
+    precision : {"float32", "bfloat16"}, default "float32"
+        The operands of the dense layers' products (forward, backward and
+        weight gradient) of a float32 model: ``"bfloat16"`` rounds both to
+        bfloat16 (to nearest, ties to even) and accumulates in float32, as
+        AMX and AVX512_BF16 CPUs multiply at two or more times the float32
+        rate; θ, the gradient, the optimizer's moments and every elementwise
+        step stay float32. The fit model predicts in the same precision.
+        Other layer kinds, and sparse first layers, keep float32 products.
+        On a CPU without bfloat16 arithmetic the products are widened to
+        float32 (the same bits as VDPBF16PS, slower than float32; a warning
+        says so once). Refused for float64 models.
     """
 
     optimizer: str = "adam"
@@ -153,6 +165,7 @@ class Hyperparameters:
     gradient_tolerance: float | None = None
     standardize: bool = False
     standardize_targets: bool = False
+    precision: str = "float32"
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -160,6 +173,8 @@ class Hyperparameters:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.monitor not in MONITORS:
             raise ValueError(f"monitor must be one of {MONITORS}, got {self.monitor!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         set_("learning_rate", check_float(self.learning_rate, "learning_rate", low=0.0, low_open=True))

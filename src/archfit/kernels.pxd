@@ -50,7 +50,7 @@ cdef extern from *:
     #define ARCHFIT_MAX_LAYERS 64
     #define ARCHFIT_MAX_CATEGORICAL 256
     #define ARCHFIT_MAX_MEMBERS 1024
-    #define ARCHFIT_API_VERSION 4
+    #define ARCHFIT_API_VERSION 5
     """
     enum: MAX_LAYERS "ARCHFIT_MAX_LAYERS"
     enum: MAX_CATEGORICAL "ARCHFIT_MAX_CATEGORICAL"
@@ -61,6 +61,11 @@ cdef extern from *:
 cdef enum DType:
     FLOAT32 = 0
     FLOAT64 = 1
+
+cdef enum Precision:
+    # The operands of a network's DENSE products of dense rows
+    PRECISION_NATIVE = 0        # θ's dtype
+    PRECISION_BFLOAT16 = 1      # float32 rounded to bfloat16, accumulated in float32 (bf16.h)
 
 cdef enum LayerKind:
     # A row of the kernels' layer table each (archfit._kernels._layers).
@@ -199,6 +204,7 @@ cdef struct Network:
     int head
     int loss
     double huber_delta
+    int precision                       # a Precision (float32 θ only for BFLOAT16)
 
 cdef struct Settings:
     # The fitting algorithm's fixed settings (archfit.Hyperparameters' fields).

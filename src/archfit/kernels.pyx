@@ -68,6 +68,8 @@ globals()["API_VERSION"] = API_VERSION
 KINDS = {"dense": DENSE, "layer_norm": LAYER_NORM, "add": ADD, "periodic": PERIODIC,
          "embedding": EMBEDDING, "one_hot": ONE_HOT, "piecewise_linear": PIECEWISE_LINEAR,
          "replicate": REPLICATE, "member_dense": MEMBER_DENSE, "adapted_dense": ADAPTED_DENSE}
+# The operands of DENSE products (kernels.pxd's Precision), by name.
+PRECISIONS = {"native": PRECISION_NATIVE, "bfloat16": PRECISION_BFLOAT16}
 # Categorical inputs and ensemble members of a network, at most (kernels.pxd's
 # MAX_CATEGORICAL, MAX_MEMBERS).
 globals()["MAX_CATEGORICAL"] = MAX_CATEGORICAL
@@ -430,12 +432,22 @@ cdef class Kernel:
     categorical : sequence of int
         Cardinalities of categorical inputs after the numeric ones (with
         `layers`; sizes[0] counts the numeric inputs alone).
+    precision : {"native", "bfloat16"}
+        The operands of the DENSE layers' products of dense rows: θ's dtype,
+        or (float32 θ) bfloat16 accumulated in float32 (bf16.h).
     """
     cdef Network net
 
     def __cinit__(self, sizes, activations, str head, str loss, double huber_delta=1.0,
-                  layers=None, categorical=()):
+                  layers=None, categorical=(), str precision="native"):
         self.net = _network(sizes, activations, head, loss, huber_delta, layers, categorical)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+        self.net.precision = PRECISIONS[precision]
+
+    @property
+    def precision(self):
+        return {v: k for k, v in PRECISIONS.items()}[self.net.precision]
 
     @property
     def n_parameters(self):

@@ -29,6 +29,23 @@ ALLOWED_LOSSES = {"softmax": ("cross_entropy",), "sigmoid": ("binary_cross_entro
                   "linear": ("squared_error", "huber"), "exponential": ("poisson",)}
 
 
+_warned_without_bfloat16 = False
+
+
+def _warn_without_bfloat16() -> None:
+    """Once per process: bfloat16 products on a CPU that has no bfloat16
+    arithmetic are widened to float32 (correct, slower than float32)."""
+    global _warned_without_bfloat16
+    from archfit._kernels import _blas
+    if _blas.BF16_BODY in ("vdpbf16ps", "amx") or _warned_without_bfloat16:
+        return
+    _warned_without_bfloat16 = True
+    import warnings
+    warnings.warn("precision='bfloat16': this CPU has no bfloat16 arithmetic (AVX512_BF16 "
+                  "or AMX), so the products are widened to float32 - the same results, more "
+                  "slowly than precision='float32'", RuntimeWarning, stacklevel=5)
+
+
 class Model:
     """The family f(x; θ): an architecture, a dtype and the loss of its head.
 
@@ -56,7 +73,7 @@ class Model:
     """
 
     __slots__ = ("_architecture", "_dtype", "_loss_name", "_huber_delta", "_kernel",
-                 "_categorical", "_splits_rows")
+                 "_categorical", "_splits_rows", "_precisions")
 
     def __init__(self, architecture: Architecture, dtype: str = "float32", loss: str | None = None,
                  huber_delta: float = 1.0):
@@ -79,11 +96,37 @@ class Model:
         self._huber_delta = check_float(huber_delta, "huber_delta", low=0.0, low_open=True)
         inputs = architecture.inputs
         self._categorical = inputs.categorical
-        self._kernel = Kernel([inputs.numeric], None, output, loss, self._huber_delta,
-                              layers=[node.spec() for node in architecture.nodes],
-                              categorical=inputs.categorical)
+        self._kernel = self._kernel_of("native")
         # whether one sample's forward pass shares a layer among threads
         self._splits_rows = self._kernel.splits_rows()
+        self._precisions = {}
+
+    def _kernel_of(self, precision: str) -> Kernel:
+        inputs = self._architecture.inputs
+        return Kernel([inputs.numeric], None, self._architecture.output, self._loss_name,
+                      self._huber_delta, layers=[node.spec() for node in self._architecture.nodes],
+                      categorical=inputs.categorical, precision=precision)
+
+    def _in_precision(self, precision: str) -> "Model":
+        """This model computing its dense products in `precision`
+        (Hyperparameters.precision): itself for "float32", else a twin equal to
+        it whose kernel rounds the products' operands (float32 models only)."""
+        twin = self._precisions.get(precision)
+        if twin is not None:
+            return twin
+        if precision == "float32":
+            return self
+        if self._dtype != np.float32:
+            raise ValueError(f"precision={precision!r} is for float32 models; this model is "
+                             f"{self._dtype.name} (its products stay {self._dtype.name})")
+        _warn_without_bfloat16()
+        twin = Model.__new__(Model)
+        for name in self.__slots__:
+            setattr(twin, name, getattr(self, name))
+        twin._kernel = self._kernel_of(precision)
+        twin._precisions = {precision: twin, "float32": self}
+        self._precisions[precision] = twin
+        return twin
 
     @property
     def architecture(self) -> Architecture:

@@ -118,6 +118,12 @@ def to_onnx(fitted, path=None):
                               ir_version=IR_VERSION)
     model.doc_string = (repr(first.model) if len(members) == 1
                         else f"Ensemble of {len(members)} x {first.model!r}")
+    # the graph computes in float32 (or float64) whatever precision trained the members
+    precisions = sorted({m.precision for m in members})
+    helper.set_model_props(model, {"archfit.trained_precision": ",".join(precisions)})
+    if precisions != ["float32"]:
+        model.doc_string += (f"; trained with {'/'.join(precisions)} products, exported with "
+                             "float32 ones")
     onnx.checker.check_model(model)
     if path is not None:
         tmp = f"{os.fspath(path)}.tmp"

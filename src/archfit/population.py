@@ -31,7 +31,7 @@ from archfit.tables import n_rows, take_rows
 
 # Settings every member of a population shares (besides the model): one step
 # of every member has the same shape.
-SHARED_SETTINGS = ("optimizer", "batch_size")
+SHARED_SETTINGS = ("optimizer", "batch_size", "precision")
 
 
 def fit_many(model: Model | Sequence[Model], X, y,
@@ -52,7 +52,7 @@ def fit_many(model: Model | Sequence[Model], X, y,
     model : Model or list of Model
         (A list always means one value per member, in every argument.)
         Members of one model (architecture, dtype, loss) that share
-        ``optimizer`` and ``batch_size`` train as one population, one kernel
+        ``optimizer``, ``batch_size`` and ``precision`` train as one population, one kernel
         call per epoch for all of them; members of other models or settings
         form populations of their own, trained one after another.
     X, y : the data, as for :func:`archfit.fit`
@@ -61,7 +61,7 @@ def fit_many(model: Model | Sequence[Model], X, y,
     hyperparameters : Hyperparameters or list of Hyperparameters
         Anything may differ, the seed included (``"lbfgs"`` is not a
         mini-batch optimizer: use :func:`archfit.fit`); members that differ
-        in ``optimizer`` or ``batch_size`` train in different populations.
+        in ``optimizer``, ``batch_size`` or ``precision`` train in different populations.
     rows : list of array-like of int, optional
         Member k trains on rows ``rows[k]`` of X and y (folds, bootstrap
         samples; repeats allowed), in that order.
@@ -389,7 +389,7 @@ class _Run:
             else:
                 self.population.bind(k, p.theta, p.X, p.targets.labels, p.targets.values,
                                      p.weights, p.rows)
-        self.runs = [_Epochs(p.model, p.hp, p.theta, p.val, p.history, t, p.first_epoch,
+        self.runs = [_Epochs(p.model._in_precision(p.hp.precision), p.hp, p.theta, p.val, p.history, t, p.first_epoch,
                              _n(p), 1, None, _member_callback(callback, k), None)
                      for k, (p, t) in enumerate(zip(preps, self.trainers))]
 
@@ -459,8 +459,9 @@ def member_bytes(model: Model, hp: Hyperparameters, n_samples: int, values=None)
     """Bytes of one member's training state (the kernel's plan): a
     population's memory is the sum over its members."""
     n_targets = 0 if values is None else values.shape[1]
-    return model._kernel.training_plan(model.dtype, n_samples, hp.batch_size, hp.dropout,
-                                       hp.shuffle, n_targets, 1)["bytes"]
+    kernel = model._in_precision(hp.precision)._kernel
+    return kernel.training_plan(model.dtype, n_samples, hp.batch_size, hp.dropout,
+                                hp.shuffle, n_targets, 1)["bytes"]
 
 
 def compatible(model: Model, hp: Hyperparameters):

@@ -9,6 +9,10 @@ cdef void row_gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating* A,
                    Py_ssize_t lda, const floating* B, Py_ssize_t ldb, floating* C,
                    Py_ssize_t ldc) noexcept nogil
 
+cdef void bf16_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                    const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb,
+                    float* C, Py_ssize_t ldc, bint accumulate) noexcept nogil
+
 cdef enum:
     SMALL_B = 8192          # op(B) elements: 32 KiB in float32, in L1 across the rows
     SMALL_FMAS = 524288     # beyond this, OpenBLAS's blocked GEMM wins

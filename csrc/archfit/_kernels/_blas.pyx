@@ -201,3 +201,77 @@ def lowest_thread_limit(tuple addresses):
         if count > 0 and (low == 0 or count < low):
             low = count
     return low
+
+
+# ---- bfloat16 products (bf16.h) ----------------------------------------------------------
+cdef extern from "bf16.h" nogil:
+    enum:
+        ARCHFIT_BF16_PORTABLE
+        ARCHFIT_BF16_WIDENED
+        ARCHFIT_BF16_VDPBF16PS
+        ARCHFIT_BF16_AMX
+    int archfit_bf16_body_of_level(int level)
+    int archfit_bf16_gemm_with(int which, int trans_a, int trans_b, Py_ssize_t m,
+                                Py_ssize_t n, Py_ssize_t k, const float* A, Py_ssize_t lda,
+                                const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
+                                int accumulate)
+
+from archfit._kernels._cpu cimport (archfit_fp_enter, archfit_fp_leave, archfit_isa,
+                                    ARCHFIT_ISA_AVX2,
+                                    ARCHFIT_ISA_AVX512_BF16, ARCHFIT_ISA_AMX)
+
+#: The bfloat16 bodies by name, and the level each needs.
+BF16_BODIES = {"portable": ARCHFIT_BF16_PORTABLE, "widened": ARCHFIT_BF16_WIDENED,
+               "vdpbf16ps": ARCHFIT_BF16_VDPBF16PS, "amx": ARCHFIT_BF16_AMX}
+_BF16_NEEDS = {"portable": 0, "widened": ARCHFIT_ISA_AVX2,
+               "vdpbf16ps": ARCHFIT_ISA_AVX512_BF16, "amx": ARCHFIT_ISA_AMX}
+_BF16_NAMES = {v: k for k, v in BF16_BODIES.items()}
+
+#: The body this process's products in bfloat16 run.
+BF16_BODY = _BF16_NAMES[archfit_bf16_body_of_level(LEVEL)]
+
+
+cdef void bf16_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                    const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb,
+                    float* C, Py_ssize_t ldc, bint accumulate) noexcept nogil:
+    archfit_bf16_gemm_with(archfit_bf16_body_of_level(archfit_isa()), trans_a, trans_b, m, n,
+                           k, A, lda, B, ldb, C, ldc, accumulate)
+
+
+def bf16_matmul(A, B, trans_a=False, trans_b=False, C=None, body=None):
+    """op(A) @ op(B) with bfloat16 operands and float32 accumulation (added to
+    C when given, in place), by `body` (default: this process's); for the tests."""
+    name = BF16_BODY if body is None else body
+    if name not in BF16_BODIES:
+        raise ValueError(f"body must be one of {sorted(BF16_BODIES)}")
+    if _BF16_NEEDS[name] > LEVEL:
+        raise ValueError(f"the {name} body needs a CPU this process does not run on")
+    cdef float[:, ::1] a = np.ascontiguousarray(A, dtype=np.float32)
+    cdef float[:, ::1] b = np.ascontiguousarray(B, dtype=np.float32)
+    cdef Py_ssize_t m = a.shape[1] if trans_a else a.shape[0]
+    cdef Py_ssize_t k = a.shape[0] if trans_a else a.shape[1]
+    cdef Py_ssize_t n = b.shape[0] if trans_b else b.shape[1]
+    if (b.shape[1] if trans_b else b.shape[0]) != k:
+        raise ValueError("op(A) and op(B) do not chain")
+    out = np.zeros((m, n), dtype=np.float32) if C is None else C
+    if out.dtype != np.float32 or out.shape != (m, n) or not out.flags.c_contiguous:
+        raise ValueError("C must be a C-contiguous float32 array of op(A) @ op(B)'s shape")
+    cdef float[:, ::1] c = out
+    cdef int which = BF16_BODIES[name]
+    cdef int ta = bool(trans_a), tb = bool(trans_b), add = C is not None
+    cdef unsigned long long saved
+    cdef const float* pa = NULL
+    cdef const float* pb = NULL
+    cdef float* pc = NULL
+    if a.shape[0] * a.shape[1]:
+        pa = &a[0, 0]
+    if b.shape[0] * b.shape[1]:
+        pb = &b[0, 0]
+    if m * n:
+        pc = &c[0, 0]
+    with nogil:
+        saved = archfit_fp_enter()
+        archfit_bf16_gemm_with(which, ta, tb, m, n, k, pa, a.shape[1], pb, b.shape[1], pc,
+                               c.shape[1], add)
+        archfit_fp_leave(saved)
+    return out

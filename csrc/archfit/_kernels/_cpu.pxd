@@ -4,6 +4,8 @@ cdef extern from "cpu.h" nogil:
         ARCHFIT_ISA_PORTABLE
         ARCHFIT_ISA_AVX2
         ARCHFIT_ISA_AVX512
+        ARCHFIT_ISA_AVX512_BF16
+        ARCHFIT_ISA_AMX
         ARCHFIT_ISA_EMULATED
     int archfit_isa_detect()
     void archfit_isa_adopt(int level)

@@ -1,6 +1,7 @@
 """The instruction set archfit's kernels use: detected once, here.
 
-``ARCHFIT_ISA`` (``avx512``, ``avx2`` or ``portable``), read once when archfit
+``ARCHFIT_ISA`` (``amx``, ``avx512_bf16``, ``avx512``, ``avx2`` or ``portable``;
+the two above ``avx512`` add bfloat16 products), read once when archfit
 is imported, forces a lower path than the CPU could run, so that the tests can
 run every path the CPU supports. A level above what the CPU can run is an
 error, as is an unknown name: silently running another path would make a test
@@ -14,11 +15,13 @@ from archfit._kernels._cpu cimport (archfit_isa_detect, archfit_isa_adopt, archf
                                     archfit_fp_set, archfit_fp_enter, archfit_fp_flushes,
                                     archfit_fp_without_flush,
                                     ARCHFIT_ISA_PORTABLE, ARCHFIT_ISA_AVX2, ARCHFIT_ISA_AVX512,
+                                    ARCHFIT_ISA_AVX512_BF16, ARCHFIT_ISA_AMX,
                                     ARCHFIT_ISA_EMULATED)
 
 #: The levels by name, lowest first.
 LEVELS = {"portable": ARCHFIT_ISA_PORTABLE, "avx2": ARCHFIT_ISA_AVX2,
-          "avx512": ARCHFIT_ISA_AVX512}
+          "avx512": ARCHFIT_ISA_AVX512, "avx512_bf16": ARCHFIT_ISA_AVX512_BF16,
+          "amx": ARCHFIT_ISA_AMX}
 _NAMES = {level: name for name, level in LEVELS.items()}
 
 #: The highest level this CPU can run.

@@ -6,9 +6,10 @@
 from libc.stdint cimport uint64_t
 from cython cimport floating
 
-from archfit.kernels cimport Network, Settings, Data
+from archfit.kernels cimport Network, Settings, Data, PRECISION_BFLOAT16
 from archfit._kernels._plan cimport Workspace, Packed
 from archfit._kernels._elementwise cimport bias_activation, add_bias
+from archfit._kernels._blas cimport bf16_gemm
 
 cdef extern from "vecmat.h" nogil:
     void archfit_vecmat_f32(Py_ssize_t k, Py_ssize_t n, const float* x, Py_ssize_t incx,
@@ -124,7 +125,10 @@ cdef inline void dense_part(const Pass* p, int l, int part, int parts,
     cdef const floating* x = <const floating*> p.X if l == 0 else buf + ws.out[l - 1]
     if c0 >= c1:
         return
-    if floating is float:
+    if floating is float and net.precision == PRECISION_BFLOAT16:
+        bf16_gemm(False, False, 1, c1 - c0, n_in, x, n_in, theta + net.w_start[l] + c0, n_out,
+                  Z + c0, n_out, False)
+    elif floating is float:
         archfit_vecmat_f32(n_in, c1 - c0, x, 1, theta + net.w_start[l] + c0, n_out, Z + c0)
     else:
         archfit_vecmat_f64(n_in, c1 - c0, x, 1, theta + net.w_start[l] + c0, n_out, Z + c0)

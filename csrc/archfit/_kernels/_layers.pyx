@@ -37,9 +37,9 @@ from cython cimport floating
 
 from archfit.kernels cimport (Network, Settings, Data, DENSE, LAYER_NORM, ADD, PERIODIC,
                               EMBEDDING, ONE_HOT, PIECEWISE_LINEAR, REPLICATE, MEMBER_DENSE,
-                              ADAPTED_DENSE, N_KINDS)
+                              ADAPTED_DENSE, N_KINDS, PRECISION_BFLOAT16)
 from archfit._kernels._plan cimport Workspace, Packed, UPDATE_BLOCK, BLOCK_MIN_ROWS
-from archfit._kernels._blas cimport gemm, row_gemm
+from archfit._kernels._blas cimport gemm, row_gemm, bf16_gemm
 from archfit._kernels.packgemm cimport pack_rows, packed_gemm
 from archfit._kernels._elementwise cimport activation_backward, column_sums, multiply
 from archfit._kernels._optimizers cimport update
@@ -94,12 +94,15 @@ cdef inline void _forward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
 
 
 # ---- DENSE: activation(x W + b) --------------------------------------------------------------
-cdef inline void _product(const Packed* pk, int l, bint transposed,
+cdef inline void _product(const Network* net, const Packed* pk, int l, bint transposed,
                           Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const floating* A,
                           const floating* W, floating* C, floating* work) noexcept nogil:
     """C = A op(W) for layer l: A (m, k), W layer l's weights (n_in, n_out),
-    op(W) = W^T when `transposed`; from the packed copy when there is one."""
-    if pk != NULL and pk.layer[l]:
+    op(W) = W^T when `transposed`; from the packed copy when there is one, in
+    bfloat16 when the network's precision says so."""
+    if floating is float and net.precision == PRECISION_BFLOAT16:
+        bf16_gemm(False, transposed, m, n, k, A, k, W, k if transposed else n, C, n, False)
+    elif pk != NULL and pk.layer[l]:
         packed_gemm(False, m, n, k, A, k, pk.PT[l] if transposed else pk.P[l], C, n, work)
     elif transposed:
         gemm(False, True, <int> m, <int> n, <int> k, <floating> 1.0, A, <int> k, W, <int> k,
@@ -236,7 +239,7 @@ cdef void _dense_forward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
     if l == 0 and p.sparse != NULL:
         _sparse_product(p.sparse, p.order, p.start, lo, hi, theta + net.w_start[0], n_out, Z)
     else:
-        _product(p.pk, l, False, n, n_out, n_in, _input(p, l, buf) + lo * n_in,
+        _product(p.net, p.pk, l, False, n, n_out, n_in, _input(p, l, buf) + lo * n_in,
                  theta + net.w_start[l], Z, <floating*> p.work)
     if l < net.n_layers - 1:
         A = buf + ws.a[l] + lo * n_out
@@ -264,7 +267,7 @@ cdef void _dense_backward(const Pass* p, int l, Py_ssize_t lo, Py_ssize_t hi,
         activation_backward(D, buf + ws.z[l] + lo * n_out, buf + ws.a[l] + lo * n_out,
                             n * n_out, net.activation[l])
     if l > 0:
-        _product(p.pk, l, True, n, n_in, n_out, D,
+        _product(p.net, p.pk, l, True, n, n_in, n_out, D,
                  <const floating*> p.theta + net.w_start[l], buf + ws.delta[l - 1] + lo * n_in,
                  <floating*> p.work)
 
@@ -281,6 +284,10 @@ cdef void _dense_rows_grad(const Pass* p, int l, Py_ssize_t rows, floating* buf,
     cdef const floating* D = buf + p.ws.delta[l]
     if r0 < 0:
         column_sums(D, grad + net.b_start[l], rows, n_out, accumulate)
+        return
+    if floating is float and net.precision == PRECISION_BFLOAT16:
+        bf16_gemm(True, False, r1 - r0, n_out, rows, _input(p, l, buf) + r0, n_in, D, n_out,
+                  grad + net.w_start[l] + r0 * n_out, n_out, accumulate)
         return
     gemm(True, False, <int> (r1 - r0), <int> n_out, <int> rows, <floating> 1.0,
          _input(p, l, buf) + r0, <int> n_in, D, <int> n_out,

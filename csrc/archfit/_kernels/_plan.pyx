@@ -18,7 +18,7 @@ from archfit.kernels cimport (OK, INVALID_ARGUMENT, FLOAT32, FLOAT64, IDENTITY, 
                               SOFTMAX, EXPONENTIAL, CROSS_ENTROPY, POISSON, SGD, ADAMW,
                               DENSE, LAYER_NORM, ADD, PERIODIC, EMBEDDING, ONE_HOT,
                               PIECEWISE_LINEAR, REPLICATE, MEMBER_DENSE, ADAPTED_DENSE,
-                              MAX_CATEGORICAL, MAX_MEMBERS)
+                              MAX_CATEGORICAL, MAX_MEMBERS, PRECISION_NATIVE)
 from archfit._kernels._layers cimport kinds
 from archfit._kernels.packgemm cimport ARCHFIT_PK_WORK, archfit_packed_gemm_available, packed_size
 from archfit._kernels._blas cimport small_product
@@ -307,6 +307,7 @@ cdef int network_of_layers(Network* net, const InputSpec* inputs, int n_layers,
     net.head = head
     net.loss = loss
     net.huber_delta = huber_delta
+    net.precision = PRECISION_NATIVE
     return OK
 
 
@@ -352,7 +353,8 @@ cdef Py_ssize_t packed_layout(const Network* net, Packed* pk, char* base, Py_ssi
     for l in range(net.n_layers):
         n_in = net.sizes[l]
         n_out = net.sizes[l + 1]
-        pk.layer[l] = net.kind[l] == DENSE and n_in * n_out >= PACK_MIN_WEIGHTS
+        pk.layer[l] = (net.kind[l] == DENSE and n_in * n_out >= PACK_MIN_WEIGHTS
+                       and net.precision == PRECISION_NATIVE)
         pk.P[l] = pk.PT[l] = pk.D[l] = NULL
         if pk.layer[l]:
             if base != NULL:
@@ -385,7 +387,7 @@ cdef void packed_weights_layout(const Network* net, Packed* pk, char* base,
     cdef int l
     cdef Py_ssize_t item = 8 if f64 else 4
     for l in range(net.n_layers):
-        pk.layer[l] = net.kind[l] == DENSE
+        pk.layer[l] = net.kind[l] == DENSE and net.precision == PRECISION_NATIVE
         pk.P[l] = base if pk.layer[l] else NULL
         pk.PT[l] = pk.D[l] = NULL
         if pk.layer[l]:
@@ -596,7 +598,7 @@ cdef bint _packs(const Network* net, Py_ssize_t n_rows) noexcept nogil:
     packed GEMM, for more than PREDICT_CHUNK rows, and for fewer (but two or
     more) when a layer's product would otherwise go to BLAS."""
     cdef int l
-    if n_rows < 2 or archfit_packed_gemm_available() == 0:
+    if n_rows < 2 or archfit_packed_gemm_available() == 0 or net.precision != PRECISION_NATIVE:
         return False
     if n_rows > PREDICT_CHUNK:
         return True

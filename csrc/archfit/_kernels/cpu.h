@@ -28,7 +28,11 @@
 #include <xmmintrin.h>
 #endif
 
-enum { ARCHFIT_ISA_PORTABLE = 0, ARCHFIT_ISA_AVX2 = 1, ARCHFIT_ISA_AVX512 = 2 };
+/* Levels above AVX512 add bfloat16 products (bf16.h): AVX512_BF16's
+ * VDPBF16PS, then AMX's tiles; every float32 kernel runs its AVX-512 body
+ * there. */
+enum { ARCHFIT_ISA_PORTABLE = 0, ARCHFIT_ISA_AVX2 = 1, ARCHFIT_ISA_AVX512 = 2,
+       ARCHFIT_ISA_AVX512_BF16 = 3, ARCHFIT_ISA_AMX = 4 };
 
 /* Whether this is a test build whose AVX-512 level is emulated. */
 #ifdef ARCHFIT_AVX512_EMULATED
@@ -37,16 +41,51 @@ enum { ARCHFIT_ISA_PORTABLE = 0, ARCHFIT_ISA_AVX2 = 1, ARCHFIT_ISA_AVX512 = 2 };
 #define ARCHFIT_ISA_EMULATED 0
 #endif
 
+#if defined(ARCHFIT_X86_DISPATCH) && !defined(ARCHFIT_AVX512_EMULATED)
+#include <cpuid.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+/* CPUID.(7,1):EAX[5]. */
+static int archfit_cpu_avx512_bf16(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1u);
+}
+/* AMX-TILE and AMX-BF16 (CPUID.(7,0):EDX[24], [22]), tile state enabled by the
+ * OS (XCR0[18:17]), and this process allowed to use it (Linux's
+ * ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, asked for here, once). */
+static int archfit_cpu_amx(void) {
+    unsigned a, b, c, d, lo, hi;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 24) & 1u) || !((d >> 22) & 1u))
+        return 0;
+    __asm__ __volatile__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    (void)hi;
+    if ((lo & (3u << 17)) != (3u << 17))
+        return 0;
+#ifdef __linux__
+    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+#else
+    return 0;
+#endif
+}
+#endif
+
 /* The highest level this CPU (and its operating system) can run. */
 static int archfit_isa_detect(void) {
 #ifdef ARCHFIT_X86_DISPATCH
     __builtin_cpu_init();
     if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
         return ARCHFIT_ISA_PORTABLE;
-    if (__builtin_cpu_supports("avx512f"))     /* implies the OS saves zmm state */
+    if (__builtin_cpu_supports("avx512f")) {   /* implies the OS saves zmm state */
+#ifndef ARCHFIT_AVX512_EMULATED
+        if (archfit_cpu_avx512_bf16())
+            return archfit_cpu_amx() ? ARCHFIT_ISA_AMX : ARCHFIT_ISA_AVX512_BF16;
+#endif
         return ARCHFIT_ISA_AVX512;
+    }
 #ifdef ARCHFIT_AVX512_EMULATED
-    return ARCHFIT_ISA_AVX512;
+    return ARCHFIT_ISA_AMX;    /* AVX-512, AVX512_BF16 and AMX all emulated (bf16.h) */
 #endif
     return ARCHFIT_ISA_AVX2;
 #else
