@@ -125,6 +125,10 @@ def test_progress_bar_with_tqdm(csv_data, tmp_path):
     ("csv", ["train", "--network", "{file}", "--target", "nope", "-o", "m"], "unknown target column 'nope'"),
     ("badcsv", ["train", "--network", "{file}", "--target", "y", "-o", "m"], "column 'a' is not numeric"),
     ("csv", ["train", "--network", "{file}", "--target", "y", "--epochs", "0", "-o", "m"], "epochs"),
+    ("csv", ["train", "--network", "{file}", "--target", "y", "--dtype", "float64",
+             "--precision", "bfloat16", "-o", "m"], "precision='bfloat16' is for float32 models"),
+    ("csv", ["train", "{file}", "--target", "y", "--precision", "bfloat16", "-o", "m"],
+     "--precision set up one network"),
     (None, ["train", "missing.csv", "--target", "y", "-o", "m"], "no such file: missing.csv"),
     ("text", ["predict", "{file}", "data.csv"], "not an archfit file"),
     ("text", ["plot", "{file}", "-o", "x.png"], "not an archfit file"),
@@ -524,3 +528,15 @@ def test_train_tabular_classifies_and_refuses_network_options(raw_sets, tmp_path
     code, _, stderr = archfit("train", raw_sets["wine"], "--target", "target",
                               "--validation-fraction", "0", "-o", out)
     assert code == 1 and "--validation-fraction must be in (0, 1)" in stderr
+
+
+@pytest.mark.filterwarnings("ignore:precision='bfloat16'.*:RuntimeWarning")
+def test_a_network_trains_in_bfloat16_and_info_says_so(csv_data, tmp_path):
+    out = tmp_path / "bf16.archfit"
+    code, stdout, stderr = archfit("train", "--network", csv_data, "--target", "digit",
+                                   "--hidden", "64", "--epochs", "10", "--lr", "0.005",
+                                   "--precision", "bfloat16", "-o", out)
+    assert code == 0, stderr
+    assert float(stdout.split("hold-out accuracy: ")[1].split()[0]) > 0.9
+    code, stdout, stderr = archfit("info", out)
+    assert code == 0 and "precision" in stdout and "bfloat16" in stdout

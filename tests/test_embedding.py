@@ -80,7 +80,7 @@ def test_third_party_training_of_a_residual_network_gives_archfit_fits_bits(exam
                                      batch_size=hp.batch_size, seed=hp.seed)
     assert np.array_equal(theta, fitted.parameters)
     assert losses.tolist() == [r["train_loss"] for r in fitted.history]
-    assert example.COMPILED_API_VERSION == kernels.API_VERSION == 4
+    assert example.COMPILED_API_VERSION == kernels.API_VERSION == 5
 
 
 def test_the_accessors_read_the_network(example):

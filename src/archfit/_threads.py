@@ -8,6 +8,11 @@ CPU affinity (``taskset``, a container's cpuset) and its cgroup's CPU quota
 (a container's ``--cpus``), where threads beyond them only wait for a core. When archfit's own kernels split the work over several threads,
 each of them calls BLAS single-threaded, so the cores are never oversubscribed;
 otherwise BLAS gets the whole budget for its large products.
+
+Waiting threads spin as OpenMP and OpenBLAS make them by default: bounded
+spinning (GOMP_SPINCOUNT=1000, then sleep) kept a busy machine's two-thread
+steps near one thread's time but slowed an idle machine's steps, every
+step's fork and join then waking sleeping threads (benchmarks/RESULTS.md).
 """
 from __future__ import annotations
 

@@ -326,6 +326,10 @@ cdef Py_ssize_t network_n_outputs(const Network* net) noexcept nogil
 cdef int network_members(const Network* net) noexcept nogil
     # members of the ensemble inside the network (1: none)
 
+cdef int network_set_precision(Network* net, int precision) noexcept nogil
+    # a Precision for the DENSE products (network_init* set PRECISION_NATIVE);
+    # PRECISION_BFLOAT16 applies to float32 θ only. INVALID_ARGUMENT otherwise.
+
 cdef long long state_step(const TrainingState* state) noexcept nogil
     # updates made so far (Adam's t)
 

@@ -131,6 +131,13 @@ cdef int network_members(const Network* net) noexcept nogil:
     return net.members
 
 
+cdef int network_set_precision(Network* net, int precision) noexcept nogil:
+    if precision != PRECISION_NATIVE and precision != PRECISION_BFLOAT16:
+        return INVALID_ARGUMENT
+    net.precision = precision
+    return OK
+
+
 cdef long long state_step(const TrainingState* state) noexcept nogil:
     return state.step
 
@@ -443,7 +450,7 @@ cdef class Kernel:
         self.net = _network(sizes, activations, head, loss, huber_delta, layers, categorical)
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
-        self.net.precision = PRECISIONS[precision]
+        network_set_precision(&self.net, PRECISIONS[precision])
 
     @property
     def precision(self):

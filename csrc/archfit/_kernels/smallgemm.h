@@ -49,7 +49,9 @@ ARCHFIT_SMALL_GEMM_PORTABLE(double, f64)
 #undef ARCHFIT_SMALL_GEMM_PORTABLE
 
 #ifdef ARCHFIT_X86_DISPATCH
-/* The SIMD bodies (smallgemm_impl.h), one per element type and instruction set. */
+/* The SIMD bodies (smallgemm_impl.h), one per element type and instruction set.
+ * AVX2 blocks of 4 rows: blocks of 6 (12 accumulators) were slower at the
+ * commonest small-network product, 32 x 64 x 64, and no better elsewhere. */
 #include "avx2_ops.h"
 #define SG_MR 4
 #include "smallgemm_impl.h"
