@@ -127,8 +127,6 @@ def test_progress_bar_with_tqdm(csv_data, tmp_path):
     ("csv", ["train", "--network", "{file}", "--target", "y", "--epochs", "0", "-o", "m"], "epochs"),
     ("csv", ["train", "--network", "{file}", "--target", "y", "--dtype", "float64",
              "--precision", "bfloat16", "-o", "m"], "precision='bfloat16' is for float32 models"),
-    ("csv", ["train", "{file}", "--target", "y", "--precision", "bfloat16", "-o", "m"],
-     "--precision set up one network"),
     (None, ["train", "missing.csv", "--target", "y", "-o", "m"], "no such file: missing.csv"),
     ("text", ["predict", "{file}", "data.csv"], "not an archfit file"),
     ("text", ["plot", "{file}", "-o", "x.png"], "not an archfit file"),
@@ -540,3 +538,10 @@ def test_a_network_trains_in_bfloat16_and_info_says_so(csv_data, tmp_path):
     assert float(stdout.split("hold-out accuracy: ")[1].split()[0]) > 0.9
     code, stdout, stderr = archfit("info", out)
     assert code == 0 and "precision" in stdout and "bfloat16" in stdout
+    # the tabular learner's members too
+    code, stdout, stderr = archfit("train", csv_data, "--target", "digit", "--members", "2",
+                                   "--precision", "bfloat16", "-q", "-o", out)
+    assert code == 0, stderr
+    ensemble = af.Ensemble.load(out)
+    assert {m.precision for m in ensemble.members} == {"bfloat16"}
+    assert ensemble.record["precision"] == "bfloat16"

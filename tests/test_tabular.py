@@ -224,3 +224,21 @@ def test_a_log_target_exports_to_onnx():
              "new": df[["new"]].to_numpy(), "age": df[["age"]].to_numpy()}
     (values,) = session.run(None, feeds)
     np.testing.assert_allclose(values[:, 0], ens.predict(df), rtol=2e-5)
+
+
+@pytest.mark.filterwarnings("ignore:precision='bfloat16'.*:RuntimeWarning")
+def test_members_in_bfloat16_fit_as_well():
+    from archfit.datasets import load_digits
+    X, y = load_digits()
+    order = np.random.default_rng(1).permutation(len(X))
+    train, test = order[:1200], order[1200:]
+    scores = {}
+    for precision in ("float32", "bfloat16"):
+        ensemble = af.fit_tabular(X[train], y[train], n_members=4, seed=2, precision=precision)
+        assert {m.precision for m in ensemble.members} == {precision}
+        assert ensemble.record["precision"] == precision
+        scores[precision] = float(np.mean(ensemble.predict(X[test]) == y[test]))
+    assert scores["float32"] > 0.95
+    assert scores["bfloat16"] >= scores["float32"] - 0.01, scores
+    with pytest.raises(ValueError, match="precision must be one of"):
+        af.fit_tabular(X[:100], y[:100], precision="half")

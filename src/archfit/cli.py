@@ -95,7 +95,7 @@ def _targets(table, output):
 # The options of `archfit train` that set up one network (--network).
 NETWORK_OPTIONS = ("hidden", "layers", "ensemble", "adapters", "activation", "epochs",
                    "batch_size", "lr", "optimizer", "l2", "dtype", "no_scale", "impute",
-                   "checkpoint", "precision")
+                   "checkpoint")
 
 
 def _train(args) -> int:
@@ -155,7 +155,8 @@ def _train_tabular(args) -> int:
     ensemble = af.fit_tabular(table.X, y, n_members=members, time_budget=args.time_budget,
                               seed=args.seed, categorical=categorical, task=task,
                               validation_fraction=fraction, verbose=kind != "none",
-                              target_transform="log" if args.log_target else None)
+                              target_transform="log" if args.log_target else None,
+                              precision=args.precision)
     record = dict(ensemble.record, source=str(args.data), target=table.target)
     ensemble = af.Ensemble(ensemble.members, ensemble.weights, record,
                            ensemble.target_transform)
@@ -695,8 +696,9 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                        help="floating-point type of the weights and the arithmetic")
     train.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
-                       help="operands of the dense layers' products: bfloat16 (float32 "
-                       "accumulation) runs faster on CPUs with AMX or AVX512_BF16")
+                       help="operands of the dense layers' products (every member's, or the "
+                       "network's): bfloat16 (float32 accumulation) runs faster on CPUs with "
+                       "AMX or AVX512_BF16")
     train.add_argument("--seed", type=int, default=0, help="seed of the split and the fit")
     train.add_argument("--validation-fraction", type=float, default=0.2,
                        help="share of rows held out to score the fit; 0 trains on every row")

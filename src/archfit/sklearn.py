@@ -628,7 +628,8 @@ class _BaseTabular(BaseEstimator):
     _task = "regression"
 
     def __init__(self, *, n_members=12, time_budget=None, categorical=(), random_state=0,
-                 n_threads=None, verbose=False):
+                 n_threads=None, verbose=False, precision="float32"):
+        self.precision = precision
         self.n_members = n_members
         self.time_budget = time_budget
         self.categorical = categorical
@@ -658,7 +659,8 @@ class _BaseTabular(BaseEstimator):
         self.ensemble_ = fit_tabular(
             X, y, n_members=self.n_members, time_budget=self.time_budget,
             categorical=tuple(self.categorical), seed=int(seed), sample_weight=sample_weight,
-            task=self._task, n_threads=self.n_threads, verbose=self.verbose)
+            task=self._task, n_threads=self.n_threads, verbose=self.verbose,
+            precision=self.precision)
         return self
 
     def _predict(self, X, method):

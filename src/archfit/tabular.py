@@ -35,7 +35,7 @@ from archfit.architecture import Architecture
 from archfit.ensemble import Ensemble, log_targets
 from archfit.ensemble_selection import greedy
 from archfit.folds import validation_split
-from archfit.hyperparameters import Hyperparameters
+from archfit.hyperparameters import PRECISIONS, Hyperparameters
 from archfit.layers import Dense, Embedding, OneHot, PiecewiseLinear
 from archfit.model import Model
 from archfit.preprocessing import Preprocessing
@@ -75,7 +75,7 @@ def fit_tabular(X, y, *, validation=None, time_budget: float | None = None,
                 n_members: int = 12, seed: int = 0, sample_weight=None, categorical=(),
                 task: str = "auto", validation_fraction: float = 0.2,
                 target_transform: str | None = None, n_threads: int | None = None,
-                verbose: bool = False) -> Ensemble:
+                precision: str = "float32", verbose: bool = False) -> Ensemble:
     """Fit an ensemble of networks to a table.
 
     Parameters
@@ -114,6 +114,9 @@ def fit_tabular(X, y, *, validation=None, time_budget: float | None = None,
         in log units.
     n_threads : int, optional
         Threads sharing the members; the result does not depend on it.
+    precision : {"float32", "bfloat16"}, default "float32"
+        The members' ``Hyperparameters.precision``: ``"bfloat16"`` runs their
+        dense products on a CPU's bfloat16 arithmetic (AMX, AVX512_BF16).
     verbose : bool
         Show progress: members trained, the ensemble's validation score, the
         time left.
@@ -137,6 +140,8 @@ def fit_tabular(X, y, *, validation=None, time_budget: float | None = None,
                                       high=1.0, low_open=True, high_open=True)
     if target_transform not in (None, "log"):
         raise ValueError(f"target_transform must be None or 'log', got {target_transform!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     data = _Data.of(X, y, validation, sample_weight, categorical, task, seed,
                     validation_fraction, target_transform)
     draws = _draws(n_members, seed, data)
@@ -147,7 +152,7 @@ def fit_tabular(X, y, *, validation=None, time_budget: float | None = None,
     for group in _by_architecture(draws):
         if deadline is not None and time.perf_counter() > deadline and fits:
             break
-        members = _train(group, data, n_threads, deadline, progress)
+        members = _train(group, data, n_threads, deadline, progress, precision)
         for draw, fm in zip(group, members):
             fits.append(fm)
             predictions.append(data.validation_predictions(fm))
@@ -166,7 +171,7 @@ def fit_tabular(X, y, *, validation=None, time_budget: float | None = None,
                   for k, v in SPACE.items()},
         "members": records, "chosen": chosen, "selection_order": order,
         "validation_loss": loss, "validation_score": score,
-        "target_transform": target_transform,
+        "target_transform": target_transform, "precision": precision,
     }
     return Ensemble(members, counts[chosen], record, target_transform)
 
@@ -335,7 +340,7 @@ def _batch_size(n: int) -> int:
     return int(min(1024, max(256, 2 ** round(math.log2(max(n, 1) / 128)))))
 
 
-def _train(group, data, n_threads, deadline, progress):
+def _train(group, data, n_threads, deadline, progress, precision="float32"):
     """One population: the group's members, trained together."""
     arch = architecture_of(group[0], data.inputs, data.task, data.n_outputs)
     model = Model(arch)
@@ -343,7 +348,8 @@ def _train(group, data, n_threads, deadline, progress):
                            l2=d["weight_decay"], dropout=d["dropout"], seed=d["seed"],
                            batch_size=_batch_size(len(data.X)), epochs=MAX_EPOCHS,
                            early_stopping=True, patience=PATIENCE, restore_best=True,
-                           standardize_targets=data.task == "regression")
+                           standardize_targets=data.task == "regression",
+                           precision=precision)
            for d in group]
     validation = ((data.X_val, data.y_val) if data.val_weights is None
                   else (data.X_val, data.y_val, data.val_weights))
