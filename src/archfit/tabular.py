@@ -336,8 +336,11 @@ def architecture_of(draw: dict, inputs, task: str, n_outputs: int) -> Architectu
 
 
 def _batch_size(n: int) -> int:
-    """Rows per step: 256 up to 32,768 training rows, then up to 1,024."""
-    return int(min(1024, max(256, 2 ** round(math.log2(max(n, 1) / 128)))))
+    """Rows per step: about n / 128 as a power of two, from 64 to 1,024.
+    Smaller tables take more steps an epoch and so need fewer epochs (with
+    a floor of 256 instead, a member of a 300-row table took two steps an
+    epoch)."""
+    return int(min(1024, max(64, 2 ** round(math.log2(max(n, 1) / 128)))))
 
 
 def _train(group, data, n_threads, deadline, progress, precision="float32"):
