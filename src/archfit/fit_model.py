@@ -256,19 +256,25 @@ class FitModel:
         names = (self._training_data or {}).get("feature_names")
         return None if names is None else list(names)
 
+    def _with(self, **changes) -> "FitModel":
+        """The same fit model with some of the constructor's arguments
+        (`hyperparameters`, `training_data`, `preprocessing`) changed."""
+        fields = dict(hyperparameters=self._hyperparameters, training_data=self._training_data,
+                      preprocessing=self._preprocessing)
+        fields.update(changes)
+        return FitModel(self._model, self._theta, history=self._history, classes=self._classes,
+                        target_ndim=self._target_ndim, optimizer_state=self._optimizer_state,
+                        standardization=self._standardization, **fields)
+
     def _with_training_data(self, training_data: dict) -> "FitModel":
         """The same fit model with richer provenance (the command line adds file and
         column names)."""
-        return FitModel(self._model, self._theta, self._hyperparameters, self._history,
-                        self._classes, self._target_ndim, self._optimizer_state, training_data,
-                        self._standardization, self._preprocessing)
+        return self._with(training_data=training_data)
 
     def _with_preprocessing(self, preprocessing: Preprocessing | None) -> "FitModel":
         """The same fit model reading tables through `preprocessing` (a fit
         on its encoded rows; an ensemble file's shared one)."""
-        return FitModel(self._model, self._theta, self._hyperparameters, self._history,
-                        self._classes, self._target_ndim, self._optimizer_state,
-                        self._training_data, self._standardization, preprocessing)
+        return self._with(preprocessing=preprocessing)
 
     # ---- files ------------------------------------------------------------------------
     def save(self, path, *, optimizer_state: bool = True):
@@ -320,9 +326,7 @@ class FitModel:
         ("float32" or "bfloat16"; float32 models only for "bfloat16")."""
         hp = self._hyperparameters.replace(precision=precision)
         self._model._in_precision(precision)        # refused for a float64 model
-        return FitModel(self._model, self._theta, hp, self._history, self._classes,
-                        self._target_ndim, self._optimizer_state, self._training_data,
-                        self._standardization, self._preprocessing)
+        return self._with(hyperparameters=hp)
 
     @property
     def _computing(self):

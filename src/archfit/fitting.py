@@ -270,14 +270,11 @@ def _prepare(model: Model, X, y, hp: Hyperparameters, validation, init, sample_w
     if encoded is None:
         encoding = _encoding(model, preprocessing, init, X, y, hp, sample_weight, classes,
                              validation)
-    if encoding is not None and checked and encoded is None:
-        raise ValueError("init was fit on a table with its preprocessing; continue it with "
-                         "preprocessing=, which encodes the table")
-    if encoding is not None and encoded is None:
-        X = encoding.transform(X)
-        if validation is not None and isinstance(validation, (tuple, list)) and validation:
-            validation = (encoding.transform(validation[0], "validation X"),
-                          *validation[1:])
+        if encoding is not None:
+            X = encoding.transform(X)
+            if validation is not None and isinstance(validation, (tuple, list)) and validation:
+                validation = (encoding.transform(validation[0], "validation X"),
+                              *validation[1:])
     if not checked:
         names = feature_names(X)
         if isinstance(init, FitModel) and init.feature_names is not None:

@@ -152,11 +152,7 @@ def _fit_many(models, hps, X, y, rows, validation, init, sample_weight, classes,
     y_all = y if rows is None else np.asarray(y)
     if rows is not None and y_all.shape[:1] != (n,):
         raise ValueError(f"y has {y_all.shape[:1] or 'no'} rows, X has {n} samples")
-    if rows is not None:
-        for k, r in enumerate(rows):
-            if r.min() < -n or r.max() >= n:
-                raise ValueError(f"rows[{k}] holds row indices outside 0 .. {n - 1}")
-            r %= n        # negative indices count from the end, as in NumPy
+    _wrap_rows(rows, n)
     w_all = None if sample_weight is None else np.asarray(sample_weight)
     if rows is not None and w_all is not None and w_all.shape != (n,):
         raise ValueError(f"sample_weight must have shape ({n},), got {w_all.shape}")
@@ -285,40 +281,33 @@ def _encoded(models, hps, preprocessing, init, X, y, rows, validation, sample_we
     w = None if sample_weight is None else np.asarray(sample_weight)
     if w is not None and w.shape != (n,):
         raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}")
-    if rows is not None:
-        for k, r in enumerate(rows):
-            if r.min() < -n or r.max() >= n:
-                raise ValueError(f"rows[{k}] holds row indices outside 0 .. {n - 1}")
-            r %= n
-    refits: dict = {}
+    _wrap_rows(rows, n)
+    refits: dict = {}       # one refit per (rows, early-stopping split) of members
     encodings = []
     for k, (model, hp) in enumerate(zip(models, hps)):
         r = None if rows is None else rows[k]
-        if preprocessing is None and not _own_preprocessing(init[k]):
+        own = _own_preprocessing(init[k])
+        if preprocessing is None and not own:
             raise ValueError(f"member {k}: X is a table for the members whose init carries a "
                              "preprocessing; give preprocessing= for the others")
-        if preprocessing is not None:
-            try:
-                _checked_preprocessing(preprocessing, model)
-            except (TypeError, ValueError) as error:
-                raise type(error)(f"member {k}: {error}") from None
         split = (None if validation[k] is not None or not hp.early_stopping else
                  (hp.validation_fraction, hp.seed, model.architecture.output))
         key = (None if r is None else r.tobytes(), split)
-        if _own_preprocessing(init[k]) or key not in refits:
-            try:
+        try:
+            if not own and key in refits:
+                _checked_preprocessing(preprocessing, model)
+                encoding = refits[key]
+            else:
                 encoding = _encoding(model, preprocessing, init[k],
                                      X if r is None else take_rows(X, r),
                                      y if r is None else y[r], hp,
                                      w if r is None or w is None else w[r], classes,
                                      validation[k])
-            except (TypeError, ValueError) as error:
-                raise type(error)(f"member {k}: {error}") from None
-            if _own_preprocessing(init[k]):
-                encodings.append(encoding)
-                continue
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"member {k}: {error}") from None
+        if not own:
             refits[key] = encoding
-        encodings.append(refits[key])
+        encodings.append(encoding)
     blocks: dict = {}
     parts, sources, member_rows = [], [], []
     for k, encoding in enumerate(encodings):
@@ -344,6 +333,17 @@ def _encoded(models, hps, preprocessing, init, X, y, rows, validation, sample_we
                 raise type(error)(f"member {k}: {error}") from None
         encoded_validation.append(v)
     return X, y, member_rows, encoded_validation, w, encodings
+
+
+def _wrap_rows(rows, n: int) -> None:
+    """Check the members' row indices against n rows, and make negative ones
+    count from the end, as in NumPy (in place)."""
+    if rows is None:
+        return
+    for k, r in enumerate(rows):
+        if r.min() < -n or r.max() >= n:
+            raise ValueError(f"rows[{k}] holds row indices outside 0 .. {n - 1}")
+        r %= n
 
 
 def _row_index(r, k: int) -> np.ndarray:
@@ -389,8 +389,9 @@ class _Run:
             else:
                 self.population.bind(k, p.theta, p.X, p.targets.labels, p.targets.values,
                                      p.weights, p.rows)
-        self.runs = [_Epochs(p.model._in_precision(p.hp.precision), p.hp, p.theta, p.val, p.history, t, p.first_epoch,
-                             _n(p), 1, None, _member_callback(callback, k), None)
+        self.runs = [_Epochs(p.model._in_precision(p.hp.precision), p.hp, p.theta, p.val,
+                             p.history, t, p.first_epoch, _n(p), 1, None,
+                             _member_callback(callback, k), None)
                      for k, (p, t) in enumerate(zip(preps, self.trainers))]
 
     def go(self) -> list[FitModel]:

@@ -211,13 +211,15 @@ cdef extern from "bf16.h" nogil:
         ARCHFIT_BF16_VDPBF16PS
         ARCHFIT_BF16_AMX
     int archfit_bf16_body_of_level(int level)
+    int archfit_bf16_gemm(int trans_a, int trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                          const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb,
+                          float* C, Py_ssize_t ldc, int accumulate)
     int archfit_bf16_gemm_with(int which, int trans_a, int trans_b, Py_ssize_t m,
                                 Py_ssize_t n, Py_ssize_t k, const float* A, Py_ssize_t lda,
                                 const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
                                 int accumulate)
 
-from archfit._kernels._cpu cimport (archfit_fp_enter, archfit_fp_leave, archfit_isa,
-                                    ARCHFIT_ISA_AVX2,
+from archfit._kernels._cpu cimport (archfit_fp_enter, archfit_fp_leave, ARCHFIT_ISA_AVX2,
                                     ARCHFIT_ISA_AVX512_BF16, ARCHFIT_ISA_AMX)
 
 #: The bfloat16 bodies by name, and the level each needs.
@@ -234,8 +236,7 @@ BF16_BODY = _BF16_NAMES[archfit_bf16_body_of_level(LEVEL)]
 cdef void bf16_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                     const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb,
                     float* C, Py_ssize_t ldc, bint accumulate) noexcept nogil:
-    archfit_bf16_gemm_with(archfit_bf16_body_of_level(archfit_isa()), trans_a, trans_b, m, n,
-                           k, A, lda, B, ldb, C, ldc, accumulate)
+    archfit_bf16_gemm(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, accumulate)
 
 
 def bf16_matmul(A, B, trans_a=False, trans_b=False, C=None, body=None):

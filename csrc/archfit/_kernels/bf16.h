@@ -209,8 +209,7 @@ typedef void (*archfit_bf16_body)(ptrdiff_t kp, const uint32_t* Ap, ptrdiff_t ld
 
 /* ---- portable: widened, odd term then even ------------------------------------------ */
 static void archfit_bf16_body_portable(ptrdiff_t kp, const uint32_t* Ap, ptrdiff_t lda,
-                                   const uint32_t* Bp, ptrdiff_t ldb,
-                                       float* T) {
+                                       const uint32_t* Bp, ptrdiff_t ldb, float* T) {
     for (ptrdiff_t i = 0; i < ARCHFIT_BF16_MB; i++) {
         float* t = T + i * ARCHFIT_BF16_NB;
         for (ptrdiff_t p = 0; p < kp; p++) {
@@ -230,8 +229,7 @@ static void archfit_bf16_body_portable(ptrdiff_t kp, const uint32_t* Ap, ptrdiff
 /* ---- AVX2: widened, two FMAs per pair ---------------------------------------------- */
 __attribute__((target("avx2,fma")))
 static void archfit_bf16_body_avx2(ptrdiff_t kp, const uint32_t* Ap, ptrdiff_t lda,
-                                   const uint32_t* Bp, ptrdiff_t ldb,
-                                   float* T) {
+                                   const uint32_t* Bp, ptrdiff_t ldb, float* T) {
     const __m256i high = _mm256_set1_epi32((int)0xFFFF0000u);
     for (ptrdiff_t i = 0; i < ARCHFIT_BF16_MB; i += 2) {
         for (ptrdiff_t j = 0; j < ARCHFIT_BF16_NB; j += 32) {
@@ -313,8 +311,7 @@ typedef __m512i archfit_bf16_w;
 
 ARCHFIT_BF16_TARGET
 static void archfit_bf16_body_avx512_bf16(ptrdiff_t kp, const uint32_t* Ap, ptrdiff_t lda,
-                                   const uint32_t* Bp, ptrdiff_t ldb,
-                                          float* T) {
+                                          const uint32_t* Bp, ptrdiff_t ldb, float* T) {
     for (ptrdiff_t i = 0; i < ARCHFIT_BF16_MB; i += 4) {
         archfit_bf16_v acc[4][4];
         for (int r = 0; r < 4; r++)
@@ -402,8 +399,7 @@ static void archfit_amx_done(void) { archfit_amx_release(); }
 
 ARCHFIT_AMX_TARGET
 static void archfit_bf16_body_amx(ptrdiff_t kp, const uint32_t* Ap, ptrdiff_t lda,
-                                   const uint32_t* Bp, ptrdiff_t ldb,
-                                  float* T) {
+                                  const uint32_t* Bp, ptrdiff_t ldb, float* T) {
     const ptrdiff_t ldt = ARCHFIT_BF16_NB * sizeof(float);
     ARCHFIT_AMX_LOADD(0, T, ldt);
     ARCHFIT_AMX_LOADD(1, T + 16, ldt);
@@ -552,8 +548,8 @@ static int archfit_bf16_gemm_with(int which, int trans_a, int trans_b, ptrdiff_t
 static inline int archfit_bf16_gemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
                                     ptrdiff_t k, const float* A, ptrdiff_t lda, const float* B,
                                     ptrdiff_t ldb, float* C, ptrdiff_t ldc, int accumulate) {
-    return archfit_bf16_gemm_with(archfit_bf16_body_of_level(archfit_isa()), trans_a, trans_b, m, n,
-                           k, A, lda, B, ldb, C, ldc, accumulate);
+    return archfit_bf16_gemm_with(archfit_bf16_body_of_level(archfit_isa()), trans_a, trans_b,
+                                  m, n, k, A, lda, B, ldb, C, ldc, accumulate);
 }
 
 #endif
