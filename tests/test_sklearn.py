@@ -273,6 +273,11 @@ def test_the_adapters_read_tables_with_text_and_missing_cells():
     warm.fit(df, signal)
     warm.partial_fit(df, signal)
     assert warm.fit_model_.preprocessing == first and warm.fit_model_.n_epochs == 11
+    # a later batch without some category continues the same network
+    batch = df["b"] != "z"
+    clf.partial_fit(df[batch], y[batch])
+    assert clf.fit_model_.preprocessing.inputs == clf.fit_model_.architecture.inputs
+    assert clf.n_iter_ == 1
 
 
 def test_the_adapters_refuse_text_without_a_preprocessing_in_words():

@@ -317,6 +317,10 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
                              "y is None")
         y = _check_y(y, multi_output=True, y_numeric=self._output == "linear")
+        if not reset and self.fit_model_.preprocessing is not None:
+            # continuing (partial_fit, warm_start): the fitted schema, not one
+            # found again on these rows, which may lack some categories
+            return X, y, self.fit_model_.preprocessing
         if self.preprocessing == "auto":
             if sample_weight is not None:
                 sample_weight = _check_sample_weight(sample_weight, np.empty((len(y), 0)))
