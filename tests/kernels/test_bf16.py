@@ -177,3 +177,64 @@ def test_bfloat16_passes_and_fits_do_not_depend_on_threads():
     hp = af.Hyperparameters(epochs=2, batch_size=160, seed=3, precision="bfloat16")
     fits = [af.fit(model, X[:640], y[:640], hp.replace(n_threads=t)) for t in (1, 2)]
     assert fits[0].parameters.tobytes() == fits[1].parameters.tobytes()
+
+
+def test_bfloat16_training_keeps_its_packed_copies_current():
+    # a bfloat16 fit packs every DENSE layer's W (for X W) and W^T (for D W^T)
+    # once, and each block's update re-packs its rows: after two epochs the
+    # copies are θ's weights packed afresh (a stale pair would differ). Odd
+    # widths and a 161-row batch put pairs across every block and shard edge.
+    import archfit as af
+    from archfit.kernels import Trainer
+    arch = af.Architecture(37, [af.Dense(257, "relu"), af.Dense(129, "relu"), af.Dense(4)],
+                           "softmax")
+    model = af.Model(arch)
+    twin = model._in_precision("bfloat16")
+    plan = twin._kernel.training_plan(np.float32, 643, 161, threads=2)
+    assert plan["packed"] and plan["shards"] == 2
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(643, 37)).astype(np.float32)
+    y = rng.integers(0, 4, 643).astype(np.intc)
+    thetas = []
+    for threads in (1, 2):
+        theta = model.init(0)
+        trainer = Trainer(twin._kernel, np.float32, 643, 161, "adam", seed=1, threads=threads)
+        for epoch in range(2):
+            trainer.epoch(theta, X, y, None, None, 1e-2, epoch, threads)
+        thetas.append(theta)
+    assert thetas[0].tobytes() == thetas[1].tobytes()
+    words = trainer.packed.view(np.uint32)
+    params = model.unflatten(theta)
+    at, sizes = 0, [37, 257, 129, 4]
+    for l in range(3):
+        W = params[f"dense{l}.weight"]
+        P = _blas.bf16_pack_py(W)
+        assert np.array_equal(words[at:at + P.size], P), f"layer {l}'s W"
+        at += P.size + _blas.bf16_pack_py(np.zeros((161, sizes[l + 1]), np.float32)).size
+        if l > 0:
+            PT = _blas.bf16_pack_py(W, trans=True)
+            assert np.array_equal(words[at:at + PT.size], PT), f"layer {l}'s W^T"
+            at += PT.size
+    assert at == words.size
+
+
+@pytest.mark.parametrize("trans", [False, True])
+def test_packed_operands_give_the_products_bits(trans):
+    # bf16_pack_py's words are what the product packs itself: their bfloat16
+    # halves are the operand rounded, pair by pair, zero past k and n
+    rng = np.random.default_rng(8)
+    k, n = 37, 70
+    B = rng.normal(size=(n, k) if trans else (k, n)).astype(np.float32)
+    words = _blas.bf16_pack_py(B, trans=trans)
+    op = bf16(B.T if trans else B)
+    kpad = ((k + 1) // 2 + 15) // 16 * 16
+    npad = (n + 63) // 64 * 64
+    assert words.size == kpad * npad
+    panels = words.reshape(npad // 64, kpad, 64)           # panel, pair, column
+    full = np.zeros((2 * kpad, npad), np.float32)
+    full[:k, :n] = op
+    lo = (panels & 0xFFFF).astype(np.uint32) << 16
+    hi = panels & 0xFFFF0000
+    for name, half, rows in (("even", lo, full[0::2]), ("odd", hi, full[1::2])):
+        got = half.view(np.float32).transpose(1, 0, 2).reshape(kpad, npad)
+        assert np.array_equal(got.view(np.uint32), rows.view(np.uint32)), name

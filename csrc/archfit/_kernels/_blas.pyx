@@ -276,3 +276,17 @@ def bf16_matmul(A, B, trans_a=False, trans_b=False, C=None, body=None):
                                c.shape[1], add)
         archfit_fp_leave(saved)
     return out
+
+
+def bf16_pack_py(B, trans=False):
+    """op(B) packed for bfloat16 products (bf16.h's layout), as uint32 words;
+    for the tests."""
+    cdef float[:, ::1] b = np.ascontiguousarray(B, dtype=np.float32)
+    cdef Py_ssize_t k = b.shape[1] if trans else b.shape[0]
+    cdef Py_ssize_t n = b.shape[0] if trans else b.shape[1]
+    out = np.empty(bf16_packed_words(k, n), dtype=np.uint32)
+    cdef unsigned int[::1] p = out
+    if k * n:
+        bf16_pack(bool(trans), &b[0, 0], b.shape[1], k, n, 0, k, 0, n, &p[0])
+    return out
+

@@ -39,7 +39,8 @@ from archfit.kernels cimport (Network, Settings, Data, DENSE, LAYER_NORM, ADD, P
                               EMBEDDING, ONE_HOT, PIECEWISE_LINEAR, REPLICATE, MEMBER_DENSE,
                               ADAPTED_DENSE, N_KINDS, PRECISION_BFLOAT16)
 from archfit._kernels._plan cimport Workspace, Packed, UPDATE_BLOCK, BLOCK_MIN_ROWS
-from archfit._kernels._blas cimport gemm, row_gemm, bf16_gemm
+from archfit._kernels._blas cimport (gemm, row_gemm, bf16_gemm, bf16_pack,
+                                    bf16_gemm_prepacked)
 from archfit._kernels.packgemm cimport pack_rows, packed_gemm
 from archfit._kernels._elementwise cimport activation_backward, column_sums, multiply
 from archfit._kernels._optimizers cimport update
@@ -101,7 +102,12 @@ cdef inline void _product(const Network* net, const Packed* pk, int l, bint tran
     op(W) = W^T when `transposed`; from the packed copy when there is one, in
     bfloat16 when the network's precision says so."""
     if floating is float and net.precision == PRECISION_BFLOAT16:
-        bf16_gemm(False, transposed, m, n, k, A, k, W, k if transposed else n, C, n, False)
+        if pk != NULL and pk.layer[l]:
+            bf16_gemm_prepacked(False, m, n, k, A, k,
+                                <const unsigned int*> (pk.PT[l] if transposed else pk.P[l]),
+                                C, n, False)
+        else:
+            bf16_gemm(False, transposed, m, n, k, A, k, W, k if transposed else n, C, n, False)
     elif pk != NULL and pk.layer[l]:
         packed_gemm(False, m, n, k, A, k, pk.PT[l] if transposed else pk.P[l], C, n, work)
     elif transposed:
@@ -118,6 +124,15 @@ cdef void _repack(const Network* net, const Packed* pk, const floating* theta, i
     copy) from θ, when the layer is packed."""
     cdef Py_ssize_t n_in = net.sizes[l], n_out = net.sizes[l + 1]
     if not pk.layer[l]:
+        return
+    if floating is float and net.precision == PRECISION_BFLOAT16:
+        # W's rows [r0, r1) are pairs of k in P (r0 even: _dense_blocks) and
+        # columns of W^T in PT
+        bf16_pack(False, theta + net.w_start[l], n_out, n_in, n_out, r0, r1, 0, n_out,
+                  <unsigned int*> pk.P[l])
+        if l > 0:
+            bf16_pack(True, theta + net.w_start[l], n_out, n_out, n_in, 0, n_out, r0, r1,
+                      <unsigned int*> pk.PT[l])
         return
     pack_rows(n_in, n_out, theta + net.w_start[l], n_out, r0, r1, pk.P[l])
     if l > 0:
@@ -318,6 +333,11 @@ cdef void _dense_block(const Pass* p, const Update* u, int l, Py_ssize_t r0, Py_
     cdef Py_ssize_t first, stop, n_out = net.sizes[l + 1]
     if u.sparse_first and l == 0 and r0 >= 0:
         pass
+    elif (floating is float and net.precision == PRECISION_BFLOAT16 and pk != NULL and r0 >= 0
+          and pk.layer[l]):
+        bf16_gemm_prepacked(True, r1 - r0, n_out, u.rows, <const float*> _input(p, l, buf) + r0,
+                            net.sizes[l], <const unsigned int*> pk.D[l],
+                            grad + net.w_start[l] + r0 * n_out, n_out, False)
     elif pk != NULL and r0 >= 0 and pk.layer[l]:
         packed_gemm(True, r1 - r0, n_out, u.rows, _input(p, l, buf) + r0, net.sizes[l],
                     <const floating*> pk.D[l], grad + net.w_start[l] + r0 * n_out, n_out,
@@ -344,6 +364,8 @@ cdef Py_ssize_t _dense_blocks(const Network* net, int l, Py_ssize_t* blocks) noe
     then the bias."""
     cdef Py_ssize_t n = 0, r0 = 0
     cdef Py_ssize_t step = max(<Py_ssize_t> BLOCK_MIN_ROWS, UPDATE_BLOCK // net.sizes[l + 1])
+    if net.precision == PRECISION_BFLOAT16:
+        step += step % 2        # bfloat16 packs W's rows in pairs: a pair in one block
     while r0 < net.sizes[l]:
         if blocks != NULL:
             blocks[3 * n] = l

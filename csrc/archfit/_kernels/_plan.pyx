@@ -18,10 +18,11 @@ from archfit.kernels cimport (OK, INVALID_ARGUMENT, FLOAT32, FLOAT64, IDENTITY, 
                               SOFTMAX, EXPONENTIAL, CROSS_ENTROPY, POISSON, SGD, ADAMW,
                               DENSE, LAYER_NORM, ADD, PERIODIC, EMBEDDING, ONE_HOT,
                               PIECEWISE_LINEAR, REPLICATE, MEMBER_DENSE, ADAPTED_DENSE,
-                              MAX_CATEGORICAL, MAX_MEMBERS, PRECISION_NATIVE)
+                              MAX_CATEGORICAL, MAX_MEMBERS, PRECISION_NATIVE,
+                              PRECISION_BFLOAT16)
 from archfit._kernels._layers cimport kinds
 from archfit._kernels.packgemm cimport ARCHFIT_PK_WORK, archfit_packed_gemm_available, packed_size
-from archfit._kernels._blas cimport small_product
+from archfit._kernels._blas cimport small_product, bf16_packed_words
 
 cdef extern from "team.h" nogil:
     void archfit_install_fork_guard()
@@ -350,12 +351,29 @@ cdef Py_ssize_t packed_layout(const Network* net, Packed* pk, char* base, Py_ssi
     rows from `base` (or only count when NULL); returns the elements needed."""
     cdef Py_ssize_t off = 0, n_in, n_out, item = 8 if f64 else 4
     cdef int l
+    cdef bint bf16 = net.precision == PRECISION_BFLOAT16 and not f64
     for l in range(net.n_layers):
         n_in = net.sizes[l]
         n_out = net.sizes[l + 1]
+        pk.P[l] = pk.PT[l] = pk.D[l] = NULL
+        if bf16:
+            # bfloat16 products (bf16.h's words, 4 bytes each): every DENSE
+            # layer, whose products would otherwise pack their operands per call
+            pk.layer[l] = net.kind[l] == DENSE
+            if pk.layer[l]:
+                if base != NULL:
+                    pk.P[l] = base + off * 4
+                off += bf16_packed_words(n_in, n_out)
+                if base != NULL:
+                    pk.D[l] = base + off * 4
+                off += bf16_packed_words(rows * net.replicas[l], n_out)
+                if l > 0:
+                    if base != NULL:
+                        pk.PT[l] = base + off * 4
+                    off += bf16_packed_words(n_out, n_in)
+            continue
         pk.layer[l] = (net.kind[l] == DENSE and n_in * n_out >= PACK_MIN_WEIGHTS
                        and net.precision == PRECISION_NATIVE)
-        pk.P[l] = pk.PT[l] = pk.D[l] = NULL
         if pk.layer[l]:
             if base != NULL:
                 pk.P[l] = base + off * item
@@ -460,15 +478,19 @@ cdef bint any_splits(const Network* net) noexcept nogil:
 
 
 cdef bint _trains_packed(const Network* net, Py_ssize_t rows, bint f64) noexcept nogil:
-    """Whether training at batch size `rows` keeps packed weights: on an AVX2
-    CPU, when some layer has PACK_MIN_WEIGHTS weights and the packed copies
+    """Whether training at batch size `rows` keeps packed weights: with
+    bfloat16 products, always (their operands are packed in any case); else
+    on an AVX2 CPU, when some layer has PACK_MIN_WEIGHTS weights and the packed copies
     fit in PACK_MAX_BYTES (a step in one shard too: the packed GEMM beats
     BLAS on its products, and its bits do not depend on BLAS's threads)."""
     cdef Packed pk
     cdef int l
-    if archfit_packed_gemm_available() == 0:
+    if net.precision == PRECISION_BFLOAT16 and not f64:
+        # bfloat16 products on any CPU: packing once per step always beats per call
+        packed_layout(net, &pk, NULL, rows, f64)
+    elif archfit_packed_gemm_available() == 0:
         return False
-    if packed_layout(net, &pk, NULL, rows, f64) * (8 if f64 else 4) > PACK_MAX_BYTES:
+    elif packed_layout(net, &pk, NULL, rows, f64) * (8 if f64 else 4) > PACK_MAX_BYTES:
         return False
     for l in range(net.n_layers):
         if pk.layer[l]:

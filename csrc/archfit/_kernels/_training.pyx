@@ -20,13 +20,15 @@ from libc.string cimport memcpy
 from cython.parallel cimport prange, parallel, threadid
 
 from archfit.kernels cimport (OK, NONFINITE_LOSS, NONFINITE_PARAMETERS, INVALID_ARGUMENT,
-                              INTERRUPTED, ADAMW, FLOAT64, Network, Settings)
+                              INTERRUPTED, ADAMW, FLOAT64, Network, Settings,
+                              PRECISION_BFLOAT16)
 from archfit._kernels._plan cimport (Workspace, Packed, Internal, shards_for, threads_allowed,
                                      calls_end)
 from archfit._kernels._passes cimport forward, deltas, pass_of
 from archfit._kernels._layers cimport (Pass, Update, Kind, kinds, dense_sparse_grad,
                                        dense_repack_all, has_dropout)
 from archfit._kernels.packgemm cimport ARCHFIT_PK_WORK, pack_rows
+from archfit._kernels._blas cimport bf16_pack
 from archfit._kernels._elementwise cimport members_loss_grad, all_finite
 from archfit._kernels._random cimport stream_seed, shuffle as shuffle_index, dropout_mask
 
@@ -132,7 +134,12 @@ cdef void _shard(const Network* net, const Workspace* ws, const floating* theta,
     if pk != NULL:
         # this shard's rows of the errors, packed for the weight gradients
         for l in range(L):
-            if pk.layer[l]:
+            if floating is float and net.precision == PRECISION_BFLOAT16 and pk.layer[l]:
+                # pairs of rows (the shards' bounds are even)
+                bf16_pack(False, <const float*> (buf + ws.delta[l]), net.sizes[l + 1],
+                          b * net.replicas[l], net.sizes[l + 1], lo * net.replicas[l],
+                          hi * net.replicas[l], 0, net.sizes[l + 1], <unsigned int*> pk.D[l])
+            elif pk.layer[l]:
                 pack_rows(b * net.replicas[l], net.sizes[l + 1],
                           <const floating*> (buf + ws.delta[l]), net.sizes[l + 1],
                           lo * net.replicas[l], hi * net.replicas[l], pk.D[l])
@@ -308,6 +315,8 @@ cdef int _epoch(TrainingState* state, const Data* data, double learning_rate,
 
         S = shards_for(net, b)
         per = (b + S - 1) // S
+        if pk != NULL and net.precision == PRECISION_BFLOAT16:
+            per += per % 2      # the errors are packed in pairs of rows: a pair in one shard
         T = min(S, threads)
         if T > 1:
             with parallel(num_threads=T):

@@ -157,47 +157,91 @@ static void archfit_bf16_across(const float* lo, const float* hi, ptrdiff_t coun
 /* Scratch words for a transposed operand's rows. */
 #define ARCHFIT_BF16_STRIP 256
 
+/* The packed layouts, one place: pairs of k padded to 16 (an AMX tile's),
+ * op(A)'s rows to MB, op(B)'s columns to NB. op(A): the word of row i and pair
+ * q at P[i * kpad + q]. op(B): panels of NB columns, each kpad pairs of NB
+ * words, so that a body's block of B is one contiguous run (rows of B a
+ * power of two apart would share cache sets): the word of pair q and column j
+ * at P[(j / NB) * kpad * NB + q * NB + j % NB]. */
+static inline ptrdiff_t archfit_bf16_kpad(ptrdiff_t k) { return ((k + 1) / 2 + 15) / 16 * 16; }
+static inline ptrdiff_t archfit_bf16_npad(ptrdiff_t n) {
+    return (n + ARCHFIT_BF16_NB - 1) / ARCHFIT_BF16_NB * ARCHFIT_BF16_NB;
+}
+/* Words of op(B) (k x n) packed. */
+static inline ptrdiff_t archfit_bf16_packed_words(ptrdiff_t k, ptrdiff_t n) {
+    return archfit_bf16_kpad(k) * archfit_bf16_npad(n);
+}
+static inline uint32_t* archfit_bf16_b_word(uint32_t* P, ptrdiff_t kpad, ptrdiff_t q,
+                                             ptrdiff_t j) {
+    return P + (j / ARCHFIT_BF16_NB) * kpad * ARCHFIT_BF16_NB + q * ARCHFIT_BF16_NB
+             + j % ARCHFIT_BF16_NB;
+}
+
 /* op(A) (m x k; A row-major with leading dimension lda, transposed when
- * `trans`) as rows of pairs: P[i * ldp + p]. Padding is the caller's (zeros). */
+ * `trans`) packed into P, its padding zeroed. */
 static void archfit_bf16_pack_a(int trans, const float* A, ptrdiff_t lda, ptrdiff_t m,
-                                ptrdiff_t k, uint32_t* P, ptrdiff_t ldp, int simd) {
+                                ptrdiff_t k, uint32_t* P, int simd) {
+    const ptrdiff_t kpad = archfit_bf16_kpad(k), pairs = (k + 1) / 2;
+    const ptrdiff_t mpad = (m + ARCHFIT_BF16_MB - 1) / ARCHFIT_BF16_MB * ARCHFIT_BF16_MB;
+    for (ptrdiff_t i = 0; i < m; i++)
+        memset(P + i * kpad + pairs, 0, (kpad - pairs) * sizeof(uint32_t));
+    memset(P + m * kpad, 0, (mpad - m) * kpad * sizeof(uint32_t));
     if (!trans) {
         for (ptrdiff_t i = 0; i < m; i++)
-            archfit_bf16_adjacent(A + i * lda, k, P + i * ldp, simd);
+            archfit_bf16_adjacent(A + i * lda, k, P + i * kpad, simd);
         return;
     }
     /* op(A)[i][c] = A[c][i]: pair p of rows i0.. is A's rows 2p and 2p + 1 there */
     uint32_t w[ARCHFIT_BF16_STRIP];
     for (ptrdiff_t i0 = 0; i0 < m; i0 += ARCHFIT_BF16_STRIP) {
         const ptrdiff_t n = m - i0 < ARCHFIT_BF16_STRIP ? m - i0 : ARCHFIT_BF16_STRIP;
-        for (ptrdiff_t p = 0; p < (k + 1) / 2; p++) {
+        for (ptrdiff_t p = 0; p < pairs; p++) {
             archfit_bf16_across(A + 2 * p * lda + i0,
                                 2 * p + 1 < k ? A + (2 * p + 1) * lda + i0 : NULL, n, w, simd);
             for (ptrdiff_t i = 0; i < n; i++)
-                P[(i0 + i) * ldp + p] = w[i];
+                P[(i0 + i) * kpad + p] = w[i];
         }
     }
 }
 
-/* op(B) (k x n; B row-major with leading dimension ldb, transposed when
- * `trans`) as rows of pairs over its columns: P[p * ldp + j]. Padding is the
- * caller's (zeros). */
-static void archfit_bf16_pack_b(int trans, const float* B, ptrdiff_t ldb, ptrdiff_t k,
-                                ptrdiff_t n, uint32_t* P, ptrdiff_t ldp, int simd) {
+/* Rows [c0, c1) of k (c0 even; c1 even or k) and columns [j0, j1) of op(B)
+ * (k x n; B row-major with leading dimension ldb, transposed when `trans`)
+ * packed into P; the padding past the last row and column zeroed when the
+ * part reaches them. Parts that share no pair or column may be packed by
+ * different threads at once. */
+static void archfit_bf16_pack_b_part(int trans, const float* B, ptrdiff_t ldb, ptrdiff_t k,
+                                     ptrdiff_t n, ptrdiff_t c0, ptrdiff_t c1, ptrdiff_t j0,
+                                     ptrdiff_t j1, uint32_t* P, int simd) {
+    const ptrdiff_t kpad = archfit_bf16_kpad(k), npad = archfit_bf16_npad(n);
+    const ptrdiff_t q0 = c0 / 2, q1 = c1 == k ? kpad : (c1 + 1) / 2;
+    const ptrdiff_t stop = j1 == n ? npad : j1;
+    for (ptrdiff_t q = q0; q < q1; q++)       /* zeros first: rows past k, columns past n */
+        for (ptrdiff_t j = 2 * q < k ? j1 : j0; j < stop; j++)
+            *archfit_bf16_b_word(P, kpad, q, j) = 0;
+    if (c1 > k) c1 = k;
     if (!trans) {
-        for (ptrdiff_t p = 0; p < (k + 1) / 2; p++)
-            archfit_bf16_across(B + 2 * p * ldb, 2 * p + 1 < k ? B + (2 * p + 1) * ldb : NULL,
-                                n, P + p * ldp, simd);
+        for (ptrdiff_t q = q0; 2 * q < c1; q++) {
+            const float* lo = B + 2 * q * ldb;
+            const float* hi = 2 * q + 1 < k ? lo + ldb : NULL;
+            for (ptrdiff_t j = j0; j < j1;) {          /* a run within one panel */
+                const ptrdiff_t end = (j / ARCHFIT_BF16_NB + 1) * ARCHFIT_BF16_NB;
+                const ptrdiff_t count = (end < j1 ? end : j1) - j;
+                archfit_bf16_across(lo + j, hi != NULL ? hi + j : NULL, count,
+                                    archfit_bf16_b_word(P, kpad, q, j), simd);
+                j += count;
+            }
+        }
         return;
     }
-    /* op(B)[c][j] = B[j][c]: column j's pairs are row j of B's */
+    /* op(B)[c][j] = B[j][c]: column j's pairs are adjacent in row j of B */
     uint32_t w[ARCHFIT_BF16_STRIP];
-    for (ptrdiff_t c0 = 0; c0 < k; c0 += 2 * ARCHFIT_BF16_STRIP) {
-        const ptrdiff_t kc = k - c0 < 2 * ARCHFIT_BF16_STRIP ? k - c0 : 2 * ARCHFIT_BF16_STRIP;
-        for (ptrdiff_t j = 0; j < n; j++) {
-            archfit_bf16_adjacent(B + j * ldb + c0, kc, w, simd);
+    for (ptrdiff_t c = c0; c < c1; c += 2 * ARCHFIT_BF16_STRIP) {
+        const ptrdiff_t kc = c1 - c < 2 * ARCHFIT_BF16_STRIP ? c1 - c : 2 * ARCHFIT_BF16_STRIP;
+        for (ptrdiff_t j = j0; j < j1; j++) {
+            archfit_bf16_adjacent(B + j * ldb + c, kc, w, simd);
+            uint32_t* out = archfit_bf16_b_word(P, kpad, c / 2, j);
             for (ptrdiff_t q = 0; q < (kc + 1) / 2; q++)
-                P[(c0 / 2 + q) * ldp + j] = w[q];
+                out[q * ARCHFIT_BF16_NB] = w[q];
         }
     }
 }
@@ -475,13 +519,43 @@ static void archfit_bf16_gemm_direct(int even_first, int trans_a, int trans_b, p
         }
 }
 
+/* archfit_bf16_gemm_direct's product with op(B) packed: for when op(A)'s
+ * packed memory cannot be had. */
+static void archfit_bf16_gemm_packed_direct(int even_first, int trans_a, ptrdiff_t m,
+                                            ptrdiff_t n, ptrdiff_t k, const float* A,
+                                            ptrdiff_t lda, const uint32_t* Bp, float* C,
+                                            ptrdiff_t ldc, int accumulate) {
+    const ptrdiff_t kpad = archfit_bf16_kpad(k);
+    for (ptrdiff_t i = 0; i < m; i++)
+        for (ptrdiff_t j = 0; j < n; j++) {
+            float acc = accumulate ? C[i * ldc + j] : 0.0f;
+            for (ptrdiff_t c = 0; c < k; c += 2) {
+                const uint32_t b = *archfit_bf16_b_word((uint32_t*)Bp, kpad, c / 2, j);
+                const float a0 = archfit_bf16_float(archfit_bf16_round(
+                    trans_a ? A[c * lda + i] : A[i * lda + c]));
+                const float a1 = c + 1 < k ? archfit_bf16_float(archfit_bf16_round(
+                    trans_a ? A[(c + 1) * lda + i] : A[i * lda + c + 1])) : 0.0f;
+                const float b0 = archfit_bf16_float(b & 0xFFFFu), b1 = archfit_bf16_float(b >> 16);
+                if (even_first) {
+                    acc = acc + a0 * b0;
+                    acc = acc + a1 * b1;
+                } else {
+                    acc = acc + a1 * b1;
+                    acc = acc + a0 * b0;
+                }
+            }
+            C[i * ldc + j] = acc;
+        }
+}
+
 /* C (m x n, ldc) = op(A) op(B), or += with `accumulate`; op(A) is m x k,
- * op(B) k x n, all row-major float32; with body `which`. Returns 0, or -1 when
- * the packed operands' memory could not be had (the product then ran unpacked). */
-static int archfit_bf16_gemm_with(int which, int trans_a, int trans_b, ptrdiff_t m,
-                                  ptrdiff_t n, ptrdiff_t k, const float* A, ptrdiff_t lda,
-                                  const float* B, ptrdiff_t ldb, float* C, ptrdiff_t ldc,
-                                  int accumulate) {
+ * row-major float32, and op(B) (k x n) already packed (archfit_bf16_pack_b_part)
+ * in Bp; with body `which`. Returns 0, or -1 when op(A)'s packed memory could
+ * not be had (the product then ran without it). */
+static int archfit_bf16_gemm_packed(int which, int trans_a, ptrdiff_t m, ptrdiff_t n,
+                                    ptrdiff_t k, const float* A, ptrdiff_t lda,
+                                    const uint32_t* Bp, float* C, ptrdiff_t ldc,
+                                    int accumulate) {
     archfit_bf16_body body = archfit_bf16_body_portable;
     int tiles = 0;
     const int simd = which != ARCHFIT_BF16_PORTABLE;
@@ -494,47 +568,45 @@ static int archfit_bf16_gemm_with(int which, int trans_a, int trans_b, ptrdiff_t
 #ifdef ARCHFIT_X86_DISPATCH
     if (which == ARCHFIT_BF16_WIDENED) body = archfit_bf16_body_avx2;
 #endif
-    /* pairs padded to 16 (an AMX tile's), rows to MB, columns to NB */
-    const ptrdiff_t pairs = (k + 1) / 2, kpad = (pairs + 15) / 16 * 16;
+    const ptrdiff_t pairs = (k + 1) / 2, kpad = archfit_bf16_kpad(k);
     const ptrdiff_t mpad = (m + ARCHFIT_BF16_MB - 1) / ARCHFIT_BF16_MB * ARCHFIT_BF16_MB;
-    const ptrdiff_t npad = (n + ARCHFIT_BF16_NB - 1) / ARCHFIT_BF16_NB * ARCHFIT_BF16_NB;
-    const size_t words = (size_t)mpad * kpad + (size_t)kpad * npad;
-    uint32_t* Ap = (uint32_t*)calloc(words * sizeof(uint32_t)
-                                     + (size_t)mpad * ARCHFIT_BF16_NB * sizeof(float), 1);
+    uint32_t* Ap = (uint32_t*)malloc((size_t)mpad * kpad * sizeof(uint32_t));
     if (Ap == NULL) {
-        archfit_bf16_gemm_direct(which == ARCHFIT_BF16_AMX, trans_a, trans_b, m, n, k, A, lda,
-                                 B, ldb, C, ldc, accumulate);
+        archfit_bf16_gemm_packed_direct(which == ARCHFIT_BF16_AMX, trans_a, m, n, k, A, lda, Bp,
+                                        C, ldc, accumulate);
         return -1;
     }
-    uint32_t* Bp = Ap + (size_t)mpad * kpad;
-    float* panel = (float*)(Bp + (size_t)kpad * npad);     /* NB columns of C, every row */
+    float T[ARCHFIT_BF16_MB * ARCHFIT_BF16_NB] __attribute__((aligned(64)));  /* a block of C */
 #ifdef ARCHFIT_X86_DISPATCH
     const int packs_simd = simd && archfit_isa() >= ARCHFIT_ISA_AVX2;
 #else
     const int packs_simd = 0;
+    (void)simd;
 #endif
-    archfit_bf16_pack_a(trans_a, A, lda, m, k, Ap, kpad, packs_simd);
-    archfit_bf16_pack_b(trans_b, B, ldb, k, n, Bp, npad, packs_simd);
+    archfit_bf16_pack_a(trans_a, A, lda, m, k, Ap, packs_simd);
 #if defined(ARCHFIT_X86_DISPATCH) || defined(ARCHFIT_BF16_EMULATED)
     if (tiles)
         archfit_amx_configure();
 #endif
     for (ptrdiff_t j0 = 0; j0 < n; j0 += ARCHFIT_BF16_NB) {
+        /* one panel of B's NB columns (in L2) against MB rows of A at a time,
+         * their block of C in L1 */
         const ptrdiff_t nb = n - j0 < ARCHFIT_BF16_NB ? n - j0 : ARCHFIT_BF16_NB;
-        memset(panel, 0, (size_t)mpad * ARCHFIT_BF16_NB * sizeof(float));
-        if (accumulate)
-            for (ptrdiff_t i = 0; i < m; i++)
-                memcpy(panel + i * ARCHFIT_BF16_NB, C + i * ldc + j0, nb * sizeof(float));
-        for (ptrdiff_t p0 = 0; p0 < kpad; p0 += ARCHFIT_BF16_KB) {
-            /* KB pairs of the NB columns' block of B, in L2 across the rows */
-            const ptrdiff_t kp = kpad - p0 < ARCHFIT_BF16_KB ? kpad - p0 : ARCHFIT_BF16_KB;
-            for (ptrdiff_t i0 = 0; i0 < m; i0 += ARCHFIT_BF16_MB)
-                body(tiles ? kp : (pairs - p0 < kp ? pairs - p0 : kp),
-                     Ap + i0 * kpad + p0, kpad, Bp + p0 * npad + j0, npad,
-                     panel + i0 * ARCHFIT_BF16_NB);
+        const uint32_t* Bpanel = Bp + j0 * kpad;
+        for (ptrdiff_t i0 = 0; i0 < m; i0 += ARCHFIT_BF16_MB) {
+            const ptrdiff_t mb = m - i0 < ARCHFIT_BF16_MB ? m - i0 : ARCHFIT_BF16_MB;
+            memset(T, 0, sizeof(float) * ARCHFIT_BF16_MB * ARCHFIT_BF16_NB);
+            if (accumulate)
+                for (ptrdiff_t i = 0; i < mb; i++)
+                    memcpy(T + i * ARCHFIT_BF16_NB, C + (i0 + i) * ldc + j0, nb * sizeof(float));
+            for (ptrdiff_t p0 = 0; p0 < kpad; p0 += ARCHFIT_BF16_KB) {
+                const ptrdiff_t kp = kpad - p0 < ARCHFIT_BF16_KB ? kpad - p0 : ARCHFIT_BF16_KB;
+                body(tiles ? kp : (pairs - p0 < kp ? pairs - p0 : kp), Ap + i0 * kpad + p0, kpad,
+                     Bpanel + p0 * ARCHFIT_BF16_NB, ARCHFIT_BF16_NB, T);
+            }
+            for (ptrdiff_t i = 0; i < mb; i++)
+                memcpy(C + (i0 + i) * ldc + j0, T + i * ARCHFIT_BF16_NB, nb * sizeof(float));
         }
-        for (ptrdiff_t i = 0; i < m; i++)
-            memcpy(C + i * ldc + j0, panel + i * ARCHFIT_BF16_NB, nb * sizeof(float));
     }
 #if defined(ARCHFIT_X86_DISPATCH) || defined(ARCHFIT_BF16_EMULATED)
     if (tiles)
@@ -544,12 +616,60 @@ static int archfit_bf16_gemm_with(int which, int trans_a, int trans_b, ptrdiff_t
     return 0;
 }
 
+/* C (m x n, ldc) = op(A) op(B), or += with `accumulate`; op(A) is m x k,
+ * op(B) k x n, all row-major float32; with body `which`. Returns 0, or -1 when
+ * the packed operands' memory could not be had (the product then ran unpacked). */
+static int archfit_bf16_gemm_with(int which, int trans_a, int trans_b, ptrdiff_t m,
+                                  ptrdiff_t n, ptrdiff_t k, const float* A, ptrdiff_t lda,
+                                  const float* B, ptrdiff_t ldb, float* C, ptrdiff_t ldc,
+                                  int accumulate) {
+    if (m <= 0 || n <= 0)
+        return 0;
+    uint32_t* Bp = (uint32_t*)malloc((size_t)archfit_bf16_packed_words(k, n) * sizeof(uint32_t));
+    if (Bp != NULL) {
+#ifdef ARCHFIT_X86_DISPATCH
+        const int simd = which != ARCHFIT_BF16_PORTABLE && archfit_isa() >= ARCHFIT_ISA_AVX2;
+#else
+        const int simd = 0;
+#endif
+        archfit_bf16_pack_b_part(trans_b, B, ldb, k, n, 0, k, 0, n, Bp, simd);
+        const int status = archfit_bf16_gemm_packed(which, trans_a, m, n, k, A, lda, Bp, C, ldc,
+                                                    accumulate);
+        free(Bp);
+        return status;
+    }
+    archfit_bf16_gemm_direct(which == ARCHFIT_BF16_AMX, trans_a, trans_b, m, n, k, A, lda,
+                             B, ldb, C, ldc, accumulate);
+    return -1;
+}
+
 /* The product with this process's body. */
 static inline int archfit_bf16_gemm(int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n,
                                     ptrdiff_t k, const float* A, ptrdiff_t lda, const float* B,
                                     ptrdiff_t ldb, float* C, ptrdiff_t ldc, int accumulate) {
     return archfit_bf16_gemm_with(archfit_bf16_body_of_level(archfit_isa()), trans_a, trans_b,
                                   m, n, k, A, lda, B, ldb, C, ldc, accumulate);
+}
+
+/* op(B)'s part packed (archfit_bf16_pack_b_part), in this process's way. */
+static inline void archfit_bf16_pack(int trans, const float* B, ptrdiff_t ldb, ptrdiff_t k,
+                                     ptrdiff_t n, ptrdiff_t c0, ptrdiff_t c1, ptrdiff_t j0,
+                                     ptrdiff_t j1, uint32_t* P) {
+#ifdef ARCHFIT_X86_DISPATCH
+    const int simd = archfit_isa() >= ARCHFIT_ISA_AVX2;
+#else
+    const int simd = 0;
+#endif
+    archfit_bf16_pack_b_part(trans, B, ldb, k, n, c0, c1, j0, j1, P, simd);
+}
+
+/* The product with op(B) packed, with this process's body. */
+static inline int archfit_bf16_gemm_prepacked(int trans_a, ptrdiff_t m, ptrdiff_t n,
+                                              ptrdiff_t k, const float* A, ptrdiff_t lda,
+                                              const uint32_t* Bp, float* C, ptrdiff_t ldc,
+                                              int accumulate) {
+    return archfit_bf16_gemm_packed(archfit_bf16_body_of_level(archfit_isa()), trans_a, m, n, k,
+                                    A, lda, Bp, C, ldc, accumulate);
 }
 
 #endif
