@@ -124,32 +124,93 @@ static void archfit_bf16_across_avx2(const float* lo, const float* hi, ptrdiff_t
 }
 #endif
 
+#if defined(ARCHFIT_X86_DISPATCH) && !defined(ARCHFIT_BF16_EMULATED)
+/* The same with the CPU's own conversion (VCVTNE2PS2BF16: nearest even,
+ * subnormals to signed zero, NaN made quiet - the rounding above). */
+#define ARCHFIT_BF16_CONVERT_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
+ARCHFIT_BF16_CONVERT_TARGET
+static void archfit_bf16_adjacent_native(const float* x, ptrdiff_t whole, uint32_t* out) {
+    ptrdiff_t q = 0;
+    for (; q + 16 <= whole; q += 16)    /* 32 floats, in order: word q is x[2q] | x[2q+1] << 16 */
+        _mm512_storeu_si512((void*)(out + q),
+                            (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + 2 * q + 16),
+                                                         _mm512_loadu_ps(x + 2 * q)));
+    for (; q < whole; q++)
+        out[q] = archfit_bf16_pair(x[2 * q], x[2 * q + 1]);
+}
+
+ARCHFIT_BF16_CONVERT_TARGET
+static void archfit_bf16_across_native(const float* lo, const float* hi, ptrdiff_t count,
+                                       uint32_t* out) {
+    ptrdiff_t q = 0;
+    for (; q + 16 <= count; q += 16) {
+        __m512i w = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(lo + q)));
+        if (hi != NULL)
+            w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_cvtepu16_epi32(
+                                   (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(hi + q))), 16));
+        _mm512_storeu_si512((void*)(out + q), w);
+    }
+    for (; q < count; q++)
+        out[q] = hi != NULL ? archfit_bf16_pair(lo[q], hi[q]) : archfit_bf16_round(lo[q]);
+}
+#endif
+
+/* How the operands are rounded and packed: plain C, AVX2, or the CPU's own
+ * conversion (AVX512_BF16, not under emulation); the same bits each way. */
+enum { ARCHFIT_BF16_PACK_PLAIN = 0, ARCHFIT_BF16_PACK_AVX2 = 1, ARCHFIT_BF16_PACK_NATIVE = 2 };
+
+static inline int archfit_bf16_pack_way(int plain) {
+#ifdef ARCHFIT_X86_DISPATCH
+    if (plain)
+        return ARCHFIT_BF16_PACK_PLAIN;
+#ifndef ARCHFIT_BF16_EMULATED
+    if (archfit_isa() >= ARCHFIT_ISA_AVX512_BF16)
+        return ARCHFIT_BF16_PACK_NATIVE;
+#endif
+    return archfit_isa() >= ARCHFIT_ISA_AVX2 ? ARCHFIT_BF16_PACK_AVX2 : ARCHFIT_BF16_PACK_PLAIN;
+#else
+    (void)plain;
+    return ARCHFIT_BF16_PACK_PLAIN;
+#endif
+}
+
 /* out[q] = the pair (x[2q], x[2q + 1]) for q < (k + 1) / 2; an odd k's last
  * element pairs with a zero. */
-static void archfit_bf16_adjacent(const float* x, ptrdiff_t k, uint32_t* out, int simd) {
+static void archfit_bf16_adjacent(const float* x, ptrdiff_t k, uint32_t* out, int way) {
     const ptrdiff_t whole = k / 2;
+#if defined(ARCHFIT_X86_DISPATCH) && !defined(ARCHFIT_BF16_EMULATED)
+    if (way == ARCHFIT_BF16_PACK_NATIVE)
+        archfit_bf16_adjacent_native(x, whole, out);
+    else
+#endif
 #ifdef ARCHFIT_X86_DISPATCH
-    if (simd)
+    if (way != ARCHFIT_BF16_PACK_PLAIN)
         archfit_bf16_adjacent_avx2(x, whole, out);
     else
 #endif
         for (ptrdiff_t q = 0; q < whole; q++)
             out[q] = archfit_bf16_pair(x[2 * q], x[2 * q + 1]);
-    (void)simd;
+    (void)way;
     if (k % 2)
         out[whole] = archfit_bf16_round(x[k - 1]);
 }
 
 /* out[q] = the pair (lo[q], hi[q]) for q < count; hi NULL: zeros. */
 static void archfit_bf16_across(const float* lo, const float* hi, ptrdiff_t count,
-                                uint32_t* out, int simd) {
+                                uint32_t* out, int way) {
+#if defined(ARCHFIT_X86_DISPATCH) && !defined(ARCHFIT_BF16_EMULATED)
+    if (way == ARCHFIT_BF16_PACK_NATIVE) {
+        archfit_bf16_across_native(lo, hi, count, out);
+        return;
+    }
+#endif
 #ifdef ARCHFIT_X86_DISPATCH
-    if (simd) {
+    if (way != ARCHFIT_BF16_PACK_PLAIN) {
         archfit_bf16_across_avx2(lo, hi, count, out);
         return;
     }
 #endif
-    (void)simd;
+    (void)way;
     for (ptrdiff_t q = 0; q < count; q++)
         out[q] = hi != NULL ? archfit_bf16_pair(lo[q], hi[q]) : archfit_bf16_round(lo[q]);
 }
@@ -177,10 +238,52 @@ static inline uint32_t* archfit_bf16_b_word(uint32_t* P, ptrdiff_t kpad, ptrdiff
              + j % ARCHFIT_BF16_NB;
 }
 
+#ifdef ARCHFIT_X86_DISPATCH
+/* out[c * ldo + r] = in[r * ldi + c] for an 8 x 8 block of words (AVX2). */
+__attribute__((target("avx2")))
+static inline void archfit_bf16_transpose8(const uint32_t* in, ptrdiff_t ldi, uint32_t* out,
+                                           ptrdiff_t ldo) {
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps((const float*)(in + i * ldi));     /* moved, never computed */
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps((float*)(out + i * ldo), _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+        _mm256_storeu_ps((float*)(out + (i + 4) * ldo),
+                         _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+    }
+}
+#endif
+
+/* out[c * ldo + r] = in[r * ldi + c] for r < rows, c < cols: a transposed
+ * operand's words to their packed places, 8 x 8 at a time from AVX2 up. */
+static void archfit_bf16_transpose(const uint32_t* in, ptrdiff_t ldi, ptrdiff_t rows,
+                                   ptrdiff_t cols, uint32_t* out, ptrdiff_t ldo, int way) {
+    ptrdiff_t c = 0;
+#ifdef ARCHFIT_X86_DISPATCH
+    if (way != ARCHFIT_BF16_PACK_PLAIN && rows == 8)
+        for (; c + 8 <= cols; c += 8)
+            archfit_bf16_transpose8(in + c, ldi, out + c * ldo, ldo);
+#endif
+    (void)way;
+    for (; c < cols; c++)
+        for (ptrdiff_t r = 0; r < rows; r++)
+            out[c * ldo + r] = in[r * ldi + c];
+}
+
 /* op(A) (m x k; A row-major with leading dimension lda, transposed when
  * `trans`) packed into P, its padding zeroed. */
 static void archfit_bf16_pack_a(int trans, const float* A, ptrdiff_t lda, ptrdiff_t m,
-                                ptrdiff_t k, uint32_t* P, int simd) {
+                                ptrdiff_t k, uint32_t* P, int way) {
     const ptrdiff_t kpad = archfit_bf16_kpad(k), pairs = (k + 1) / 2;
     const ptrdiff_t mpad = (m + ARCHFIT_BF16_MB - 1) / ARCHFIT_BF16_MB * ARCHFIT_BF16_MB;
     for (ptrdiff_t i = 0; i < m; i++)
@@ -188,18 +291,22 @@ static void archfit_bf16_pack_a(int trans, const float* A, ptrdiff_t lda, ptrdif
     memset(P + m * kpad, 0, (mpad - m) * kpad * sizeof(uint32_t));
     if (!trans) {
         for (ptrdiff_t i = 0; i < m; i++)
-            archfit_bf16_adjacent(A + i * lda, k, P + i * kpad, simd);
+            archfit_bf16_adjacent(A + i * lda, k, P + i * kpad, way);
         return;
     }
-    /* op(A)[i][c] = A[c][i]: pair p of rows i0.. is A's rows 2p and 2p + 1 there */
-    uint32_t w[ARCHFIT_BF16_STRIP];
+    /* op(A)[i][c] = A[c][i]: pair p of rows i0.. is A's rows 2p and 2p + 1
+     * there; 8 pairs at a time, then transposed into their rows */
+    uint32_t w[8][ARCHFIT_BF16_STRIP];
     for (ptrdiff_t i0 = 0; i0 < m; i0 += ARCHFIT_BF16_STRIP) {
         const ptrdiff_t n = m - i0 < ARCHFIT_BF16_STRIP ? m - i0 : ARCHFIT_BF16_STRIP;
-        for (ptrdiff_t p = 0; p < pairs; p++) {
-            archfit_bf16_across(A + 2 * p * lda + i0,
-                                2 * p + 1 < k ? A + (2 * p + 1) * lda + i0 : NULL, n, w, simd);
-            for (ptrdiff_t i = 0; i < n; i++)
-                P[(i0 + i) * kpad + p] = w[i];
+        for (ptrdiff_t p = 0; p < pairs; p += 8) {
+            const ptrdiff_t pb = pairs - p < 8 ? pairs - p : 8;
+            for (ptrdiff_t t = 0; t < pb; t++) {
+                const ptrdiff_t c = 2 * (p + t);
+                archfit_bf16_across(A + c * lda + i0, c + 1 < k ? A + (c + 1) * lda + i0 : NULL,
+                                    n, w[t], way);
+            }
+            archfit_bf16_transpose(w[0], ARCHFIT_BF16_STRIP, pb, n, P + i0 * kpad + p, kpad, way);
         }
     }
 }
@@ -211,7 +318,7 @@ static void archfit_bf16_pack_a(int trans, const float* A, ptrdiff_t lda, ptrdif
  * different threads at once. */
 static void archfit_bf16_pack_b_part(int trans, const float* B, ptrdiff_t ldb, ptrdiff_t k,
                                      ptrdiff_t n, ptrdiff_t c0, ptrdiff_t c1, ptrdiff_t j0,
-                                     ptrdiff_t j1, uint32_t* P, int simd) {
+                                     ptrdiff_t j1, uint32_t* P, int way) {
     const ptrdiff_t kpad = archfit_bf16_kpad(k), npad = archfit_bf16_npad(n);
     const ptrdiff_t q0 = c0 / 2, q1 = c1 == k ? kpad : (c1 + 1) / 2;
     const ptrdiff_t stop = j1 == n ? npad : j1;
@@ -227,21 +334,26 @@ static void archfit_bf16_pack_b_part(int trans, const float* B, ptrdiff_t ldb, p
                 const ptrdiff_t end = (j / ARCHFIT_BF16_NB + 1) * ARCHFIT_BF16_NB;
                 const ptrdiff_t count = (end < j1 ? end : j1) - j;
                 archfit_bf16_across(lo + j, hi != NULL ? hi + j : NULL, count,
-                                    archfit_bf16_b_word(P, kpad, q, j), simd);
+                                    archfit_bf16_b_word(P, kpad, q, j), way);
                 j += count;
             }
         }
         return;
     }
-    /* op(B)[c][j] = B[j][c]: column j's pairs are adjacent in row j of B */
-    uint32_t w[ARCHFIT_BF16_STRIP];
+    /* op(B)[c][j] = B[j][c]: column j's pairs are adjacent in row j of B; 8
+     * columns (of one panel) at a time, then transposed into their places */
+    uint32_t w[8][ARCHFIT_BF16_STRIP];
     for (ptrdiff_t c = c0; c < c1; c += 2 * ARCHFIT_BF16_STRIP) {
         const ptrdiff_t kc = c1 - c < 2 * ARCHFIT_BF16_STRIP ? c1 - c : 2 * ARCHFIT_BF16_STRIP;
-        for (ptrdiff_t j = j0; j < j1; j++) {
-            archfit_bf16_adjacent(B + j * ldb + c, kc, w, simd);
-            uint32_t* out = archfit_bf16_b_word(P, kpad, c / 2, j);
-            for (ptrdiff_t q = 0; q < (kc + 1) / 2; q++)
-                out[q * ARCHFIT_BF16_NB] = w[q];
+        for (ptrdiff_t j = j0; j < j1;) {
+            const ptrdiff_t end = (j / ARCHFIT_BF16_NB + 1) * ARCHFIT_BF16_NB;
+            ptrdiff_t jb = (end < j1 ? end : j1) - j;
+            if (jb > 8) jb = 8;
+            for (ptrdiff_t u = 0; u < jb; u++)
+                archfit_bf16_adjacent(B + (j + u) * ldb + c, kc, w[u], way);
+            archfit_bf16_transpose(w[0], ARCHFIT_BF16_STRIP, jb, (kc + 1) / 2,
+                                   archfit_bf16_b_word(P, kpad, c / 2, j), ARCHFIT_BF16_NB, way);
+            j += jb;
         }
     }
 }
@@ -519,6 +631,23 @@ static void archfit_bf16_gemm_direct(int even_first, int trans_a, int trans_b, p
         }
 }
 
+/* The calling thread's memory for op(A) packed, kept from call to call:
+ * fresh memory would cost a page fault per 4 KiB on every product (the
+ * threads are OpenMP's pool, so each keeps one buffer, as large as its
+ * largest op(A)). NULL when it cannot be had. */
+static uint32_t* archfit_bf16_scratch(size_t words) {
+    static __thread uint32_t* buffer = NULL;
+    static __thread size_t capacity = 0;
+    if (words > capacity) {
+        free(buffer);
+        capacity = (words + 4095) / 4096 * 4096;
+        buffer = (uint32_t*)aligned_alloc(64, capacity * sizeof(uint32_t));
+        if (buffer == NULL)
+            capacity = 0;
+    }
+    return buffer;
+}
+
 /* archfit_bf16_gemm_direct's product with op(B) packed: for when op(A)'s
  * packed memory cannot be had. */
 static void archfit_bf16_gemm_packed_direct(int even_first, int trans_a, ptrdiff_t m,
@@ -558,7 +687,6 @@ static int archfit_bf16_gemm_packed(int which, int trans_a, ptrdiff_t m, ptrdiff
                                     int accumulate) {
     archfit_bf16_body body = archfit_bf16_body_portable;
     int tiles = 0;
-    const int simd = which != ARCHFIT_BF16_PORTABLE;
     if (m <= 0 || n <= 0)
         return 0;
 #if defined(ARCHFIT_X86_DISPATCH) || defined(ARCHFIT_BF16_EMULATED)
@@ -570,20 +698,15 @@ static int archfit_bf16_gemm_packed(int which, int trans_a, ptrdiff_t m, ptrdiff
 #endif
     const ptrdiff_t pairs = (k + 1) / 2, kpad = archfit_bf16_kpad(k);
     const ptrdiff_t mpad = (m + ARCHFIT_BF16_MB - 1) / ARCHFIT_BF16_MB * ARCHFIT_BF16_MB;
-    uint32_t* Ap = (uint32_t*)malloc((size_t)mpad * kpad * sizeof(uint32_t));
+    uint32_t* Ap = archfit_bf16_scratch((size_t)mpad * kpad);
     if (Ap == NULL) {
         archfit_bf16_gemm_packed_direct(which == ARCHFIT_BF16_AMX, trans_a, m, n, k, A, lda, Bp,
                                         C, ldc, accumulate);
         return -1;
     }
     float T[ARCHFIT_BF16_MB * ARCHFIT_BF16_NB] __attribute__((aligned(64)));  /* a block of C */
-#ifdef ARCHFIT_X86_DISPATCH
-    const int packs_simd = simd && archfit_isa() >= ARCHFIT_ISA_AVX2;
-#else
-    const int packs_simd = 0;
-    (void)simd;
-#endif
-    archfit_bf16_pack_a(trans_a, A, lda, m, k, Ap, packs_simd);
+    archfit_bf16_pack_a(trans_a, A, lda, m, k, Ap,
+                        archfit_bf16_pack_way(which == ARCHFIT_BF16_PORTABLE));
 #if defined(ARCHFIT_X86_DISPATCH) || defined(ARCHFIT_BF16_EMULATED)
     if (tiles)
         archfit_amx_configure();
@@ -612,7 +735,6 @@ static int archfit_bf16_gemm_packed(int which, int trans_a, ptrdiff_t m, ptrdiff
     if (tiles)
         archfit_amx_done();
 #endif
-    free(Ap);
     return 0;
 }
 
@@ -627,12 +749,8 @@ static int archfit_bf16_gemm_with(int which, int trans_a, int trans_b, ptrdiff_t
         return 0;
     uint32_t* Bp = (uint32_t*)malloc((size_t)archfit_bf16_packed_words(k, n) * sizeof(uint32_t));
     if (Bp != NULL) {
-#ifdef ARCHFIT_X86_DISPATCH
-        const int simd = which != ARCHFIT_BF16_PORTABLE && archfit_isa() >= ARCHFIT_ISA_AVX2;
-#else
-        const int simd = 0;
-#endif
-        archfit_bf16_pack_b_part(trans_b, B, ldb, k, n, 0, k, 0, n, Bp, simd);
+        archfit_bf16_pack_b_part(trans_b, B, ldb, k, n, 0, k, 0, n, Bp,
+                                 archfit_bf16_pack_way(which == ARCHFIT_BF16_PORTABLE));
         const int status = archfit_bf16_gemm_packed(which, trans_a, m, n, k, A, lda, Bp, C, ldc,
                                                     accumulate);
         free(Bp);
@@ -655,12 +773,7 @@ static inline int archfit_bf16_gemm(int trans_a, int trans_b, ptrdiff_t m, ptrdi
 static inline void archfit_bf16_pack(int trans, const float* B, ptrdiff_t ldb, ptrdiff_t k,
                                      ptrdiff_t n, ptrdiff_t c0, ptrdiff_t c1, ptrdiff_t j0,
                                      ptrdiff_t j1, uint32_t* P) {
-#ifdef ARCHFIT_X86_DISPATCH
-    const int simd = archfit_isa() >= ARCHFIT_ISA_AVX2;
-#else
-    const int simd = 0;
-#endif
-    archfit_bf16_pack_b_part(trans, B, ldb, k, n, c0, c1, j0, j1, P, simd);
+    archfit_bf16_pack_b_part(trans, B, ldb, k, n, c0, c1, j0, j1, P, archfit_bf16_pack_way(0));
 }
 
 /* The product with op(B) packed, with this process's body. */
