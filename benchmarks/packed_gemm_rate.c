@@ -1,8 +1,9 @@
 /* archfit's packed GEMM (packgemm.h) on one thread, alone: the products of a
  * 784-256-128-10 training step at batch 128 and of a 4,096-row prediction,
- * float32 and float64, and the same products with bfloat16 operands (bf16.h, its
- * operands rounded and packed in every call, by the body of this CPU's level:
- * AMX, VDPBF16PS or widened to float32), with nothing else in the caches. Read against
+ * float32 and float64, and the same products with bfloat16 operands (bf16.h, W
+ * packed once as a fit keeps it and op(A) rounded and packed in every call, by
+ * the body of this CPU's level: AMX, VDPBF16PS or widened to float32), with
+ * nothing else in the caches. Read against
  * fma_peak.c's one-thread figures, it says how much of a step's shortfall is
  * the product kernel itself and how much the rest of the step.
  *
@@ -55,23 +56,25 @@ static void* aligned(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 
 RATE(float, f32)
 RATE(double, f64)
 
-/* GFLOP/s of the same product with bfloat16 operands (W as float32, unpacked). */
+/* GFLOP/s of the same product with bfloat16 operands, W packed once. */
 static double rate_bf16(int trans_a, int m, int n, int k) {
     float* A = aligned(sizeof(float) * m * k);
     float* W = aligned(sizeof(float) * k * n);
+    uint32_t* P = aligned(sizeof(uint32_t) * archfit_bf16_packed_words(k, n));
     float* C = aligned(sizeof(float) * m * n);
     for (int i = 0; i < m * k; i++) A[i] = (float)((i % 13) - 6) * 0.01f;
     for (int i = 0; i < k * n; i++) W[i] = (float)((i % 7) - 3) * 0.01f;
+    archfit_bf16_pack(0, W, n, k, n, 0, k, 0, n, P);
     const int reps = 1 + (int)(4e8 / (2.0 * m * n * k));
     double best = 1e9;
     for (int run = 0; run < 5; run++) {
         const double start = now();
         for (int r = 0; r < reps; r++)
-            archfit_bf16_gemm(trans_a, 0, m, n, k, A, trans_a ? m : k, W, n, C, n, 0);
+            archfit_bf16_gemm_prepacked(trans_a, m, n, k, A, trans_a ? m : k, P, C, n, 0);
         const double t = (now() - start) / reps;
         if (t < best) best = t;
     }
-    free(A); free(W); free(C);
+    free(A); free(W); free(P); free(C);
     return 2.0 * m * n * k / best * 1e-9;
 }
 

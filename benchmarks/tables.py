@@ -54,7 +54,8 @@ def _rate(value):
 
 def _table(rows: dict, peers: list[str]) -> list[str]:
     """A markdown table: a row per workload, samples/s per peer and
-    archfit ÷ each other peer."""
+    archfit ÷ each other peer; a bfloat16 row (``W3-bfloat16``) also ÷ each
+    peer of its float32 row (``W3``), archfit's own included."""
     lines = ["| workload | " + " | ".join(peers) + " | archfit ÷ each |",
              "|---|" + "---|" * (len(peers) + 1)]
     for workload, row in rows.items():
@@ -62,6 +63,11 @@ def _table(rows: dict, peers: list[str]) -> list[str]:
         cells = [f"{rates[p]:,.0f}" if rates[p] else "—" for p in peers]
         ratios = ", ".join(f"{p} {rates['archfit'] / rates[p]:.2f}×" for p in peers[1:]
                            if rates.get(p) and rates.get("archfit"))
+        base = rows.get(workload.removesuffix("-bfloat16"))
+        if workload.endswith("-bfloat16") and base and rates.get("archfit"):
+            against = ", ".join(f"{p} {rates['archfit'] / _rate(base.get(p)):.2f}×"
+                                for p in peers if _rate(base.get(p)))
+            ratios = "; ".join(r for r in (ratios, f"÷ float32: {against}") if r)
         lines.append(f"| {workload} | " + " | ".join(cells) + f" | {ratios} |")
     return lines
 

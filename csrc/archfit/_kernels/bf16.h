@@ -18,12 +18,14 @@
  *                two bfloat16 are exact in float32, and the kernels run with
  *                flush-to-zero and denormals-are-zero)
  *   portable     the same in plain C
- * The operands are packed once per call (the rounding in 8 lanes from AVX2 up,
- * the same bits as the plain C): op(A) as rows of pairs of k (a 32-bit word:
- * the even element low, the odd high), op(B) as rows of pairs over its
- * columns, both zero-padded to whole blocks. The product then walks NB
- * columns at a time, KB pairs of k at a time (the block of B stays in L2) and
- * MB rows at a time, accumulating into a panel of C of NB columns.
+ * The operands are rounded and packed (in 8 lanes from AVX2 up, 16 with the
+ * CPU's own conversion on AVX512_BF16; the same bits as the plain C): op(A)
+ * as rows of pairs of k (a 32-bit word: the even element low, the odd high)
+ * in every call, op(B) in panels of NB columns of pairs, either in the call
+ * or once for many calls (a fit keeps each layer's W and W^T packed and
+ * re-packs the rows each update changes), both zero-padded to whole blocks.
+ * The product then walks a panel of B (in L2) against MB rows of A at a
+ * time, KB pairs of k at a time, the MB x NB block of C in L1.
  *
  * ARCHFIT_BF16_EMULATED (tests/emulation/bf16_emulation.c): the AVX512_BF16
  * and AMX bodies compiled with their instructions emulated lane by lane in
