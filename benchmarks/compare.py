@@ -139,7 +139,7 @@ def trainer(peer, sizes, batch, output, dtype, X, y):
             y.reshape(n, -1), dtype=dtype)
         # BLAS's limit for the whole process, as fit holds it for a fit; kept
         # referenced (a collected context manager would restore BLAS's threads)
-        _HELD.append(_threads.blas_during(plan["shards"], THREADS))
+        _HELD.append(_threads.blas_limit(1))
         _HELD[-1].__enter__()
         box = [state]
 

@@ -57,7 +57,7 @@ def main():
         args.dtype, args.samples, args.batch_size, threads=_threads.budget(args.threads))
     shards, threads = plan["shards"], plan["threads"]
     with threadpool_limits(limits=args.threads, user_api="blas"):
-        with _threads.blas_during(shards, args.threads):
+        with _threads.blas_limit(1):
             rate, model = measure(sizes, args.batch_size, args.dtype, args.samples,
                                   args.repeats, threads)
             blas = [(i["internal_api"], i.get("version"), i["num_threads"])

@@ -5,9 +5,12 @@ many as BLAS is currently allowed - the machine's cores by default, fewer inside
 ``threadpoolctl.threadpool_limits`` or :func:`archfit._parallel.fit_in_parallel`
 (one per fit) - and never more than the cores this process may run on: its
 CPU affinity (``taskset``, a container's cpuset) and its cgroup's CPU quota
-(a container's ``--cpus``), where threads beyond them only wait for a core. When archfit's own kernels split the work over several threads,
-each of them calls BLAS single-threaded, so the cores are never oversubscribed;
-otherwise BLAS gets the whole budget for its large products.
+(a container's ``--cpus``), where threads beyond them only wait for a core.
+archfit's own kernels share the work among their threads, each calling BLAS
+single-threaded; BLAS runs on one thread even when archfit's kernels run on
+one, since OpenBLAS splits a product by its thread count and the bits would
+then depend on it. A fit's epochs follow the cores the process actually gets
+(``EpochThreads``).
 
 Waiting threads spin as OpenMP and OpenBLAS make them by default: bounded
 spinning (GOMP_SPINCOUNT=1000, then sleep) kept a busy machine's two-thread
@@ -21,6 +24,7 @@ import functools
 import math
 import os
 import threading
+import time
 
 _lock = threading.Lock()
 _blas = None
@@ -186,13 +190,68 @@ def _one_blas_thread():
                         put(n)
 
 
-def blas_during(parts: int, n_threads: int | None) -> contextlib.AbstractContextManager:
-    """The BLAS limit to hold while archfit's kernels run work cut into `parts` pieces.
+class EpochThreads:
+    """How many threads each epoch of a fit runs on, when other work may hold a core.
 
-    Work in several pieces (the kernel's plan says how many) keeps BLAS on
-    one thread whatever the number of archfit threads, so that its bits
-    never depend on the thread count. Work in one piece runs on one archfit
-    thread and BLAS keeps the budget (or its own default when `n_threads` is
-    None).
+    All of ``threads`` while the process gets the cores they ask for. When an
+    epoch's CPU time falls short of its wall time on that many cores by more
+    than ``SHORTFALL`` of a core (another process holds one: a step's threads
+    then wait for the one that is not running), the next epoch runs on one
+    thread; one thread is kept when it was faster by more than ``MARGIN``,
+    and each later trial of the other count comes after 2, 4, 8, ... epochs
+    (at most ``MAX_WAIT``), as the machine changes. Any thread count gives
+    the same bits, so a fit's result does not depend on these choices, only
+    its time.
+
+    ``clock`` and ``cpu_clock`` (seconds of wall time and of this process's
+    CPU time, every thread's) are for the tests.
     """
-    return blas_limit(1) if parts > 1 else blas_limit(n_threads)
+
+    SHORTFALL = 0.4
+    MARGIN = 0.05       # one thread is kept when faster by more than this share
+    MAX_WAIT = 32
+
+    def __init__(self, threads: int, clock=time.perf_counter, cpu_clock=time.process_time):
+        self.full = max(1, int(threads))
+        self.now = self.full
+        self._clock, self._cpu_clock = clock, cpu_clock
+        self._seconds: dict[int, float] = {}
+        self._trial = False         # this epoch tries the count the last one did not run
+        self._wait = 0              # epochs until the other count is tried again
+        self._backoff = 2
+        self._start = self._cpu = 0.0
+
+    def begin(self) -> int:
+        """Start timing an epoch; returns its thread count."""
+        self._start, self._cpu = self._clock(), self._cpu_clock()
+        return self.now
+
+    def end(self) -> None:
+        """The epoch begun last is done: choose the next one's thread count."""
+        wall = self._clock() - self._start
+        cpu = self._cpu_clock() - self._cpu
+        ran = self.now
+        self._seconds[ran] = wall
+        if self.full == 1 or wall <= 0:
+            return
+        if self._trial:
+            self._trial = False
+            one, full = self._seconds.get(1, math.inf), self._seconds.get(self.full, math.inf)
+            if one < (1.0 - self.MARGIN) * full:
+                # one thread is faster: keep it, and try all of them again later
+                self.now, self._wait = 1, self._backoff
+                self._backoff = min(2 * self._backoff, self.MAX_WAIT)
+            else:
+                self.now = self.full
+                if ran == 1:        # a false alarm: wait longer before the next trial
+                    self._wait = self._backoff
+                    self._backoff = min(2 * self._backoff, self.MAX_WAIT)
+                else:               # the machine has its cores back
+                    self._wait, self._backoff = 0, 2
+            return
+        self._wait -= 1
+        if ran == self.full:
+            if cpu < (ran - self.SHORTFALL) * wall and self._wait <= 0:
+                self.now, self._trial = 1, True
+        elif self._wait <= 0:
+            self.now, self._trial = self.full, True

@@ -529,20 +529,25 @@ def _trainer(model, hp, n_samples, targets: Targets, optimizer_state, budget,
 def _fit_minibatch(model, hp, theta, X, targets: Targets, weights, val, history,
                    optimizer_state, callback, progress, first_epoch, keeper):
     # The kernel plans the fit: a step cut into shards is shared by archfit's
-    # threads (BLAS on one thread each); a small step runs on one thread with
-    # BLAS's own threads.
+    # threads; BLAS runs on one thread throughout (its threads would change
+    # a product's bits, as OpenBLAS splits it by their number, and a fit has
+    # the same bits on any number of threads). An epoch whose threads did not
+    # get their cores is followed by one on a single thread, and the faster
+    # is kept (_threads.EpochThreads).
     budget = _threads.budget(hp.n_threads)
     trainer = _trainer(model, hp, X.shape[0], targets, optimizer_state, budget)
-    threads, blas = trainer.plan["threads"], _threads.blas_during(trainer.plan["shards"],
-                                                                  hp.n_threads)
+    threads = trainer.plan["threads"]
+    chooser = _threads.EpochThreads(threads)
     run = _Epochs(model, hp, theta, val, history, trainer, first_epoch, X.shape[0], threads,
                   keeper, callback, progress)
     try:
-        with blas:
+        with _threads.blas_limit(1):
             while run.going:
                 lr = run.learning_rate()
                 start = time.perf_counter()
-                out = _run_epoch(trainer, theta, X, targets, weights, lr, run.epoch, threads)
+                out = _run_epoch(trainer, theta, X, targets, weights, lr, run.epoch,
+                                 chooser.begin())
+                chooser.end()
                 run.done_epoch(*out, time.perf_counter() - start, lr)
     except KeyboardInterrupt as error:
         error._archfit_done = run.last_complete()
@@ -733,13 +738,12 @@ def _fit_lbfgs(model, hp, theta, X, targets: Targets, weights, val, history,
                else hp.max_evaluations}
     if hp.gradient_tolerance is not None:
         options["gtol"] = hp.gradient_tolerance
-    # BLAS held for the whole minimisation as each objective holds it: idle
-    # OpenBLAS threads woken between objectives would spin on the cores that
-    # the objective's chunks run on. (The budget is read before, not under, it.)
+    # BLAS on one thread for the whole minimisation, as in a mini-batch fit
+    # (the same bits on any number of threads; idle OpenBLAS threads woken
+    # between objectives would also spin on the cores the chunks run on).
     threads = _threads.budget(hp.n_threads)
-    chunks = model._kernel.gradient_plan(dtype, len(X), threads)["chunks"]
     try:
-        with _threads.blas_during(chunks, threads):
+        with _threads.blas_limit(1):
             result = minimize(objective, theta.astype(np.float64), jac=True,
                               method="L-BFGS-B", callback=on_iteration, options=options)
     except KeyboardInterrupt as error:

@@ -300,14 +300,14 @@ class Model:
         """(run(out, threads), out) for n rows as the kernel's prediction plan
         (its gradient plan with `gradient`) says (chunks, threads, packed
         weights, scratch): its memory reserved, `out` allocated for the
-        outputs when asked (else None), BLAS held to what the plan's chunks
-        need."""
+        outputs when asked (else None), BLAS held to one thread (its threads
+        would change the products' bits)."""
         plan_of = self._kernel.gradient_plan if gradient else self._kernel.prediction_plan
         plan = plan_of(self._dtype, n, _threads.budget(n_threads))
         out_bytes = n * self._architecture.n_outputs * self._dtype.itemsize if outputs else 0
         reserve(plan["bytes"] + out_bytes, "the scratch memory of this computation")
         out = np.empty((n, self._architecture.n_outputs), dtype=self._dtype) if outputs else None
-        with _threads.blas_during(plan["chunks"], n_threads):
+        with _threads.blas_limit(1):
             return run(out, plan["threads"]), out
 
     def loss_and_grad(self, theta: np.ndarray, X, y, *, sample_weight=None,
