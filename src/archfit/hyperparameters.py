@@ -83,13 +83,14 @@ class Hyperparameters:
     seed : int, default 0
         Seeds initialisation, shuffling, dropout and the validation split.
     n_threads : int or None, default None
-        Threads during the fit, archfit's and BLAS's together: a step large
-        enough to be shared runs on archfit's threads with BLAS on one each,
-        a smaller one on one thread with BLAS on ``n_threads``. None: as many
-        as BLAS is currently allowed (every core by default), but no more
-        than the cores the process may use (its CPU affinity and its cgroup's
-        CPU quota, as in a container). The result does not depend on it for
-        shared steps (docs/guarantees.md, Reproducibility).
+        Threads during the fit: a step large enough to be shared runs on
+        archfit's threads, a smaller one on one; BLAS runs on one thread
+        throughout. None: as many as BLAS is currently allowed (every core by
+        default), but no more than the cores the process may use (its CPU
+        affinity and its cgroup's CPU quota, as in a container). An epoch
+        whose threads did not get their cores is followed by one on a single
+        thread, the faster kept. The result does not depend on it
+        (docs/guarantees.md, Reproducibility).
     early_stopping : bool, default False
         Stop when the validation loss has not improved by ``tolerance`` for
         ``patience`` epochs. Uses the ``validation`` set given to ``fit``, or
