@@ -112,6 +112,26 @@ def test_fit_tabular_classifies_real_data():
     assert p.shape == (len(test), 2) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
 
 
+def test_fit_tabular_regresses_real_data_without_dropout():
+    """scikit-learn's diabetes table: on these 92 held-out rows ridge
+    regression's RMSE is 56.7, the mean's 77, and the learner's with 4
+    members 56.2 to 58.9 (seeds 0 to 2); above 61 something is broken.
+    Regression members train without dropout (on diamonds, its noise left
+    them at 2-8 times the validation loss), classification members with it."""
+    from sklearn.datasets import load_diabetes
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    rng = np.random.default_rng(0)
+    index = rng.permutation(len(X))
+    train, test = index[:350], index[350:]
+    ens = af.fit_tabular(X.iloc[train], y[train], n_members=4, seed=1)
+    assert ens.record["task"] == "regression"
+    assert np.sqrt(np.mean((ens.predict(X.iloc[test]) - y[test]) ** 2)) <= 61
+    assert all(m["dropout"] == 0.0 for m in ens.record["members"])
+    labels = (y > np.median(y)).to_numpy()
+    classifier = af.fit_tabular(X.iloc[train], labels[train], n_members=4, seed=1)
+    assert all(m["dropout"] > 0.0 for m in classifier.record["members"])
+
+
 def test_time_budget_stops_early_with_what_it_has():
     df, y = messy_table()
     ens = af.fit_tabular(df, y, n_members=12, time_budget=1e-3, seed=0)
