@@ -3,8 +3,8 @@
  * the Intel SDM defines them (ARCHFIT_BF16_EMULATED), the widened AVX2 body
  * and the plain C body as they are. Shapes cross every block edge (16 rows,
  * 64 columns, 128 pairs of k, an odd k); op(A) and op(B) transposed or not;
- * C overwritten or accumulated. Prints "<n> checks passed" or the first
- * mismatch. Built by tests/test_bf16_emulation.py. */
+ * C overwritten or accumulated; the element-by-element fallbacks too (op(B)
+ * as given or packed). Prints "<n> checks passed" or the first mismatch. Built by tests/test_bf16_emulation.py. */
 #define ARCHFIT_BF16_EMULATED 1
 #include "bf16.h"
 
@@ -84,19 +84,27 @@ int main(void) {
                                 checks++;
                             }
                     }
-                    for (int even = 0; even < 2; even++) {
+                    uint32_t* Bp = malloc(sizeof(uint32_t) * (archfit_bf16_packed_words(k, n) + 1));
+                    archfit_bf16_pack_b_part(tb, B, ldb, k, n, 0, k, 0, n, Bp,
+                                             ARCHFIT_BF16_PACK_PLAIN);
+                    for (int even = 0; even < 4; even++) {     /* 2, 3: op(B) packed */
                         memcpy(C, C0, sizeof(float) * m * n);
-                        archfit_bf16_gemm_direct(even, ta, tb, m, n, k, A, lda, B, ldb, C, n, add);
+                        if (even < 2)
+                            archfit_bf16_gemm_direct(even, ta, tb, m, n, k, A, lda, B, ldb, C, n,
+                                                     add);
+                        else
+                            archfit_bf16_gemm_packed_direct(even - 2, ta, m, n, k, A, lda, Bp, C,
+                                                            n, add);
                         for (ptrdiff_t i = 0; i < m; i++)
                             for (ptrdiff_t j = 0; j < n; j++, checks++)
-                                if (!(C[i * n + j] == reference(!even, ta, tb, k, A, lda, B, ldb,
-                                                                i, j, C0[i * n + j]))) {
+                                if (!(C[i * n + j] == reference(!(even % 2), ta, tb, k, A, lda, B,
+                                                                ldb, i, j, C0[i * n + j]))) {
                                     printf("direct even=%d m=%td n=%td k=%td: mismatch\n",
                                            even, m, n, k);
                                     return 1;
                                 }
                     }
-                    free(A); free(B); free(C0); free(C);
+                    free(A); free(B); free(C0); free(C); free(Bp);
                 }
     }
     printf("%ld checks passed\n", checks);

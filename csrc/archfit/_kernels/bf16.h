@@ -599,6 +599,18 @@ static inline int archfit_bf16_body_of_level(int level) {
     return ARCHFIT_BF16_PORTABLE;
 }
 
+/* acc plus one pair's two products (each exact in float32), in the body's
+ * order: the even term first with `even_first` (AMX), else the odd (VDPBF16PS). */
+static inline float archfit_bf16_pair_step(float acc, float a0, float b0, float a1, float b1,
+                                           int even_first) {
+    if (even_first) {
+        acc = acc + a0 * b0;
+        return acc + a1 * b1;
+    }
+    acc = acc + a1 * b1;
+    return acc + a0 * b0;
+}
+
 /* The product element by element, unpacked (no memory of its own): each
  * chain as the bodies make it, AMX's pair order with `even_first`. Slow; for
  * when the packed operands' memory cannot be had. */
@@ -621,13 +633,7 @@ static void archfit_bf16_gemm_direct(int even_first, int trans_a, int trans_b, p
                     b1 = archfit_bf16_float(archfit_bf16_round(
                         trans_b ? B[j * ldb + c + 1] : B[(c + 1) * ldb + j]));
                 }
-                if (even_first) {
-                    acc = acc + a0 * b0;
-                    acc = acc + a1 * b1;
-                } else {
-                    acc = acc + a1 * b1;
-                    acc = acc + a0 * b0;
-                }
+                acc = archfit_bf16_pair_step(acc, a0, b0, a1, b1, even_first);
             }
             C[i * ldc + j] = acc;
         }
@@ -667,13 +673,7 @@ static void archfit_bf16_gemm_packed_direct(int even_first, int trans_a, ptrdiff
                 const float a1 = c + 1 < k ? archfit_bf16_float(archfit_bf16_round(
                     trans_a ? A[(c + 1) * lda + i] : A[i * lda + c + 1])) : 0.0f;
                 const float b0 = archfit_bf16_float(b & 0xFFFFu), b1 = archfit_bf16_float(b >> 16);
-                if (even_first) {
-                    acc = acc + a0 * b0;
-                    acc = acc + a1 * b1;
-                } else {
-                    acc = acc + a1 * b1;
-                    acc = acc + a0 * b0;
-                }
+                acc = archfit_bf16_pair_step(acc, a0, b0, a1, b1, even_first);
             }
             C[i * ldc + j] = acc;
         }
