@@ -798,10 +798,17 @@ cdef inline _Bins _bins(const Network* net, int l) noexcept nogil:
 
 cdef inline double bin_code(const floating* e, Py_ssize_t T, Py_ssize_t t,
                             double x) noexcept nogil:
-    """Bin t's code of x against edges e (T + 1 of them)."""
+    """Bin t's code of x against edges e (T + 1 of them). A value below a
+    clipped bin or above it codes 0 or 1 without the division (rounding is
+    monotonic: the division would give less than 0 or at least 1; x = lo
+    divides, for the sign of its zero)."""
     cdef double lo = e[t], hi = e[t + 1], v
     if not hi > lo:
         return 0.0
+    if t > 0 and x < lo:
+        return 0.0
+    if t < T - 1 and x >= hi and e[t + 2] > hi:
+        return 1.0
     v = (x - lo) / (hi - lo)
     if t > 0 and v < 0.0:
         v = 0.0
