@@ -47,9 +47,10 @@ def commit() -> str | None:
 
 
 def write(name: str, script: str, figures: dict, folder: str = RESULTS, argv=None,
-          **extra) -> str:
+          path: str | None = None, **extra) -> str:
     """Write a record of this run of `script` (its figures, and `extra`
-    fields) as ``{date}-{name}.json`` in `folder`; returns its path."""
+    fields) as ``{date}-{name}.json`` in `folder`, or over `path` (a run's
+    record written again as it grows); returns its path."""
     from archfit.kernels import DETECTED, ISA
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     args = list(sys.argv[1:] if argv is None else argv)
@@ -58,7 +59,9 @@ def write(name: str, script: str, figures: dict, folder: str = RESULTS, argv=Non
               "cpu": {"model": cpu_model(), "flags": cpu_flags(), "cores": os.cpu_count()},
               "kernel_path": ISA, "detected": DETECTED, **extra, "results": figures}
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{date[:19].replace(':', '').replace('T', '-')}-{name}.json")
+    if path is None:
+        path = os.path.join(folder,
+                            f"{date[:19].replace(':', '').replace('T', '-')}-{name}.json")
     with open(path, "w") as f:
         json.dump(record, f, indent=1)
     return path

@@ -20,8 +20,10 @@ Examples::
     python benchmarks/tabular.py --seeds 1
 
 The record (benchmarks/results/*-tabular.json) holds every (data set, seed,
-model) figure; the summary printed at the end gives per data set the mean
-metric over seeds, the mean rank per model, and the fit times.
+model) figure, written again after each data set (``"complete": false``
+until the last, so a stopped run keeps what it measured); the summary
+printed at the end gives per data set the mean metric over seeds, the mean
+rank per model, and the fit times.
 """
 from __future__ import annotations
 
@@ -333,7 +335,8 @@ def main():
     env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), OPENBLAS_NUM_THREADS=str(THREADS),
                MKL_NUM_THREADS=str(THREADS))
     figures = {d: {m: {} for m in models} for d in datasets}
-    for d in datasets:
+    path = None
+    for n_done, d in enumerate(datasets, 1):
         for s in seeds:
             for m in models:
                 try:
@@ -353,10 +356,14 @@ def main():
                 r = figures[d][m][str(s)]
                 print(f"  {d:14s} seed {s} {m:12s} {r['metric']:.4f}  {r['seconds']:7.1f} s",
                       flush=True)
+        # the record after every data set: a long run stopped keeps what it measured
+        done = datasets[:n_done]
+        path = _record.write("tabular", "tabular.py", {k: figures[k] for k in done},
+                             folder=args.results, path=path, threads=THREADS,
+                             datasets={k: DATASETS[k][2] for k in done}, seeds=len(seeds),
+                             mean_rank=ranks(figures, models, done, seeds),
+                             complete=n_done == len(datasets))
     print(summary(figures, models, datasets, seeds))
-    path = _record.write("tabular", "tabular.py", figures, folder=args.results, threads=THREADS,
-                         datasets={d: DATASETS[d][2] for d in datasets}, seeds=len(seeds),
-                         mean_rank=ranks(figures, models, datasets, seeds))
     print(f"record: {path}")
 
 

@@ -1,5 +1,5 @@
 """benchmarks/compare.py --quick must run without error; peers that are not installed
-are reported as missing. benchmarks/side_by_side.py must run too. (Speed itself is
+are reported as missing. benchmarks/side_by_side.py and tabular.py must run too. (Speed itself is
 never asserted.)"""
 import subprocess
 import sys
@@ -100,3 +100,20 @@ def test_the_performance_page_shows_the_newest_records(tmp_path):
         f"before\n{tables.BEGIN}\nfresh\n{tables.END}\nafter\n"
     with pytest.raises(ValueError, match="no markers"):
         tables.page_with_tables("no markers here", "x")
+
+
+def test_tabular_writes_one_record_that_grows_with_each_data_set(tmp_path):
+    # archfit alone on two bundled tables, one seed: one record, rewritten
+    # after each data set and complete after the last
+    import json
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "tabular.py"
+    result = subprocess.run([sys.executable, str(script), "--models", "archfit", "--datasets",
+                             "breast_cancer,diabetes", "--seeds", "1", "--results",
+                             str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = list(tmp_path.glob("*-tabular.json"))
+    assert len(records) == 1
+    record = json.loads(records[0].read_text())
+    assert record["complete"] is True
+    assert set(record["results"]) == {"breast_cancer", "diabetes"}
+    assert record["results"]["diabetes"]["archfit"]["0"]["metric"] < 70
