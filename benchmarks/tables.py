@@ -4,7 +4,8 @@
     python benchmarks/tables.py --check    # exit 1 when they differ from the records
 
 For every CPU (its model and archfit's kernel path) the newest record of
-``compare.py`` (full or ``--quick``) and of ``layers.py`` under
+``compare.py`` (its newest full run; the newest ``--quick`` one, whose
+samples are smaller, only when the CPU has no full run) and of ``layers.py`` under
 ``benchmarks/results/`` gives a table: samples per second and archfit's
 ratio to each peer, with the record's date, commit and command. The tables
 sit between two markers in docs/performance.md; nothing else there is
@@ -83,8 +84,12 @@ def tables(folder: str = RESULTS) -> str:
     newest: dict[tuple, dict] = {}
     for record in records(folder):
         script = _script(record)
-        if script in ("benchmarks/compare.py", "benchmarks/layers.py"):
-            newest[(_machine(record), script)] = record
+        key = (_machine(record), script)
+        # the newest run per CPU, a full one over a --quick one (smaller samples)
+        if script in ("benchmarks/compare.py", "benchmarks/layers.py") and (
+                key not in newest or newest[key]["results"].get("quick")
+                or not record["results"].get("quick")):
+            newest[key] = record
     lines = []
     for machine in sorted({m for m, _ in newest}):
         model, path = machine
