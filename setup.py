@@ -51,6 +51,11 @@ COMPILE_ARGS = {
 compiler = "msvc" if sys.platform == "win32" else "other"
 compile_args = COMPILE_ARGS[compiler]["debug" if DEBUG else "release"]
 link_args = []
+# A module's own flags. -fno-trapping-math: a float comparison may not trap, so
+# the clamps of gelu.h's erf and exp become vector selects and its loops vectorise
+# (the arithmetic, and so every result, is the same).
+MODULE_ARGS = {"archfit._kernels._elementwise": ["-fno-trapping-math"]} if compiler == "other" \
+    else {}
 
 
 def _openmp_flags():
@@ -107,7 +112,7 @@ extensions = [
     Extension(
         module,
         [source],
-        extra_compile_args=compile_args,
+        extra_compile_args=compile_args + MODULE_ARGS.get(module, []),
         extra_link_args=link_args,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
         + ([("ARCHFIT_AVX512_EMULATED", "1")] if EMULATE_AVX512 else []),

@@ -13,7 +13,7 @@ from cython.parallel cimport prange
 
 from archfit._kernels._plan cimport threads_allowed
 
-from libc.math cimport (exp, expf, log, log1p, log1pf, tanh, tanhf, erf, erff,
+from libc.math cimport (exp, expf, log, log1p, log1pf, tanh, tanhf, erf,
                         sqrt, fabs, isfinite)
 
 cdef extern from "cross_entropy.h" nogil:
@@ -24,6 +24,10 @@ cdef extern from "cross_entropy.h" nogil:
                                      const int* labels, const double* weights, double* D,
                                      double grad_scale, double* row_loss)
     void archfit_exp_nonpositive(const double* x, double* y, Py_ssize_t n)
+
+cdef extern from "gelu.h" nogil:
+    float archfit_gelu_f32(float z)
+    float archfit_gelu_grad_f32(float z)
 
 from archfit._kernels._cpu cimport archfit_isa_adopt
 from archfit._kernels._cpu import LEVEL
@@ -66,7 +70,7 @@ cdef inline floating _tanh(floating z) noexcept nogil:
 
 cdef inline floating _gelu(floating z) noexcept nogil:
     if floating is float:
-        return 0.5 * z * (1 + erff(z * <float> SQRT1_2))
+        return archfit_gelu_f32(z)       # gelu.h: branch-free, so its loops vectorise
     else:
         return 0.5 * z * (1 + erf(z * SQRT1_2))
 
@@ -74,7 +78,7 @@ cdef inline floating _gelu(floating z) noexcept nogil:
 cdef inline floating _gelu_grad(floating z) noexcept nogil:
     # d/dz z*Phi(z) = Phi(z) + z*phi(z)
     if floating is float:
-        return 0.5 * (1 + erff(z * <float> SQRT1_2)) + z * <float> INV_SQRT_2PI * expf(-0.5 * z * z)
+        return archfit_gelu_grad_f32(z)
     else:
         return 0.5 * (1 + erf(z * SQRT1_2)) + z * INV_SQRT_2PI * exp(-0.5 * z * z)
 
