@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import archfit as af
-from archfit.ensemble_selection import greedy, validation_loss
+from archfit.ensemble_selection import bagged, greedy, validation_loss
 
 pd = pytest.importorskip("pandas")
 
@@ -49,6 +49,36 @@ def test_greedy_selection_of_probabilities_and_weights():
     assert validation_loss("classification", half, labels, w) == pytest.approx(-np.log(0.9))
     with pytest.raises(ValueError, match="at least one"):
         greedy([], "regression", labels)
+
+
+def test_bagged_selection_shares_the_weight_a_lucky_fit_would_take():
+    # every validation row right: the most confident fit has the lowest
+    # log-loss, and plain greedy selection keeps it alone; bagged selection
+    # (greedy within random halves of the fits) gives the others a share
+    labels = np.array([0, 1] * 20)
+    confident = [np.eye(2)[labels] * (1 - 2 * e) + e for e in (0.01, 0.05, 0.1, 0.2)]
+    counts, _, _ = greedy(confident, "classification", labels)
+    assert counts.tolist() == [1, 0, 0, 0]
+    share, order, loss = bagged(confident, "classification", labels, seed=3)
+    assert share.sum() == pytest.approx(1.0) and (share > 0).sum() >= 2
+    assert order[0] == 0 and share[0] == share.max() and len(order) == (share > 0).sum()
+    average = np.tensordot(share, np.stack(confident), axes=1)
+    assert loss == pytest.approx(validation_loss("classification", average, labels, None))
+    # the same seed, the same weights; a fit far worse than all is never chosen
+    again, _, _ = bagged(confident, "classification", labels, seed=3)
+    assert np.array_equal(share, again)
+    wrong = np.eye(2)[1 - labels] * 0.98 + 0.01
+    share, _, _ = bagged(confident + [wrong], "classification", labels, seed=0)
+    assert share[-1] == 0
+    # one fit: all the weight; bad settings are refused
+    share, order, _ = bagged(confident[:1], "classification", labels)
+    assert share.tolist() == [1.0] and order == [0]
+    with pytest.raises(ValueError, match="at least one"):
+        bagged([], "classification", labels)
+    with pytest.raises(ValueError, match="fraction"):
+        bagged(confident, "classification", labels, fraction=0.0)
+    with pytest.raises(ValueError, match="bags"):
+        bagged(confident, "classification", labels, bags=0)
 
 
 # ---- fit_tabular --------------------------------------------------------------------------------

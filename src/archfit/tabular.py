@@ -15,9 +15,9 @@ How (TabM and TabPack's recipe, on archfit's populations):
    (one kernel call per epoch), each with its own learning rate, weight decay,
    dropout and seed, each stopped early on the validation split at its best
    epoch;
-4. ensemble selection (:mod:`archfit.ensemble_selection`) on the validation
-   predictions, redone as each population finishes: the members chosen, with
-   weights, form the ensemble.
+4. bagged ensemble selection (:func:`archfit.ensemble_selection.bagged`) on the
+   validation predictions, redone as each population finishes: the members
+   chosen, with weights, form the ensemble.
 
 The ranges of :data:`~archfit.tabular.SPACE` and the defaults were chosen on the development
 suite of ``benchmarks/tabular.py``; its record holds the figures.
@@ -33,7 +33,7 @@ from archfit._targets import class_labels
 from archfit._validation import as_sample_weight, check_float, check_int
 from archfit.architecture import Architecture
 from archfit.ensemble import Ensemble, log_targets
-from archfit.ensemble_selection import greedy
+from archfit.ensemble_selection import bagged
 from archfit.folds import validation_split
 from archfit.hyperparameters import PRECISIONS, Hyperparameters
 from archfit.layers import Dense, Embedding, OneHot, PiecewiseLinear
@@ -157,7 +157,8 @@ def fit_tabular(X, y, *, validation=None, time_budget: float | None = None,
             fits.append(fm)
             predictions.append(data.validation_predictions(fm))
             records.append(_member_record(draw, fm))
-        counts, order, loss = greedy(predictions, data.task, data.val_targets, data.val_weights)
+        counts, order, loss = bagged(predictions, data.task, data.val_targets, data.val_weights,
+                                     seed=seed)
         score = data.score_of(counts, predictions)
         progress.selected(len(fits), score)
     progress.close()
