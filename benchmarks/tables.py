@@ -1,27 +1,34 @@
-"""docs/performance.md's tables, from the benchmark records.
+"""docs/performance.md's and docs/tabular.md's tables, from the benchmark records.
 
-    python benchmarks/tables.py            # rewrite the tables in docs/performance.md
+    python benchmarks/tables.py            # rewrite the tables in both pages
     python benchmarks/tables.py --check    # exit 1 when they differ from the records
 
 For every CPU (its model and archfit's kernel path) the newest record of
 ``compare.py`` (its newest full run; the newest ``--quick`` one, whose
 samples are smaller, only when the CPU has no full run) and of ``layers.py`` under
 ``benchmarks/results/`` gives a table: samples per second and archfit's
-ratio to each peer, with the record's date, commit and command. The tables
-sit between two markers in docs/performance.md; nothing else there is
-touched. Records of an older schema (before ``_record.py``) are skipped.
+ratio to each peer, with the record's date, commit and command. For
+docs/tabular.md, the newest complete ``tabular.py`` run per CPU that holds
+every model of ``tabular.MODELS`` gives each data set's mean test metric and
+fit time per model, archfit's gap to the best other model and its fit time
+÷ RealMLP-TD's and TabM-D's; the newest ``tabular.py --cli-diamonds`` run
+adds the command line's ratio to LightGBM. The tables sit between two
+markers in each page; nothing else there is touched. Records of an older
+schema (before ``_record.py``) are skipped.
 """
 from __future__ import annotations
 
 import argparse
 import glob
 import json
+import math
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 PAGE = os.path.join(os.path.dirname(HERE), "docs", "performance.md")
+TABULAR_PAGE = os.path.join(os.path.dirname(HERE), "docs", "tabular.md")
 BEGIN = "<!-- tables: written by benchmarks/tables.py from benchmarks/results/; do not edit -->"
 END = "<!-- end of the tables -->"
 
@@ -113,10 +120,129 @@ def tables(folder: str = RESULTS) -> str:
     return "\n".join(lines)
 
 
-def page_with_tables(text: str, generated: str) -> str:
+# ---- docs/tabular.md ----------------------------------------------------------------------------
+NAMES = {"archfit": "archfit", "archfit-mlp": "archfit MLP", "lightgbm": "LightGBM",
+         "realmlp": "RealMLP-TD", "tabm": "TabM-D"}
+
+
+def _tabular_module():
+    sys.path.insert(0, HERE)
+    try:
+        import tabular
+    finally:
+        sys.path.remove(HERE)
+    return tabular
+
+
+def _model_on(cell: dict) -> dict | None:
+    """A model's figures on one data set: the mean metric of its finished
+    seeds, the mean fit seconds over every seed (a timed-out seed counting its
+    timeout, so then a lower bound), how many seeds finished of how many."""
+    runs = [r for r in cell.values() if "metric" in r]
+    late = [r["timed_out"] for r in cell.values() if "timed_out" in r]
+    if not runs and not late:
+        return None
+    return {"metric": sum(r["metric"] for r in runs) / len(runs) if runs else None,
+            "seconds": (sum(r["seconds"] for r in runs) + sum(late)) / (len(runs) + len(late)),
+            "lower_bound": bool(late), "finished": len(runs), "seeds": len(runs) + len(late)}
+
+
+def _tabular_table(record: dict, tabular) -> list[str]:
+    """Per data set: the mean test metric and fit seconds of every model,
+    archfit's gap to the best other model, its fit time ÷ each pytabkit model's."""
+    models = list(tabular.MODELS)
+    head = [NAMES[m] for m in models]
+    metric_lines = ["| data set | metric | " + " | ".join(head) + " | archfit against the best "
+                    "other |", "|---|---|" + "---|" * (len(models) + 1)]
+    time_lines = ["| data set | " + " | ".join(head) + " | archfit ÷ RealMLP-TD | archfit ÷ "
+                  "TabM-D |", "|---|" + "---|" * (len(models) + 2)]
+    for name, cells in record["results"].items():
+        if name not in tabular.DATASETS:
+            continue
+        task = tabular.DATASETS[name][1]
+        on = {m: _model_on(cells.get(m, {})) for m in models}
+        means = {m: f["metric"] for m, f in on.items() if f and f["metric"] is not None}
+        # a row's figures to 4 significant digits of its largest
+        top = max((abs(v) for v in means.values()), default=1.0) or 1.0
+        digits = max(0, 3 - math.floor(math.log10(top)))
+        row, times = [], []
+        for m in models:
+            f = on[m]
+            if f is None:
+                row.append("—")
+                times.append("—")
+                continue
+            bound = "> " if f["lower_bound"] else ""
+            times.append(f"{bound}{f['seconds']:.1f}")
+            if f["metric"] is None:
+                row.append(f"> {f['seconds']:.0f} s")
+            else:
+                part = (f" ({f['finished']} of {f['seeds']} seeds)"
+                        if f["finished"] < f["seeds"] else "")
+                row.append(f"{f['metric']:.{digits}f}{part}")
+        others = [v for m, v in means.items() if m != "archfit"]
+        gap = "—"
+        if "archfit" in means and others:
+            if task == "classification":
+                gap = f"{100 * (means['archfit'] - max(others)):+.1f} points"
+            else:
+                gap = f"{100 * (means['archfit'] / min(others) - 1):+.1f}% RMSE"
+        ratios = []
+        for m in ("realmlp", "tabm"):
+            a, f = on["archfit"], on[m]
+            if a is None or f is None or a["lower_bound"]:
+                ratios.append("—")
+            else:
+                ratios.append(("< " if f["lower_bound"] else "")
+                              + f"{a['seconds'] / f['seconds']:.3f}")
+        kind = "accuracy" if task == "classification" else "RMSE"
+        metric_lines.append(f"| {name} | {kind} | " + " | ".join(row) + f" | {gap} |")
+        time_lines.append(f"| {name} | " + " | ".join(times) + " | " + " | ".join(ratios) + " |")
+    ranks = record.get("mean_rank") or {}
+    metric_lines.append("| mean rank | | " + " | ".join(
+        f"{ranks[m]:.2f}" if ranks.get(m) is not None else "—" for m in models) + " | |")
+    return (["Test metric, mean over seeds (RMSE: lower is better; accuracy: higher); "
+             "mean rank over the (data set, seed) pairs every model finished:", ""]
+            + metric_lines + ["", "Fit seconds, mean over seeds (\"> \": a seed ran out of "
+                              "time, its timeout counted):", ""] + time_lines)
+
+
+def tabular_tables(folder: str = RESULTS) -> str:
+    """docs/tabular.md's generated section (without its markers)."""
+    tabular = _tabular_module()
+    newest: dict[tuple, dict] = {}
+    cli: dict[tuple, dict] = {}
+    for record in records(folder):
+        if _script(record) != "benchmarks/tabular.py":
+            continue
+        machine = _machine(record)
+        if "--cli-diamonds" in record["command"]:
+            cli[machine] = record
+            continue
+        held = {m for cells in record["results"].values() for m, c in cells.items()
+                if _model_on(c)}
+        if record.get("complete") and held >= set(tabular.MODELS):
+            newest[machine] = record
+    lines = []
+    for machine in sorted(set(newest) | set(cli)):
+        model, path = machine
+        lines += ["", f"**{model}, kernel path `{path}`** (2 threads every model)", ""]
+        record = newest.get(machine)
+        if record is not None:
+            lines += [f"{record['seeds']} seeds of 64/16/20 splits, {_source(record)}.", ""]
+            lines += _tabular_table(record, tabular) + [""]
+        run = cli.get(machine)
+        if run is not None:
+            ratios = ", ".join(f"{r['ratio']:.3f}" for r in run["results"].values())
+            lines += [f"`archfit train` on the raw diamonds CSV, test RMSE of log price ÷ "
+                      f"LightGBM's, per seed: {ratios} ({_source(run)}).", ""]
+    return "\n".join(lines)
+
+
+def page_with_tables(text: str, generated: str, page: str = PAGE) -> str:
     """The page's text with the section between the markers replaced."""
     if BEGIN not in text or END not in text:
-        raise ValueError(f"{PAGE} has no markers {BEGIN!r} ... {END!r}")
+        raise ValueError(f"{page} has no markers {BEGIN!r} ... {END!r}")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
     return head + BEGIN + "\n" + generated + "\n" + END + tail
@@ -127,18 +253,20 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when the page's tables differ from the records'")
     args = parser.parse_args(argv)
-    with open(PAGE) as f:
-        text = f.read()
-    new = page_with_tables(text, tables())
-    if args.check:
-        if new != text:
-            print(f"{PAGE}: the tables differ from benchmarks/results/; run "
-                  "python benchmarks/tables.py", file=sys.stderr)
-            return 1
-        return 0
-    with open(PAGE, "w") as f:
-        f.write(new)
-    return 0
+    stale = 0
+    for page, generated in ((PAGE, tables), (TABULAR_PAGE, tabular_tables)):
+        with open(page) as f:
+            text = f.read()
+        new = page_with_tables(text, generated(), page)
+        if args.check:
+            if new != text:
+                print(f"{page}: the tables differ from benchmarks/results/; run "
+                      "python benchmarks/tables.py", file=sys.stderr)
+                stale = 1
+        elif new != text:
+            with open(page, "w") as f:
+                f.write(new)
+    return stale
 
 
 if __name__ == "__main__":

@@ -101,6 +101,34 @@ def test_the_performance_page_shows_the_newest_records(tmp_path):
     with pytest.raises(ValueError, match="no markers"):
         tables.page_with_tables("no markers here", "x")
 
+    # docs/tabular.md: the newest complete run holding every model, per CPU
+    def tabular(name, date, complete, archfit_rmse, models=tables._tabular_module().MODELS):
+        (tmp_path / name).write_text(json.dumps({
+            "date": date, "commit": "0123456789", "command": "python benchmarks/tabular.py",
+            "cpu": {"model": "CPU A", "flags": [], "cores": 2}, "kernel_path": "avx2",
+            "seeds": 2, "complete": complete,
+            "mean_rank": {m: 1.0 + i for i, m in enumerate(models)},
+            "results": {"concrete": {m: {
+                "0": {"metric": archfit_rmse if m == "archfit" else 5.0, "seconds": 2.0},
+                "1": ({"timed_out": 60.0} if m == "tabm" else
+                      {"metric": archfit_rmse if m == "archfit" else 5.0, "seconds": 20.0})}
+                for m in models},
+                "digits": {m: {"0": {"metric": 0.97 if m == "archfit" else 0.98,
+                                     "seconds": 1.0 if m == "archfit" else 10.0}}
+                           for m in models}}}))
+    tabular("t1.json", "2026-01-03T00:00:00", True, 4.0)
+    tabular("t2.json", "2026-01-04T00:00:00", False, 3.0)             # stopped early
+    tabular("t3.json", "2026-01-05T00:00:00", True, 2.0, models=("archfit", "lightgbm"))
+    text = tables.tabular_tables(str(tmp_path))
+    assert "record `t1.json`" in text and "t2.json" not in text and "t3.json" not in text
+    # a timed-out seed is left out of the means; archfit's gap to the best other model
+    assert ("| concrete | RMSE | 4.000 | 5.000 | 5.000 | 5.000 | 5.000 (1 of 2 seeds) | -20.0% "
+            "RMSE |") in text
+    assert "| digits | accuracy | 0.9700 | 0.9800 |" in text and "| -1.0 points |" in text
+    assert "| concrete | 11.0 | 11.0 | 11.0 | 11.0 | > 31.0 | 1.000 | < 0.355 |" in text
+    assert "| digits | 1.0 | 10.0 | 10.0 | 10.0 | 10.0 | 0.100 | 0.100 |" in text
+    assert "| mean rank | | 1.00 | 2.00 | 3.00 | 4.00 | 5.00 | |" in text
+
 
 def test_tabular_writes_one_record_that_grows_with_each_data_set(tmp_path):
     # archfit alone on two bundled tables, one seed: one record, rewritten
