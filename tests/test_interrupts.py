@@ -217,8 +217,11 @@ def test_ctrl_c_before_any_epoch_claims_no_checkpoint(tmp_path):
     command = [sys.executable, "-m", "archfit", "train", "--network", str(data), "--target", "label",
                "--hidden", "1024,1024", "--epochs", "30", "--checkpoint", str(checkpoint),
                "-o", str(model)]
+    # standard output a pipe, block-buffered (PYTHONUNBUFFERED unset): the
+    # command flushes its summary, so it arrives before training ends
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True) as child:
+                          text=True, env=env) as child:
         for line in child.stdout:
             if "FLOPs per sample" in line:     # the summary: training starts next
                 child.send_signal(signal.SIGINT)

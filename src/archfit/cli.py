@@ -59,6 +59,12 @@ def _note(text: str) -> None:
     print(f"archfit: {text}", file=sys.stderr, flush=True)
 
 
+def _say(*parts) -> None:
+    """A line of a command's report, on standard output, flushed: through a
+    pipe (``| tee log``) what training is about to do shows before it ends."""
+    print(*parts, flush=True)
+
+
 def _targets(table, output):
     """(y, n_outputs, classes) for the chosen head, or a clear refusal."""
     from archfit.io import shown
@@ -135,7 +141,7 @@ def _train_tabular(args) -> int:
     y, _, _ = _targets(table, output)
     categorical = [c.strip() for c in args.categorical.split(",") if c.strip()] \
         if args.categorical else []
-    say = (lambda *a: None) if args.quiet else print  # noqa: E731
+    say = (lambda *a: None) if args.quiet else _say  # noqa: E731
     task = "classification" if output == "softmax" else "regression"
     members = args.members
     if members is None:
@@ -216,7 +222,7 @@ def _train_network(args) -> int:
         provenance["impute"] = {"strategy": args.impute, "values": values,
                                 "missing_cells": int(np.isnan(X).sum())}
         X = _fill(X, values)
-    say = (lambda *a: None) if args.quiet else print  # noqa: E731
+    say = (lambda *a: None) if args.quiet else _say  # noqa: E731
     held = f"holding out {len(val)}" if len(val) else "holding out none"
     say(f"training on {len(train)} rows of {args.data}, {held}; target {table.target!r} "
         f"({output}), {len(table.feature_names)} features"
