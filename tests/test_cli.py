@@ -160,7 +160,7 @@ def test_usage_errors_exit_2(args):
 def test_console_script_is_declared():
     from importlib.metadata import entry_points
     scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
-    assert scripts.get("archfit") == "archfit.cli:main"
+    assert scripts.get("archfit") == "archfit.cli:run"
 
 
 # ---- a new user's data: scikit-learn's raw sets, written to CSV at test time -----------------

@@ -1,7 +1,5 @@
 """``python -m archfit``: the command line (see :mod:`archfit.cli`)."""
-import sys
-
-from archfit.cli import main
+from archfit.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

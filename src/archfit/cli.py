@@ -1,19 +1,26 @@
 """The command line: ``archfit demo | train | predict | info | plot``.
 
 Every error is one line on standard error and a non-zero exit status
-(1 for a failed command, 2 for wrong usage), never a traceback. Results go
-to standard output; progress and notes go to standard error, progress only
-when standard error is a terminal unless ``--progress`` asks for it.
+(1 for a failed command, 2 for wrong usage), never a traceback; Ctrl-C ends
+the program as it ends any program (:func:`run`). Results go to standard
+output; progress and notes go to standard error, progress only when standard
+error is a terminal unless ``--progress`` asks for it.
 """
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
 import os
+import signal
 import sys
 import warnings
 
 import numpy as np
+
+# What main returns after Ctrl-C: the status a shell reports for a program
+# that SIGINT ended (128 + 2).
+INTERRUPTED = 130
 
 # A classification target is refused when more than this share of its classes
 # have a single row: such a column (a date, an identifier, a measurement) is
@@ -766,6 +773,7 @@ def _os_error(exc: OSError) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status (:data:`INTERRUPTED` after Ctrl-C)."""
     args = parser().parse_args(argv)
     try:
         return args.run(args)
@@ -776,10 +784,47 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         print("archfit: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
+    except RuntimeError as exc:
+        # Python 3.11 wraps what a class body's __set_name__ raises (a Ctrl-C
+        # while a lazy import makes a dataclass) in a RuntimeError
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            print("archfit: interrupted", file=sys.stderr)
+            return INTERRUPTED
+        raise
     except OSError as exc:
         print(f"archfit: error: {_os_error(exc)}", file=sys.stderr)
         return 1
     except (ValueError, TypeError, ImportError, FloatingPointError) as exc:
         print(f"archfit: error: {exc}", file=sys.stderr)
         return 1
+
+
+def run() -> None:
+    """The program ``archfit`` (and ``python -m archfit``): :func:`main` on
+    the command line's arguments, then its exit status.
+
+    After Ctrl-C the process ends killed by SIGINT, as Python ends a program
+    whose KeyboardInterrupt went unhandled, once the exit handlers have run:
+    a shell reports status 130 and, unlike for a plain ``exit(130)``, stops
+    the script or loop that ran the command. Python itself ends so whenever
+    the signal came while an ``exec`` of a string ran (a dataclass being
+    made, say), so a plain exit would give one or the other by chance.
+    Where there is no such signal (Windows) the status is 130.
+    """
+    status = main()
+    if status == INTERRUPTED and os.name == "posix":
+        _end_by_sigint()
+    sys.exit(status)
+
+
+def _end_by_sigint() -> None:
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+    # reached only if SIGINT is blocked: the status a shell would show
