@@ -102,18 +102,19 @@ def test_the_performance_page_shows_the_newest_records(tmp_path):
         tables.page_with_tables("no markers here", "x")
 
     # docs/tabular.md: the newest complete run holding every model, per CPU
-    def tabular(name, date, complete, archfit_rmse, models=tables._tabular_module().MODELS):
+    def tabular(name, date, complete, archfit_rmse, models=tables._tabular_module().MODELS,
+                sets=("concrete", "digits")):
         (tmp_path / name).write_text(json.dumps({
             "date": date, "commit": "0123456789", "command": "python benchmarks/tabular.py",
             "cpu": {"model": "CPU A", "flags": [], "cores": 2}, "kernel_path": "avx2",
             "seeds": 2, "complete": complete,
             "mean_rank": {m: 1.0 + i for i, m in enumerate(models)},
-            "results": {"concrete": {m: {
+            "results": {sets[0]: {m: {
                 "0": {"metric": archfit_rmse if m == "archfit" else 5.0, "seconds": 2.0},
                 "1": ({"timed_out": 60.0} if m == "tabm" else
                       {"metric": archfit_rmse if m == "archfit" else 5.0, "seconds": 20.0})}
                 for m in models},
-                "digits": {m: {"0": {"metric": 0.97 if m == "archfit" else 0.98,
+                sets[1]: {m: {"0": {"metric": 0.97 if m == "archfit" else 0.98,
                                      "seconds": 1.0 if m == "archfit" else 10.0}}
                            for m in models}}}))
     tabular("t1.json", "2026-01-03T00:00:00", True, 4.0)
@@ -128,6 +129,16 @@ def test_the_performance_page_shows_the_newest_records(tmp_path):
     assert "| concrete | 11.0 | 11.0 | 11.0 | 11.0 | > 31.0 | 1.000 | < 0.355 |" in text
     assert "| digits | 1.0 | 10.0 | 10.0 | 10.0 | 10.0 | 0.100 | 0.100 |" in text
     assert "| mean rank | | 1.00 | 2.00 | 3.00 | 4.00 | 5.00 | |" in text
+    assert "Held out" not in text
+    # a run on the held-out tables: its own table, whichever models it ran,
+    # and never in place of the development tables
+    tabular("t4.json", "2026-01-06T00:00:00", True, 0.25, models=("archfit", "lightgbm"),
+            sets=("sacramento", "hpc"))
+    text = tables.tabular_tables(str(tmp_path))
+    assert "record `t1.json`" in text and "record `t4.json`" in text
+    assert text.index("t1.json") < text.index("Held out") < text.index("t4.json")
+    assert "| sacramento | RMSE | 0.250 | — | 5.000 | — | — | -95.0% RMSE |" in text
+    assert "| hpc | accuracy | 0.9700 | — | 0.9800 | — | — | -1.0 points |" in text
 
 
 def test_tabular_writes_one_record_that_grows_with_each_data_set(tmp_path):
