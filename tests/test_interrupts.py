@@ -290,3 +290,35 @@ def test_the_command_line_ends_the_same_way_wherever_ctrl_c_lands(tmp_path, wher
     assert result.returncode == -signal.SIGINT, result.stderr
     assert result.stdout == "training\nexit handlers ran\n"
     assert result.stderr == "archfit: interrupted\n"
+
+
+def test_a_fit_makes_no_code_on_the_way():
+    # (af.fit and af.fit_tabular, each the first in its process)
+    # a Ctrl-C is a KeyboardInterrupt wherever it lands in a fit only if the
+    # fit execs no string (a dataclass being made, as a lazy import may):
+    # there Python 3.11 turns it into a RuntimeError, and under -m ends the
+    # process by SIGINT even when the program handled it. (NumPy's own lazy
+    # imports, numpy.ma's by np.unique, make none.)
+    code = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import archfit as af
+        X = np.random.default_rng(0).normal(size=(256, 8))
+        y = (X[:, 0] > 0).astype(int)
+        model = af.Model(af.Architecture(8, [af.Dense(16, "relu"), af.Dense(2)], "softmax"))
+        made = []
+        def watch(event, args):
+            # an exec of a string (dataclasses, namedtuples), or an archfit module
+            name = getattr(args[0], "co_filename", "") if event == "exec" else ""
+            if name == "<string>" or "archfit" in name:
+                made.append(name)
+        sys.addaudithook(watch)
+        af.fit(model, X, y, af.Hyperparameters(epochs=2, batch_size=32))
+        af.fit_tabular({"x": X[:, 0], "kind": np.where(X[:, 1] > 0, "a", "b")}, y,
+                       n_members=2)
+        print(len(made), made[:5])
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("0 "), result.stdout

@@ -26,6 +26,12 @@ import os
 import threading
 import time
 
+# Imported with archfit, not in a fit's first steps: its module makes
+# dataclasses by exec, and a Ctrl-C landing there would surface as a
+# RuntimeError (Python 3.11 wraps what __set_name__ raises), and under
+# `python -m` mark the process as killed by Ctrl-C however it was handled.
+from threadpoolctl import ThreadpoolController
+
 _lock = threading.Lock()
 _blas = None
 _counters = None
@@ -55,7 +61,6 @@ def _blas_controller():
     if _blas is None:
         with _lock:
             if _blas is None:
-                from threadpoolctl import ThreadpoolController
                 _blas = ThreadpoolController().select(user_api="blas")
     return _blas
 

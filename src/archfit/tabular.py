@@ -36,6 +36,7 @@ from archfit.ensemble import Ensemble, log_targets
 from archfit.ensemble_selection import bagged
 from archfit.folds import validation_split
 from archfit.hyperparameters import PRECISIONS, Hyperparameters
+from archfit.io import looks_categorical
 from archfit.layers import Dense, Embedding, OneHot, PiecewiseLinear
 from archfit.model import Model
 from archfit.preprocessing import Preprocessing
@@ -268,7 +269,6 @@ class _Data:
 
 def _looks_categorical(y: np.ndarray) -> bool:
     """io.looks_categorical's rule; cells of other kinds (dates) as objects."""
-    from archfit.io import looks_categorical
     return looks_categorical(y if y.dtype.kind in "biufUSO" else y.astype(object))
 
 
